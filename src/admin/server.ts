@@ -1,0 +1,54 @@
+/**
+ * The admin listener: /healthz (the process serves), /readyz (a policy is loaded),
+ * /version (build and policy revision).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Pdp } from '../pdp/types.ts';
+import { splitHostPort } from '../config/load.ts';
+
+/** Options of createAdmin. */
+export interface AdminOptions {
+  readonly listen: string;
+  readonly pdp: Pdp;
+  readonly version: string;
+}
+
+/** The running admin listener. */
+export interface Admin {
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+/** Creates the admin listener. */
+export function createAdmin(options: AdminOptions): Admin {
+  const json = (status: number, body: unknown): { status: number; body: string } => ({ status, body: JSON.stringify(body) });
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const info = options.pdp.info();
+    let out: { status: number; body: string };
+    if (req.method !== 'GET' && req.method !== 'HEAD') out = json(405, { error: 'method not allowed' });
+    else if (path === '/healthz') out = json(200, { status: 'ok' });
+    else if (path === '/readyz') out = info ? json(200, { status: 'ready', revision: info.revision }) : json(503, { status: 'no policy loaded' });
+    else if (path === '/version') out = json(200, { version: options.version, policy: info ?? null });
+    else out = json(404, { error: `no admin endpoint ${path}` });
+    res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });
+    res.end(req.method === 'HEAD' ? undefined : out.body);
+  });
+  const { host, port } = splitHostPort(options.listen);
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

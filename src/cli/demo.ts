@@ -1,0 +1,97 @@
+/**
+ * `tollgate run --demo`: the sidecar on its embedded defaults, plus a local demo
+ * tool server standing in for the demo destinations of the default policy data,
+ * and a few agent calls sent through the proxy so a first-time user sees it decide.
+ */
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.ts';
+
+/** Destinations of the default policy data that the demo tool server stands in for. */
+const DEMO_HOSTS = ['payments.internal', 'hr.internal', 'orders.internal', 'loans.internal', 'mcp.internal'];
+
+interface Sample {
+  readonly what: string;
+  readonly method: string;
+  readonly url: string;
+  readonly body?: unknown;
+}
+
+const SAMPLES: Sample[] = [
+  { what: 'support-bot reads a refund', method: 'GET', url: 'http://payments.internal/v1/refunds/r-1001' },
+  { what: 'support-bot issues a $120 refund', method: 'POST', url: 'http://payments.internal/v1/refunds', body: { order: 'o-77', amount: 120 } },
+  { what: 'support-bot issues a $900 refund', method: 'POST', url: 'http://payments.internal/v1/refunds', body: { order: 'o-78', amount: 900 } },
+  { what: 'support-bot reads HR records', method: 'GET', url: 'http://hr.internal/v1/employees' },
+  {
+    what: 'support-bot calls MCP tool delete_customer',
+    method: 'POST',
+    url: 'http://mcp.internal/mcp',
+    body: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'delete_customer', arguments: { id: 'c-1' } } },
+  },
+];
+
+function call(proxy: AddressInfo, sample: Sample): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = sample.body === undefined ? undefined : JSON.stringify(sample.body);
+    const req = httpRequest(
+      {
+        host: proxy.address,
+        port: proxy.port,
+        method: sample.method,
+        path: sample.url,
+        headers: { host: new URL(sample.url).host, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function summary(status: number, body: string): string {
+  try {
+    const doc = JSON.parse(body) as { reasons?: string[]; error?: { message?: string } };
+    if (doc.reasons) return `deny: ${doc.reasons.join('; ')}`;
+    if (doc.error?.message) return `deny: ${doc.error.message}`;
+  } catch {
+    // not JSON: fall through
+  }
+  return status < 400 ? `allow: tool answered ${body.slice(0, 60)}` : `HTTP ${status}`;
+}
+
+/** The demo: prepare() before the sidecar starts, run() once it listens. */
+export const runDemo = {
+  async prepare(config: Config, reparse: (doc: unknown) => Config) {
+    const server: Server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const body = JSON.stringify({ tool: req.headers.host, method: req.method, path: req.url, ok: true });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const doc = structuredClone(config) as Record<string, any>;
+    if (doc.agent.id === '') doc.agent = { ...doc.agent, id: 'support-bot', role: 'support' };
+    for (const host of DEMO_HOSTS) doc.proxy.resolve[`${host}:80`] ??= `127.0.0.1:${port}`;
+    return {
+      config: reparse(doc),
+      async run(proxy: AddressInfo, print: (line: string) => void) {
+        print(`demo: tool server on 127.0.0.1:${port} stands in for ${DEMO_HOSTS.join(', ')}; agent ${doc.agent.id}`);
+        for (const sample of SAMPLES) {
+          const { status, body } = await call(proxy, sample);
+          print(`  ${status}  ${sample.what.padEnd(44)} ${summary(status, body)}`);
+        }
+        print(`try: curl -x http://${proxy.address}:${proxy.port} -H 'content-type: application/json' -d '{"amount": 501}' http://payments.internal/v1/refunds`);
+        print('stop with Ctrl-C');
+      },
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  },
+};

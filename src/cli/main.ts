@@ -1,0 +1,152 @@
+/**
+ * The command line: the only module that reads process.argv / process.env and
+ * calls process.exit. Commands: run, check, config validate|schema, version.
+ */
+import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import pino from 'pino';
+import { loadConfig, parseConfig } from '../config/load.ts';
+import { configJsonSchema, type Config } from '../config/schema.ts';
+import { TollgateError } from '../errors.ts';
+import { createPdp, startSidecar } from '../sidecar.ts';
+import { VERSION } from '../version.ts';
+import { runDemo } from './demo.ts';
+
+const HELP: Record<string, string> = {
+  main: `tollgate — policy enforcement sidecar for AI agent egress
+
+Usage: tollgate <command> [options]
+
+Commands:
+  run                 run the sidecar (proxy 127.0.0.1:15001, admin 127.0.0.1:15000)
+  check               evaluate one policy input and print the decision (exit 0 allow, 2 deny, 1 error)
+  config validate F   validate a tollgate.yaml and print problems
+  config schema       print the configuration JSON Schema
+  version             print the version
+
+Run "tollgate <command> --help" for a command's options.
+Environment overrides: TOLLGATE_CONFIG, TOLLGATE_PROXY_LISTEN, TOLLGATE_ADMIN_LISTEN,
+TOLLGATE_LOG_LEVEL, TOLLGATE_AGENT_ID, TOLLGATE_AGENT_ROLE, TOLLGATE_BUNDLE.
+`,
+  run: `Usage: tollgate run [--config tollgate.yaml] [--demo]
+
+  -c, --config F   configuration file (default: $TOLLGATE_CONFIG, else embedded defaults)
+      --demo       also start a local demo tool server behind the demo destinations
+                   (payments.internal, hr.internal, ...) and send sample agent calls
+                   through the proxy, printing each decision
+`,
+  check: `Usage: tollgate check --input input.json [--config tollgate.yaml]
+
+Evaluates one policy input document against the configured policy (the embedded
+default bundle unless the config names another) and prints the decision as JSON.
+Exit status: 0 allow, 2 deny, 1 error.
+
+  -i, --input F    the policy input (JSON); "-" reads standard input
+  -c, --config F   configuration file
+`,
+  config: `Usage: tollgate config validate <file> | tollgate config schema`,
+  version: 'Usage: tollgate version',
+};
+
+function fail(message: string): never {
+  process.stderr.write(`tollgate: ${message}\n`);
+  process.exit(1);
+}
+
+async function readInput(path: string): Promise<unknown> {
+  const text = path === '-' ? await new Promise<string>((resolve, reject) => {
+    let data = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (c: string) => (data += c));
+    process.stdin.on('end', () => resolve(data));
+    process.stdin.on('error', reject);
+  }) : await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${path} (${err.code ?? err.message})`));
+  try {
+    return JSON.parse(text);
+  } catch {
+    return fail(`${path} is not valid JSON`);
+  }
+}
+
+async function config(path: string | undefined): Promise<Config> {
+  return loadConfig(path ?? process.env.TOLLGATE_CONFIG, process.env);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP.main!);
+    return;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const help = HELP[command];
+    if (help === undefined) fail(`unknown command "${command}"; see tollgate --help`);
+    process.stdout.write(`${help}\n`);
+    return;
+  }
+  switch (command) {
+    case 'version':
+      process.stdout.write(`tollgate ${VERSION} (node ${process.version})\n`);
+      return;
+    case 'config': {
+      const [sub, file] = rest;
+      if (sub === 'schema') {
+        process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+        return;
+      }
+      if (sub === 'validate' && file !== undefined) {
+        await loadConfig(file, {});
+        process.stdout.write(`${file}: valid\n`);
+        return;
+      }
+      fail('usage: tollgate config validate <file> | tollgate config schema');
+      return;
+    }
+    case 'check': {
+      const { values } = parseArgs({ args: rest, options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } } });
+      if (values.input === undefined) fail('check needs --input <file>');
+      const cfg = await config(values.config);
+      const input = await readInput(values.input);
+      if (typeof input !== 'object' || input === null || Array.isArray(input)) fail(`${values.input}: the policy input must be a JSON object`);
+      const pdp = await createPdp(cfg);
+      const decision = await pdp.decide(input as never, crypto.randomUUID());
+      process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: cfg.pdp.decisionPath, result: decision.result }, null, 2)}\n`);
+      process.exitCode = decision.allowed ? 0 : 2;
+      return;
+    }
+    case 'run': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, demo: { type: 'boolean', default: false } } });
+      let cfg = await config(values.config);
+      const demo = values.demo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
+      if (demo) cfg = demo.config;
+      const logger = pino({ level: cfg.logLevel, base: { service: 'tollgate' }, redact: ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie', 'res.headers["set-cookie"]'] });
+      const sidecar = await startSidecar(cfg, logger);
+      const info = sidecar.pdp.info();
+      logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');
+      process.stdout.write(
+        `tollgate ${VERSION} listening: proxy http://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
+      );
+      let closing = false;
+      const shutdown = (signal: string): void => {
+        if (closing) return;
+        closing = true;
+        logger.info({ signal }, 'tollgate stopping');
+        Promise.all([sidecar.close(), demo?.close()]).then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      if (demo) await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`));
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"; see tollgate --help`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof TollgateError) fail(`${err.code}: ${err.message}`);
+  fail(err instanceof Error ? err.stack ?? err.message : String(err));
+});

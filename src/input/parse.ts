@@ -1,0 +1,85 @@
+/**
+ * The parsing rules opa-envoy-plugin applies to a CheckRequest (parsed_path,
+ * parsed_query, parsed_body), reimplemented so a policy sees the same values.
+ * Go's url.PathUnescape / url.ParseQuery semantics are followed, including their errors.
+ */
+import { TollgateError } from '../errors.ts';
+
+const decoder = new TextDecoder('utf-8');
+
+function percentDecode(text: string, plusIsSpace: boolean, what: string): string {
+  if (!text.includes('%') && !(plusIsSpace && text.includes('+'))) return text;
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '%') {
+      const hex = text.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
+        throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid percent-encoding in ${what}: ${JSON.stringify(text.slice(i, i + 3))}`);
+      }
+      bytes.push(Number.parseInt(hex, 16));
+      i += 2;
+    } else if (plusIsSpace && ch === '+') {
+      bytes.push(0x20);
+    } else {
+      for (const b of Buffer.from(ch, 'utf8')) bytes.push(b);
+    }
+  }
+  return decoder.decode(Uint8Array.from(bytes));
+}
+
+/** parsed_path: the decoded path, leading slashes trimmed, split on "/". */
+export function parsePath(path: string): string[] {
+  const q = path.indexOf('?');
+  const rawPath = q === -1 ? path : path.slice(0, q);
+  return percentDecode(rawPath, false, 'path').replace(/^\/+/, '').split('/');
+}
+
+/** Go's url.ParseQuery: key → list of values; a ";" separator is an error. */
+export function parseQuery(rawQuery: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  if (rawQuery === '') return out;
+  for (const part of rawQuery.split('&')) {
+    if (part === '') continue;
+    if (part.includes(';')) throw new TollgateError('TG_ERR_BAD_REQUEST', 'invalid semicolon separator in query');
+    const eq = part.indexOf('=');
+    const key = percentDecode(eq === -1 ? part : part.slice(0, eq), true, 'query');
+    const value = eq === -1 ? '' : percentDecode(part.slice(eq + 1), true, 'query');
+    (out[key] ??= []).push(value);
+  }
+  return out;
+}
+
+/** parsed_query of a path with an optional "?query". */
+export function parsePathQuery(path: string): Record<string, string[]> {
+  const q = path.indexOf('?');
+  return parseQuery(q === -1 ? '' : path.slice(q + 1));
+}
+
+/**
+ * parsed_body as opa-envoy-plugin computes it from the content-type: JSON, form, or
+ * null. Returns truncated when the body is known to be partial. Throws
+ * TG_ERR_BAD_REQUEST when a JSON or form body does not parse (opa-envoy-plugin errors too).
+ */
+export function parseBody(headers: Record<string, string>, body: string, truncated: boolean): { parsed: unknown; truncated: boolean } {
+  if (truncated || headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true };
+  const contentType = headers['content-type'];
+  if (contentType === undefined || body === '') return { parsed: null, truncated: false };
+  const isJson = contentType.includes('application/json');
+  const isForm = !isJson && contentType.includes('application/x-www-form-urlencoded');
+  if (!isJson && !isForm) return { parsed: null, truncated: false };
+  const declared = headers['content-length'];
+  if (declared !== undefined) {
+    const cl = Number(declared);
+    if (!Number.isInteger(cl)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
+    if (cl !== -1 && cl > Buffer.byteLength(body, 'utf8')) return { parsed: null, truncated: true };
+  }
+  if (isJson) {
+    try {
+      return { parsed: JSON.parse(body), truncated: false };
+    } catch (cause) {
+      throw new TollgateError('TG_ERR_BAD_REQUEST', `request body is not valid JSON although content-type is ${contentType}`, { cause });
+    }
+  }
+  return { parsed: parseQuery(body), truncated: false };
+}

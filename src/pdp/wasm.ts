@@ -1,0 +1,98 @@
+/**
+ * The in-process PDP: an OPA policy compiled to WebAssembly, evaluated with
+ * @open-policy-agent/opa-wasm. That library throws strings and objects; every
+ * throw is converted to a TollgateError here. Evaluation is synchronous and fast
+ * (microseconds); an evaluation that overruns the deadline is discarded and the
+ * failure mode applies, since a running WASM call cannot be preempted on the main thread.
+ */
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { TollgateError, wrapError } from '../errors.ts';
+import type { Bundle } from '../bundle/load.ts';
+import type { PolicyInput } from '../input/build.ts';
+import { decisionFromResult } from './result.ts';
+import type { Decision, Pdp, PolicyInfo } from './types.ts';
+
+/** Options of createWasmPdp. */
+export interface WasmPdpOptions {
+  readonly bundle: Bundle;
+  readonly decisionPath: string;
+  /** Data merged over the bundle's data.json. */
+  readonly data?: Readonly<Record<string, unknown>>;
+  readonly timeoutMs: number;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep merge: objects merge key by key, anything else replaces. */
+export function mergeData(base: Record<string, unknown>, overlay: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overlay)) {
+    const prior = out[key];
+    out[key] = isObject(prior) && isObject(value) ? mergeData(prior, value) : value;
+  }
+  return out;
+}
+
+/** Instantiates a bundle's policy.wasm, checking the decision path is one of its entrypoints. */
+export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}): Promise<LoadedPolicy> {
+  let policy: LoadedPolicy;
+  try {
+    policy = await loadPolicy(bundle.wasm);
+  } catch (cause) {
+    throw wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: policy.wasm does not instantiate`, cause);
+  }
+  const entrypoints = Object.keys((policy.entrypoints ?? {}) as Record<string, number>);
+  if (!entrypoints.includes(decisionPath)) {
+    throw new TollgateError(
+      'TG_ERR_BUNDLE_INVALID',
+      `${bundle.source}: decision path "${decisionPath}" is not an entrypoint of policy.wasm (entrypoints: ${entrypoints.join(', ') || 'none'}); build with opa build -t wasm -e ${decisionPath}`,
+    );
+  }
+  try {
+    policy.setData(mergeData(bundle.data, data));
+  } catch (cause) {
+    throw wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: data could not be loaded into the policy`, cause);
+  }
+  return policy;
+}
+
+/** Creates the WASM PDP over a loaded bundle. */
+export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
+  const policy = await instantiate(options.bundle, options.decisionPath, options.data);
+  const info: PolicyInfo = { kind: 'wasm', decisionPath: options.decisionPath, revision: options.bundle.manifest.revision };
+  const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
+
+  function decideSync(input: PolicyInput, decisionId: string): Decision {
+    const started = process.hrtime.bigint();
+    let resultSet: unknown;
+    try {
+      resultSet = policy.evaluate(input, options.decisionPath);
+    } catch (cause) {
+      throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${options.decisionPath}`, cause);
+    }
+    const elapsed = process.hrtime.bigint() - started;
+    if (elapsed > deadlineNanos) {
+      throw new TollgateError('TG_ERR_PDP_TIMEOUT', `evaluating ${options.decisionPath} took ${Number(elapsed / 1000n) / 1000} ms, over the ${options.timeoutMs} ms deadline`);
+    }
+    if (!Array.isArray(resultSet) || resultSet.length === 0) {
+      throw new TollgateError('TG_ERR_POLICY_UNDEFINED', `${options.decisionPath} is undefined for this input`);
+    }
+    if (resultSet.length > 1) throw new TollgateError('TG_ERR_POLICY_RESULT', `${options.decisionPath} produced multiple results`);
+    const result = (resultSet[0] as { result?: unknown }).result;
+    return decisionFromResult(result, { decisionId, revision: info.revision, evalNanos: Number(elapsed) });
+  }
+
+  return {
+    decide(input, decisionId) {
+      try {
+        return Promise.resolve(decideSync(input, decisionId));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+    info: () => info,
+    close: () => Promise.resolve(),
+  };
+}

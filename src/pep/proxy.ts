@@ -1,0 +1,252 @@
+/**
+ * The outbound listener (the PEP): accepts explicit-proxy (absolute-form) and
+ * origin-form requests, normalises them, asks the PDP, then denies with a reason
+ * or forwards exactly what was decided on and streams the answer back.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { Readable, type Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { TollgateError, wrapError } from '../errors.ts';
+import type { Config } from '../config/schema.ts';
+import { normalizeRequest, type CanonicalRequest } from '../http/normalize.ts';
+import { stripHopByHopResponse } from '../http/hop-by-hop.ts';
+import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
+import type { Decision, Pdp } from '../pdp/types.ts';
+import { denyReply, errorReply, failureReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
+import { failureMode } from '../enforce/failure-mode.ts';
+import { applyQueryChanges } from '../enforce/mutate.ts';
+import type { Upstreams } from '../upstream/pool.ts';
+import { bufferBody, forwardBody, type BodyHead } from './body.ts';
+import { verifyAgentToken } from './identity.ts';
+
+/** Options of createProxy. */
+export interface ProxyOptions {
+  readonly config: Config;
+  readonly pdp: Pdp;
+  readonly upstreams: Upstreams;
+  readonly logger: Logger;
+}
+
+/** The running outbound listener. */
+export interface Proxy {
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, reply: LocalReply, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of reply.headers) {
+    const prior = headers[name];
+    headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+  }
+  headers['content-length'] = String(Buffer.byteLength(reply.body));
+  if (close) headers.connection = 'close';
+  res.writeHead(reply.status, headers);
+  res.end(reply.body);
+}
+
+function rawSocketReply(socket: Duplex, status: number, text: string, body: Record<string, unknown>): void {
+  const payload = JSON.stringify(body);
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`,
+    );
+  } else {
+    socket.destroy();
+  }
+}
+
+/** Upstream error → 502 / 504 (one mapping). */
+function upstreamError(err: unknown): TollgateError {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return wrapError('TG_ERR_UPSTREAM_TIMEOUT', 'upstream timed out', err);
+  }
+  return wrapError('TG_ERR_UPSTREAM', 'upstream request failed', err);
+}
+
+/** Creates the outbound listener. */
+export function createProxy(options: ProxyOptions): Proxy {
+  const { config, pdp, upstreams } = options;
+  const log = options.logger.child({ component: 'proxy' });
+  const [listenHost, listenPort] = [config.proxy.listen.slice(0, config.proxy.listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'), Number(config.proxy.listen.slice(config.proxy.listen.lastIndexOf(':') + 1))];
+  const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
+  const tokenHeader = config.agent.token?.header.toLowerCase();
+  const sockets = new Set<Socket>();
+
+  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string): Promise<{ decision?: Decision; failure?: LocalReply }> {
+    try {
+      return { decision: await pdp.decide(input, decisionId) };
+    } catch (err) {
+      const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
+      const mode = failureMode(config.pdp, request.host);
+      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode }, 'no policy decision');
+      switch (mode) {
+        case 'allow':
+          return {};
+        case 'deny':
+          return { failure: failureReply(error, decisionId, 403) };
+        default:
+          return mode satisfies never;
+      }
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const socket = req.socket;
+    const requestId = randomUUID();
+    let request: CanonicalRequest;
+    try {
+      request = normalizeRequest({
+        id: requestId,
+        method: req.method ?? 'GET',
+        target: req.url ?? '',
+        rawHeaders: req.rawHeaders,
+        httpVersion: req.httpVersion,
+        scheme: 'http',
+        source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+        destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+      });
+    } catch (err) {
+      send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err)), true);
+      return;
+    }
+
+    let agent = configuredAgent;
+    if (tokenHeader !== undefined) {
+      const token = request.headers[tokenHeader];
+      if (token !== undefined) {
+        delete (request.headers as Record<string, string>)[tokenHeader];
+        try {
+          agent = verifyAgentToken(token, config.agent.token!.secret);
+        } catch (err) {
+          send(res, errorReply(wrapError('TG_ERR_IDENTITY', 'agent identity', err)), true);
+          return;
+        }
+      }
+    }
+
+    let head: BodyHead;
+    try {
+      head = await bufferBody(req, config.proxy.maxRequestBytes);
+    } catch (err) {
+      log.debug({ err }, 'request body could not be read');
+      res.destroy();
+      return;
+    }
+
+    const decisionId = randomUUID();
+    let input: PolicyInput;
+    try {
+      input = buildInput(request, { bytes: head.bytes, truncated: head.truncated }, agent);
+    } catch (err) {
+      send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), decisionId), true);
+      return;
+    }
+
+    const { decision, failure } = await decide(input, request, decisionId);
+    if (failure !== undefined) {
+      send(res, failure, head.truncated);
+      return;
+    }
+    if (decision !== undefined && !decision.allowed) {
+      send(res, denyReply(decision, config.proxy.denyStatus, input.mcp), head.truncated);
+      return;
+    }
+    forward(req, res, request, head, decision, decisionId);
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string): void {
+    const headers: Record<string, string> = { ...request.headers };
+    if (decision !== undefined) {
+      for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
+      // OkHttpResponse.headers: append defaults to false, so a policy header overrides.
+      for (const [name, value] of decision.headers) headers[name.toLowerCase()] = value;
+    }
+    const path = decision === undefined ? request.path : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
+    const hasBody = head.truncated || head.bytes.length > 0;
+    const body = head.truncated ? Readable.from(forwardBody(head, req), { objectMode: false }) : hasBody ? head.bytes : null;
+    if (!head.truncated && hasBody) headers['content-length'] = String(head.bytes.length);
+
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const pool = upstreams.pool(request.scheme, request.host, request.port);
+    pool
+      .stream(
+        { path, method: request.method, headers, body, signal: abort.signal, opaque: res },
+        ({ statusCode, headers: upstreamHeaders }) => {
+          const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
+          if (decision !== undefined) {
+            for (const [name, value] of decision.responseHeadersToAdd) {
+              const key = name.toLowerCase();
+              const prior = out[key];
+              out[key] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+            }
+          }
+          out[DECISION_ID_HEADER] = decisionId;
+          res.writeHead(statusCode, out);
+          // Send the head now: an SSE client must see the response start before any event.
+          res.flushHeaders();
+          return res;
+        },
+      )
+      .catch((err: unknown) => {
+        if (abort.signal.aborted) return;
+        const error = upstreamError(err);
+        log.debug({ err: error, host: request.host }, 'upstream failed');
+        send(res, errorReply(error, decisionId), true);
+      });
+  }
+
+  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err }, 'unexpected error while handling a request');
+      send(res, errorReply(wrapError('TG_ERR_UPSTREAM', 'internal error', err)), true);
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const error = new TollgateError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', `malformed request: ${err.code ?? err.message}`);
+    log.debug({ code: err.code }, 'malformed request rejected');
+    rawSocketReply(socket, error.status, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', { error: { code: error.code, message: error.message } });
+  });
+  // CONNECT tunnels and protocol upgrades are not relayed by this listener: refuse
+  // them explicitly rather than let any byte through without a decision.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' } });
+  });
+  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' } });
+  });
+
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listenPort, listenHost, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        for (const socket of sockets) socket.destroy();
+      });
+    },
+  };
+}
