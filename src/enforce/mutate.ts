@@ -13,11 +13,12 @@ export function applyQueryChanges(path: string, toSet: readonly HeaderPair[], to
   for (const name of toRemove) params.delete(name);
   const setNames = new Set<string>();
   for (const [name, value] of toSet) {
-    if (!setNames.has(name)) {
-      params.delete(name);
+    // The first value replaces in place (URLSearchParams.set keeps the position); more values append.
+    if (setNames.has(name)) params.append(name, value);
+    else {
+      params.set(name, value);
       setNames.add(name);
     }
-    params.append(name, value);
   }
   const query = params.toString();
   return query === '' ? base : `${base}?${query}`;

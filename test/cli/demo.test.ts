@@ -1,0 +1,32 @@
+// README command 1 (`npm start` = `tollgate run --demo`): the sidecar on its embedded
+// defaults shows both outcomes with reasons, then keeps serving until stopped.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { CLI } from '../helpers/processes.ts';
+
+t.test('the demo starts on the embedded defaults and shows allow and deny decisions', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'run', '--demo'], {
+    env: { ...process.env, TOLLGATE_PROXY_LISTEN: '127.0.0.1:0', TOLLGATE_ADMIN_LISTEN: '127.0.0.1:0', TOLLGATE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('stop with Ctrl-C')) resolve();
+    });
+    void exited.then((code) => reject(new Error(`demo exited with ${code}:\n${out}`)));
+  });
+  t.match(out, /listening: proxy http:\/\/127\.0\.0\.1:\d+/);
+  t.match(out, /200\s+support-bot issues a \$120 refund\s+allow/);
+  t.match(out, /403\s+support-bot issues a \$900 refund\s+deny: .*900/);
+  t.match(out, /403\s+support-bot reads HR records\s+deny: .*hr\.internal/);
+  t.match(out, /200\s+support-bot calls MCP tool delete_customer\s+deny: .*delete_customer/);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'stops cleanly on SIGTERM');
+});

@@ -1,0 +1,140 @@
+import t from 'tap';
+import { buildInput } from '../../src/input/build.ts';
+import { normalizeRequest } from '../../src/http/normalize.ts';
+import { parseBody, parsePath, parseQuery } from '../../src/input/parse.ts';
+import { extractMcp, mcpRequestIds } from '../../src/input/mcp.ts';
+import { TollgateError } from '../../src/errors.ts';
+
+const agent = { id: 'support-bot', role: 'support', labels: { team: 'care' } };
+
+function request(target: string, headers: string[], method = 'POST') {
+  return normalizeRequest({
+    id: 'req-1',
+    method,
+    target,
+    rawHeaders: headers,
+    httpVersion: '1.1',
+    scheme: 'http',
+    source: { address: '127.0.0.1', port: 40000 },
+    destination: { address: '127.0.0.1', port: 15001 },
+  });
+}
+
+// The document opa-envoy-plugin builds (envoyauth/request.go + protomap.go) for the
+// CheckRequest Envoy would send for this HTTP request: protobuf JSON field names,
+// populated fields only, int64 as numbers, Timestamp as {seconds, nanos}.
+t.test('builds exactly the opa-envoy-plugin input document for an HTTP request', async (t) => {
+  const body = '{"amount": 120, "order": "o-1"}';
+  const req = request('http://payments.internal/v1/refunds/../refunds?x=1&x=2&y=a+b', [
+    'Host', 'payments.internal', 'Content-Type', 'application/json', 'Content-Length', String(body.length), 'X-Trace', 't',
+  ]);
+  const input = buildInput(req, { bytes: Buffer.from(body), truncated: false }, agent, 1_700_000_000_250);
+  t.same(input, {
+    attributes: {
+      source: { address: { socketAddress: { address: '127.0.0.1', portValue: 40000 } } },
+      destination: { address: { socketAddress: { address: '127.0.0.1', portValue: 15001 } } },
+      request: {
+        time: { seconds: 1_700_000_000, nanos: 250_000_000 },
+        http: {
+          id: 'req-1',
+          method: 'POST',
+          headers: {
+            ':authority': 'payments.internal',
+            ':method': 'POST',
+            ':path': '/v1/refunds?x=1&x=2&y=a+b',
+            ':scheme': 'http',
+            'content-type': 'application/json',
+            'content-length': String(body.length),
+            'x-trace': 't',
+          },
+          path: '/v1/refunds?x=1&x=2&y=a+b',
+          host: 'payments.internal',
+          scheme: 'http',
+          protocol: 'HTTP/1.1',
+          body,
+        },
+      },
+    },
+    parsed_path: ['v1', 'refunds'],
+    parsed_query: { x: ['1', '2'], y: ['a b'] },
+    parsed_body: { amount: 120, order: 'o-1' },
+    truncated_body: false,
+    version: { ext_authz: 'v3', encoding: 'protojson' },
+    agent,
+  });
+  // Field types as opa-envoy-plugin produces them.
+  t.type(input.attributes.source.address.socketAddress.portValue, 'number');
+  t.type(input.attributes.request.time.seconds, 'number');
+  t.notOk('host' in input.attributes.request.http.headers, 'Host travels as :authority, as Envoy sends it');
+});
+
+t.test('omits body and nanos when they are empty, as protobuf reflection does', async (t) => {
+  const input = buildInput(request('/', ['Host', 'a.test'], 'GET'), { bytes: Buffer.alloc(0), truncated: false }, agent, 1_700_000_000_000);
+  t.notOk('body' in input.attributes.request.http);
+  t.same(input.attributes.request.time, { seconds: 1_700_000_000 });
+  t.same(input.parsed_path, ['']);
+  t.same(input.parsed_query, {});
+  t.equal(input.parsed_body, null);
+  t.notOk('mcp' in input);
+});
+
+t.test('marks a body past the buffer limit truncated and leaves parsed_body null', async (t) => {
+  const input = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'application/json']), { bytes: Buffer.from('{"amount": 1'), truncated: true }, agent);
+  t.equal(input.truncated_body, true);
+  t.equal(input.parsed_body, null);
+  t.equal(input.attributes.request.http.body, '{"amount": 1');
+});
+
+t.test('parses form bodies into lists of values', async (t) => {
+  t.same(parseBody({ 'content-type': 'application/x-www-form-urlencoded' }, 'a=1&a=2&b=x+y', false), { parsed: { a: ['1', '2'], b: ['x y'] }, truncated: false });
+});
+
+t.test('reports a body shorter than its content-length as truncated, as opa-envoy-plugin does', async (t) => {
+  t.same(parseBody({ 'content-type': 'application/json', 'content-length': '100' }, '{}', false), { parsed: null, truncated: true });
+  t.same(parseBody({ 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' }, '{}', false), { parsed: null, truncated: true });
+});
+
+t.test('leaves unknown content types unparsed', async (t) => {
+  t.same(parseBody({ 'content-type': 'text/plain' }, 'hello', false), { parsed: null, truncated: false });
+  t.same(parseBody({}, '{"a":1}', false), { parsed: null, truncated: false });
+});
+
+t.test('rejects a JSON content type whose body is not JSON', async (t) => {
+  t.throws(() => parseBody({ 'content-type': 'application/json; charset=utf-8' }, '{nope', false), { code: 'TG_ERR_BAD_REQUEST' });
+  t.throws(() => parseBody({ 'content-type': 'application/json', 'content-length': 'x' }, '{}', false), { code: 'TG_ERR_BAD_REQUEST' });
+});
+
+t.test('decodes parsed_path like Go url.PathUnescape and rejects what Go rejects in queries', async (t) => {
+  t.same(parsePath('/a%20b/c+d/%C3%A9?q'), ['a b', 'c+d', 'é']);
+  t.same(parsePath('//x'), ['x']);
+  t.same(parseQuery('a=%41&b&=v&&c=1=2'), { a: ['A'], b: [''], '': ['v'], c: ['1=2'] });
+  t.throws(() => parseQuery('a=1;b=2'), TollgateError);
+  t.throws(() => parseQuery('a=%zz'), { code: 'TG_ERR_BAD_REQUEST' });
+});
+
+t.test('exposes an MCP tools/call as input.mcp with tool name and arguments', async (t) => {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'issue_refund', arguments: { amount: 20 } } });
+  const input = buildInput(request('/mcp', ['Host', 'mcp.internal', 'Content-Type', 'application/json']), { bytes: Buffer.from(body), truncated: false }, agent);
+  t.same(input.mcp, { id: 3, method: 'tools/call', tool: { name: 'issue_refund', arguments: { amount: 20 } } });
+});
+
+t.test('exposes every message of a JSON-RPC batch', async (t) => {
+  const mcp = extractMcp([
+    { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'delete_customer' } },
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { not: 'rpc' },
+  ]);
+  t.same(mcp, {
+    method: 'batch',
+    batch: [
+      { id: 1, method: 'tools/list' },
+      { id: 'b', method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } },
+      { method: 'notifications/initialized' },
+    ],
+  });
+  t.same(mcpRequestIds(mcp!), [1, 'b']);
+  t.equal(extractMcp({ jsonrpc: '1.0', method: 'x' }), undefined);
+  t.equal(extractMcp([1, 2]), undefined);
+  t.equal(extractMcp('text'), undefined);
+});
