@@ -299,3 +299,15 @@ t.test('agent identity token', async (t) => {
     t.equal(upstream.received.length, before);
   });
 });
+
+t.test('a policy evaluation over its deadline fails closed', async (t) => {
+  // Counting a few million numbers takes far longer than the 1 ms deadline.
+  const slow = 'package tollgate.authz\n\ndecision := {"allowed": count(numbers.range(1, 3000000)) > 0}\n';
+  const bundle = await buildBundle({ 'slow.rego': slow }, ['tollgate/authz/decision'], 'slow-1');
+  const upstream = await startUpstream(t);
+  const tg = await startTollgate(t, { pdp: { bundle, timeoutMs: 1 }, proxy: { resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } } });
+  const r = await viaProxy(tg.proxyPort, { url: 'http://tool.test/' });
+  t.equal(r.status, 403);
+  t.equal(JSON.parse(r.body).error.code, 'TG_ERR_PDP_TIMEOUT');
+  t.equal(upstream.received.length, 0);
+});
