@@ -1,9 +1,12 @@
 /**
  * The one policy-input builder. Its output is the document opa-envoy-plugin builds
- * from an Envoy v3 CheckRequest (field names as protobuf JSON names, populated
- * fields only), plus input.agent and input.mcp. The HTTP PEP and the ext_authz
- * server both call buildInput, so a policy behaves the same whichever door a
- * request came through.
+ * from an Envoy v3 CheckRequest (envoyauth/request.go: the protobuf-reflection map of
+ * the whole CheckRequest with JSON field names and populated fields only, plus
+ * parsed_path, parsed_query, parsed_body, truncated_body, version), plus input.agent
+ * and input.mcp. Both doors end in inputFromCheckRequest: the HTTP PEP first turns
+ * its canonical request into CheckRequest-shaped attributes (buildInput), the
+ * ext_authz server hands over the CheckRequest it received. So a policy behaves the
+ * same whichever door a request came through.
  */
 import type { CanonicalRequest } from '../http/normalize.ts';
 import { parseBody, parsePath, parsePathQuery } from './parse.ts';
@@ -48,16 +51,77 @@ export interface PolicyInput {
   parsed_body: unknown;
   truncated_body: boolean;
   version: { ext_authz: 'v3'; encoding: 'protojson' };
+  /** attributes.source.principal, when set (opa-envoy-plugin copies it for convenience). */
+  source_principal?: string;
   agent: AgentIdentity;
   mcp?: McpInput;
+}
+
+/**
+ * A CheckRequest as opa-envoy-plugin's protomap renders it: JSON field names,
+ * populated fields only, int64/uint32/enums as numbers, bytes as base64 strings,
+ * google.protobuf.Struct as plain JSON. Only the fields Tollgate reads are typed.
+ */
+export interface CheckRequestDocument {
+  attributes?: {
+    source?: { principal?: string; [key: string]: unknown };
+    request?: {
+      http?: {
+        path?: string;
+        headers?: Record<string, string>;
+        body?: string;
+        rawBody?: string;
+        [key: string]: unknown;
+      };
+      [key: string]: unknown;
+    };
+    [key: string]: unknown;
+  };
+}
+
+/** What the caller knows about the body beyond the CheckRequest itself. */
+export interface BodyHints {
+  /** raw_body as bytes (avoids decoding the base64 in the document again). */
+  readonly rawBody?: Buffer;
+  /** True when the caller buffered only part of the body (HTTP PEP past its limit). */
+  readonly truncated?: boolean;
+}
+
+/**
+ * Builds the policy input from a CheckRequest document (opa-envoy-plugin's
+ * RequestToInput) and the agent. Throws TG_ERR_BAD_REQUEST when the path, query or
+ * body does not parse — where opa-envoy-plugin answers request_parse_error.
+ */
+export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent: AgentIdentity, hints: BodyHints = {}): PolicyInput {
+  const http = checkRequest.attributes?.request?.http;
+  const path = http?.path ?? '';
+  const headers = http?.headers ?? {};
+  const parsedPath = parsePath(path);
+  const parsedQuery = parsePathQuery(path);
+  const rawBody = hints.rawBody ?? (http?.rawBody === undefined ? undefined : Buffer.from(http.rawBody, 'base64'));
+  const { parsed, truncated } = parseBody(headers, http?.body ?? '', hints.truncated ?? false, rawBody);
+  const input = {
+    ...checkRequest,
+    parsed_path: parsedPath,
+    parsed_query: parsedQuery,
+    parsed_body: parsed,
+    truncated_body: truncated,
+    version: { ext_authz: 'v3', encoding: 'protojson' },
+    agent,
+  } as unknown as PolicyInput;
+  const principal = checkRequest.attributes?.source?.principal;
+  if (principal !== undefined && principal !== '') input.source_principal = principal;
+  const mcp = parsed === null ? undefined : extractMcp(parsed);
+  if (mcp !== undefined) input.mcp = mcp;
+  return input;
 }
 
 function socketAddress(peer: { address: string; port: number }): { address: { socketAddress: { address: string; portValue: number } } } {
   return { address: { socketAddress: { address: peer.address, portValue: peer.port } } };
 }
 
-/** Builds the policy input for a canonical request. Throws TG_ERR_BAD_REQUEST on unparseable path, query or body. */
-export function buildInput(request: CanonicalRequest, body: BufferedBody, agent: AgentIdentity, now = Date.now()): PolicyInput {
+/** The CheckRequest-shaped attributes Envoy would send for a canonical request. */
+export function attributesFromRequest(request: CanonicalRequest, body: BufferedBody, now = Date.now()): PolicyInput['attributes'] {
   // Envoy puts the pseudo-headers in CheckRequest headers; policies written for it read them.
   const headers: Record<string, string> = {
     ':authority': request.authority,
@@ -67,8 +131,6 @@ export function buildInput(request: CanonicalRequest, body: BufferedBody, agent:
     ...request.headers,
   };
   delete headers.host;
-  const bodyText = body.bytes.length === 0 ? '' : body.bytes.toString('utf8');
-  const { parsed, truncated } = parseBody(headers, bodyText, body.truncated);
   const http: PolicyInput['attributes']['request']['http'] = {
     id: request.id,
     method: request.method,
@@ -78,23 +140,17 @@ export function buildInput(request: CanonicalRequest, body: BufferedBody, agent:
     scheme: request.scheme,
     protocol: request.protocol,
   };
-  if (bodyText !== '') http.body = bodyText;
+  if (body.bytes.length !== 0) http.body = body.bytes.toString('utf8');
   const seconds = Math.floor(now / 1000);
   const nanos = (now % 1000) * 1_000_000;
-  const input: PolicyInput = {
-    attributes: {
-      source: socketAddress(request.source),
-      destination: socketAddress(request.destination),
-      request: { time: nanos === 0 ? { seconds } : { seconds, nanos }, http },
-    },
-    parsed_path: parsePath(request.path),
-    parsed_query: parsePathQuery(request.path),
-    parsed_body: parsed,
-    truncated_body: truncated,
-    version: { ext_authz: 'v3', encoding: 'protojson' },
-    agent,
+  return {
+    source: socketAddress(request.source),
+    destination: socketAddress(request.destination),
+    request: { time: nanos === 0 ? { seconds } : { seconds, nanos }, http },
   };
-  const mcp = parsed === null ? undefined : extractMcp(parsed);
-  if (mcp !== undefined) input.mcp = mcp;
-  return input;
+}
+
+/** Builds the policy input for a canonical request (HTTP PEP). Throws TG_ERR_BAD_REQUEST on unparseable path, query or body. */
+export function buildInput(request: CanonicalRequest, body: BufferedBody, agent: AgentIdentity, now = Date.now()): PolicyInput {
+  return inputFromCheckRequest({ attributes: attributesFromRequest(request, body, now) }, agent, { truncated: body.truncated });
 }

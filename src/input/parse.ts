@@ -56,30 +56,44 @@ export function parsePathQuery(path: string): Record<string, string[]> {
   return parseQuery(q === -1 ? '' : path.slice(q + 1));
 }
 
+/** Go's strconv.ParseInt(s, 10, 64) accepts an optional sign and decimal digits only. */
+const GO_INT = /^[+-]?\d+$/;
+
 /**
  * parsed_body as opa-envoy-plugin computes it from the content-type: JSON, form, or
- * null. Returns truncated when the body is known to be partial. Throws
- * TG_ERR_BAD_REQUEST when a JSON or form body does not parse (opa-envoy-plugin errors too).
+ * null (envoyauth/request.go getParsedBody). The text is `body`, else `rawBody`
+ * (CheckRequest raw_body, sent by Envoy with pack_as_bytes). Returns truncated when
+ * the body is known to be partial. Throws TG_ERR_BAD_REQUEST when a JSON or form body
+ * does not parse (opa-envoy-plugin errors too).
  */
-export function parseBody(headers: Record<string, string>, body: string, truncated: boolean): { parsed: unknown; truncated: boolean } {
+export function parseBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer): { parsed: unknown; truncated: boolean } {
   if (truncated || headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true };
   const contentType = headers['content-type'];
-  if (contentType === undefined || body === '') return { parsed: null, truncated: false };
+  if (contentType === undefined) return { parsed: null, truncated: false };
   const isJson = contentType.includes('application/json');
-  const isForm = !isJson && contentType.includes('application/x-www-form-urlencoded');
+  // application/grpc bodies are only decoded by opa-envoy-plugin when given a proto
+  // descriptor set (proto-descriptor), which Tollgate does not offer: parsed_body stays null.
+  const isForm = !isJson && !contentType.includes('application/grpc') && contentType.includes('application/x-www-form-urlencoded');
   if (!isJson && !isForm) return { parsed: null, truncated: false };
+  let text = body;
+  let byteLength: number;
+  if (text !== '') byteLength = Buffer.byteLength(text, 'utf8');
+  else if (rawBody !== undefined && rawBody.length > 0) {
+    text = rawBody.toString('utf8');
+    byteLength = rawBody.length;
+  } else return { parsed: null, truncated: false };
   const declared = headers['content-length'];
   if (declared !== undefined) {
+    if (!GO_INT.test(declared)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
     const cl = Number(declared);
-    if (!Number.isInteger(cl)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
-    if (cl !== -1 && cl > Buffer.byteLength(body, 'utf8')) return { parsed: null, truncated: true };
+    if (cl !== -1 && cl > byteLength) return { parsed: null, truncated: true };
   }
   if (isJson) {
     try {
-      return { parsed: JSON.parse(body), truncated: false };
+      return { parsed: JSON.parse(text), truncated: false };
     } catch (cause) {
       throw new TollgateError('TG_ERR_BAD_REQUEST', `request body is not valid JSON although content-type is ${contentType}`, { cause });
     }
   }
-  return { parsed: parseQuery(body), truncated: false };
+  return { parsed: parseQuery(text), truncated: false };
 }
