@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { loadBundle } from './bundle/load.ts';
 import { createWasmPdp } from './pdp/wasm.ts';
+import { createExtAuthzPdp } from './pdp/extauthz-client.ts';
+import { createExtAuthzServer } from './extauthz/server.ts';
 import type { Pdp } from './pdp/types.ts';
 import { createUpstreams } from './upstream/pool.ts';
 import { createProxy } from './pep/proxy.ts';
@@ -21,6 +23,8 @@ export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar
 export interface SidecarAddresses {
   readonly proxy: AddressInfo;
   readonly admin: AddressInfo;
+  /** The ext_authz gRPC listener, when enabled. */
+  readonly extAuthz?: AddressInfo;
 }
 
 /** A running sidecar. */
@@ -32,11 +36,14 @@ export interface Sidecar {
 
 /** Creates the configured PDP (loading its bundle). */
 export async function createPdp(config: Config): Promise<Pdp> {
+  if (config.pdp.type === 'extauthz') {
+    return createExtAuthzPdp({ target: config.pdp.target, timeoutMs: config.pdp.timeoutMs, circuitBreaker: config.pdp.circuitBreaker });
+  }
   const bundle = await loadBundle(config.pdp.bundle === '' ? DEFAULT_BUNDLE : config.pdp.bundle);
   return createWasmPdp({ bundle, decisionPath: config.pdp.decisionPath, data: config.pdp.data, timeoutMs: config.pdp.timeoutMs });
 }
 
-/** Starts the sidecar: PDP, upstream pools, proxy listener, admin listener. */
+/** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
 export async function startSidecar(config: Config, logger: Logger): Promise<Sidecar> {
   const pdp = await createPdp(config);
   const upstreams = createUpstreams({
@@ -50,10 +57,24 @@ export async function startSidecar(config: Config, logger: Logger): Promise<Side
   try {
     const proxyAddress = await proxy.listen();
     closers.push(() => proxy.close());
+    let extAuthzAddress: AddressInfo | undefined;
+    if (config.extAuthz.enabled) {
+      const extAuthz = createExtAuthzServer({
+        listen: config.extAuthz.listen,
+        pdp,
+        agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
+        ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
+        dryRun: config.extAuthz.dryRun,
+        maxReceiveBytes: config.extAuthz.maxReceiveBytes,
+        logger,
+      });
+      extAuthzAddress = await extAuthz.listen();
+      closers.push(() => extAuthz.close());
+    }
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
     return {
-      addresses: { proxy: proxyAddress, admin: adminAddress },
+      addresses: { proxy: proxyAddress, admin: adminAddress, ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }) },
       pdp,
       async close() {
         for (const close of closers.reverse()) await close();

@@ -18,7 +18,8 @@ const HELP: Record<string, string> = {
 Usage: tollgate <command> [options]
 
 Commands:
-  run                 run the sidecar (proxy 127.0.0.1:15001, admin 127.0.0.1:15000)
+  run                 run the sidecar (proxy 127.0.0.1:15001, admin 127.0.0.1:15000,
+                      Envoy ext_authz gRPC 127.0.0.1:9191)
   check               evaluate one policy input and print the decision (exit 0 allow, 2 deny, 1 error)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -26,7 +27,7 @@ Commands:
 
 Run "tollgate <command> --help" for a command's options.
 Environment overrides: TOLLGATE_CONFIG, TOLLGATE_PROXY_LISTEN, TOLLGATE_ADMIN_LISTEN,
-TOLLGATE_LOG_LEVEL, TOLLGATE_AGENT_ID, TOLLGATE_AGENT_ROLE, TOLLGATE_BUNDLE.
+TOLLGATE_EXTAUTHZ_LISTEN, TOLLGATE_LOG_LEVEL, TOLLGATE_AGENT_ID, TOLLGATE_AGENT_ROLE, TOLLGATE_BUNDLE.
 `,
   run: `Usage: tollgate run [--config tollgate.yaml] [--demo]
 
@@ -110,7 +111,7 @@ async function main(argv: string[]): Promise<void> {
       if (typeof input !== 'object' || input === null || Array.isArray(input)) fail(`${values.input}: the policy input must be a JSON object`);
       const pdp = await createPdp(cfg);
       const decision = await pdp.decide(input as never, crypto.randomUUID());
-      process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: cfg.pdp.decisionPath, result: decision.result }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`);
       process.exitCode = decision.allowed ? 0 : 2;
       return;
     }
@@ -123,8 +124,10 @@ async function main(argv: string[]): Promise<void> {
       const sidecar = await startSidecar(cfg, logger);
       const info = sidecar.pdp.info();
       logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');
+      // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
+      const extAuthz = sidecar.addresses.extAuthz;
       process.stdout.write(
-        `tollgate ${VERSION} listening: proxy http://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
+        `tollgate ${VERSION} listening: proxy http://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
       );
       let closing = false;
       const shutdown = (signal: string): void => {

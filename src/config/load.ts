@@ -12,6 +12,7 @@ import { TollgateError } from '../errors.ts';
 export const ENV_OVERRIDES = {
   TOLLGATE_PROXY_LISTEN: ['proxy', 'listen'],
   TOLLGATE_ADMIN_LISTEN: ['admin', 'listen'],
+  TOLLGATE_EXTAUTHZ_LISTEN: ['extAuthz', 'listen'],
   TOLLGATE_LOG_LEVEL: ['logLevel'],
   TOLLGATE_AGENT_ID: ['agent', 'id'],
   TOLLGATE_AGENT_ROLE: ['agent', 'role'],

@@ -24,17 +24,49 @@ const agentSchema = z
   })
   .describe('The identity of the agent this sidecar serves.');
 
-const pdpSchema = z
+const failureModeAllow = z.boolean().default(false).describe('Allow the request when no decision could be made (Envoy\'s failure_mode_allow). Default: fail closed.');
+const failureModeAllowHosts = z.array(z.string()).default([]).describe('Destination hosts (no port) for which a PDP failure allows the request; all others fail closed.');
+
+const wasmPdpSchema = z
   .strictObject({
-    type: z.literal('wasm').default('wasm').describe('PDP kind: "wasm" evaluates an OPA WASM bundle in-process.'),
+    type: z.literal('wasm').default('wasm').describe('PDP kind: "wasm" evaluates an OPA WASM bundle in-process (the default); "extauthz" asks a remote Envoy ext_authz server.'),
     bundle: z.string().default('').describe('Path to an OPA bundle (.tar.gz built by `opa build -t wasm`) or a directory holding policy.wasm and data.json. Empty: the embedded default bundle.'),
     decisionPath: z.string().default('tollgate/authz/decision').describe('The entrypoint whose value is the decision (boolean or opa-envoy-plugin result object).'),
     data: z.record(z.string(), z.unknown()).default({}).describe('Data merged over the bundle\'s data.json at load (deep merge; objects merge, other values replace).'),
     timeoutMs: z.number().int().positive().default(100).describe('Evaluation deadline in milliseconds; a decision that takes longer is discarded and the failure mode applies.'),
-    failureModeAllow: z.boolean().default(false).describe('Allow the request when no decision could be made (Envoy\'s failure_mode_allow). Default: fail closed.'),
-    failureModeAllowHosts: z.array(z.string()).default([]).describe('Destination hosts (no port) for which a PDP failure allows the request; all others fail closed.'),
+    failureModeAllow,
+    failureModeAllowHosts,
   })
-  .describe('The policy decision point.');
+  .describe('In-process PDP: an OPA policy compiled to WebAssembly.');
+
+const circuitBreakerSchema = z
+  .strictObject({
+    failureThreshold: z.number().int().positive().default(3).describe('Consecutive timeouts or connection failures that open the circuit; while open, decisions fail at once (failure mode applies) instead of each waiting for the deadline.'),
+    openMs: z.number().int().positive().default(2000).describe('Cool-down before a half-open circuit lets one probe request through; its success closes the circuit, its failure opens it again.'),
+  })
+  .describe('Circuit breaker in front of the remote PDP, so a dead PDP costs one timeout, not one per request.');
+
+const extAuthzPdpSchema = z
+  .strictObject({
+    type: z.literal('extauthz').describe('PDP kind: "extauthz" sends an Envoy v3 CheckRequest per request to a remote ext_authz server (opa-envoy-plugin, another Tollgate) and enforces its CheckResponse.'),
+    target: hostPort.describe('host:port of the remote ext_authz gRPC server (plaintext HTTP/2, one long-lived channel).'),
+    timeoutMs: z.number().int().positive().default(200).describe('Deadline of each Check call in milliseconds; past it the failure mode applies (Envoy ext_authz timeout).'),
+    failureModeAllow,
+    failureModeAllowHosts,
+    circuitBreaker: circuitBreakerSchema.default({ failureThreshold: 3, openMs: 2000 }),
+  })
+  .describe('Remote PDP over Envoy\'s ext_authz v3 gRPC protocol.');
+
+const pdpSchema = z.discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema]).describe('The policy decision point: "wasm" (in-process, default) or "extauthz" (remote).');
+
+const extAuthzSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve Envoy\'s ext_authz v3 gRPC API (envoy.service.auth.v3.Authorization/Check), with grpc.health.v1 and server reflection, deciding with the same PDP as the proxy.'),
+    listen: hostPort.default('127.0.0.1:9191').describe('ext_authz gRPC listener (plaintext HTTP/2); 9191 as opa-envoy-plugin.'),
+    dryRun: z.boolean().default(false).describe('Always answer OK while still evaluating and logging the real decision (opa-envoy-plugin\'s dry-run).'),
+    maxReceiveBytes: z.number().int().min(1024).default(4194304).describe('Largest CheckRequest accepted in bytes; larger gets RESOURCE_EXHAUSTED (gRPC\'s and opa-envoy-plugin\'s 4 MiB default).'),
+  })
+  .describe('The Envoy ext_authz gRPC server (Tollgate as the PDP of Envoy or Istio).');
 
 const proxySchema = z
   .strictObject({
@@ -77,12 +109,19 @@ export const configSchema = z
       denyStatus: 403,
     }),
     admin: adminSchema.default({ listen: '127.0.0.1:15000' }),
+    extAuthz: extAuthzSchema.default({ enabled: true, listen: '127.0.0.1:9191', dryRun: false, maxReceiveBytes: 4194304 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),
   })
   .describe('Tollgate sidecar configuration (tollgate.yaml).');
 
 /** The validated configuration, as the rest of the code sees it (deep-frozen). */
 export type Config = z.infer<typeof configSchema>;
+
+/** The in-process (WASM) PDP settings. */
+export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;
+
+/** The remote (ext_authz client) PDP settings. */
+export type ExtAuthzPdpConfig = z.infer<typeof extAuthzPdpSchema>;
 
 /** The configuration as JSON Schema (draft 2020-12). */
 export function configJsonSchema(): unknown {

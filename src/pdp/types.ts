@@ -33,7 +33,8 @@ export interface Decision {
 
 /** What a PDP knows about the policy it serves. */
 export interface PolicyInfo {
-  readonly kind: 'wasm';
+  /** wasm: in-process bundle; extauthz: a remote ext_authz server (decisionPath names its target). */
+  readonly kind: 'wasm' | 'extauthz';
   readonly decisionPath: string;
   readonly revision: string;
 }

@@ -10,7 +10,7 @@ t.test('fills every default', async (t) => {
   t.equal(c.proxy.listen, '127.0.0.1:15001');
   t.equal(c.admin.listen, '127.0.0.1:15000');
   t.equal(c.proxy.maxRequestBytes, 65536);
-  t.equal(c.pdp.decisionPath, 'tollgate/authz/decision');
+  t.equal(c.pdp.type === 'wasm' ? c.pdp.decisionPath : undefined, 'tollgate/authz/decision');
   t.equal(c.pdp.failureModeAllow, false);
   t.ok(Object.isFrozen(c.proxy), 'config is deep-frozen');
 });
