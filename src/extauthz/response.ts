@@ -35,7 +35,8 @@ function headerOptions(pairs: readonly HeaderPair[]): Message[] {
 
 /** The CheckResponse (proto-loader object form) for a decision. Throws TG_ERR_POLICY_RESULT where opa-envoy-plugin errors. */
 export function checkResponseFromDecision(decision: Decision, dryRun: boolean): Message {
-  const response: Message = { status: { code: decision.allowed ? GRPC.OK : GRPC.PERMISSION_DENIED } };
+  // Zero values are left out, as a Go encoder leaves them out: the bytes match opa-envoy-plugin's.
+  const response: Message = { status: decision.allowed ? {} : { code: GRPC.PERMISSION_DENIED } };
   let metadata: Record<string, unknown> = {};
   if (typeof decision.result === 'object' && decision.result !== null) {
     if (decision.dynamicMetadata !== undefined) metadata = { ...decision.dynamicMetadata };
@@ -50,12 +51,13 @@ export function checkResponseFromDecision(decision: Decision, dryRun: boolean): 
     } else {
       const status = decision.httpStatus ?? 403;
       if (!ENVOY_STATUS_CODES.has(status)) throw new TollgateError('TG_ERR_POLICY_RESULT', `invalid HTTP status code ${status}`);
-      response.deniedResponse = { status: { code: status }, body: decision.body ?? '', headers: headerOptions(decision.headers) };
+      response.deniedResponse = { status: { code: status }, headers: headerOptions(decision.headers) };
+      if (decision.body !== undefined && decision.body !== '') (response.deniedResponse as Message).body = decision.body;
     }
   }
   // opa-envoy-plugin's dry-run: record the real decision, answer an empty OK.
   if (dryRun && !decision.allowed) {
-    response.status = { code: GRPC.OK };
+    response.status = {};
     delete response.deniedResponse;
     response.okResponse = {};
   }
