@@ -35,6 +35,8 @@ export interface RawRequest {
   readonly rawHeaders: readonly string[];
   readonly httpVersion: string;
   readonly scheme: 'http' | 'https';
+  /** Inside an intercepted CONNECT tunnel: the authority the tunnel was opened (and decided) for. */
+  readonly tunnelAuthority?: string;
   readonly source: { readonly address: string; readonly port: number };
   readonly destination: { readonly address: string; readonly port: number };
 }
@@ -183,12 +185,21 @@ export function normalizeRequest(raw: RawRequest): CanonicalRequest {
   if (/[\x00-\x20\x7f]/.test(query)) throw bad('query contains a control character or space');
   const path = normalizePath(rawPath) + query;
 
+  if (raw.tunnelAuthority !== undefined) {
+    // A request inside a tunnel must go where the tunnel was opened to: no re-targeting.
+    const tunnel = parseAuthority(raw.tunnelAuthority, scheme);
+    if (tunnel.host !== host || tunnel.port !== port) {
+      throw bad(`request for ${JSON.stringify(authority)} inside a tunnel to ${JSON.stringify(raw.tunnelAuthority)}`);
+    }
+  }
   const finalAuthority = formatAuthority(host, port, scheme);
   // RFC 9110 §7.6.1: drop hop-by-hop headers and those named in Connection.
   const named = connectionTokens(connection);
   for (const name of Object.keys(headers)) {
     if (isHopByHop(name) || named.has(name)) delete headers[name];
   }
+  // Tollgate answers "Expect: 100-continue" itself (as Envoy does), so it is not forwarded.
+  delete headers.expect;
   headers.host = finalAuthority;
 
   return {

@@ -18,6 +18,7 @@ import { denyReply, errorReply, failureReply, type LocalReply, DECISION_ID_HEADE
 import { failureMode } from '../enforce/failure-mode.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
+import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { verifyAgentToken } from './identity.ts';
 
@@ -33,6 +34,24 @@ export interface ProxyOptions {
 export interface Proxy {
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
+}
+
+/** Where a request came from: plain HTTP on the listener, or decrypted from an intercepted TLS tunnel. */
+export interface RequestContext {
+  readonly scheme: 'http' | 'https';
+  /** For a request inside an intercepted CONNECT tunnel: the tunnel's authority ("host:port"); its Host must agree. */
+  readonly tunnelAuthority?: string;
+}
+
+/** Handles one HTTP request through the whole pipeline (normalise, decide, deny or forward). */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, context: RequestContext) => void;
+
+/** Hooks for what the plain listener does not handle itself. */
+export interface ProxyHooks {
+  /** CONNECT requests; absent: refused with 501. */
+  readonly onConnect?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Upgrade requests (WebSocket); absent: refused with 501. */
+  readonly onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 function send(res: ServerResponse, reply: LocalReply, close = false): void {
@@ -51,7 +70,8 @@ function send(res: ServerResponse, reply: LocalReply, close = false): void {
   res.end(reply.body);
 }
 
-function rawSocketReply(socket: Duplex, status: number, text: string, body: Record<string, unknown>): void {
+/** Writes a complete HTTP/1.1 reply on a raw socket and closes it. */
+export function rawSocketReply(socket: Duplex, status: number, text: string, body: Record<string, unknown>): void {
   const payload = JSON.stringify(body);
   if (socket.writable) {
     socket.end(
@@ -71,14 +91,12 @@ function upstreamError(err: unknown): TollgateError {
   return wrapError('TG_ERR_UPSTREAM', 'upstream request failed', err);
 }
 
-/** Creates the outbound listener. */
-export function createProxy(options: ProxyOptions): Proxy {
+/** Creates the request pipeline shared by every listener. */
+export function createRequestHandler(options: ProxyOptions): RequestHandler {
   const { config, pdp, upstreams } = options;
-  const log = options.logger.child({ component: 'proxy' });
-  const [listenHost, listenPort] = [config.proxy.listen.slice(0, config.proxy.listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'), Number(config.proxy.listen.slice(config.proxy.listen.lastIndexOf(':') + 1))];
+  const log = options.logger.child({ component: 'pep' });
   const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
   const tokenHeader = config.agent.token?.header.toLowerCase();
-  const sockets = new Set<Socket>();
 
   async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string): Promise<{ decision?: Decision; failure?: LocalReply }> {
     try {
@@ -98,7 +116,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const socket = req.socket;
     const requestId = randomUUID();
     let request: CanonicalRequest;
@@ -109,7 +127,8 @@ export function createProxy(options: ProxyOptions): Proxy {
         target: req.url ?? '',
         rawHeaders: req.rawHeaders,
         httpVersion: req.httpVersion,
-        scheme: 'http',
+        scheme: context.scheme,
+        ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
         source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
         destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       });
@@ -206,12 +225,23 @@ export function createProxy(options: ProxyOptions): Proxy {
       });
   }
 
-  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
+  return (req, res, context) => {
+    handle(req, res, context).catch((err: unknown) => {
       log.error({ err }, 'unexpected error while handling a request');
       send(res, errorReply(wrapError('TG_ERR_UPSTREAM', 'internal error', err)), true);
     });
-  });
+  };
+}
+
+/** Creates the outbound listener. */
+export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHooks }): Proxy {
+  const { config } = options;
+  const log = options.logger.child({ component: 'proxy' });
+  const { host: listenHost, port: listenPort } = splitHostPort(config.proxy.listen);
+  const sockets = new Set<Socket>();
+  const handler = createRequestHandler(options);
+  const plain: RequestContext = { scheme: 'http' };
+  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) => handler(req, res, plain));
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -224,10 +254,12 @@ export function createProxy(options: ProxyOptions): Proxy {
   });
   // CONNECT tunnels and protocol upgrades are not relayed by this listener: refuse
   // them explicitly rather than let any byte through without a decision.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (options.hooks?.onConnect) return options.hooks.onConnect(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' } });
   });
-  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (options.hooks?.onUpgrade) return options.hooks.onUpgrade(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' } });
   });
 

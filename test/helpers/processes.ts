@@ -41,7 +41,7 @@ export async function tempDir(prefix = 'tollgate-test-'): Promise<string> {
 export async function startTollgate(t: TestLike, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<Tollgate> {
   const dir = await tempDir();
   const file = join(dir, 'tollgate.yaml');
-  const doc = { logLevel: 'warn', ...config, proxy: { listen: '127.0.0.1:0', ...(config.proxy as object) }, admin: { listen: '127.0.0.1:0', ...(config.admin as object) } };
+  const doc = { logLevel: 'warn', ...config, proxy: { listen: '127.0.0.1:0', ...(config.proxy as object) }, admin: { listen: '127.0.0.1:0', ...(config.admin as object) }, extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) } };
   await writeFile(file, JSON.stringify(doc));
   const child = spawn(process.execPath, [CLI, 'run', '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -139,3 +139,10 @@ t.test('treats https absolute-form with its default port', async (t) => {
   t.equal(r.port, 443);
   t.equal(r.authority, 'a.test');
 });
+
+t.test('inside a tunnel, a request may only target the tunnel authority', async (t) => {
+  const inTunnel = (target: string, host: string) => normalizeRequest(raw(target, ['Host', host], { scheme: 'https', tunnelAuthority: 'tool.test:443' }));
+  t.equal(inTunnel('/x', 'tool.test').authority, 'tool.test');
+  t.equal(code(() => inTunnel('/x', 'other.test')), 'TG_ERR_BAD_REQUEST');
+  t.equal(code(() => inTunnel('/x', 'tool.test:8443')), 'TG_ERR_BAD_REQUEST');
+});

@@ -64,3 +64,16 @@ t.test('bad input', async (t) => {
     t.equal(tg.child.exitCode, null);
   });
 });
+
+t.test('answers Expect: 100-continue itself and forwards the body without it', async (t) => {
+  const upstream = await startUpstream(t);
+  const tg = await startTollgate(t, { agent: { id: 'support-bot', role: 'support' }, proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } } });
+  const body = JSON.stringify({ order: 'o-1', amount: 5 });
+  const answer = await rawExchange(
+    tg.proxyPort,
+    `POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`,
+  );
+  t.match(answer, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  t.equal(upstream.received.at(-1)!.body, body);
+  t.notOk('expect' in upstream.received.at(-1)!.headers);
+});
