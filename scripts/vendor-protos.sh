@@ -36,12 +36,33 @@ while [ ${#queue[@]} -gt 0 ]; do
   while IFS= read -r imp; do queue+=("$imp"); done < <(sed -nE 's/^import (public |weak )?"([^"]+)";.*/\2/p' "$DEPS/$src")
 done
 
-rm -rf "$OUT/envoy" "$OUT/google" "$OUT/validate" "$OUT/udpa" "$OUT/xds"
+rm -rf "$OUT/envoy" "$OUT/google" "$OUT/validate" "$OUT/udpa" "$OUT/xds" "$OUT/grpc"
 for src in "${files[@]}"; do
   rel=${src#*/}
   mkdir -p "$OUT/$(dirname "$rel")"
   cp "$DEPS/$src" "$OUT/$rel"
 done
+# grpc.health.v1 as the gRPC project publishes it (via the grpc-health-check package).
+mkdir -p "$OUT/grpc/health/v1"
+cp node_modules/grpc-health-check/proto/health/v1/health.proto "$OUT/grpc/health/v1/health.proto"
+
+# A FileDescriptorSet of everything served, for server reflection: proto-loader's own
+# descriptors are synthesised per package (camelCase names, relative type names), which
+# strict clients such as grpcurl reject. Needs grpcurl (scripts/install-tools.sh grpcurl).
+GRPCURL=${GRPCURL:-.tools/bin/grpcurl}
+if [ -x "$GRPCURL" ] || command -v "$GRPCURL" >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  for symbol in envoy.service.auth.v3.Authorization grpc.health.v1.Health; do
+    "$GRPCURL" -import-path "$OUT" -proto envoy/service/auth/v3/external_auth.proto -proto grpc/health/v1/health.proto \
+      -protoset-out "$tmp/$symbol.protoset" describe "$symbol" >/dev/null
+  done
+  # Concatenated FileDescriptorSets are one set (repeated field); duplicates are dropped at load.
+  cat "$tmp"/envoy.service.auth.v3.Authorization.protoset "$tmp"/grpc.health.v1.Health.protoset > "$OUT/reflection.protoset"
+  rm -rf "$tmp"
+else
+  echo "vendor-protos: $GRPCURL not found; $OUT/reflection.protoset left as it is" >&2
+fi
+
 # The npm package ships no LICENSE files for its deps/; all four upstreams are Apache-2.0.
 cp node_modules/@grpc/grpc-js/LICENSE "$OUT/LICENSE"
 {
@@ -56,6 +77,10 @@ cp node_modules/@grpc/grpc-js/LICENSE "$OUT/LICENSE"
   echo "| google/rpc/ | github.com/googleapis/googleapis | Google LLC |"
   echo "| validate/ | github.com/bufbuild/protoc-gen-validate | Buf Technologies / Lyft |"
   echo "| udpa/, xds/ | github.com/cncf/xds | CNCF xDS API Working Group |"
+  echo "| grpc/health/v1/ | github.com/grpc/grpc-proto (npm grpc-health-check) | gRPC authors |"
+  echo
+  echo "reflection.protoset is the FileDescriptorSet of all of the above plus the google/protobuf"
+  echo "types they import, written by grpcurl -protoset-out; the server's reflection serves it."
   echo
   echo "Files (the transitive import closure of ${ROOTS[*]}):"
   echo

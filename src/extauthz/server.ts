@@ -15,15 +15,15 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { TollgateError, wrapError, type ErrorCode } from '../errors.ts';
 import { splitHostPort } from '../config/load.ts';
 import { inputFromCheckRequest, type AgentIdentity, type CheckRequestDocument } from '../input/build.ts';
 import type { Pdp } from '../pdp/types.ts';
-import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, extAuthzPackage, type Message } from '../proto/ext-authz.ts';
+import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
 // Token verification is the PEP's; the ext_authz door applies the same rule to the same header.
 import { verifyAgentToken } from '../pep/identity.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
@@ -134,8 +134,9 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
   });
   const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
   health.addToServer(server);
-  const healthPackage = protoLoader.loadSync(healthProtoPath);
-  new ReflectionService({ ...extAuthzPackage(), ...healthPackage }).addToServer(server);
+  // The reflection service indexes whatever fileDescriptorProtos it is given: hand it the real files.
+  const descriptors = { files: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: reflectionDescriptors() } };
+  new ReflectionService(descriptors as unknown as PackageDefinition).addToServer(server);
 
   return {
     listen() {

@@ -10,6 +10,8 @@
  * the conversion of a decoded CheckRequest into opa-envoy-plugin's protomap document,
  * and google.protobuf.Struct <-> JSON.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
@@ -54,6 +56,35 @@ export type Message = Record<string, unknown>;
 export function checkMethod(): MethodDefinition<Message, Message> {
   const service = extAuthzPackage()[AUTHORIZATION_SERVICE] as unknown as ServiceDefinition;
   return service.Check as MethodDefinition<Message, Message>;
+}
+
+/**
+ * The FileDescriptorProtos of every service served (ext_authz v3, grpc.health.v1) and
+ * their imports, for server reflection. Read from proto/reflection.protoset (written by
+ * scripts/vendor-protos.sh with grpcurl): proto-loader's own descriptors are synthesised
+ * per package with camelCase field names and relative type names, which strict clients
+ * (grpcurl, Go's protodesc) reject or, worse, would use to produce wrong JSON names.
+ */
+export function reflectionDescriptors(): Buffer[] {
+  const set = readFileSync(join(PROTO_DIR, 'reflection.protoset'));
+  // FileDescriptorSet { repeated FileDescriptorProto file = 1; }: split the length-delimited entries.
+  const files: Buffer[] = [];
+  let at = 0;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = set[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (at < set.length) {
+    if (varint() !== 0x0a) throw new TollgateError('TG_ERR_CONFIG_INVALID', 'proto/reflection.protoset is not a FileDescriptorSet');
+    const length = varint();
+    files.push(set.subarray(at, at + length));
+    at += length;
+  }
+  return files;
 }
 
 // ---- google.protobuf.Struct <-> JSON -------------------------------------------------
