@@ -1,0 +1,440 @@
+/**
+ * The one file that touches the OpenTelemetry SDK: tracer provider, OTLP exporter
+ * (gRPC, HTTP/protobuf or HTTP/JSON), sampler, span limits, propagators. Everything
+ * else uses `@opentelemetry/api` through the Tracing API in spans.ts.
+ *
+ * Configuration: the config file's values, overridden by the standard OTEL_* variables
+ * (the same way TOLLGATE_* variables override the file). The OTLP exporters also read
+ * OTEL_EXPORTER_OTLP_* (endpoint, headers, certificates, timeout) themselves.
+ *
+ * Telemetry never throws into the host: export failures go to a rate-limited warn
+ * line, a dead collector only fills (then overflows) the batch queue, and shutdown()
+ * gives up after shutdownTimeoutMs.
+ *
+ * "Denied decisions are always sampled", although sampling happens when a span
+ * starts and the decision is only known later: the sampler is wrapped so that a
+ * span the parent-based ratio sampler drops is still *recorded* (not sampled:
+ * its traceparent flag stays 0, so downstream keeps the agent's own decision), and
+ * a tail processor buffers the recorded-but-unsampled spans of each local trace until
+ * its local root (the request span) ends. If any of them has
+ * tollgate.decision.outcome=deny, the whole local trace is exported; otherwise it is
+ * dropped. The alternatives were worse: a custom head sampler cannot know the
+ * outcome, and sampling everything then dropping in a collector ships every span. The
+ * cost is a recorded span object per request even when unsampled (a few
+ * microseconds); `alwaysSampleDenied: false` turns it off for pure head sampling.
+ * Denied calls never reach the upstream, so the 0 flag never leaks a lie downstream.
+ */
+import { context, diag, propagation, trace, DiagLogLevel, ProxyTracerProvider, TraceFlags, type Context, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator, setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
+import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  createAlwaysRecordSampler,
+  type ReadableSpan,
+  type Sampler,
+  type Span,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
+import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { Metadata } from '@grpc/grpc-js';
+import { ATTR_DECISION_OUTCOME, ATTR_RESOURCE_AGENT_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION, OUTCOME_DENY, TRACER_NAME } from './semconv.ts';
+
+/** OTLP transports (OTEL_EXPORTER_OTLP_PROTOCOL values). */
+export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
+/** Propagators (OTEL_PROPAGATORS values Tollgate supports). */
+export type PropagatorName = 'tracecontext' | 'baggage' | 'b3' | 'b3multi';
+
+/** The warn-level logger telemetry reports to (pino's shape). */
+export interface TelemetryLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/** Options of setupTelemetry; every field has a default. */
+export interface TelemetryOptions {
+  /** Export spans at all (OTEL_SDK_DISABLED=true / OTEL_TRACES_EXPORTER=none turn it off; an OTLP endpoint in the env turns it on). */
+  readonly enabled?: boolean;
+  /** Default "tollgate"; OTEL_SERVICE_NAME and service.name in OTEL_RESOURCE_ATTRIBUTES win. */
+  readonly serviceName?: string;
+  readonly serviceVersion?: string;
+  /** Resource attribute tollgate.agent.id (omitted when empty). */
+  readonly agentId?: string;
+  /** Extra resource attributes (OTEL_RESOURCE_ATTRIBUTES adds to and overrides them). */
+  readonly resourceAttributes?: Readonly<Record<string, string>>;
+  /** Default "grpc" (Jaeger, the collector and Tempo all take it); OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL wins. */
+  readonly protocol?: OtlpProtocol;
+  /** Collector base URL ("http://127.0.0.1:4317" for gRPC, "http://127.0.0.1:4318" for HTTP; "/v1/traces" is appended for HTTP). "" = SDK default / env. */
+  readonly endpoint?: string;
+  /** Headers (gRPC metadata) sent with every export, e.g. an API key. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Ratio of new traces sampled, for roots; children follow their parent's flag. Default 1. */
+  readonly samplerRatio?: number;
+  /** Export the spans of denied decisions even when head sampling dropped them. Default true. */
+  readonly alwaysSampleDenied?: boolean;
+  /** Default ["tracecontext", "baggage"]; OTEL_PROPAGATORS wins. */
+  readonly propagators?: readonly PropagatorName[];
+  /** Longest string attribute value; longer ones are truncated. Default 4096. */
+  readonly attributeValueLengthLimit?: number;
+  /** Most attributes per span. Default 128. */
+  readonly attributeCountLimit?: number;
+  /** Batch processor: queue bound (spans beyond it are dropped), batch size, delay, export timeout. */
+  readonly maxQueueSize?: number;
+  readonly maxExportBatchSize?: number;
+  readonly scheduledDelayMs?: number;
+  readonly exportTimeoutMs?: number;
+  /** shutdown() resolves after at most this long, flushed or not. Default 5000. */
+  readonly shutdownTimeoutMs?: number;
+  /** The OTEL_* variables (the CLI passes process.env; only cli/ reads the environment). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logger?: TelemetryLogger;
+  /** Register the provider, propagator and an AsyncLocalStorage context manager as the API globals. Default true. */
+  readonly registerGlobal?: boolean;
+  /** Tests: export to this exporter instead of OTLP, span by span (no batching). */
+  readonly exporter?: SpanExporter;
+}
+
+/** What setupTelemetry returns: hand tracer + propagator to createTracing (spans.ts). */
+export interface Telemetry {
+  /** Whether spans are exported. */
+  readonly enabled: boolean;
+  readonly tracer: Tracer;
+  readonly propagator: TextMapPropagator;
+  /** A description for the start-up log line: protocol, endpoint, sampler. */
+  readonly description: string;
+  forceFlush(): Promise<void>;
+  /** Flushes and stops exporting; never rejects, never takes longer than shutdownTimeoutMs. */
+  shutdown(): Promise<void>;
+}
+
+const DEFAULTS = {
+  serviceName: 'tollgate',
+  protocol: 'grpc' as OtlpProtocol,
+  samplerRatio: 1,
+  alwaysSampleDenied: true,
+  propagators: ['tracecontext', 'baggage'] as readonly PropagatorName[],
+  attributeValueLengthLimit: 4096,
+  attributeCountLimit: 128,
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+  scheduledDelayMs: 5000,
+  exportTimeoutMs: 10000,
+  shutdownTimeoutMs: 5000,
+};
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function envString(env: Env, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = env[name]?.trim();
+    if (value !== undefined && value !== '') return value;
+  }
+  return undefined;
+}
+
+function envNumber(env: Env, ...names: string[]): number | undefined {
+  const raw = envString(env, ...names);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+/** OTEL_RESOURCE_ATTRIBUTES: "k=v,k2=v2", percent-encoded (W3C baggage octets). */
+function parseResourceAttributes(raw: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (raw === undefined) return out;
+  for (const pair of raw.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    try {
+      out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      // A malformed pair is skipped, as the SDK's env detector does.
+    }
+  }
+  return out;
+}
+
+/** Head sampler from OTEL_TRACES_SAMPLER(_ARG), else parent-based ratio. */
+function headSampler(env: Env, ratio: number): { sampler: Sampler; name: string } {
+  const argRaw = envString(env, 'OTEL_TRACES_SAMPLER_ARG');
+  const arg = argRaw !== undefined && Number.isFinite(Number(argRaw)) ? Math.min(1, Math.max(0, Number(argRaw))) : ratio;
+  const ratioSampler = (r: number): Sampler => (r >= 1 ? new AlwaysOnSampler() : r <= 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(r));
+  switch (envString(env, 'OTEL_TRACES_SAMPLER')) {
+    case 'always_on':
+      return { sampler: new AlwaysOnSampler(), name: 'always_on' };
+    case 'always_off':
+      return { sampler: new AlwaysOffSampler(), name: 'always_off' };
+    case 'traceidratio':
+      return { sampler: ratioSampler(arg), name: `traceidratio(${arg})` };
+    case 'parentbased_always_on':
+      return { sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }), name: 'parentbased_always_on' };
+    case 'parentbased_always_off':
+      return { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }), name: 'parentbased_always_off' };
+    default:
+      // parentbased_traceidratio, unset or unknown: the configured ratio (or the env's arg).
+      return { sampler: new ParentBasedSampler({ root: ratioSampler(arg) }), name: `parentbased_traceidratio(${arg})` };
+  }
+}
+
+function buildPropagator(names: readonly string[]): TextMapPropagator {
+  const propagators: TextMapPropagator[] = [];
+  for (const name of names) {
+    if (name === 'tracecontext') propagators.push(new W3CTraceContextPropagator());
+    else if (name === 'baggage') propagators.push(new W3CBaggagePropagator());
+    else if (name === 'b3') propagators.push(new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }));
+    else if (name === 'b3multi') propagators.push(new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }));
+  }
+  return new CompositePropagator({ propagators });
+}
+
+/** A copy of a span that says it was sampled: the tail decision, made after the head one. */
+function markSampled(span: ReadableSpan): ReadableSpan {
+  const ctx = span.spanContext();
+  const sampled = { ...ctx, traceFlags: ctx.traceFlags | TraceFlags.SAMPLED };
+  return {
+    name: span.name,
+    kind: span.kind,
+    spanContext: () => sampled,
+    parentSpanContext: span.parentSpanContext,
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status: span.status,
+    attributes: span.attributes,
+    links: span.links,
+    events: span.events,
+    duration: span.duration,
+    ended: span.ended,
+    resource: span.resource,
+    instrumentationScope: span.instrumentationScope,
+    droppedAttributesCount: span.droppedAttributesCount,
+    droppedEventsCount: span.droppedEventsCount,
+    droppedLinksCount: span.droppedLinksCount,
+  };
+}
+
+/**
+ * Sampled spans go straight to `delegate`. Recorded-but-unsampled spans are held per
+ * trace until the local root ends; a trace holding a denied decision is then exported.
+ * Bounded: at most maxTraces pending traces (oldest evicted) of at most 64 spans each.
+ */
+export function createDeniedTailProcessor(delegate: SpanProcessor, maxTraces = 4096): SpanProcessor {
+  interface Pending {
+    readonly rootSpanId: string;
+    readonly spans: ReadableSpan[];
+    keep: boolean;
+  }
+  const pending = new Map<string, Pending>();
+  // Traces already decided "keep", for children that end after their local root.
+  const kept = new Set<string>();
+  const remember = (traceId: string): void => {
+    kept.add(traceId);
+    if (kept.size > maxTraces) kept.delete(kept.values().next().value!);
+  };
+  const sampled = (span: ReadableSpan): boolean => (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+  return {
+    onStart(span: Span, parentContext: Context) {
+      if (sampled(span)) return delegate.onStart(span, parentContext);
+      const parent = trace.getSpanContext(parentContext);
+      const { traceId, spanId } = span.spanContext();
+      if ((parent === undefined || parent.isRemote === true) && !pending.has(traceId)) {
+        pending.set(traceId, { rootSpanId: spanId, spans: [], keep: false });
+        if (pending.size > maxTraces) pending.delete(pending.keys().next().value!);
+      }
+    },
+    onEnd(span: ReadableSpan) {
+      if (sampled(span)) return delegate.onEnd(span);
+      const { traceId, spanId } = span.spanContext();
+      const entry = pending.get(traceId);
+      if (entry === undefined) {
+        if (kept.has(traceId)) delegate.onEnd(markSampled(span));
+        return;
+      }
+      if (entry.spans.length < 64) entry.spans.push(span);
+      if (span.attributes[ATTR_DECISION_OUTCOME] === OUTCOME_DENY) entry.keep = true;
+      if (spanId !== entry.rootSpanId) return;
+      pending.delete(traceId);
+      if (!entry.keep) return;
+      remember(traceId);
+      for (const s of entry.spans) delegate.onEnd(markSampled(s));
+    },
+    forceFlush: () => delegate.forceFlush(),
+    shutdown: () => delegate.shutdown(),
+  };
+}
+
+function createExporter(protocol: OtlpProtocol, endpoint: string | undefined, headers: Readonly<Record<string, string>>, timeoutMillis: number): SpanExporter {
+  const base = endpoint?.replace(/\/+$/, '');
+  switch (protocol) {
+    case 'grpc': {
+      let metadata: Metadata | undefined;
+      if (Object.keys(headers).length > 0) {
+        metadata = new Metadata();
+        for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+      }
+      return new GrpcExporter({ timeoutMillis, ...(base !== undefined ? { url: base } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+    }
+    case 'http/protobuf':
+    case 'http/json': {
+      const url = base === undefined ? undefined : base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
+      const config = { timeoutMillis, headers: { ...headers }, ...(url !== undefined ? { url } : {}) };
+      return protocol === 'http/json' ? new JsonExporter(config) : new ProtoExporter(config);
+    }
+    default:
+      return protocol satisfies never;
+  }
+}
+
+/** A warn line at most every 30 s, saying how many failures it stands for. */
+function rateLimitedWarn(logger: TelemetryLogger | undefined): (err: unknown) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < 30_000) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    const message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);
+    logger?.warn({ component: 'telemetry', err: message, suppressed }, 'span export failed; spans are being dropped');
+    suppressed = 0;
+  };
+}
+
+/** Builds the tracer provider from options and OTEL_* env; never throws on bad telemetry config. */
+export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
+  const env = options.env ?? {};
+  const propagatorNames = envString(env, 'OTEL_PROPAGATORS')?.split(',').map((p) => p.trim()) ?? options.propagators ?? DEFAULTS.propagators;
+  const propagator = buildPropagator(propagatorNames);
+  const envEndpoint = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  const tracesExporter = envString(env, 'OTEL_TRACES_EXPORTER');
+  const disabled = envString(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true' || tracesExporter === 'none';
+  const enabled = !disabled && (options.exporter !== undefined || options.enabled === true || envEndpoint !== undefined || tracesExporter === 'otlp');
+  const registerGlobal = options.registerGlobal ?? true;
+
+  if (!enabled) {
+    // No SDK: the API's no-op tracer. Spans are non-recording but carry the incoming
+    // context, so the agent's traceparent still reaches the upstream unchanged.
+    if (registerGlobal) propagation.setGlobalPropagator(propagator);
+    return {
+      enabled: false,
+      tracer: new ProxyTracerProvider().getTracer(TRACER_NAME),
+      propagator,
+      description: 'tracing off',
+      forceFlush: async () => undefined,
+      shutdown: async () => {
+        if (registerGlobal) propagation.disable();
+      },
+    };
+  }
+
+  const warn = rateLimitedWarn(options.logger);
+  setGlobalErrorHandler(warn);
+  diag.setLogger(
+    {
+      error: (message) => warn(message),
+      warn: (message) => warn(message),
+      info: () => undefined,
+      debug: () => undefined,
+      verbose: () => undefined,
+    },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
+
+  const protocolRaw = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? options.protocol ?? DEFAULTS.protocol;
+  const protocol: OtlpProtocol = protocolRaw === 'http/protobuf' || protocolRaw === 'http/json' || protocolRaw === 'grpc' ? protocolRaw : DEFAULTS.protocol;
+  // An endpoint in the env wins: let the exporter read it (and its signal-specific rules) itself.
+  const endpoint = envEndpoint !== undefined ? undefined : options.endpoint === '' ? undefined : options.endpoint;
+  const exportTimeoutMs = envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT') ?? options.exportTimeoutMs ?? DEFAULTS.exportTimeoutMs;
+  const exporter = options.exporter ?? createExporter(protocol, endpoint, options.headers ?? {}, exportTimeoutMs);
+
+  const ratio = options.samplerRatio ?? DEFAULTS.samplerRatio;
+  const head = headSampler(env, ratio);
+  const alwaysSampleDenied = options.alwaysSampleDenied ?? DEFAULTS.alwaysSampleDenied;
+  const sampler = alwaysSampleDenied ? createAlwaysRecordSampler(head.sampler) : head.sampler;
+
+  const export_: SpanProcessor =
+    options.exporter !== undefined
+      ? new SimpleSpanProcessor({ exporter })
+      : new BatchSpanProcessor({
+          exporter,
+          maxQueueSize: envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? options.maxQueueSize ?? DEFAULTS.maxQueueSize,
+          maxExportBatchSize: envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? options.maxExportBatchSize ?? DEFAULTS.maxExportBatchSize,
+          scheduledDelayMillis: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,
+          exportTimeoutMillis: exportTimeoutMs,
+        });
+  const processor = alwaysSampleDenied ? createDeniedTailProcessor(export_) : export_;
+
+  const envResource = parseResourceAttributes(envString(env, 'OTEL_RESOURCE_ATTRIBUTES'));
+  const serviceName = envString(env, 'OTEL_SERVICE_NAME') ?? envResource[ATTR_SERVICE_NAME] ?? options.serviceName ?? DEFAULTS.serviceName;
+  const resource = resourceFromAttributes({
+    ...(options.serviceVersion !== undefined ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
+    ...(options.agentId !== undefined && options.agentId !== '' ? { [ATTR_RESOURCE_AGENT_ID]: options.agentId } : {}),
+    ...options.resourceAttributes,
+    ...envResource,
+    [ATTR_SERVICE_NAME]: serviceName,
+  });
+
+  const provider = new TracerProvider({
+    resource,
+    sampler,
+    spanLimits: {
+      attributeValueLengthLimit:
+        envNumber(env, 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? options.attributeValueLengthLimit ?? DEFAULTS.attributeValueLengthLimit,
+      attributeCountLimit: envNumber(env, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT') ?? options.attributeCountLimit ?? DEFAULTS.attributeCountLimit,
+    },
+    spanProcessors: [processor],
+  });
+
+  let contextManager: AsyncLocalStorageContextManager | undefined;
+  if (registerGlobal) {
+    contextManager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(contextManager);
+    propagation.setGlobalPropagator(propagator);
+    trace.setGlobalTracerProvider(provider);
+  }
+
+  const timeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const bounded = async (work: () => Promise<void>): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      work().catch((err: unknown) => warn(err)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  };
+  let shutdownPromise: Promise<void> | undefined;
+
+  return {
+    enabled: true,
+    tracer: provider.getTracer(TRACER_NAME, options.serviceVersion),
+    propagator,
+    description: `otlp ${protocol} ${options.exporter !== undefined ? 'custom exporter' : (envEndpoint ?? endpoint ?? 'default endpoint')}, sampler ${head.name}${alwaysSampleDenied ? ' + denied decisions' : ''}`,
+    forceFlush: () => bounded(() => provider.forceFlush()),
+    shutdown() {
+      shutdownPromise ??= bounded(() => provider.shutdown()).then(() => {
+        if (registerGlobal) {
+          trace.disable();
+          propagation.disable();
+          context.disable();
+        }
+        setGlobalErrorHandler(loggingErrorHandler());
+        diag.disable();
+      });
+      return shutdownPromise;
+    },
+  };
+}
