@@ -6,10 +6,8 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, tempDir } from '../helpers/processes.ts';
-import { startTollgateExtAuthz } from './peers.ts';
+import { buildStubClient, startTollgateExtAuthz } from './peers.ts';
 
 const run = promisify(execFile);
 // A cold Go module cache downloads go-control-plane and grpc before compiling.
@@ -28,10 +26,9 @@ interface Line {
 }
 
 t.test('a client built from Envoy\'s generated stubs gets valid CheckResponses with the policy\'s decisions', async (t) => {
-  const bin = join(await tempDir('tollgate-stub-'), 'envoy-stub-client');
-  const build = run('go', ['build', '-o', bin, '.'], { cwd: join(ROOT, 'test/fixtures/envoy-stub-client'), env: { ...process.env, GOFLAGS: '-mod=readonly' } });
+  const build = buildStubClient();
   const { extAuthzPort } = await startTollgateExtAuthz(t, { agent: { id: 'support-bot', role: 'support' } });
-  await build;
+  const bin = await build;
   const { stdout } = await run(bin, ['-addr', `127.0.0.1:${extAuthzPort}`], { maxBuffer: 16 << 20 });
   const lines = new Map(stdout.trim().split('\n').map((l) => JSON.parse(l) as Line).map((l) => [l.name, l]));
 

@@ -139,3 +139,10 @@ export async function buildWasmBundle(entrypoint: string, paths: string[]): Prom
   await run(OPA, ['build', '-t', 'wasm', '-e', entrypoint, '--ignore', '*_test.rego', '-o', out, ...paths], { cwd: ROOT });
   return out;
 }
+
+/** Builds test/fixtures/envoy-stub-client (Envoy's generated Go stubs) with the real Go toolchain. */
+export async function buildStubClient(): Promise<string> {
+  const bin = join(await tempDir('tollgate-stub-'), 'envoy-stub-client');
+  await run('go', ['build', '-o', bin, '.'], { cwd: join(ROOT, 'test/fixtures/envoy-stub-client'), env: { ...process.env, GOFLAGS: '-mod=readonly' } });
+  return bin;
+}
