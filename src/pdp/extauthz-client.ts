@@ -19,7 +19,7 @@ export interface ExtAuthzPdpOptions {
   readonly target: string;
   readonly timeoutMs: number;
   readonly circuitBreaker: { readonly failureThreshold: number; readonly openMs: number };
-  /** Clock, for tests. */
+  /** Clock of the circuit breaker (not of the gRPC deadline), for tests. */
   readonly now?: () => number;
 }
 
@@ -105,7 +105,7 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
 
   function call(document: CheckRequestDocument): Promise<Message> {
     return new Promise((resolve, reject) => {
-      const deadline = new Date(now() + options.timeoutMs);
+      const deadline = new Date(Date.now() + options.timeoutMs);
       // The input's attributes are the CheckRequest: encode them once, send bytes.
       client.makeUnaryRequest<Buffer, Message>(
         `/${AUTHORIZATION_SERVICE}/Check`,

@@ -1,0 +1,66 @@
+import t from 'tap';
+import { createServer } from 'node:net';
+import { createExtAuthzPdp, decisionFromCheckResponse } from '../../src/pdp/extauthz-client.ts';
+import { inputFromCheckRequest } from '../../src/input/build.ts';
+
+const meta = { decisionId: 'd', revision: 'remote', evalNanos: 1 };
+
+t.test('maps an OK CheckResponse with mutations to an allow', async (t) => {
+  const d = decisionFromCheckResponse({
+    status: {},
+    okResponse: {
+      headers: [{ header: { key: 'a', value: '1' } }, { header: { key: 'raw', rawValue: Buffer.from('v').toString('base64') } }, {}],
+      headersToRemove: ['x'],
+      responseHeadersToAdd: [{ header: { key: 'b', value: '2' } }],
+      queryParametersToSet: [{ key: 'q', value: 'v' }],
+      queryParametersToRemove: ['r'],
+    },
+    dynamicMetadata: { fields: { decision_id: { stringValue: 'remote-id' } } },
+  }, meta);
+  t.match(d, {
+    allowed: true,
+    headers: [['a', '1'], ['raw', 'v']],
+    requestHeadersToRemove: ['x'],
+    responseHeadersToAdd: [['b', '2']],
+    queryParametersToSet: [['q', 'v']],
+    queryParametersToRemove: ['r'],
+    dynamicMetadata: { decision_id: 'remote-id' },
+    decisionId: 'd',
+  });
+  t.notOk('httpStatus' in d);
+});
+
+t.test('maps a denied CheckResponse to a deny with the remote status, body, headers and message', async (t) => {
+  const d = decisionFromCheckResponse({ status: { code: 7, message: 'why' }, deniedResponse: { status: { code: 429 }, body: 'slow', headers: [{ header: { key: 'retry-after', value: '1' } }] } }, meta);
+  t.match(d, { allowed: false, httpStatus: 429, body: 'slow', headers: [['retry-after', '1']], reasons: ['why'], requestHeadersToRemove: [] });
+  const bare = decisionFromCheckResponse({ status: { code: 7 } }, meta);
+  t.match(bare, { allowed: false, headers: [], reasons: [] });
+  t.notOk('httpStatus' in bare || 'body' in bare, 'no status or body: the PEP\'s defaults apply');
+  t.equal(decisionFromCheckResponse({ status: { code: 16 } }, meta).allowed, false, 'UNAUTHENTICATED denies');
+});
+
+t.test('the circuit opens after consecutive failures, rejects at once, and half-opens after the cool-down', async (t) => {
+  // A port with nothing listening: every call fails fast with UNAVAILABLE.
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  let clock = 1_000_000;
+  const pdp = createExtAuthzPdp({ target: `127.0.0.1:${port}`, timeoutMs: 500, circuitBreaker: { failureThreshold: 2, openMs: 1000 }, now: () => clock });
+  t.teardown(() => pdp.close());
+  t.same(pdp.info(), { kind: 'extauthz', decisionPath: `extauthz://127.0.0.1:${port}`, revision: 'remote' });
+  const input = inputFromCheckRequest({ attributes: { request: { http: { method: 'GET', path: '/' } } } }, { id: 'a', role: 'r', labels: {} });
+  await t.rejects(pdp.decide(input, 'd1'), { code: 'TG_ERR_PDP_UNAVAILABLE' });
+  t.equal(pdp.circuit(), 'closed', 'one failure is below the threshold');
+  await t.rejects(pdp.decide(input, 'd2'), { code: 'TG_ERR_PDP_UNAVAILABLE' });
+  t.equal(pdp.circuit(), 'open');
+  await t.rejects(pdp.decide(input, 'd3'), { code: 'TG_ERR_PDP_UNAVAILABLE', message: /circuit is open/ });
+  clock += 1000;
+  t.equal(pdp.circuit(), 'half-open');
+  const probe = pdp.decide(input, 'd4');
+  await t.rejects(pdp.decide(input, 'd5'), { message: /probe is in flight/ }, 'only one probe at a time');
+  await t.rejects(probe, { code: 'TG_ERR_PDP_UNAVAILABLE' });
+  t.equal(pdp.circuit(), 'open', 'a failed probe opens the circuit again');
+});
