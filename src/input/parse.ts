@@ -4,6 +4,7 @@
  * Go's url.PathUnescape / url.ParseQuery semantics are followed, including their errors.
  */
 import { TollgateError } from '../errors.ts';
+import { parseMultipart } from './multipart.ts';
 
 const decoder = new TextDecoder('utf-8');
 
@@ -60,8 +61,8 @@ export function parsePathQuery(path: string): Record<string, string[]> {
 const GO_INT = /^[+-]?\d+$/;
 
 /**
- * parsed_body as opa-envoy-plugin computes it from the content-type: JSON, form, or
- * null (envoyauth/request.go getParsedBody). The text is `body`, else `rawBody`
+ * parsed_body as opa-envoy-plugin computes it from the content-type: JSON, form,
+ * multipart form, or null (envoyauth/request.go getParsedBody). The text is `body`, else `rawBody`
  * (CheckRequest raw_body, sent by Envoy with pack_as_bytes). Returns truncated when
  * the body is known to be partial. Throws TG_ERR_BAD_REQUEST when a JSON or form body
  * does not parse (opa-envoy-plugin errors too).
@@ -73,8 +74,10 @@ export function parseBody(headers: Record<string, string>, body: string, truncat
   const isJson = contentType.includes('application/json');
   // application/grpc bodies are only decoded by opa-envoy-plugin when given a proto
   // descriptor set (proto-descriptor), which Tollgate does not offer: parsed_body stays null.
-  const isForm = !isJson && !contentType.includes('application/grpc') && contentType.includes('application/x-www-form-urlencoded');
-  if (!isJson && !isForm) return { parsed: null, truncated: false };
+  const isGrpc = !isJson && contentType.includes('application/grpc');
+  const isForm = !isJson && !isGrpc && contentType.includes('application/x-www-form-urlencoded');
+  const isMultipart = !isJson && !isGrpc && !isForm && contentType.includes('multipart/form-data');
+  if (!isJson && !isForm && !isMultipart) return { parsed: null, truncated: false };
   let text = body;
   let byteLength: number;
   if (text !== '') byteLength = Buffer.byteLength(text, 'utf8');
@@ -95,5 +98,6 @@ export function parseBody(headers: Record<string, string>, body: string, truncat
       throw new TollgateError('TG_ERR_BAD_REQUEST', `request body is not valid JSON although content-type is ${contentType}`, { cause });
     }
   }
+  if (isMultipart) return { parsed: parseMultipart(contentType, text), truncated: false };
   return { parsed: parseQuery(text), truncated: false };
 }

@@ -14,8 +14,6 @@
  * Deliberate differences, asserted to differ as documented (docs/extauthz.md):
  *   - input.mcp is a Tollgate extension: opa-envoy-plugin's input has none, so an MCP
  *     deny-list rule only fires in Tollgate.
- *   - multipart/form-data bodies: opa-envoy-plugin parses them into parsed_body,
- *     Tollgate leaves parsed_body null.
  */
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
@@ -69,7 +67,18 @@ function nonUtf8Body(): Buffer {
 }
 
 const MCP_CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'delete_customer', arguments: { id: 'c-1' } } });
-const MULTIPART = '--XyZ\r\nContent-Disposition: form-data; name="amount"\r\n\r\n100\r\n--XyZ--\r\n';
+const MULTIPART = [
+  'preamble to skip\r\n',
+  '--XyZ\r\nContent-Disposition: form-data; name="amount"\r\n\r\n100\r\n',
+  '--XyZ\r\nContent-Disposition: form-data; name="amount"\r\n\r\n200\r\n',
+  '--XyZ \r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n{"k": [1, "v"]}\r\n',
+  '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="C:\\dir\\a.txt"\r\nContent-Type: text/plain\r\n\r\nline1\r\nline2 --XyZ not a boundary\r\n--XyZabc still content\r\n',
+  '--XyZ\r\nContent-Disposition: attachment; name="ignored"\r\n\r\nx\r\n',
+  '--XyZ\r\nContent-Disposition: form-data; name="empty"\r\n\r\n\r\n',
+  '--XyZ\r\nContent-Disposition: form-data\r\n\r\nno name\r\n',
+  '--XyZ--\r\nepilogue',
+].join('');
+const multipart = (body: string, contentType = 'multipart/form-data; boundary=XyZ'): Message => fx('echo', { body }, { 'content-type': contentType }, 'POST');
 
 const CASES: Case[] = [
   // Seed policies (policies/), agent support-bot.
@@ -143,7 +152,13 @@ const CASES: Case[] = [
   { name: 'fixture: no allowed key', request: fx('no-allowed') },
   { name: 'fixture: a result that is a number', request: fx('not-object') },
   { name: 'fixture: undefined decision', request: fx('undefined') },
-  { name: 'fixture: multipart form body', request: fx('echo', { body: MULTIPART }, { 'content-type': 'multipart/form-data; boundary=XyZ' }, 'POST'), differs: 'multipart' },
+  { name: 'fixture: multipart form body with repeated, JSON, file and unnamed parts', request: multipart(MULTIPART) },
+  { name: 'fixture: multipart with a quoted boundary and LF line endings', request: multipart('--a b\nContent-Disposition: form-data; name=x\n\n1\n--a b--\n', 'multipart/form-data; boundary="a b"') },
+  { name: 'fixture: multipart without a boundary parameter', request: multipart('--XyZ\r\n\r\n', 'multipart/form-data') },
+  { name: 'fixture: multipart with a malformed media parameter', request: multipart('--XyZ\r\n\r\n', 'multipart/form-data; boundary') },
+  { name: 'fixture: multipart without its closing boundary', request: multipart('--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n') },
+  { name: 'fixture: multipart with a JSON part that is not JSON', request: multipart('--XyZ\r\nContent-Disposition: form-data; name="a"\r\nContent-Type: application/json\r\n\r\n{nope\r\n--XyZ--\r\n') },
+  { name: 'fixture: multipart in raw_body', request: fx('echo', { rawBody: Buffer.from(MULTIPART).toString('base64') }, { 'content-type': 'multipart/form-data; boundary=XyZ' }, 'POST') },
 ];
 
 /** JSON text with object keys sorted: OPA's Go json.marshal sorts keys, its WASM build keeps insertion order. */
