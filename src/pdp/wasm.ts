@@ -19,6 +19,8 @@ export interface WasmPdpOptions {
   /** Data merged over the bundle's data.json. */
   readonly data?: Readonly<Record<string, unknown>>;
   readonly timeoutMs: number;
+  /** The exact data document to load instead of bundle data ⊕ data (live-data overlays computed by the caller). */
+  readonly document?: Record<string, unknown>;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -36,7 +38,7 @@ export function mergeData(base: Record<string, unknown>, overlay: Readonly<Recor
 }
 
 /** Instantiates a bundle's policy.wasm, checking the decision path is one of its entrypoints. */
-export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}): Promise<LoadedPolicy> {
+export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}, document?: Record<string, unknown>): Promise<LoadedPolicy> {
   let policy: LoadedPolicy;
   try {
     policy = await loadPolicy(bundle.wasm);
@@ -51,16 +53,26 @@ export async function instantiate(bundle: Bundle, decisionPath: string, data: Re
     );
   }
   try {
-    policy.setData(mergeData(bundle.data, data));
+    policy.setData(document ?? mergeData(bundle.data, data));
   } catch (cause) {
     throw wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: data could not be loaded into the policy`, cause);
   }
   return policy;
 }
 
-/** Creates the WASM PDP over a loaded bundle. */
-export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
-  const policy = await instantiate(options.bundle, options.decisionPath, options.data);
+/** One instantiated bundle: evaluates synchronously, so a swap between two evaluations is atomic. */
+export interface WasmEvaluator {
+  readonly bundle: Bundle;
+  readonly info: PolicyInfo;
+  /** Evaluates the decision path; throws a TollgateError when no decision can be made. */
+  decideSync(input: PolicyInput, decisionId: string): Decision;
+  /** Replaces the policy's data document (bundle data merged with overlays). */
+  setData(data: Record<string, unknown>): void;
+}
+
+/** Instantiates a bundle into an evaluator (off the request path: this compiles the WASM module). */
+export async function createWasmEvaluator(options: WasmPdpOptions): Promise<WasmEvaluator> {
+  const policy = await instantiate(options.bundle, options.decisionPath, options.data, options.document);
   const info: PolicyInfo = { kind: 'wasm', decisionPath: options.decisionPath, revision: options.bundle.manifest.revision };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
 
@@ -85,14 +97,31 @@ export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
   }
 
   return {
+    bundle: options.bundle,
+    info,
+    decideSync,
+    setData(data) {
+      try {
+        policy.setData(data);
+      } catch (cause) {
+        throw wrapError('TG_ERR_BUNDLE_INVALID', `${options.bundle.source}: data could not be loaded into the policy`, cause);
+      }
+    },
+  };
+}
+
+/** Creates the WASM PDP over a loaded bundle. */
+export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
+  const evaluator = await createWasmEvaluator(options);
+  return {
     decide(input, decisionId) {
       try {
-        return Promise.resolve(decideSync(input, decisionId));
+        return Promise.resolve(evaluator.decideSync(input, decisionId));
       } catch (error) {
         return Promise.reject(error);
       }
     },
-    info: () => info,
+    info: () => evaluator.info,
     close: () => Promise.resolve(),
   };
 }
