@@ -86,6 +86,55 @@ const adminSchema = z
   })
   .describe('The admin endpoint.');
 
+// ─── Policy lifecycle (issue 6): bundle sources, signatures, shadow mode, live data ───
+const bundleVerificationSchema = z
+  .strictObject({
+    keyId: z.string().min(1).default('default').describe('Key id the bundle signature must name (JWT header kid, or the payload keyid); `opa sign`/`opa build --signing-key` write "default" unless --signing-key-id is given.'),
+    publicKey: z.string().default('').describe('PEM public key (or certificate) of the signer. Either this or publicKeyFile.'),
+    publicKeyFile: z.string().default('').describe('Path to the PEM public key of the signer (read at start).'),
+    algorithm: z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']).default('RS256').describe('JWS algorithm of the signature (opa --signing-alg).'),
+    scope: z.string().default('').describe('Scope the signature must carry (opa --scope); empty when the signer set none.'),
+    excludeFiles: z.array(z.string()).default([]).describe('Bundle paths (glob) excluded from digest checks, as OPA\'s verification.exclude_files.'),
+  })
+  .describe('Signature verification of bundles (.signatures.json as `opa sign` writes it). When set, unsigned or tampered bundles are rejected and the previous revision stays active.');
+
+const bundleSchema = z
+  .strictObject({
+    source: z.string().default('').describe('Where the policy bundle comes from: an http(s):// URL of an OPA bundle server (bundle protocol: ETag/If-None-Match polling), a .tar.gz file or a directory (re-read when it changes). Empty: the static pdp.bundle (or the embedded default).'),
+    token: z.string().default('').describe('Bearer token sent to the bundle server (Authorization: Bearer ...).'),
+    minDelayMs: z.number().int().positive().default(60000).describe('Shortest wait between two polls (a random delay between minDelayMs and maxDelayMs is drawn each time: jitter).'),
+    maxDelayMs: z.number().int().positive().default(120000).describe('Longest wait between two polls.'),
+    longPollSeconds: z.number().int().nonnegative().default(0).describe('Long polling: ask the server to hold each request up to this many seconds (Prefer: wait=N); 0 disables.'),
+    timeoutMs: z.number().int().positive().default(10000).describe('Time allowed for one bundle download (on top of the long-poll wait); past it the poll fails and the active revision stays.'),
+    maxBytes: z.number().int().positive().default(104857600).describe('Largest bundle download accepted, in bytes.'),
+    verification: bundleVerificationSchema.optional(),
+    smoke: z
+      .strictObject({
+        input: z.record(z.string(), z.unknown()).describe('A policy input document every new bundle must evaluate without error before it is activated.'),
+        expectAllowed: z.boolean().optional().describe('When set, the smoke decision must be allowed (true) or denied (false).'),
+      })
+      .optional()
+      .describe('Smoke check of a new bundle before the swap.'),
+    persistenceDir: z.string().default('').describe('Directory where the last activated bundle is persisted (atomic write + rename) and loaded from at start when the source is unreachable. Empty: no persistence.'),
+  })
+  .describe('Policy bundle lifecycle: source, polling, signature verification, smoke check, last-known-good.');
+
+const shadowSchema = z
+  .strictObject({
+    bundle: z.string().default('').describe('Candidate bundle evaluated beside the active one on live traffic (URL, .tar.gz or directory, polled like bundle.source). Only the active bundle enforces; disagreements are counted and logged with both results. Empty: shadow mode off.'),
+  })
+  .describe('Shadow mode: try a candidate policy on production traffic without enforcing it.');
+
+const liveDataSchema = z
+  .strictObject({
+    token: z.string().default('').describe('Bearer token for the policy admin endpoints (PATCH /v1/data with an RFC 6902 JSON Patch, POST /v1/bundle/rollback). Empty: those endpoints are disabled.'),
+    allowRemote: z.boolean().default(false).describe('Accept policy admin requests from non-loopback peers (default: loopback only, even with a valid token).'),
+    watchFile: z.string().default('').describe('A file holding an RFC 6902 JSON Patch applied over the bundle data; re-applied when its content changes. Empty: no watched file.'),
+    watchIntervalMs: z.number().int().positive().default(1000).describe('How often the watched data file is checked for changes.'),
+  })
+  .describe('Live policy data: changes without a new bundle, each recorded in the decision log.');
+// ─── end of policy lifecycle ───
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -110,6 +159,9 @@ export const configSchema = z
     }),
     admin: adminSchema.default({ listen: '127.0.0.1:15000' }),
     extAuthz: extAuthzSchema.default({ enabled: true, listen: '127.0.0.1:9191', dryRun: false, maxReceiveBytes: 4194304 }),
+    bundle: bundleSchema.default({ source: '', token: '', minDelayMs: 60000, maxDelayMs: 120000, longPollSeconds: 0, timeoutMs: 10000, maxBytes: 104857600, persistenceDir: '' }),
+    shadow: shadowSchema.default({ bundle: '' }),
+    data: liveDataSchema.default({ token: '', allowRemote: false, watchFile: '', watchIntervalMs: 1000 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),
   })
   .describe('Tollgate sidecar configuration (tollgate.yaml).');
@@ -122,6 +174,15 @@ export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;
 
 /** The remote (ext_authz client) PDP settings. */
 export type ExtAuthzPdpConfig = z.infer<typeof extAuthzPdpSchema>;
+
+/** Policy bundle lifecycle settings. */
+export type BundleConfig = z.infer<typeof bundleSchema>;
+
+/** Shadow-mode settings. */
+export type ShadowConfig = z.infer<typeof shadowSchema>;
+
+/** Live-data settings. */
+export type LiveDataConfig = z.infer<typeof liveDataSchema>;
 
 /** The configuration as JSON Schema (draft 2020-12). */
 export function configJsonSchema(): unknown {
