@@ -1,0 +1,302 @@
+/**
+ * The decision log: one JSON line per decision with OPA's decision-log fields
+ * (decision_id, timestamp, path, input (masked), result, bundles, metrics, labels,
+ * erased, trace_id, span_id, requested_by), hash-chained (seq, prev_hash, hash; see
+ * chain.ts) from a genesis record written when a file is created. A rotated file's
+ * genesis links to the previous file's last hash, so a rotated set is one chain.
+ *
+ * The request path only calls write(), which pushes the event onto a bounded queue
+ * and returns: masking, serialising, hashing and I/O happen later, off the request.
+ * When the queue is full the event is dropped — never silently: onDropped counts it
+ * (→ tollgate_decision_log_dropped_total), a rate-limited warn line says how many, and
+ * a `gap` record in the chain itself says how many decisions are missing there, so
+ * an auditor reading only the file sees the hole.
+ *
+ * Record types: genesis `{type:"genesis", chain_id, created, seq, prev_hash, prev_file?}`,
+ * decision (OPA's fields, no `type`), gap `{type:"gap", dropped, timestamp, seq, prev_hash}`.
+ */
+import { randomUUID } from 'node:crypto';
+import { ZERO_HASH, sealRecord } from './chain.ts';
+import { DEFAULT_MASK, maskEvent } from './mask.ts';
+import { nonEmptyFile, openFileSink, readLastLine, type FileSink } from './file-sink.ts';
+import { createHttpSink, type HttpSink, type HttpSinkOptions } from './http-sink.ts';
+
+/** One decision as the PEP / ext_authz server hands it over (unmasked; do not mutate it afterwards). */
+export interface DecisionEvent {
+  readonly decisionId: string;
+  /** Default: when write() is called. */
+  readonly timestamp?: Date;
+  /** The decision path, e.g. "tollgate/authz/decision". */
+  readonly path: string;
+  readonly input: unknown;
+  /** The decision path's value (Decision.result); absent when no decision was made. */
+  readonly result?: unknown;
+  /** Bundle revision (Decision.revision). */
+  readonly revision: string;
+  /** Decision.evalNanos → metrics.timer_rego_query_eval_ns. */
+  readonly evalNanos?: number;
+  /** When no decision could be made: the error, and the failure mode applied. */
+  readonly error?: { readonly code: string; readonly message: string; readonly failureMode: 'allow' | 'deny' };
+  readonly traceId?: string;
+  readonly spanId?: string;
+  /** The client address (OPA's requested_by). */
+  readonly requestedBy?: string;
+}
+
+/** Where and how the log is written. */
+export interface DecisionLogOptions {
+  /** File sink; rotation when the file would pass maxBytes (default 100 MiB), keeping maxFiles rotated files (default 10; 0 keeps all). */
+  readonly file?: { readonly path: string; readonly maxBytes?: number; readonly maxFiles?: number };
+  /** HTTP sink in OPA's upload format. */
+  readonly http?: Omit<HttpSinkOptions, 'onDropped' | 'warn'>;
+  /** JSON pointers erased from each event (default DEFAULT_MASK). */
+  readonly mask?: readonly string[];
+  /** OPA's labels (e.g. id, version, agent); default {id: <random instance id>}. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Bundle name under `bundles` (default "tollgate"). */
+  readonly bundleName?: string;
+  /** Events waiting to be written; beyond it they are dropped. Default 10000. */
+  readonly maxQueue?: number;
+  /** Called with the number of records dropped (file queue or HTTP buffer). */
+  readonly onDropped?: (count: number) => void;
+  readonly logger?: { warn(obj: object, msg: string): void };
+  /** Least time between two "dropped" warn lines. Default 5000. */
+  readonly warnIntervalMs?: number;
+  /** Tests: the clock. */
+  readonly now?: () => Date;
+}
+
+/** The running decision log. */
+export interface DecisionLog {
+  /** Queues one decision; never blocks, never throws. */
+  write(event: DecisionEvent): void;
+  /** Resolves when everything queued so far is written (and uploaded, if HTTP is on). */
+  flush(): Promise<void>;
+  /** Flushes, then closes the sinks; later writes are dropped and counted. */
+  close(): Promise<void>;
+  /** Counters for tests and the admin endpoint. */
+  stats(): { readonly queued: number; readonly written: number; readonly dropped: number };
+}
+
+type Item = { readonly kind: 'event'; readonly event: DecisionEvent; readonly at: Date } | { kind: 'gap'; dropped: number; readonly at: Date };
+
+interface ChainState {
+  chainId: string;
+  seq: number;
+  hash: string;
+}
+
+/** Reads where an existing file's chain ends, or undefined when it cannot be continued. */
+async function existingChain(path: string): Promise<ChainState | undefined> {
+  const { line, torn } = await readLastLine(path);
+  if (line === undefined || torn) return undefined;
+  try {
+    const last = JSON.parse(line) as { seq?: unknown; hash?: unknown; chain_id?: unknown };
+    if (typeof last.seq !== 'number' || typeof last.hash !== 'string') return undefined;
+    // chain_id is in the genesis (first line); a cheap read of the file start finds it.
+    const { readFile } = await import('node:fs/promises');
+    const head = (await readFile(path, { encoding: 'utf8', flag: 'r' })).slice(0, 4096).split('\n')[0] ?? '';
+    const genesis = JSON.parse(head) as { chain_id?: unknown };
+    return { chainId: typeof genesis.chain_id === 'string' ? genesis.chain_id : randomUUID(), seq: last.seq, hash: last.hash };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Opens the sinks (continuing an existing file's chain) and starts the writer. */
+export async function createDecisionLog(options: DecisionLogOptions): Promise<DecisionLog> {
+  const now = options.now ?? (() => new Date());
+  const mask = options.mask ?? DEFAULT_MASK;
+  const labels = options.labels ?? { id: randomUUID() };
+  const bundleName = options.bundleName ?? 'tollgate';
+  const maxQueue = options.maxQueue ?? 10000;
+  const warnInterval = options.warnIntervalMs ?? 5000;
+  const onDropped = options.onDropped ?? (() => undefined);
+  const warn = (obj: object, msg: string): void => options.logger?.warn(obj, msg);
+
+  let chain: ChainState = { chainId: randomUUID(), seq: -1, hash: ZERO_HASH };
+  let file: FileSink | undefined;
+  const pendingLines: string[] = [];
+
+  /** Seals a record onto the chain and returns its line. */
+  function seal(record: Record<string, unknown>): string {
+    const seq = chain.seq + 1;
+    const { hash, line } = sealRecord({ ...record, seq, prev_hash: chain.hash });
+    chain = { ...chain, seq, hash };
+    return line;
+  }
+
+  function genesis(prevFile?: string): string {
+    return seal({ type: 'genesis', chain_id: chain.chainId, created: now().toISOString(), ...(prevFile !== undefined ? { prev_file: prevFile } : {}) });
+  }
+
+  if (options.file !== undefined) {
+    const { path } = options.file;
+    const exists = await nonEmptyFile(path);
+    const continued = exists ? await existingChain(path) : undefined;
+    if (exists && continued === undefined) {
+      // Damaged tail (e.g. a crash mid-write): leave the file as it is for the auditor, start a new chain beside it.
+      const aside = await openFileSink(path, 0);
+      const rotated = await aside.rotate();
+      await aside.close();
+      warn({ component: 'decision-log', file: path, rotated }, 'decision log file ends in a damaged record; kept it as is and started a new chain');
+    }
+    file = await openFileSink(path, options.file.maxFiles ?? 10);
+    if (continued !== undefined) chain = continued;
+    else await file.append(`${genesis()}\n`);
+  }
+  const maxBytes = options.file?.maxBytes ?? 100 * 1024 * 1024;
+
+  let droppedTotal = 0;
+  let written = 0;
+  let unwarned = 0;
+  let lastWarn = 0;
+  let warnTimer: NodeJS.Timeout | undefined;
+  const emitWarn = (): void => {
+    warnTimer = undefined;
+    if (unwarned === 0) return;
+    lastWarn = Date.now();
+    warn({ component: 'decision-log', dropped: unwarned, droppedTotal }, `decision log queue full: dropped ${unwarned} records`);
+    unwarned = 0;
+  };
+  const dropped = (count: number): void => {
+    droppedTotal += count;
+    unwarned += count;
+    try {
+      onDropped(count);
+    } catch {
+      // A metrics callback must not break the log.
+    }
+    if (warnTimer === undefined) {
+      warnTimer = setTimeout(emitWarn, Math.max(0, lastWarn + warnInterval - Date.now()));
+      warnTimer.unref();
+    }
+  };
+
+  const http: HttpSink | undefined = options.http !== undefined ? createHttpSink({ ...options.http, onDropped: dropped, warn }) : undefined;
+
+  const queue: Item[] = [];
+  let draining: Promise<void> | undefined;
+  let closed = false;
+
+  function decisionRecord(event: DecisionEvent, at: Date): Record<string, unknown> {
+    const { event: masked, erased } = maskEvent({ input: event.input, result: event.result }, mask);
+    return {
+      decision_id: event.decisionId,
+      timestamp: (event.timestamp ?? at).toISOString(),
+      path: event.path,
+      input: masked.input,
+      result: masked.result,
+      bundles: { [bundleName]: { revision: event.revision } },
+      metrics: event.evalNanos !== undefined ? { timer_rego_query_eval_ns: event.evalNanos } : {},
+      labels,
+      ...(erased.length > 0 ? { erased } : {}),
+      ...(event.error !== undefined ? { error: { code: event.error.code, message: event.error.message, failure_mode: event.error.failureMode } } : {}),
+      ...(event.traceId !== undefined ? { trace_id: event.traceId } : {}),
+      ...(event.spanId !== undefined ? { span_id: event.spanId } : {}),
+      ...(event.requestedBy !== undefined ? { requested_by: event.requestedBy } : {}),
+    };
+  }
+
+  /** The record an item becomes (before sealing). */
+  function recordOf(item: Item): Record<string, unknown> {
+    return item.kind === 'gap' ? { type: 'gap', dropped: item.dropped, timestamp: item.at.toISOString() } : decisionRecord(item.event, item.at);
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, 256);
+      let text = '';
+      let textBytes = 0;
+      const decisionLines: string[] = [];
+      try {
+        for (const item of batch) {
+          let record: Record<string, unknown>;
+          try {
+            record = recordOf(item);
+          } catch (err) {
+            // An event that cannot be serialised (e.g. a cycle) is dropped and counted, not thrown.
+            warn({ component: 'decision-log', err: err instanceof Error ? err.message : String(err) }, 'decision could not be serialised for the log');
+            dropped(1);
+            continue;
+          }
+          const before = chain;
+          let line = seal(record);
+          let bytes = Buffer.byteLength(line) + 1;
+          if (file !== undefined && file.size + textBytes + bytes > maxBytes && file.size + textBytes > 0) {
+            // Rotate before this record: it is sealed again after the new file's genesis.
+            chain = before;
+            await file.append(text);
+            text = '';
+            textBytes = 0;
+            const rotated = await file.rotate();
+            const genesisLine = `${genesis(rotated)}\n`;
+            text = genesisLine;
+            textBytes = Buffer.byteLength(genesisLine);
+            line = seal(record);
+            bytes = Buffer.byteLength(line) + 1;
+          }
+          text += `${line}\n`;
+          textBytes += bytes;
+          if (item.kind === 'event') decisionLines.push(line);
+        }
+        if (file !== undefined) await file.append(text);
+      } catch (err) {
+        warn({ component: 'decision-log', err: err instanceof Error ? err.message : String(err) }, 'decision log file write failed');
+        dropped(decisionLines.length);
+        continue;
+      }
+      written += decisionLines.length;
+      http?.add(decisionLines);
+    }
+  }
+
+  function schedule(): Promise<void> {
+    draining ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(drain)
+      .finally(() => {
+        draining = undefined;
+        if (queue.length > 0) void schedule();
+      });
+    return draining;
+  }
+
+  async function flushQueue(): Promise<void> {
+    while (draining !== undefined || queue.length > 0) await schedule();
+  }
+
+  return {
+    write(event) {
+      const at = now();
+      if (closed) {
+        dropped(1);
+        return;
+      }
+      if (queue.length >= maxQueue) {
+        const last = queue.at(-1);
+        // One gap record per run of drops, allowed past the bound so the chain records the hole.
+        if (last?.kind === 'gap') last.dropped++;
+        else queue.push({ kind: 'gap', dropped: 1, at });
+        dropped(1);
+        void schedule();
+        return;
+      }
+      queue.push({ kind: 'event', event, at });
+      void schedule();
+    },
+    async flush() {
+      await flushQueue();
+      await http?.flush();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await flushQueue();
+      await http?.close();
+      await file?.close();
+      if (warnTimer !== undefined) clearTimeout(warnTimer);
+      emitWarn();
+    },
+    stats: () => ({ queued: queue.length, written, dropped: droppedTotal }),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Masking of decision-log events, as OPA's `system.log.mask` does it: a list of JSON
+ * pointers (RFC 6901) rooted at the event (`/input/...`, `/result/...`); each one that
+ * exists is erased and listed in the event's `erased` field, so a reader knows a value
+ * was there. Copy-on-write: only the containers along an erased path are copied; the
+ * caller's input is never modified.
+ */
+
+/** Pointers erased by default: credential headers and the agent identity token. */
+export const DEFAULT_MASK: readonly string[] = [
+  '/input/attributes/request/http/headers/authorization',
+  '/input/attributes/request/http/headers/proxy-authorization',
+  '/input/attributes/request/http/headers/cookie',
+  '/input/attributes/request/http/headers/x-tollgate-agent-token',
+  '/input/attributes/request/http/headers/x-api-key',
+];
+
+const HEADERS_PREFIX = '/input/attributes/request/http/headers/';
+
+/** The event parts a mask applies to. */
+export interface Maskable {
+  readonly input?: unknown;
+  readonly result?: unknown;
+}
+
+/** Splits a JSON pointer into unescaped reference tokens (RFC 6901 §4: ~1 → /, then ~0 → ~). */
+export function parsePointer(pointer: string): string[] {
+  if (pointer === '') return [];
+  if (!pointer.startsWith('/')) throw new Error(`json pointer must start with "/": ${pointer}`);
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** The header names a mask list erases (for span hygiene: the same list keeps them off spans). */
+export function maskedHeaderNames(mask: readonly string[]): string[] {
+  return mask.filter((p) => p.startsWith(HEADERS_PREFIX) && p.indexOf('/', HEADERS_PREFIX.length) === -1).map((p) => parsePointer(p).at(-1)!.toLowerCase());
+}
+
+function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {
+  return typeof value === 'object' && value !== null;
+}
+
+/** Returns `root` with the value at `tokens` removed (copying along the path), or undefined when absent. */
+function erase(root: unknown, tokens: readonly string[]): unknown | undefined {
+  if (tokens.length === 0 || !isContainer(root)) return undefined;
+  const [head, ...rest] = tokens as [string, ...string[]];
+  if (Array.isArray(root)) {
+    if (!/^(0|[1-9]\d*)$/.test(head)) return undefined;
+    const index = Number(head);
+    if (index >= root.length) return undefined;
+    const copy = root.slice();
+    if (rest.length === 0) {
+      // Erasing an array element keeps the indexes of the others stable.
+      copy[index] = null;
+      return copy;
+    }
+    const child = erase(root[index], rest);
+    if (child === undefined) return undefined;
+    copy[index] = child;
+    return copy;
+  }
+  if (!Object.hasOwn(root, head)) return undefined;
+  if (rest.length === 0) {
+    const { [head]: _removed, ...others } = root;
+    return others;
+  }
+  const child = erase(root[head], rest);
+  if (child === undefined) return undefined;
+  return { ...root, [head]: child };
+}
+
+/** Applies a mask list to an event; `erased` lists the pointers that matched, in mask order. */
+export function maskEvent<T extends Maskable>(event: T, mask: readonly string[]): { event: T; erased: string[] } {
+  let current = { ...event } as Record<string, unknown>;
+  const erased: string[] = [];
+  for (const pointer of mask) {
+    let tokens: string[];
+    try {
+      tokens = parsePointer(pointer);
+    } catch {
+      continue;
+    }
+    if (tokens[0] !== 'input' && tokens[0] !== 'result') continue;
+    const next = erase(current, tokens);
+    if (next !== undefined) {
+      current = next as Record<string, unknown>;
+      erased.push(pointer);
+    }
+  }
+  return { event: current as T, erased };
+}
+
+/** Masks a bare policy input (for recording it on a span): pointers are still `/input/...`. */
+export function maskInput(input: unknown, mask: readonly string[]): unknown {
+  return maskEvent({ input }, mask).event.input;
+}

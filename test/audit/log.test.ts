@@ -1,0 +1,219 @@
+/**
+ * The decision log writer: OPA fields, masking, the hash chain from a genesis,
+ * continuation across restarts, size rotation linking files, back-pressure drops
+ * (counted, warned, and recorded as a gap), and the HTTP sink's OPA upload format.
+ */
+import t from 'tap';
+import { createServer } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { readFile, appendFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createDecisionLog, type DecisionEvent } from '../../src/audit/log.ts';
+import { recomputeHash, ZERO_HASH } from '../../src/audit/chain.ts';
+import { verifyDecisionLog } from '../../src/audit/verify.ts';
+import { tempDir } from '../helpers/processes.ts';
+
+function event(n: number, extra: Partial<DecisionEvent> = {}): DecisionEvent {
+  return {
+    decisionId: `d-${n}`,
+    timestamp: new Date(Date.UTC(2026, 10, 25, 7, 0, n)),
+    path: 'tollgate/authz/decision',
+    input: { attributes: { request: { http: { method: 'GET', headers: { authorization: 'Bearer s3cret', host: 'payments.internal' } } } }, agent: { id: 'support-bot' } },
+    result: { allowed: n % 2 === 0, reasons: n % 2 === 0 ? [] : ['no'] },
+    revision: 'rev-1',
+    evalNanos: 1000 + n,
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    requestedBy: '127.0.0.1:40000',
+    ...extra,
+  };
+}
+
+async function lines(path: string): Promise<Record<string, unknown>[]> {
+  return (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+t.test('writes a genesis then one OPA-shaped, masked, chained JSON line per decision', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const log = await createDecisionLog({ file: { path }, labels: { id: 'i-1', version: '0.1.0' } });
+  log.write(event(1));
+  log.write(event(2, { error: { code: 'TG_ERR_PDP_TIMEOUT', message: 'no answer', failureMode: 'deny' }, result: undefined }));
+  await log.close();
+  const records = await lines(path);
+  t.equal(records.length, 3);
+  const [genesis, first, second] = records as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
+  t.match(genesis, { type: 'genesis', seq: 0, prev_hash: ZERO_HASH, chain_id: /^[0-9a-f-]{36}$/, created: /^\d{4}-\d\d-\d\dT/ });
+  t.match(first, {
+    decision_id: 'd-1',
+    timestamp: '2026-11-25T07:00:01.000Z',
+    path: 'tollgate/authz/decision',
+    result: { allowed: false, reasons: ['no'] },
+    bundles: { tollgate: { revision: 'rev-1' } },
+    metrics: { timer_rego_query_eval_ns: 1001 },
+    labels: { id: 'i-1', version: '0.1.0' },
+    erased: ['/input/attributes/request/http/headers/authorization'],
+    trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+    span_id: '00f067aa0ba902b7',
+    requested_by: '127.0.0.1:40000',
+    seq: 1,
+    prev_hash: genesis.hash,
+  });
+  t.notMatch(JSON.stringify(records), /s3cret/, 'the authorization header never reaches the file');
+  t.match(second, { seq: 2, prev_hash: first.hash, error: { code: 'TG_ERR_PDP_TIMEOUT', failure_mode: 'deny' } });
+  t.notOk('result' in second);
+  for (const r of records) t.equal(recomputeHash(r), r.hash, `record ${String(r.seq)} hash covers its content`);
+  t.ok((await verifyDecisionLog(path)).ok);
+});
+
+t.test('a restarted log continues the chain of the existing file', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const first = await createDecisionLog({ file: { path } });
+  first.write(event(1));
+  await first.close();
+  const second = await createDecisionLog({ file: { path } });
+  second.write(event(2));
+  await second.close();
+  const records = await lines(path);
+  t.same(records.map((r) => r.seq), [0, 1, 2]);
+  t.equal(records.filter((r) => r.type === 'genesis').length, 1);
+  t.ok((await verifyDecisionLog(path)).ok);
+});
+
+t.test('a file ending in a torn record is kept aside and a new chain starts', async (t) => {
+  const dir = await tempDir();
+  const path = join(dir, 'decisions.log');
+  const log = await createDecisionLog({ file: { path } });
+  log.write(event(1));
+  await log.close();
+  await appendFile(path, '{"decision_id":"d-2","seq":2,"pre');
+  const warnings: string[] = [];
+  const again = await createDecisionLog({ file: { path }, logger: { warn: (_o, m) => warnings.push(m) } });
+  again.write(event(3));
+  await again.close();
+  t.same((await readdir(dir)).sort(), ['decisions.log', 'decisions.log.1']);
+  t.match(warnings, [/damaged record/]);
+  const fresh = await lines(path);
+  t.match(fresh[0], { type: 'genesis', seq: 0, prev_hash: ZERO_HASH });
+  const report = await verifyDecisionLog(path);
+  t.match(report.problems, [{ file: `${path}.1`, line: 3, kind: 'malformed' }], 'the torn line is reported where it is');
+});
+
+t.test('rotates by size; each new file starts with a genesis linked to the previous file', async (t) => {
+  const dir = await tempDir();
+  const path = join(dir, 'decisions.log');
+  const log = await createDecisionLog({ file: { path, maxBytes: 2000, maxFiles: 0 } });
+  for (let i = 1; i <= 20; i++) log.write(event(i));
+  await log.close();
+  const names = (await readdir(dir)).sort();
+  t.ok(names.length >= 3, `rotated into ${names.join(', ')}`);
+  const rotated1 = await lines(`${path}.1`);
+  const rotated2 = await lines(`${path}.2`);
+  t.match(rotated2[0], { type: 'genesis', prev_hash: rotated1.at(-1)!.hash, prev_file: 'decisions.log.1', chain_id: rotated1[0]!.chain_id });
+  for (const name of names) {
+    const size = Buffer.byteLength(await readFile(join(dir, name), 'utf8'));
+    t.ok(size <= 2000, `${name} is ${size} bytes`);
+  }
+  const report = await verifyDecisionLog(path);
+  t.ok(report.ok, JSON.stringify(report.problems));
+  t.equal(report.decisions, 20);
+  t.equal(report.files.length, names.length);
+});
+
+t.test('rotation keeps at most maxFiles rotated files; the set still verifies, noting the missing start', async (t) => {
+  const dir = await tempDir();
+  const path = join(dir, 'decisions.log');
+  const log = await createDecisionLog({ file: { path, maxBytes: 1500, maxFiles: 2 } });
+  for (let i = 1; i <= 30; i++) log.write(event(i));
+  await log.close();
+  const names = (await readdir(dir)).sort();
+  t.equal(names.length, 3, names.join(', '));
+  const report = await verifyDecisionLog(path);
+  t.ok(report.ok, JSON.stringify(report.problems));
+  t.match(report.notes, [/continues a chain from earlier files not given/]);
+});
+
+t.test('under back-pressure writes never wait: drops are counted, warned with the count, and recorded as a gap', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  let droppedCount = 0;
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const log = await createDecisionLog({
+    file: { path },
+    maxQueue: 5,
+    warnIntervalMs: 0,
+    onDropped: (n) => (droppedCount += n),
+    logger: { warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) },
+  });
+  // 20 synchronous writes: the writer cannot run in between, so 15 do not fit.
+  const started = process.hrtime.bigint();
+  for (let i = 1; i <= 20; i++) log.write(event(i));
+  const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+  t.ok(elapsedMs < 50, `20 writes took ${elapsedMs.toFixed(2)} ms`);
+  t.equal(droppedCount, 15);
+  t.equal(log.stats().dropped, 15);
+  await log.close();
+  t.match(warnings, [{ obj: { dropped: 15 }, msg: /dropped 15 records/ }]);
+  const records = await lines(path);
+  t.same(records.map((r) => r.decision_id ?? r.type), ['genesis', 'd-1', 'd-2', 'd-3', 'd-4', 'd-5', 'gap']);
+  t.match(records.at(-1), { type: 'gap', dropped: 15 });
+  const report = await verifyDecisionLog(path);
+  t.ok(report.ok);
+  t.match(report.gaps, [{ line: 7, dropped: 15 }]);
+});
+
+t.test('the HTTP sink posts gzip JSON arrays in OPA upload format and retries after a failure', async (t) => {
+  const batches: unknown[][] = [];
+  let failNext = true;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (failNext) {
+        failNext = false;
+        res.writeHead(503).end();
+        return;
+      }
+      t.equal(req.headers['content-encoding'], 'gzip');
+      t.equal(req.headers['content-type'], 'application/json');
+      t.equal(req.headers['x-api-key'], 'k');
+      batches.push(JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as unknown[]);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/logs`;
+  const warnings: string[] = [];
+  const log = await createDecisionLog({ http: { url, headers: { 'x-api-key': 'k' }, flushIntervalMs: 60_000 }, logger: { warn: (_o, m) => warnings.push(m) } });
+  log.write(event(1));
+  log.write(event(2));
+  await log.flush();
+  t.same(batches, [], 'the first upload failed');
+  t.match(warnings, [/upload failed/]);
+  log.write(event(3));
+  await log.close();
+  t.equal(batches.length, 1);
+  t.same(batches[0]!.map((e) => (e as { decision_id: string }).decision_id), ['d-1', 'd-2', 'd-3']);
+  // Without a file there is no genesis: the chain starts at seq 0 from the zero hash.
+  t.match(batches[0]![0], { path: 'tollgate/authz/decision', bundles: { tollgate: { revision: 'rev-1' } }, seq: 0, prev_hash: ZERO_HASH });
+  t.equal((batches[0]![1] as { prev_hash: string }).prev_hash, (batches[0]![0] as { hash: string }).hash);
+});
+
+t.test('an unreachable HTTP sink never blocks writes and counts what it could not deliver', async (t) => {
+  let dropped = 0;
+  const log = await createDecisionLog({ http: { url: 'http://127.0.0.1:1/logs', maxBufferRecords: 3, flushIntervalMs: 60_000, timeoutMs: 500 }, onDropped: (n) => (dropped += n) });
+  for (let i = 1; i <= 5; i++) log.write(event(i));
+  await log.flush();
+  t.equal(dropped, 2, 'beyond the buffer bound');
+  await log.close();
+  t.equal(dropped, 5, 'and what was still buffered at shutdown');
+});
+
+t.test('writes after close are counted as dropped', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  let dropped = 0;
+  const log = await createDecisionLog({ file: { path }, onDropped: (n) => (dropped += n) });
+  await log.close();
+  log.write(event(1));
+  t.equal(dropped, 1);
+});
