@@ -70,6 +70,23 @@ export function decisionFromCheckResponse(response: Message, meta: { decisionId:
   };
 }
 
+/**
+ * The CheckRequest for an input: its attributes, as Envoy would send them. Like Envoy
+ * past max_request_bytes, a body the PEP buffered only in part is flagged with
+ * x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length.
+ */
+export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
+  const document = { attributes: input.attributes } as CheckRequestDocument;
+  const http = document.attributes?.request?.http;
+  if (!input.truncated_body || http === undefined || http.headers?.['x-envoy-auth-partial-body'] === 'true') return document;
+  return {
+    attributes: {
+      ...document.attributes,
+      request: { ...document.attributes!.request, http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } } },
+    },
+  };
+}
+
 /** Creates the ext_authz client PDP (the channel connects lazily, on the first call). */
 export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(): CircuitState } {
   const now = options.now ?? Date.now;
@@ -133,7 +150,7 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
       }
       const started = process.hrtime.bigint();
       try {
-        const response = await call({ attributes: input.attributes } as CheckRequestDocument);
+        const response = await call(checkRequestFor(input));
         onAnswer();
         return decisionFromCheckResponse(response, { decisionId, revision: info.revision, evalNanos: Number(process.hrtime.bigint() - started) });
       } catch (err) {

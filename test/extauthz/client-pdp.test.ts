@@ -56,6 +56,14 @@ t.test('enforces the remote PDP decisions and fails closed while it is hung or d
     t.equal(big.status, 429);
   });
 
+  await t.test('a body past the PEP\'s buffer reaches the remote flagged as partial, so its policy sees truncated_body', async (t) => {
+    // Chunked, so there is no content-length from which the remote could tell.
+    const body = `{"amount": 50, "pad": "${'x'.repeat(70_000)}"}`;
+    const reply = await viaProxy(tollgate.proxyPort, { method: 'POST', url: 'http://api.test/pay', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body });
+    t.equal(reply.status, 429, 'denied by the remote policy (parsed_body is null), not a request_parse_error 400');
+    t.equal(reply.body, 'denied by the remote PDP');
+  });
+
   await t.test('deny: the remote PDP\'s status, body and headers reach the client; nothing reaches the upstream', async (t) => {
     const before = upstream.received.length;
     const reply = await get('/forbidden');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createServer } from 'node:net';
-import { createExtAuthzPdp, decisionFromCheckResponse } from '../../src/pdp/extauthz-client.ts';
+import { checkRequestFor, createExtAuthzPdp, decisionFromCheckResponse } from '../../src/pdp/extauthz-client.ts';
 import { inputFromCheckRequest } from '../../src/input/build.ts';
 
 const meta = { decisionId: 'd', revision: 'remote', evalNanos: 1 };
@@ -63,4 +63,13 @@ t.test('the circuit opens after consecutive failures, rejects at once, and half-
   await t.rejects(pdp.decide(input, 'd5'), { message: /probe is in flight/ }, 'only one probe at a time');
   await t.rejects(probe, { code: 'TG_ERR_PDP_UNAVAILABLE' });
   t.equal(pdp.circuit(), 'open', 'a failed probe opens the circuit again');
+});
+
+t.test('a body the PEP buffered only in part is flagged as Envoy flags it', async (t) => {
+  const agent = { id: 'a', role: 'r', labels: {} };
+  const partial = inputFromCheckRequest({ attributes: { request: { http: { method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, body: '{"a": 1' } } } }, agent, { truncated: true });
+  t.equal(checkRequestFor(partial).attributes?.request?.http?.headers?.['x-envoy-auth-partial-body'], 'true');
+  const whole = inputFromCheckRequest({ attributes: { request: { http: { method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, body: '{"a": 1}' } } } }, agent);
+  t.notOk('x-envoy-auth-partial-body' in (checkRequestFor(whole).attributes?.request?.http?.headers ?? {}));
+  t.equal(partial.attributes.request.http.headers['x-envoy-auth-partial-body'], undefined, 'the input itself is not changed');
 });
