@@ -13,7 +13,7 @@ DEPS=node_modules/@grpc/grpc-js-xds/deps
 VERSION=$(node -p "require('./node_modules/@grpc/grpc-js-xds/package.json').version")
 # v2 is not vendored: the npm package does not ship envoy/api/v2/core, which v2 imports.
 ROOTS=(envoy/service/auth/v3/external_auth.proto)
-OUT=proto
+OUT=${VENDOR_OUT:-proto}  # VENDOR_OUT: write elsewhere (the freshness test compares with proto/)
 
 find_in_deps() { # proto import path -> file under deps/, or empty
   local rel=$1 d
