@@ -76,6 +76,7 @@ export function grpcStatusFor(error: TollgateError): number {
 export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzServer {
   const log = options.logger.child({ component: 'extauthz' });
   const tokenHeader = options.agentToken?.header.toLowerCase();
+  const debug = log.isLevelEnabled('debug');
   const method = checkMethod();
   const definition: grpc.ServiceDefinition = {
     Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<CheckRequestDocument, Message>,
@@ -115,7 +116,8 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
       const ok = response.okResponse as Message;
       ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), tokenHeader!];
     }
-    log.debug({ decisionId, allowed: decision.allowed, dryRun: options.dryRun, reasons: decision.reasons }, 'ext_authz decision');
+    // Hot path: build the log record only when it will be written.
+    if (debug) log.debug({ decisionId, allowed: decision.allowed, dryRun: options.dryRun, reasons: decision.reasons }, 'ext_authz decision');
     return response;
   }
 
