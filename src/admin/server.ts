@@ -1,17 +1,22 @@
 /**
  * The admin listener: /healthz (the process serves), /readyz (a policy is loaded),
- * /version (build and policy revision).
+ * /version (build and policy revision), and — when a policy token is configured —
+ * the policy lifecycle endpoints (admin/policy-routes.ts): GET /v1/bundle/status,
+ * POST /v1/bundle/rollback, PATCH /v1/data.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pdp } from '../pdp/types.ts';
 import { splitHostPort } from '../config/load.ts';
+import { handlePolicyRoute, type PolicyRoutes } from './policy-routes.ts';
 
 /** Options of createAdmin. */
 export interface AdminOptions {
   readonly listen: string;
   readonly pdp: Pdp;
   readonly version: string;
+  /** Policy lifecycle endpoints (rollback, data patch, status); absent: they answer 404. */
+  readonly policy?: PolicyRoutes;
 }
 
 /** The running admin listener. */
@@ -25,6 +30,7 @@ export function createAdmin(options: AdminOptions): Admin {
   const json = (status: number, body: unknown): { status: number; body: string } => ({ status, body: JSON.stringify(body) });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (options.policy !== undefined && handlePolicyRoute(options.policy, path ?? '/', req, res)) return;
     const info = options.pdp.info();
     let out: { status: number; body: string };
     if (req.method !== 'GET' && req.method !== 'HEAD') out = json(405, { error: 'method not allowed' });

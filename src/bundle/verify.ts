@@ -19,7 +19,7 @@ export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 /** The verification key of a bundle signer (OPA's keys.<id> config). */
 export interface VerificationKey {
-  /** Key id: the JWT's kid (or the payload's keyid) must name it. */
+  /** Key id: when the JWT names a key (kid, or the payload's keyid), it must be this one. */
   readonly keyId: string;
   /** PEM public key (or certificate). */
   readonly publicKey: string;
@@ -53,6 +53,24 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
 }
 
+/**
+ * `opa sign --bundle DIR` names files by the path it was given ("DIR/data.json"), and
+ * OPA verifies a directory bundle by the same path. Tollgate keys files relative to the
+ * bundle root, so a common prefix is stripped when it is a trailing part of the
+ * bundle's own path (never an arbitrary prefix).
+ */
+function stripDirectoryPrefix(source: string, listed: Map<string, { name: string; hash: string; algorithm: string }>): void {
+  if (listed.has('policy.wasm') || listed.has('.manifest') || listed.has('data.json')) return;
+  const anchor = [...listed.keys()].find((n) => /(^|\/)(policy\.wasm|\.manifest|data\.json)$/.test(n) && n.split('/').length > 1);
+  if (anchor === undefined) return;
+  const prefix = anchor.slice(0, anchor.lastIndexOf('/') + 1);
+  const dir = `${source.replace(/\/+$/, '')}/`;
+  if (!dir.endsWith(prefix.replace(/^\.\//, '')) || ![...listed.keys()].every((n) => n.startsWith(prefix))) return;
+  const entries = [...listed.entries()];
+  listed.clear();
+  for (const [name, f] of entries) listed.set(name.slice(prefix.length), f);
+}
+
 /** A prepared verifier: parse the key once, check many bundles. */
 export interface BundleVerifier {
   /** Throws SignatureError when the bundle is unsigned, tampered or signed by another key. */
@@ -83,8 +101,9 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
     } catch (cause) {
       throw new SignatureError('malformed', `${source}: .signatures.json: the JWS header or payload is not JSON`, { cause });
     }
-    const kid = typeof header.kid === 'string' && header.kid !== '' ? header.kid : typeof payload.keyid === 'string' ? payload.keyid : '';
-    if (kid === '') throw new SignatureError('bad_signature', `${source}: .signatures.json: verification key id is empty (no kid in the JWS header)`);
+    // OPA uses the configured key id first; a signature that names a different key is refused
+    // outright (stricter than OPA, which would try the configured key anyway and fail later).
+    const kid = typeof header.kid === 'string' && header.kid !== '' ? header.kid : typeof payload.keyid === 'string' && payload.keyid !== '' ? payload.keyid : key.keyId;
     if (kid !== key.keyId) throw new SignatureError('bad_signature', `${source}: .signatures.json: signed with key "${kid}", only "${key.keyId}" is trusted`);
     if (header.alg !== key.algorithm) throw new SignatureError('bad_signature', `${source}: .signatures.json: algorithm ${String(header.alg)} does not match the configured ${key.algorithm}`);
     const signed = Buffer.from(`${h}.${p}`, 'ascii');
@@ -125,6 +144,7 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
       if (typeof tokens[0] !== 'string') throw new SignatureError('malformed', `${bundle.source}: .signatures.json: the signature is not a string`);
       const payload = checkJws(bundle.source, tokens[0]);
       const listed = new Map(payload.files.map((f) => [String(f.name).replace(/^\/+/, ''), f]));
+      stripDirectoryPrefix(bundle.source, listed);
       for (const [path, bytes] of files) {
         const name = path.replace(/^\/+/, '');
         if (name === '.signatures.json' || name.endsWith('/.signatures.json')) continue;
