@@ -50,6 +50,7 @@ t.test('the Envoy bootstrap points ext_authz v3 at Tollgate\'s default listener,
   t.ok(cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options, 'HTTP/2 for gRPC');
   t.equal(cluster.health_checks[0].grpc_health_check.service_name, AUTHORIZATION_SERVICE, 'health-checks the service Tollgate reports SERVING');
   t.equal(hcm.http_filters.at(-1).name, 'envoy.filters.http.router', 'the router comes last');
+  t.match(hcm.access_log[0].typed_config.log_format.text_format_source.inline_string, '%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%', 'logs the decision_id the server puts in dynamic_metadata');
 });
 
 t.test('the Envoy bootstrap decodes and validates with Envoy\'s own protos (go-control-plane)', async (t) => {
