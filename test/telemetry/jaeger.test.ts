@@ -1,0 +1,321 @@
+/**
+ * Real peer: Jaeger v2 (all-in-one, in-memory storage) on loopback ports. Spans of an
+ * allowed and a denied call, each continuing a known agent traceparent, are exported
+ * through setup.ts over OTLP gRPC, HTTP/protobuf and HTTP/JSON; Jaeger's HTTP query
+ * API is polled (with a deadline) until they appear. Asserts the agent's trace id,
+ * the parent link, the decision attributes, error status on the denial, that tag
+ * searches for denied decisions find it, that the tool received the same trace, and
+ * that an exporter pointed at a dead endpoint never holds a call up.
+ *
+ * Needs `bash scripts/install-tools.sh jaeger` (.tools/bin/jaeger); skipped without it.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setupTelemetry, type OtlpProtocol } from '../../src/telemetry/setup.ts';
+import { createTracing, type Tracing } from '../../src/telemetry/spans.ts';
+import { ROOT, tempDir, type TestLike } from '../helpers/processes.ts';
+
+const JAEGER = join(ROOT, '.tools/bin/jaeger');
+
+// Starting Jaeger and polling its query API takes a few seconds per protocol.
+t.setTimeout(120_000);
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Polls `probe` until it returns a value or the deadline passes. */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let lastError: unknown;
+  while (Date.now() < end) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError !== undefined ? `: ${String(lastError)}` : ''}`);
+}
+
+interface JaegerTag {
+  key: string;
+  value: unknown;
+}
+interface JaegerSpan {
+  traceID: string;
+  spanID: string;
+  operationName: string;
+  references: { refType: string; traceID: string; spanID: string }[];
+  tags: JaegerTag[];
+  processID: string;
+}
+interface JaegerTrace {
+  traceID: string;
+  spans: JaegerSpan[];
+  processes: Record<string, { serviceName: string; tags: JaegerTag[] }>;
+}
+
+const tag = (tags: JaegerTag[], key: string): unknown => tags.find((x) => x.key === key)?.value;
+
+async function startJaeger(t: TestLike): Promise<{ grpc: number; http: number; query: number }> {
+  const [grpc, http, query, queryGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const dir = await tempDir('tollgate-jaeger-');
+  const config = join(dir, 'jaeger.yaml');
+  await writeFile(
+    config,
+    `service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:${query}
+    grpc:
+      endpoint: 127.0.0.1:${queryGrpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${grpc}
+      http:
+        endpoint: 127.0.0.1:${http}
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`,
+  );
+  const child = spawn(JAEGER, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  t.teardown(async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  });
+  await until(`jaeger query API (output so far: ${output})`, async () => {
+    if (child.exitCode !== null) throw new Error(`jaeger exited ${child.exitCode}: ${output}`);
+    const res = await fetch(`http://127.0.0.1:${query}/api/services`);
+    return res.ok ? true : undefined;
+  });
+  return { grpc, http, query };
+}
+
+async function getTrace(query: number, traceId: string, minSpans: number): Promise<JaegerTrace> {
+  return until(`trace ${traceId} with ${minSpans} spans in jaeger`, async () => {
+    const res = await fetch(`http://127.0.0.1:${query}/api/traces/${traceId}`);
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { data?: JaegerTrace[] };
+    const trace = body.data?.[0];
+    return trace !== undefined && trace.spans.length >= minSpans ? trace : undefined;
+  });
+}
+
+async function searchTraceIds(query: number, service: string, tags: Record<string, string>): Promise<string[]> {
+  const url = `http://127.0.0.1:${query}/api/traces?service=${encodeURIComponent(service)}&tags=${encodeURIComponent(JSON.stringify(tags))}&lookback=1h&limit=100`;
+  const res = await fetch(url);
+  const body = (await res.json()) as { data?: JaegerTrace[] };
+  return (body.data ?? []).map((tr) => tr.traceID);
+}
+
+/** An agent trace context: a fresh trace id and parent span id. */
+function agentContext(sampled = true): { traceId: string; parentId: string; traceparent: string } {
+  const traceId = randomBytes(16).toString('hex');
+  const parentId = randomBytes(8).toString('hex');
+  return { traceId, parentId, traceparent: `00-${traceId}-${parentId}-${sampled ? '01' : '00'}` };
+}
+
+const decisionMeta = (id: string) => ({
+  decisionId: id,
+  policyPath: 'tollgate/authz/decision',
+  agent: { id: 'support-bot', role: 'support' },
+  mcp: { method: 'tools/call', tool: 'issue_refund' },
+  destination: 'payments.internal:80',
+});
+
+/** One denied call: request span + deny decision, 403 to the agent. */
+function deniedCall(tracing: Tracing, traceparent: string): void {
+  const request = tracing.startRequest({ method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { traceparent }, client: { address: '127.0.0.1', port: 50000 } });
+  request.startDecision(decisionMeta('deny-1')).end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-jaeger', evalNanos: 42000, httpStatus: 403 });
+  request.end({ statusCode: 403 });
+}
+
+/** One allowed call, forwarded for real to `toolPort` with the injected context. */
+async function allowedCall(tracing: Tracing, traceparent: string, toolPort: number): Promise<number> {
+  const request = tracing.startRequest({ method: 'GET', url: 'http://payments.internal/v1/refunds/r-1', headers: { traceparent } });
+  request.startDecision(decisionMeta('allow-1')).end({ allowed: true, reasons: [], revision: 'rev-jaeger', evalNanos: 21000 });
+  const url = `http://127.0.0.1:${toolPort}/v1/refunds/r-1?api_key=secret`;
+  const upstream = request.startUpstream({ method: 'GET', url });
+  const headers: Record<string, string> = {};
+  upstream.inject(headers);
+  const res = await fetch(url, { headers });
+  await res.arrayBuffer();
+  upstream.end({ statusCode: res.status });
+  request.end({ statusCode: res.status });
+  return res.status;
+}
+
+async function startTool(t: TestLike): Promise<{ port: number; received: IncomingHttpHeaders[] }> {
+  const received: IncomingHttpHeaders[] = [];
+  const server = createHttpServer((req, res) => {
+    received.push(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as AddressInfo).port, received };
+}
+
+t.test('jaeger v2', { skip: existsSync(JAEGER) ? false : `no ${JAEGER}: run bash scripts/install-tools.sh jaeger` }, async (t) => {
+  const jaeger = await startJaeger(t);
+  const tool = await startTool(t);
+
+  const endpoints: Record<OtlpProtocol, string> = {
+    grpc: `http://127.0.0.1:${jaeger.grpc}`,
+    'http/protobuf': `http://127.0.0.1:${jaeger.http}`,
+    'http/json': `http://127.0.0.1:${jaeger.http}`,
+  };
+
+  for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
+    t.test(`over OTLP ${protocol}: the denied call is in the agent's trace with the decision, error status, and is found by tag search`, async (t) => {
+      const service = `tollgate-${protocol.replace('/', '-')}`;
+      const telemetry = setupTelemetry({ enabled: true, protocol, endpoint: endpoints[protocol], serviceName: service, agentId: 'support-bot', registerGlobal: false, scheduledDelayMs: 50 });
+      t.teardown(() => telemetry.shutdown());
+      const tracing = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm' });
+
+      const denied = agentContext();
+      const allowed = agentContext();
+      deniedCall(tracing, denied.traceparent);
+      t.equal(await allowedCall(tracing, allowed.traceparent, tool.port), 200);
+      await telemetry.forceFlush();
+
+      const trace = await getTrace(jaeger.query, denied.traceId, 2);
+      t.equal(trace.traceID, denied.traceId, 'the denied call is in the agent trace');
+      const request = trace.spans.find((s) => s.operationName === 'tollgate.request')!;
+      const decision = trace.spans.find((s) => s.operationName === 'tollgate.decision')!;
+      t.ok(request && decision, 'request and decision spans');
+      t.match(request.references, [{ refType: 'CHILD_OF', traceID: denied.traceId, spanID: denied.parentId }], 'the request span is a child of the agent span');
+      t.match(decision.references, [{ refType: 'CHILD_OF', spanID: request.spanID }]);
+      t.equal(trace.processes[decision.processID]!.serviceName, service);
+      t.equal(tag(trace.processes[decision.processID]!.tags, 'tollgate.agent.id'), 'support-bot');
+      t.equal(tag(decision.tags, 'error'), true, 'deny → error=true');
+      t.equal(tag(decision.tags, 'otel.status_description'), 'refund of 900 exceeds the support limit of 500');
+      t.equal(tag(decision.tags, 'tollgate.decision.outcome'), 'deny');
+      t.equal(tag(decision.tags, 'tollgate.decision.id'), 'deny-1');
+      t.equal(tag(decision.tags, 'tollgate.decision.policy.path'), 'tollgate/authz/decision');
+      t.equal(tag(decision.tags, 'tollgate.decision.bundle.revision'), 'rev-jaeger');
+      t.match(String(tag(decision.tags, 'tollgate.decision.reasons')), /refund of 900 exceeds the support limit of 500/);
+      t.equal(tag(decision.tags, 'tollgate.decision.agent.id'), 'support-bot');
+      t.equal(tag(decision.tags, 'tollgate.decision.agent.role'), 'support');
+      t.equal(tag(decision.tags, 'tollgate.decision.mcp.tool.name'), 'issue_refund');
+      t.equal(tag(decision.tags, 'tollgate.decision.pdp.kind'), 'wasm');
+      t.equal(Number(tag(decision.tags, 'tollgate.decision.eval_ns')), 42000);
+
+      const byOutcome = await until('tag search tollgate.decision.outcome=deny', async () => {
+        const ids = await searchTraceIds(jaeger.query, service, { 'tollgate.decision.outcome': 'deny' });
+        return ids.includes(denied.traceId) ? ids : undefined;
+      });
+      t.notOk(byOutcome.includes(allowed.traceId), 'the allowed call is not among denied decisions');
+      // Jaeger v1.76.0's in-memory store reads the query's error="true" as a bool and so
+      // matches only status-OK spans; fixed upstream (jaegertracing/jaeger#8217), not yet in
+      // a released Go module version. A todo until the pinned Jaeger has the fix.
+      await t.test('tag search error=true finds it', { todo: 'jaeger v1.76.0 memory store: error="true" compared as bool (jaegertracing/jaeger#8217)' }, async (t) => {
+        const ids = await until('tag search error=true', async () => {
+          const found = await searchTraceIds(jaeger.query, service, { error: 'true' });
+          return found.includes(denied.traceId) ? found : undefined;
+        }, 3000).catch(() => [] as string[]);
+        t.ok(ids.includes(denied.traceId));
+        t.notOk(ids.includes(allowed.traceId));
+      });
+
+      // agent → Tollgate → tool is one trace: the tool got the CLIENT span as parent.
+      const allowedTrace = await getTrace(jaeger.query, allowed.traceId, 3);
+      const client = allowedTrace.spans.find((s) => tag(s.tags, 'span.kind') === 'client')!;
+      t.equal(client.operationName, 'GET');
+      t.equal(tag(client.tags, 'http.response.status_code'), 200);
+      t.equal(tag(client.tags, 'url.full'), `http://127.0.0.1:${tool.port}/v1/refunds/r-1?api_key=REDACTED`);
+      t.equal(tool.received.at(-1)!.traceparent, `00-${allowed.traceId}-${client.spanID}-01`);
+    });
+  }
+
+  t.test('with ratio 0 a denied call of an unsampled agent trace is still exported, an allowed one is not', async (t) => {
+    const service = 'tollgate-tail';
+    const telemetry = setupTelemetry({ enabled: true, protocol: 'grpc', endpoint: endpoints.grpc, serviceName: service, registerGlobal: false, samplerRatio: 0, scheduledDelayMs: 50 });
+    t.teardown(() => telemetry.shutdown());
+    const tracing = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm' });
+    const allowed = agentContext(false);
+    const denied = agentContext(false);
+    t.equal(await allowedCall(tracing, allowed.traceparent, tool.port), 200);
+    deniedCall(tracing, denied.traceparent);
+    await telemetry.forceFlush();
+    const trace = await getTrace(jaeger.query, denied.traceId, 2);
+    t.equal(trace.spans.length, 2);
+    // The allowed one was flushed in the same export if at all: by now it would be there.
+    const res = await fetch(`http://127.0.0.1:${jaeger.query}/api/traces/${allowed.traceId}`);
+    t.equal(res.status, 404, 'the unsampled allowed call was not exported');
+    t.match(tool.received.at(-1)!.traceparent, new RegExp(`^00-${allowed.traceId}-[0-9a-f]{16}-00$`), 'the tool is told the trace is unsampled');
+  });
+});
+
+t.test('an exporter pointed at a dead endpoint never holds a call up, and shutdown is bounded', async (t) => {
+  const tool = await startTool(t);
+  const dead = await freePort();
+  for (const protocol of ['grpc', 'http/protobuf'] as const) {
+    const warnings: string[] = [];
+    const telemetry = setupTelemetry({
+      enabled: true,
+      protocol,
+      endpoint: `http://127.0.0.1:${dead}`,
+      registerGlobal: false,
+      scheduledDelayMs: 20,
+      exportTimeoutMs: 500,
+      shutdownTimeoutMs: 1500,
+      logger: { warn: (_o, msg) => warnings.push(msg) },
+    });
+    const tracing = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm' });
+    const started = Date.now();
+    for (let i = 0; i < 20; i++) {
+      t.equal(await allowedCall(tracing, agentContext().traceparent, tool.port), 200);
+      deniedCall(tracing, agentContext().traceparent);
+    }
+    const callsMs = Date.now() - started;
+    t.ok(callsMs < 5000, `${protocol}: 40 calls took ${callsMs} ms`);
+    await until(`${protocol}: an export failure warning`, async () => (warnings.length > 0 ? true : undefined), 10_000);
+    const shutdownStarted = Date.now();
+    await telemetry.shutdown();
+    t.ok(Date.now() - shutdownStarted < 2500, `${protocol}: shutdown took ${Date.now() - shutdownStarted} ms`);
+    t.match(warnings[0], /span export failed/);
+  }
+});
