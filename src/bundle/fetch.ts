@@ -114,7 +114,8 @@ export function createBundlePoller(options: PollerOptions): BundlePoller {
   let etag = options.etag;
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
-  let longPolling = false;
+  // With long polling configured, the first poll goes out at once: the server holds it.
+  let longPolling = (options.longPollSeconds ?? 0) > 0;
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
   let wake: (() => void) | undefined;
@@ -143,11 +144,15 @@ export function createBundlePoller(options: PollerOptions): BundlePoller {
   }
 
   async function run(): Promise<void> {
+    let immediate = longPolling;
     while (!closed) {
-      // A long-polling server already waited for a change: ask again at once.
-      await sleep(longPolling ? 0 : jitterDelay(options.minDelayMs, options.maxDelayMs));
+      // A long-polling server already waited for a change: ask again at once — unless it
+      // answered "unchanged" without holding the request (then a hot loop would follow).
+      await sleep(immediate ? 0 : jitterDelay(options.minDelayMs, options.maxDelayMs));
       if (closed) break;
-      await pollOnce();
+      const started = Date.now();
+      const outcome = await pollOnce();
+      immediate = longPolling && (outcome === 'activated' || Date.now() - started >= 1000);
     }
   }
 
