@@ -87,7 +87,7 @@ export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
   };
 }
 
-/** Creates the ext_authz client PDP (the channel connects lazily, on the first call). */
+/** Creates the ext_authz client PDP; its one channel starts connecting at once. */
 export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(): CircuitState } {
   const now = options.now ?? Date.now;
   const method = checkMethod();
@@ -100,6 +100,8 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
     'grpc.keepalive_time_ms': 300_000,
     'grpc.keepalive_timeout_ms': 20_000,
   });
+  // Connect now, so the first request does not pay for the handshake.
+  client.getChannel().getConnectivityState(true);
   const info: PolicyInfo = { kind: 'extauthz', decisionPath: `extauthz://${options.target}`, revision: 'remote' };
   const { failureThreshold, openMs } = options.circuitBreaker;
   let state: CircuitState = 'closed';
