@@ -238,3 +238,59 @@ t.test('sanitizeUrl strips credentials and secret query values, keeps the rest b
   t.equal(sanitizeUrl('http://h.example/'), 'http://h.example/');
   t.equal(sanitizeUrl('not a url'), undefined);
 });
+
+t.test('unknown methods are _OTHER with the original kept; failures end spans with error.type', async (t) => {
+  const { api, byName } = harness(t);
+  const request = api.startRequest({ method: 'PROPFIND', url: 'http://a.internal/', headers: {} });
+  const upstream = request.startUpstream({ method: 'PROPFIND', url: 'http://a.internal/' });
+  upstream.end({ errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
+  upstream.end({ statusCode: 200 });
+  request.end({ statusCode: 504, errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
+  request.end({ statusCode: 200 });
+  const client = byName('HTTP');
+  t.match(client.attributes, { 'http.request.method': '_OTHER', 'http.request.method_original': 'PROPFIND', 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT' });
+  t.equal(client.status.code, SpanStatusCode.ERROR);
+  t.match(byName('tollgate.request').attributes, { 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT', 'http.response.status_code': 504 });
+});
+
+t.test('upstream 4xx marks the CLIENT span ERROR; a 5xx to the agent marks the request span ERROR', async (t) => {
+  const { api, byName } = harness(t);
+  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
+  const decision = request.startDecision(meta);
+  decision.end({ allowed: false, reasons: [], revision: 'r', evalNanos: 1 });
+  decision.fail('TG_ERR_POLICY_EVAL', 'ignored: already ended', 'deny');
+  const upstream = request.startUpstream({ method: 'GET', url: 'https://a.internal/x' });
+  upstream.end({ statusCode: 404 });
+  request.end({ statusCode: 502 });
+  t.equal(byName('tollgate.decision').status.message, 'denied by policy', 'a deny without reasons still says why');
+  t.match(byName('GET').attributes, { 'error.type': '404', 'server.port': 443 });
+  t.equal(byName('tollgate.request').status.code, SpanStatusCode.ERROR);
+});
+
+t.test('OTEL_* env turns tracing off or on and picks propagators', async (t) => {
+  t.equal(setupTelemetry({ enabled: true, registerGlobal: false, env: { OTEL_SDK_DISABLED: 'true' } }).enabled, false);
+  t.equal(setupTelemetry({ enabled: true, registerGlobal: false, env: { OTEL_TRACES_EXPORTER: 'none' } }).enabled, false);
+  const on = setupTelemetry({ registerGlobal: false, env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_PROPAGATORS: 'b3' } });
+  t.teardown(() => on.shutdown());
+  t.equal(on.enabled, true);
+  t.match(on.description, /otlp http\/json http:\/\/127\.0\.0\.1:1/);
+  t.same(on.propagator.fields(), ['b3']);
+});
+
+t.test('registered globally, the provider, propagator and context manager serve the API and are released on shutdown', async (t) => {
+  const { trace, propagation, context } = await import('@opentelemetry/api');
+  const exporter = new InMemorySpanExporter();
+  const telemetry = setupTelemetry({ exporter });
+  const span = trace.getTracer('x').startSpan('global');
+  context.with(trace.setSpan(context.active(), span), () => {
+    t.equal(trace.getActiveSpan(), span, 'the AsyncLocalStorage context manager is active');
+    const carrier: Record<string, string> = {};
+    propagation.inject(context.active(), carrier);
+    t.match(carrier.traceparent, /^00-/);
+  });
+  span.end();
+  await telemetry.shutdown();
+  await telemetry.shutdown();
+  t.equal(exporter.getFinishedSpans().length, 0, 'the exporter was shut down with the provider');
+  t.equal(trace.getTracer('x').startSpan('after').isRecording(), false, 'globals are released');
+});
