@@ -64,6 +64,21 @@ export async function readLastLine(path: string): Promise<{ line: string | undef
   }
 }
 
+/** The first line of a file (at most its first 64 KiB), or undefined for an empty file. */
+export async function readFirstLine(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead === 0) return undefined;
+    const text = buf.subarray(0, bytesRead);
+    const nl = text.indexOf(0x0a);
+    return (nl === -1 ? text : text.subarray(0, nl)).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 /** An open log file. */
 export interface FileSink {
   /** Bytes in the current file. */

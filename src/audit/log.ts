@@ -18,7 +18,8 @@
 import { randomUUID } from 'node:crypto';
 import { ZERO_HASH, sealRecord } from './chain.ts';
 import { DEFAULT_MASK, maskEvent } from './mask.ts';
-import { nonEmptyFile, openFileSink, readLastLine, type FileSink } from './file-sink.ts';
+import { readFile } from 'node:fs/promises';
+import { nonEmptyFile, openFileSink, readFirstLine, readLastLine, type FileSink } from './file-sink.ts';
 import { createHttpSink, type HttpSink, type HttpSinkOptions } from './http-sink.ts';
 
 /** One decision as the PEP / ext_authz server hands it over (unmasked; do not mutate it afterwards). */
@@ -86,21 +87,39 @@ interface ChainState {
   hash: string;
 }
 
-/** Reads where an existing file's chain ends, or undefined when it cannot be continued. */
-async function existingChain(path: string): Promise<ChainState | undefined> {
-  const { line, torn } = await readLastLine(path);
-  if (line === undefined || torn) return undefined;
+type ChainRecord = { seq?: unknown; hash?: unknown; chain_id?: unknown };
+
+function chainState(last: ChainRecord, genesis: ChainRecord | undefined): ChainState | undefined {
+  if (typeof last.seq !== 'number' || typeof last.hash !== 'string') return undefined;
+  return { chainId: typeof genesis?.chain_id === 'string' ? genesis.chain_id : randomUUID(), seq: last.seq, hash: last.hash };
+}
+
+function parseRecord(line: string | undefined): ChainRecord | undefined {
   try {
-    const last = JSON.parse(line) as { seq?: unknown; hash?: unknown; chain_id?: unknown };
-    if (typeof last.seq !== 'number' || typeof last.hash !== 'string') return undefined;
-    // chain_id is in the genesis (first line); a cheap read of the file start finds it.
-    const { readFile } = await import('node:fs/promises');
-    const head = (await readFile(path, { encoding: 'utf8', flag: 'r' })).slice(0, 4096).split('\n')[0] ?? '';
-    const genesis = JSON.parse(head) as { chain_id?: unknown };
-    return { chainId: typeof genesis.chain_id === 'string' ? genesis.chain_id : randomUUID(), seq: last.seq, hash: last.hash };
+    return line === undefined ? undefined : (JSON.parse(line) as ChainRecord);
   } catch {
     return undefined;
   }
+}
+
+/** Where an existing file's chain ends, or undefined when its last line is damaged. */
+async function existingChain(path: string): Promise<ChainState | undefined> {
+  const { line, torn } = await readLastLine(path);
+  if (line === undefined || torn) return undefined;
+  const last = parseRecord(line);
+  return last === undefined ? undefined : chainState(last, parseRecord(await readFirstLine(path)));
+}
+
+/** The last intact record of a damaged file (a rare recovery path: reads the whole file). */
+async function lastIntactRecord(path: string): Promise<ChainState | undefined> {
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const genesis = parseRecord(lines[0]);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const record = parseRecord(lines[i]);
+    const state = record === undefined ? undefined : chainState(record, genesis);
+    if (state !== undefined) return state;
+  }
+  return undefined;
 }
 
 /** Opens the sinks (continuing an existing file's chain) and starts the writer. */
@@ -134,16 +153,20 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     const { path } = options.file;
     const exists = await nonEmptyFile(path);
     const continued = exists ? await existingChain(path) : undefined;
+    let rotated: string | undefined;
     if (exists && continued === undefined) {
-      // Damaged tail (e.g. a crash mid-write): leave the file as it is for the auditor, start a new chain beside it.
+      // Damaged tail (e.g. a crash mid-write): leave the file as it is for the auditor and
+      // continue the chain in a fresh file from its last intact record.
+      const recovered = await lastIntactRecord(path);
+      if (recovered !== undefined) chain = recovered;
       const aside = await openFileSink(path, 0);
-      const rotated = await aside.rotate();
+      rotated = await aside.rotate();
       await aside.close();
-      warn({ component: 'decision-log', file: path, rotated }, 'decision log file ends in a damaged record; kept it as is and started a new chain');
+      warn({ component: 'decision-log', file: path, rotated }, 'decision log file ends in a damaged record; kept it as is and continued the chain in a new file');
     }
     file = await openFileSink(path, options.file.maxFiles ?? 10);
     if (continued !== undefined) chain = continued;
-    else await file.append(`${genesis()}\n`);
+    else await file.append(`${genesis(rotated)}\n`);
   }
   const maxBytes = options.file?.maxBytes ?? 100 * 1024 * 1024;
 

@@ -125,7 +125,7 @@ export async function verifyFiles(files: readonly string[]): Promise<VerifyRepor
       problem(e, 'malformed', e.malformed);
       // The next record links to a hash we cannot know; resume on it.
       expectedPrev = undefined;
-      if (expectedSeq !== undefined) expectedSeq++;
+      expectedSeq = undefined;
       return;
     }
     const seq = e.seq!;

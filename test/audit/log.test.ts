@@ -80,12 +80,13 @@ t.test('a restarted log continues the chain of the existing file', async (t) => 
   t.ok((await verifyDecisionLog(path)).ok);
 });
 
-t.test('a file ending in a torn record is kept aside and a new chain starts', async (t) => {
+t.test('a file ending in a torn record is kept aside and the chain continues from its last intact record', async (t) => {
   const dir = await tempDir();
   const path = join(dir, 'decisions.log');
   const log = await createDecisionLog({ file: { path } });
   log.write(event(1));
   await log.close();
+  const before = await lines(path);
   await appendFile(path, '{"decision_id":"d-2","seq":2,"pre');
   const warnings: string[] = [];
   const again = await createDecisionLog({ file: { path }, logger: { warn: (_o, m) => warnings.push(m) } });
@@ -94,9 +95,13 @@ t.test('a file ending in a torn record is kept aside and a new chain starts', as
   t.same((await readdir(dir)).sort(), ['decisions.log', 'decisions.log.1']);
   t.match(warnings, [/damaged record/]);
   const fresh = await lines(path);
-  t.match(fresh[0], { type: 'genesis', seq: 0, prev_hash: ZERO_HASH });
+  t.match(fresh[0], { type: 'genesis', seq: 2, prev_hash: before[1]!.hash, prev_file: 'decisions.log.1', chain_id: before[0]!.chain_id });
   const report = await verifyDecisionLog(path);
-  t.match(report.problems, [{ file: `${path}.1`, line: 3, kind: 'malformed' }], 'the torn line is reported where it is');
+  t.same(
+    report.problems.map((p) => [p.file, p.line, p.kind]),
+    [[`${path}.1`, 3, 'malformed']],
+    'only the torn line is reported, where it is',
+  );
 });
 
 t.test('rotates by size; each new file starts with a genesis linked to the previous file', async (t) => {
