@@ -274,6 +274,12 @@ export function createTracing(options: TracingOptions): Tracing {
     return attributes;
   }
 
+  function startDecisionSpan(kind: SpanKind, meta: DecisionMeta, parent: Context): Span {
+    const span = tracer.startSpan(SPAN_DECISION, { kind }, parent);
+    if (span.isRecording()) span.setAttributes(decisionAttributes(meta));
+    return span;
+  }
+
   function decisionTrace(span: Span): DecisionTrace {
     const ctx = span.spanContext();
     let done = false;
@@ -321,18 +327,23 @@ export function createTracing(options: TracingOptions): Tracing {
   return {
     startRequest(request) {
       const parent = extract(request.headers);
-      const attributes: Attributes = { ...methodAttributes(request.method) };
-      const url = sanitizeUrl(request.url, redactQuery);
-      if (url !== undefined) attributes[ATTR_URL_FULL] = url;
-      if (request.client !== undefined) {
-        attributes[ATTR_CLIENT_ADDRESS] = request.client.address;
-        attributes[ATTR_CLIENT_PORT] = request.client.port;
+      // Attributes are computed only for a recording span: with tracing off (or a span
+      // head sampling drops without recording) the request pays for no URL parsing.
+      const span = tracer.startSpan(SPAN_REQUEST, { kind: SpanKind.SERVER }, parent);
+      if (span.isRecording()) {
+        const attributes: Attributes = { ...methodAttributes(request.method) };
+        const url = sanitizeUrl(request.url, redactQuery);
+        if (url !== undefined) attributes[ATTR_URL_FULL] = url;
+        if (request.client !== undefined) {
+          attributes[ATTR_CLIENT_ADDRESS] = request.client.address;
+          attributes[ATTR_CLIENT_PORT] = request.client.port;
+        }
+        for (const name of recorded) {
+          const value = request.headers[name];
+          if (value !== undefined) attributes[ATTR_HTTP_REQUEST_HEADER(name)] = typeof value === 'string' ? [value] : [...value];
+        }
+        span.setAttributes(attributes);
       }
-      for (const name of recorded) {
-        const value = request.headers[name];
-        if (value !== undefined) attributes[ATTR_HTTP_REQUEST_HEADER(name)] = typeof value === 'string' ? [value] : [...value];
-      }
-      const span = tracer.startSpan(SPAN_REQUEST, { kind: SpanKind.SERVER, attributes }, parent);
       const context = trace.setSpan(parent, span);
       const spanContext = span.spanContext();
       let ended = false;
@@ -341,20 +352,23 @@ export function createTracing(options: TracingOptions): Tracing {
         traceId: spanContext.traceId,
         spanId: spanContext.spanId,
         startDecision(meta) {
-          return decisionTrace(tracer.startSpan(SPAN_DECISION, { kind: SpanKind.INTERNAL, attributes: decisionAttributes(meta) }, context));
+          return decisionTrace(startDecisionSpan(SpanKind.INTERNAL, meta, context));
         },
         startUpstream(upstream) {
-          const attributes: Attributes = { ...methodAttributes(upstream.method) };
-          const full = sanitizeUrl(upstream.url, redactQuery);
-          if (full !== undefined) attributes[ATTR_URL_FULL] = full;
-          const hostPort = splitHostPort(upstream.url);
-          if (hostPort !== undefined) {
-            attributes[ATTR_SERVER_ADDRESS] = hostPort.host;
-            attributes[ATTR_SERVER_PORT] = hostPort.port;
-          }
           // HTTP client semconv span name: "{method}" (low cardinality).
           const name = KNOWN_METHODS.has(upstream.method) ? upstream.method : 'HTTP';
-          const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, context);
+          const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context);
+          if (span.isRecording()) {
+            const attributes: Attributes = { ...methodAttributes(upstream.method) };
+            const full = sanitizeUrl(upstream.url, redactQuery);
+            if (full !== undefined) attributes[ATTR_URL_FULL] = full;
+            const hostPort = splitHostPort(upstream.url);
+            if (hostPort !== undefined) {
+              attributes[ATTR_SERVER_ADDRESS] = hostPort.host;
+              attributes[ATTR_SERVER_PORT] = hostPort.port;
+            }
+            span.setAttributes(attributes);
+          }
           const clientContext = trace.setSpan(context, span);
           let done = false;
           return {
@@ -400,7 +414,7 @@ export function createTracing(options: TracingOptions): Tracing {
     },
     startExtAuthzDecision(carrier, meta) {
       const parent = extract(carrier);
-      return decisionTrace(tracer.startSpan(SPAN_DECISION, { kind: SpanKind.SERVER, attributes: decisionAttributes(meta) }, parent));
+      return decisionTrace(startDecisionSpan(SpanKind.SERVER, meta, parent));
     },
   };
 }
