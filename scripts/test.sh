@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl
+bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger
 
 echo "== typecheck"
 npx --no-install tsc --noEmit -p .

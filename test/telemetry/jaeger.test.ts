@@ -7,7 +7,7 @@
  * searches for denied decisions find it, that the tool received the same trace, and
  * that an exporter pointed at a dead endpoint never holds a call up.
  *
- * Needs `bash scripts/install-tools.sh jaeger` (.tools/bin/jaeger); skipped without it.
+ * Needs `bash scripts/install-tools.sh jaeger` (.tools/bin/jaeger; npm test installs it); fails without it.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -198,7 +198,12 @@ async function startTool(t: TestLike): Promise<{ port: number; received: Incomin
   return { port: (server.address() as AddressInfo).port, received };
 }
 
-t.test('jaeger v2', { skip: existsSync(JAEGER) ? false : `no ${JAEGER}: run bash scripts/install-tools.sh jaeger` }, async (t) => {
+t.test('jaeger v2', async (t) => {
+  // The real Jaeger is required: a missing binary is a failure, never a silent pass.
+  if (!existsSync(JAEGER)) {
+    t.fail(`no ${JAEGER}: run bash scripts/install-tools.sh jaeger`);
+    return;
+  }
   const jaeger = await startJaeger(t);
   const tool = await startTool(t);
 
@@ -248,17 +253,11 @@ t.test('jaeger v2', { skip: existsSync(JAEGER) ? false : `no ${JAEGER}: run bash
         return ids.includes(denied.traceId) ? ids : undefined;
       });
       t.notOk(byOutcome.includes(allowed.traceId), 'the allowed call is not among denied decisions');
-      // Jaeger v1.76.0's in-memory store reads the query's error="true" as a bool and so
-      // matches only status-OK spans; fixed upstream (jaegertracing/jaeger#8217), not yet in
-      // a released Go module version. A todo until the pinned Jaeger has the fix.
-      await t.test('tag search error=true finds it', { todo: 'jaeger v1.76.0 memory store: error="true" compared as bool (jaegertracing/jaeger#8217)' }, async (t) => {
-        const ids = await until('tag search error=true', async () => {
-          const found = await searchTraceIds(jaeger.query, service, { error: 'true' });
-          return found.includes(denied.traceId) ? found : undefined;
-        }, 3000).catch(() => [] as string[]);
-        t.ok(ids.includes(denied.traceId));
-        t.notOk(ids.includes(allowed.traceId));
-      });
+      // The span carries error=true (asserted above), but a *search* for error=true is not
+      // asserted: Jaeger v1.76.0's in-memory store compares the query's "true" as a bool and
+      // matches only status-OK spans (jaegertracing/jaeger#8217, fixed after the newest
+      // version on the Go module proxy). The README's walk-through searches
+      // tollgate.decision.outcome=deny, which is asserted here.
 
       // agent → Tollgate → tool is one trace: the tool got the CLIENT span as parent.
       const allowedTrace = await getTrace(jaeger.query, allowed.traceId, 3);
