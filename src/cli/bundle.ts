@@ -1,10 +1,14 @@
 /**
  * `tollgate bundle rollback|status|patch`: talks to a running sidecar's admin API
  * (POST /v1/bundle/rollback, GET /v1/bundle/status, PATCH /v1/data) with the policy
- * admin token. Exit status: 0 done, 1 refused or unreachable.
+ * admin token. `tollgate bundle verify` checks a bundle's signature offline, with the
+ * same verifier the sidecar uses (for CI). Exit status: 0 done, 1 refused, invalid or
+ * unreachable.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { loadBundle } from '../bundle/load.ts';
+import { createBundleVerifier, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../bundle/verify.ts';
 
 /** Help text of `tollgate bundle`. */
 export const BUNDLE_HELP = `Usage: tollgate bundle <rollback|status|patch> [options]
@@ -12,9 +16,14 @@ export const BUNDLE_HELP = `Usage: tollgate bundle <rollback|status|patch> [opti
   rollback            switch the running sidecar back to its previous policy revision
   status              print the active and previous revisions, rejection and shadow counters
   patch FILE          apply an RFC 6902 JSON Patch (FILE, or "-" for stdin) to the live policy data
+  verify BUNDLE       check BUNDLE's .signatures.json offline (--key, --alg, --key-id, --scope)
 
   -a, --admin URL     admin address (default http://127.0.0.1:15000, or $TOLLGATE_ADMIN_URL)
   -t, --token T       policy admin token (data.token; default $TOLLGATE_ADMIN_TOKEN)
+  -k, --key F         verify: PEM public key of the signer
+      --alg A         verify: RS256 (default), ES256, ...
+      --key-id K      verify: key id the signature must name (default "default")
+      --scope S       verify: scope the signature must carry (default "")
 `;
 
 /** Parsed options of `tollgate bundle`. */
@@ -28,6 +37,8 @@ export interface BundleCommandOptions {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   readonly timeoutMs?: number;
+  /** For "verify": the bundle path and verification key settings. */
+  readonly verify?: { readonly bundle: string; readonly keyFile: string; readonly algorithm: string; readonly keyId: string; readonly scope: string };
 }
 
 /** Parses `tollgate bundle` arguments (env supplies defaults; main.ts passes process.env). */
@@ -35,7 +46,14 @@ export async function parseBundleArgs(args: readonly string[], env: Record<strin
   const { values, positionals } = parseArgs({
     args: [...args],
     allowPositionals: true,
-    options: { admin: { type: 'string', short: 'a' }, token: { type: 'string', short: 't' } },
+    options: {
+      admin: { type: 'string', short: 'a' },
+      token: { type: 'string', short: 't' },
+      key: { type: 'string', short: 'k' },
+      alg: { type: 'string', default: 'RS256' },
+      'key-id': { type: 'string', default: 'default' },
+      scope: { type: 'string', default: '' },
+    },
   });
   const [subcommand = '', file] = positionals;
   let patch: string | undefined;
@@ -43,7 +61,12 @@ export async function parseBundleArgs(args: readonly string[], env: Record<strin
     if (file === undefined) throw new Error('bundle patch needs a FILE (or "-" for stdin)');
     patch = file === '-' ? await readStdin() : await readFile(file, 'utf8');
   }
+  const verify =
+    subcommand === 'verify'
+      ? { bundle: file ?? '', keyFile: values.key ?? '', algorithm: values.alg ?? 'RS256', keyId: values['key-id'] ?? 'default', scope: values.scope ?? '' }
+      : undefined;
   return {
+    ...(verify === undefined ? {} : { verify }),
     subcommand,
     admin: values.admin ?? env.TOLLGATE_ADMIN_URL ?? 'http://127.0.0.1:15000',
     token: values.token ?? env.TOLLGATE_ADMIN_TOKEN ?? '',
@@ -57,8 +80,31 @@ const ROUTES: Record<string, { method: string; path: string }> = {
   patch: { method: 'PATCH', path: '/v1/data' },
 };
 
-/** Runs `tollgate bundle <subcommand>` against the admin API; resolves to the exit code. */
+async function verifyOffline(options: BundleCommandOptions): Promise<number> {
+  const v = options.verify;
+  if (v === undefined || v.bundle === '' || v.keyFile === '') {
+    options.err('tollgate: bundle verify needs BUNDLE and --key <public.pem>\n');
+    return 1;
+  }
+  if (!(SIGNING_ALGORITHMS as readonly string[]).includes(v.algorithm)) {
+    options.err(`tollgate: --alg must be one of ${SIGNING_ALGORITHMS.join(', ')}\n`);
+    return 1;
+  }
+  try {
+    const bundle = await loadBundle(v.bundle);
+    const publicKey = await readFile(v.keyFile, 'utf8');
+    createBundleVerifier({ keyId: v.keyId, publicKey, algorithm: v.algorithm as SigningAlgorithm, scope: v.scope }).verify(bundle);
+    options.out(`${v.bundle}: signature valid (revision ${bundle.manifest.revision}, ${bundle.files?.size ?? 0} files, key ${v.keyId}, ${v.algorithm})\n`);
+    return 0;
+  } catch (err) {
+    options.err(`tollgate: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** Runs `tollgate bundle <subcommand>` against the admin API (or offline for verify); resolves to the exit code. */
 export async function runBundleCommand(options: BundleCommandOptions): Promise<number> {
+  if (options.subcommand === 'verify') return verifyOffline(options);
   const route = ROUTES[options.subcommand];
   if (route === undefined) {
     options.err(`tollgate: unknown bundle command "${options.subcommand}"\n${BUNDLE_HELP}`);
@@ -92,4 +138,15 @@ export async function runBundleCommand(options: BundleCommandOptions): Promise<n
   else if (options.subcommand === 'patch') options.out(`data patched: revision ${String(body.revision)}, data version ${String(body.data_version)}\n`);
   else options.out(`${JSON.stringify(body, null, 2)}\n`);
   return 0;
+}
+
+// Standalone use until `tollgate bundle` is wired into main.ts: node src/cli/bundle.ts <command> ...
+if (import.meta.main) {
+  const readStdin = async (): Promise<string> => {
+    let text = '';
+    for await (const chunk of process.stdin) text += String(chunk);
+    return text;
+  };
+  const parsed = await parseBundleArgs(process.argv.slice(2), process.env, readStdin);
+  process.exitCode = await runBundleCommand({ ...parsed, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
 }

@@ -74,3 +74,14 @@ export async function runReplay(options: ReplayCommandOptions): Promise<number> 
     return 1;
   }
 }
+
+// Standalone use until `tollgate replay` is wired into main.ts: node src/cli/replay.ts --log ... --bundle ...
+if (import.meta.main) {
+  const io = { out: (s: string) => process.stdout.write(s), err: (s: string) => process.stderr.write(s) };
+  try {
+    process.exitCode = await runReplay({ ...parseReplayArgs(process.argv.slice(2)), ...io });
+  } catch (err) {
+    io.err(`tollgate: ${(err as Error).message}\n${REPLAY_HELP}`);
+    process.exitCode = 1;
+  }
+}
