@@ -14,7 +14,14 @@ import type { Pdp } from './pdp/types.ts';
 import { createUpstreams } from './upstream/pool.ts';
 import { createProxy } from './pep/proxy.ts';
 import { createAdmin } from './admin/server.ts';
+import { createEgress } from './pep/egress.ts';
 import { VERSION } from './version.ts';
+import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { createTracing } from './telemetry/spans.ts';
+import { createMetrics, type Metrics } from './telemetry/metrics.ts';
+import type { Observer } from './telemetry/observer.ts';
+import { createDecisionLog, type DecisionLog } from './audit/log.ts';
+import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -25,12 +32,21 @@ export interface SidecarAddresses {
   readonly admin: AddressInfo;
   /** The ext_authz gRPC listener, when enabled. */
   readonly extAuthz?: AddressInfo;
+  /** The transparent (iptables REDIRECT) listener, when enabled. */
+  readonly transparent?: AddressInfo;
+}
+
+/** What the CLI hands the sidecar: the tracer and propagator from telemetry/setup.ts. */
+export interface SidecarDeps {
+  readonly tracer?: Tracer;
+  readonly propagator?: TextMapPropagator;
 }
 
 /** A running sidecar. */
 export interface Sidecar {
   readonly addresses: SidecarAddresses;
   readonly pdp: Pdp;
+  readonly metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -44,19 +60,62 @@ export async function createPdp(config: Config): Promise<Pdp> {
 }
 
 /** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
-export async function startSidecar(config: Config, logger: Logger): Promise<Sidecar> {
+/** The decision-log mask: the configured one, plus the agent token header when tokens are on. */
+function decisionLogMask(config: Config): string[] {
+  const mask = [...(config.decisionLog.mask ?? DEFAULT_MASK)];
+  if (config.agent.token !== undefined) mask.push(`/input/attributes/request/http/headers/${config.agent.token.header.toLowerCase()}`);
+  return mask;
+}
+
+/** Creates the observer (spans, metrics, decision log) both doors record into. */
+async function createObserver(config: Config, logger: Logger, deps: SidecarDeps): Promise<Observer & { readonly metrics: Metrics; readonly decisionLog?: DecisionLog }> {
+  const mask = decisionLogMask(config);
+  const metrics = createMetrics();
+  const log = config.decisionLog;
+  const decisionLog =
+    log.file === '' && log.url === ''
+      ? undefined
+      : await createDecisionLog({
+          ...(log.file === '' ? {} : { file: { path: log.file, maxBytes: log.maxBytes, maxFiles: log.maxFiles } }),
+          ...(log.url === '' ? {} : { http: { url: log.url, headers: log.headers } }),
+          mask,
+          maxQueue: log.maxQueue,
+          labels: { app: 'tollgate', version: VERSION, agent: config.agent.id },
+          onDropped: (count) => metrics.recordDecisionLogDropped(count),
+          logger: logger.child({ component: 'decision-log' }),
+        });
+  const tracing = createTracing({
+    tracer: deps.tracer ?? trace.getTracer('tollgate'),
+    propagator: deps.propagator ?? propagation,
+    pdpKind: config.pdp.type === 'wasm' ? 'wasm' : 'ext_authz',
+    recordRequestHeaders: config.tracing.recordRequestHeaders,
+    maskedHeaders: maskedHeaderNames(mask),
+    recordInput: config.tracing.recordInput,
+    maskInput: (input) => maskInput(input, mask),
+  });
+  return { tracing, metrics, ...(decisionLog === undefined ? {} : { decisionLog }) };
+}
+
+export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
   const pdp = await createPdp(config);
+  const observer = await createObserver(config, logger, deps);
+  const info = pdp.info();
+  if (info !== undefined) observer.metrics.setPolicy({ revision: info.revision, path: info.decisionPath });
   const upstreams = createUpstreams({
     resolve: config.proxy.resolve,
     headersTimeoutMs: config.proxy.upstreamTimeoutMs,
     connectTimeoutMs: config.proxy.upstreamConnectTimeoutMs,
   });
-  const proxy = createProxy({ config, pdp, upstreams, logger });
-  const admin = createAdmin({ listen: config.admin.listen, pdp, version: VERSION });
-  const closers: Array<() => Promise<void>> = [() => pdp.close(), () => upstreams.close()];
+  // Issue 5: CONNECT / TLS interception / upgrade hooks and the transparent listener.
+  const egress = createEgress({ config, pdp, upstreams, logger, observer });
+  const proxy = createProxy({ config, pdp, upstreams, logger, observer, hooks: egress.hooks });
+  const admin = createAdmin({ listen: config.admin.listen, pdp, version: VERSION, metrics: observer.metrics });
+  // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
+  const closers: Array<() => Promise<void>> = [async () => observer.decisionLog?.close(), () => pdp.close(), () => upstreams.close(), () => egress.close()];
   try {
     const proxyAddress = await proxy.listen();
     closers.push(() => proxy.close());
+    const transparentAddress = egress.transparent === undefined ? undefined : await egress.transparent.listen();
     let extAuthzAddress: AddressInfo | undefined;
     if (config.extAuthz.enabled) {
       const extAuthz = createExtAuthzServer({
@@ -67,6 +126,7 @@ export async function startSidecar(config: Config, logger: Logger): Promise<Side
         dryRun: config.extAuthz.dryRun,
         maxReceiveBytes: config.extAuthz.maxReceiveBytes,
         logger,
+        observer,
       });
       extAuthzAddress = await extAuthz.listen();
       closers.push(() => extAuthz.close());
@@ -74,8 +134,9 @@ export async function startSidecar(config: Config, logger: Logger): Promise<Side
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
     return {
-      addresses: { proxy: proxyAddress, admin: adminAddress, ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }) },
+      addresses: { proxy: proxyAddress, admin: adminAddress, ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }), ...(transparentAddress === undefined ? {} : { transparent: transparentAddress }) },
       pdp,
+      metrics: observer.metrics,
       async close() {
         for (const close of closers.reverse()) await close();
       },

@@ -11,6 +11,12 @@ import { TollgateError } from '../errors.ts';
 import { createPdp, startSidecar } from '../sidecar.ts';
 import { VERSION } from '../version.ts';
 import { runDemo } from './demo.ts';
+import { setupTelemetry } from '../telemetry/setup.ts';
+import { auditVerify } from './audit.ts';
+import { explainDecision } from './explain.ts';
+import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
+import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
+import { caInit } from './ca.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -21,6 +27,11 @@ Commands:
   run                 run the sidecar (proxy 127.0.0.1:15001, admin 127.0.0.1:15000,
                       Envoy ext_authz gRPC 127.0.0.1:9191)
   check               evaluate one policy input and print the decision (exit 0 allow, 2 deny, 1 error)
+  explain             the same decision, for humans: outcome, reasons, what the policy saw
+  replay              re-decide a recorded decision log with a candidate bundle; report the flips
+  bundle              rollback | status | patch the running sidecar's policy; verify a signed bundle
+  audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
+  ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
   version             print the version
@@ -46,6 +57,24 @@ Exit status: 0 allow, 2 deny, 1 error.
   -c, --config F   configuration file
 `,
   config: `Usage: tollgate config validate <file> | tollgate config schema`,
+  explain: `Usage: tollgate explain --input input.json [--config tollgate.yaml]
+
+Evaluates one policy input like "check" and prints the decision for humans: allow or
+deny, every reason, the policy path and revision, and what the policy saw (agent,
+method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
+`,
+  replay: REPLAY_HELP,
+  bundle: BUNDLE_HELP,
+  audit: `Usage: tollgate audit verify <decisions.jsonl>
+
+Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
+any edited, removed, inserted or reordered record is reported with its line.
+Exit status: 0 intact, 2 tampered or damaged, 1 unreadable.
+`,
+  ca: `Usage: tollgate ca init --out DIR [--force] [--cn NAME] [--days N]
+
+Creates an ECDSA P-256 CA for TLS interception: DIR/ca.crt and DIR/ca.key (mode 0600).
+Point tls.caCertFile / tls.caKeyFile at them; agents trust DIR/ca.crt.`,
   version: 'Usage: tollgate version',
 };
 
@@ -54,14 +83,18 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-async function readInput(path: string): Promise<unknown> {
-  const text = path === '-' ? await new Promise<string>((resolve, reject) => {
+function readStdin(): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let data = '';
     process.stdin.setEncoding('utf8');
     process.stdin.on('data', (c: string) => (data += c));
     process.stdin.on('end', () => resolve(data));
     process.stdin.on('error', reject);
-  }) : await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${path} (${err.code ?? err.message})`));
+  });
+}
+
+async function readInput(path: string): Promise<unknown> {
+  const text = path === '-' ? await readStdin() : await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${path} (${err.code ?? err.message})`));
   try {
     return JSON.parse(text);
   } catch {
@@ -103,6 +136,33 @@ async function main(argv: string[]): Promise<void> {
       fail('usage: tollgate config validate <file> | tollgate config schema');
       return;
     }
+    case 'ca': {
+      const [sub, ...caArgs] = rest;
+      const { values } = parseArgs({ args: caArgs, options: { out: { type: 'string', short: 'o' }, force: { type: 'boolean', default: false }, cn: { type: 'string' }, days: { type: 'string' } } });
+      if (sub !== 'init' || values.out === undefined) fail('usage: tollgate ca init --out DIR [--force] [--cn NAME] [--days N]');
+      const days = values.days === undefined ? undefined : Number(values.days);
+      if (days !== undefined && !(Number.isInteger(days) && days > 0)) fail('--days must be a positive integer');
+      const result = await caInit({ out: values.out, force: values.force, ...(values.cn === undefined ? {} : { commonName: values.cn }), ...(days === undefined ? {} : { validDays: days }) });
+      process.stdout.write(`CA certificate ${result.certFile}\nCA key         ${result.keyFile} (0600)\nSHA-256        ${result.fingerprint}\n`);
+      return;
+    }
+    case 'audit': {
+      const [sub, file] = rest;
+      if (sub !== 'verify' || file === undefined) fail('usage: tollgate audit verify <decisions.jsonl>');
+      process.exitCode = await auditVerify(file, process.stdout);
+      return;
+    }
+    case 'replay': {
+      const options = parseReplayArgs(rest);
+      process.exitCode = await runReplay({ ...options, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      return;
+    }
+    case 'bundle': {
+      const options = await parseBundleArgs(rest, process.env, () => readStdin());
+      process.exitCode = await runBundleCommand({ ...options, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      return;
+    }
+    case 'explain':
     case 'check': {
       const { values } = parseArgs({ args: rest, options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } } });
       if (values.input === undefined) fail('check needs --input <file>');
@@ -111,6 +171,11 @@ async function main(argv: string[]): Promise<void> {
       if (typeof input !== 'object' || input === null || Array.isArray(input)) fail(`${values.input}: the policy input must be a JSON object`);
       const pdp = await createPdp(cfg);
       const decision = await pdp.decide(input as never, crypto.randomUUID());
+      if (command === 'explain') {
+        process.stdout.write(explainDecision(input as Record<string, unknown>, decision, pdp.info()?.decisionPath ?? cfg.pdp.type));
+        process.exitCode = decision.allowed ? 0 : 2;
+        return;
+      }
       process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`);
       process.exitCode = decision.allowed ? 0 : 2;
       return;
@@ -121,7 +186,24 @@ async function main(argv: string[]): Promise<void> {
       const demo = values.demo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
       if (demo) cfg = demo.config;
       const logger = pino({ level: cfg.logLevel, base: { service: 'tollgate' }, redact: ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie', 'res.headers["set-cookie"]'] });
-      const sidecar = await startSidecar(cfg, logger);
+      const telemetry = setupTelemetry({
+        enabled: cfg.tracing.enabled,
+        serviceName: cfg.tracing.serviceName,
+        serviceVersion: VERSION,
+        agentId: cfg.agent.id,
+        protocol: cfg.tracing.protocol,
+        endpoint: cfg.tracing.endpoint,
+        headers: cfg.tracing.headers,
+        samplerRatio: cfg.tracing.samplerRatio,
+        alwaysSampleDenied: cfg.tracing.alwaysSampleDenied,
+        propagators: cfg.tracing.propagators,
+        attributeValueLengthLimit: cfg.tracing.attributeValueLengthLimit,
+        attributeCountLimit: cfg.tracing.attributeCountLimit,
+        env: process.env,
+        logger: logger.child({ component: 'telemetry' }),
+      });
+      if (telemetry.enabled) logger.info({ tracing: telemetry.description }, 'tracing on');
+      const sidecar = await startSidecar(cfg, logger, { tracer: telemetry.tracer, propagator: telemetry.propagator });
       const info = sidecar.pdp.info();
       logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');
       // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
@@ -134,7 +216,9 @@ async function main(argv: string[]): Promise<void> {
         if (closing) return;
         closing = true;
         logger.info({ signal }, 'tollgate stopping');
-        Promise.all([sidecar.close(), demo?.close()]).then(
+        Promise.all([sidecar.close(), demo?.close()])
+          .then(() => telemetry.shutdown())
+          .then(
           () => process.exit(0),
           () => process.exit(1),
         );

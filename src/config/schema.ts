@@ -86,6 +86,38 @@ const adminSchema = z
   })
   .describe('The admin endpoint.');
 
+// --- issue 5: CONNECT, TLS interception, transparent mode (owned by src/tls, src/pep/connect.ts, src/pep/transparent.ts) ---
+
+const tlsSchema = z
+  .strictObject({
+    caCertFile: z.string().default('').describe('PEM certificate of the local CA that signs intercepted hosts\' leaf certificates (`tollgate ca init --out DIR` writes DIR/ca.crt). Empty: no interception; CONNECT is tunnel-only.'),
+    caKeyFile: z.string().default('').describe('PEM (PKCS#8) ECDSA P-256 key of the local CA (DIR/ca.key, mode 0600). Required with caCertFile.'),
+    leafCacheSize: z.number().int().min(1).default(1000).describe('Leaf certificates (TLS contexts) kept in the LRU cache; older ones are re-issued on demand.'),
+    leafValidDays: z.number().int().min(1).max(397).default(30).describe('Validity of issued leaf certificates in days (never past the CA\'s own expiry).'),
+    handshakeTimeoutMs: z.number().int().positive().default(10000).describe('Time allowed for an agent to finish the TLS handshake with Tollgate; past it the connection is closed.'),
+    upstreamCaFiles: z.array(z.string()).default([]).describe('Extra PEM CA files trusted for upstream TLS, added to the system roots (verification is always on).'),
+  })
+  .describe('TLS interception: the local CA and upstream trust.');
+
+const destinationMode = z.enum(['tunnel', 'intercept']);
+
+const connectSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve CONNECT on the outbound listener (decided by the policy with method CONNECT before any byte flows). false: 501.'),
+    defaultMode: z.enum(['auto', 'tunnel', 'intercept']).default('auto').describe('Mode for destinations not listed in `modes`: "tunnel" relays bytes after the L4 decision; "intercept" terminates TLS with a leaf from the local CA and decides on every request; "auto" = intercept when tls.caCertFile is set, else tunnel.'),
+    modes: z.record(z.string(), destinationMode).default({}).describe('Per-destination mode: host name (or "*.suffix") -> "tunnel" | "intercept".'),
+    passThrough: z.array(z.string()).default([]).describe('Hosts (or "*.suffix") that are always tunnelled, never intercepted: certificate-pinned or mutual-TLS destinations.'),
+    peekTimeoutMs: z.number().int().positive().default(1000).describe('How long to wait for the agent\'s first bytes (the ClientHello) after the tunnel opens; a tunnel whose client stays silent (server-speaks-first protocol) is relayed without SNI, an intercepted one is closed.'),
+  })
+  .describe('CONNECT tunnels on the outbound listener.');
+
+const transparentSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Serve the transparent listener for iptables-redirected traffic (scripts/iptables-redirect.sh).'),
+    listen: hostPort.default('127.0.0.1:15002').describe('Transparent listener: nat OUTPUT REDIRECT target. The original destination comes from SO_ORIGINAL_DST.'),
+  })
+  .describe('Transparent mode: outbound TCP redirected by iptables reaches Tollgate without proxy settings.');
+
 // ─── Policy lifecycle (issue 6): bundle sources, signatures, shadow mode, live data ───
 const bundleVerificationSchema = z
   .strictObject({
@@ -135,6 +167,37 @@ const liveDataSchema = z
   .describe('Live policy data: changes without a new bundle, each recorded in the decision log.');
 // ─── end of policy lifecycle ───
 
+// ─── Observability (issue 4): tracing, metrics, decision log ───
+const tracingSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Export spans over OTLP. An OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT in the environment also turns it on; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off.'),
+    serviceName: z.string().default('tollgate').describe('service.name (OTEL_SERVICE_NAME wins).'),
+    protocol: z.enum(['grpc', 'http/protobuf', 'http/json']).default('grpc').describe('OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL wins).'),
+    endpoint: z.string().default('').describe('Collector base URL, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP; /v1/traces is appended). Empty: the OTEL_* environment or the SDK default.'),
+    headers: z.record(z.string(), z.string()).default({}).describe('Headers (gRPC metadata) sent with every export, e.g. an API key.'),
+    samplerRatio: z.number().min(0).max(1).default(1).describe('Parent-based sampler: ratio of new root traces sampled; children follow the incoming traceparent flag.'),
+    alwaysSampleDenied: z.boolean().default(true).describe('Export the spans of denied decisions even when head sampling dropped the trace.'),
+    propagators: z.array(z.enum(['tracecontext', 'baggage', 'b3', 'b3multi'])).default(['tracecontext', 'baggage']).describe('Context propagation formats (OTEL_PROPAGATORS wins).'),
+    attributeValueLengthLimit: z.number().int().positive().default(4096).describe('Longest span attribute value; longer ones are truncated.'),
+    attributeCountLimit: z.number().int().positive().default(128).describe('Most attributes per span.'),
+    recordRequestHeaders: z.array(z.string()).default([]).describe('Request headers recorded as http.request.header.<name>; credential headers are never recorded.'),
+    recordInput: z.boolean().default(false).describe('Attach the masked policy input to the decision span (off by default: inputs can hold bodies).'),
+  })
+  .describe('OpenTelemetry tracing: one trace agent → Tollgate → tool, a decision span per call.');
+
+const decisionLogSchema = z
+  .strictObject({
+    file: z.string().default('').describe('Path of the hash-chained JSON-lines decision log (OPA decision-log fields plus prev_hash/hash). Empty: no file.'),
+    maxBytes: z.number().int().positive().default(104857600).describe('Rotate the file when it would pass this size; the new file\'s genesis links to the old file\'s last hash.'),
+    maxFiles: z.number().int().nonnegative().default(10).describe('Rotated files kept (0 keeps all).'),
+    url: z.string().default('').describe('OPA decision-log upload endpoint (gzip JSON array POSTs), e.g. http://collector:8181/logs. Empty: no upload.'),
+    headers: z.record(z.string(), z.string()).default({}).describe('Headers sent with every upload (e.g. Authorization).'),
+    mask: z.array(z.string()).optional().describe('JSON pointers erased from every record (like OPA\'s system.log.mask); default: authorization, cookie and agent-token headers.'),
+    maxQueue: z.number().int().positive().default(10000).describe('Records waiting to be written; beyond it they are dropped, counted in tollgate_decision_log_dropped_total and noted in the chain as a gap.'),
+  })
+  .describe('The decision log: every decision as an OPA-format JSON line in a tamper-evident hash chain.');
+// ─── end of observability ───
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -159,9 +222,14 @@ export const configSchema = z
     }),
     admin: adminSchema.default({ listen: '127.0.0.1:15000' }),
     extAuthz: extAuthzSchema.default({ enabled: true, listen: '127.0.0.1:9191', dryRun: false, maxReceiveBytes: 4194304 }),
+    tls: tlsSchema.default({ caCertFile: '', caKeyFile: '', leafCacheSize: 1000, leafValidDays: 30, handshakeTimeoutMs: 10000, upstreamCaFiles: [] }),
+    connect: connectSchema.default({ enabled: true, defaultMode: 'auto', modes: {}, passThrough: [], peekTimeoutMs: 1000 }),
+    transparent: transparentSchema.default({ enabled: false, listen: '127.0.0.1:15002' }),
     bundle: bundleSchema.default({ source: '', token: '', minDelayMs: 60000, maxDelayMs: 120000, longPollSeconds: 0, timeoutMs: 10000, maxBytes: 104857600, persistenceDir: '' }),
     shadow: shadowSchema.default({ bundle: '' }),
     data: liveDataSchema.default({ token: '', allowRemote: false, watchFile: '', watchIntervalMs: 1000 }),
+    tracing: tracingSchema.prefault({}),
+    decisionLog: decisionLogSchema.prefault({}),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),
   })
   .describe('Tollgate sidecar configuration (tollgate.yaml).');

@@ -21,6 +21,8 @@ import type { Upstreams } from '../upstream/pool.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { verifyAgentToken } from './identity.ts';
+import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import type { RequestTrace } from '../telemetry/spans.ts';
 
 /** Options of createProxy. */
 export interface ProxyOptions {
@@ -28,6 +30,8 @@ export interface ProxyOptions {
   readonly pdp: Pdp;
   readonly upstreams: Upstreams;
   readonly logger: Logger;
+  /** Spans, metrics and the decision log (default: records nothing). */
+  readonly observer?: Observer;
 }
 
 /** The running outbound listener. */
@@ -41,6 +45,8 @@ export interface RequestContext {
   readonly scheme: 'http' | 'https';
   /** For a request inside an intercepted CONNECT tunnel: the tunnel's authority ("host:port"); its Host must agree. */
   readonly tunnelAuthority?: string;
+  /** Set by the tunnel code (src/pep/tunnel.ts): copied into the policy input as input.connect. */
+  readonly connect?: Readonly<Record<string, unknown>>;
 }
 
 /** Handles one HTTP request through the whole pipeline (normalise, decide, deny or forward). */
@@ -94,17 +100,27 @@ function upstreamError(err: unknown): TollgateError {
 /** Creates the request pipeline shared by every listener. */
 export function createRequestHandler(options: ProxyOptions): RequestHandler {
   const { config, pdp, upstreams } = options;
+  const observer = options.observer ?? createNoopObserver();
   const log = options.logger.child({ component: 'pep' });
   const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
   const tokenHeader = config.agent.token?.header.toLowerCase();
 
-  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string): Promise<{ decision?: Decision; failure?: LocalReply }> {
+  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string, tr: RequestTrace): Promise<{ decision?: Decision; failure?: LocalReply }> {
+    const info = pdp.info();
+    const policyPath = info?.decisionPath ?? '';
+    const mcp = input.mcp === undefined ? undefined : { method: input.mcp.method, ...('tool' in input.mcp && input.mcp.tool ? { tool: input.mcp.tool.name } : {}) };
+    const span = tr.startDecision({ decisionId, policyPath, agent: input.agent, destination: request.authority, input, ...(mcp === undefined ? {} : { mcp }) });
+    const started = process.hrtime.bigint();
+    const facts = () => ({ decisionId, policyPath, input, destination: request.authority, span, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: request.source.address });
     try {
-      return { decision: await pdp.decide(input, decisionId) };
+      const decision = await pdp.decide(input, decisionId);
+      recordDecision(observer, facts(), decision);
+      return { decision };
     } catch (err) {
       const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
       const mode = failureMode(config.pdp, request.host);
-      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode }, 'no policy decision');
+      recordFailure(observer, facts(), error, mode, info?.revision ?? '');
+      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode, trace_id: tr.traceId }, 'no policy decision');
       switch (mode) {
         case 'allow':
           return {};
@@ -161,15 +177,23 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     }
 
     const decisionId = randomUUID();
+    const tr = observer.tracing.startRequest({
+      method: request.method,
+      url: `${request.scheme}://${request.authority}${request.path}`,
+      headers: request.headers,
+      client: request.source,
+    });
+    res.once('close', () => tr.end({ statusCode: res.statusCode }));
     let input: PolicyInput;
     try {
       input = buildInput(request, { bytes: head.bytes, truncated: head.truncated }, agent);
+      if (context.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = context.connect;
     } catch (err) {
       send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), decisionId), true);
       return;
     }
 
-    const { decision, failure } = await decide(input, request, decisionId);
+    const { decision, failure } = await decide(input, request, decisionId, tr);
     if (failure !== undefined) {
       send(res, failure, head.truncated);
       return;
@@ -178,10 +202,10 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       send(res, denyReply(decision, config.proxy.denyStatus, input.mcp), head.truncated);
       return;
     }
-    forward(req, res, request, head, decision, decisionId);
+    forward(req, res, request, head, decision, decisionId, tr);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string): void {
+  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string, tr: RequestTrace): void {
     const headers: Record<string, string> = { ...request.headers };
     if (decision !== undefined) {
       for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
@@ -192,6 +216,11 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     const hasBody = head.truncated || head.bytes.length > 0;
     const body = head.truncated ? Readable.from(forwardBody(head, req), { objectMode: false }) : hasBody ? head.bytes : null;
     if (!head.truncated && hasBody) headers['content-length'] = String(head.bytes.length);
+    // After the policy's header changes: the tool sees Tollgate's CLIENT span as its parent.
+    const up = tr.startUpstream({ method: request.method, url: `${request.scheme}://${request.authority}${path}` });
+    up.inject(headers);
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
 
     const abort = new AbortController();
     res.on('close', () => {
@@ -202,6 +231,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       .stream(
         { path, method: request.method, headers, body, signal: abort.signal, opaque: res },
         ({ statusCode, headers: upstreamHeaders }) => {
+          up.end({ statusCode });
+          observer.metrics.recordUpstream(request.authority, statusCode, seconds());
           const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
           if (decision !== undefined) {
             for (const [name, value] of decision.responseHeadersToAdd) {
@@ -220,6 +251,10 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       .catch((err: unknown) => {
         if (abort.signal.aborted) return;
         const error = upstreamError(err);
+        if (!res.headersSent) {
+          up.end({ errorType: error.code });
+          observer.metrics.recordUpstream(request.authority, undefined, seconds());
+        }
         log.debug({ err: error, host: request.host }, 'upstream failed');
         send(res, errorReply(error, decisionId), true);
       });
@@ -239,12 +274,17 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   const log = options.logger.child({ component: 'proxy' });
   const { host: listenHost, port: listenPort } = splitHostPort(config.proxy.listen);
   const sockets = new Set<Socket>();
-  const handler = createRequestHandler(options);
+  const observer = options.observer ?? createNoopObserver();
+  const handler = createRequestHandler({ ...options, observer });
   const plain: RequestContext = { scheme: 'http' };
   const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) => handler(req, res, plain));
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    observer.metrics.connectionOpened('proxy');
+    socket.on('close', () => {
+      sockets.delete(socket);
+      observer.metrics.connectionClosed('proxy');
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';

@@ -35,8 +35,10 @@ t.test('bad input', async (t) => {
     ['a bare LF line ending in headers', 'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\nX-A: b\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['an obs-fold continuation line', 'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\nX-A: b\r\n c\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['userinfo in the request-target', 'GET http://user:pw@payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['a CONNECT tunnel (not served by this listener)', 'CONNECT hr.internal:443 HTTP/1.1\r\nHost: hr.internal:443\r\n\r\n', /^HTTP\/1\.1 501 /],
-    ['a WebSocket upgrade (not served by this listener)', 'GET http://hr.internal/ws HTTP/1.1\r\nHost: hr.internal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', /^HTTP\/1\.1 501 /],
+    // Issue 5 serves CONNECT and upgrades (test/tls, test/e2e); malformed ones are still 400.
+    ['a CONNECT without a port', 'CONNECT payments.internal HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['a CONNECT to port 0', 'CONNECT payments.internal:0 HTTP/1.1\r\nHost: payments.internal:0\r\n\r\n', /^HTTP\/1\.1 400 /],
+    ['a WebSocket upgrade with an encoded slash', 'GET http://payments.internal/ws%2Fx HTTP/1.1\r\nHost: payments.internal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', /^HTTP\/1\.1 400 /],
   ];
   for (const [name, payload, expected] of cases) {
     t.test(`rejects ${name}`, async (t) => {

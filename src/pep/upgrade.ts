@@ -1,0 +1,166 @@
+/**
+ * Protocol upgrades (WebSocket, RFC 6455 §4.1) through the proxy: the upgrade
+ * request is normalised and decided like any request (its path, headers and agent);
+ * an allowed one is sent to the upstream with its Upgrade/Connection headers
+ * restored, and once the upstream answers 101 the bytes are relayed both ways.
+ * Anything but 101 is passed back as an ordinary answer and the connection closed.
+ */
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { TollgateError, wrapError } from '../errors.ts';
+import type { Config } from '../config/schema.ts';
+import { splitHostPort } from '../config/load.ts';
+import { normalizeRequest, type CanonicalRequest } from '../http/normalize.ts';
+import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
+import type { Pdp } from '../pdp/types.ts';
+import { denyReply, errorReply, failureReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
+import { failureMode } from '../enforce/failure-mode.ts';
+import { applyQueryChanges } from '../enforce/mutate.ts';
+import { verifyAgentToken } from './identity.ts';
+import type { RequestContext } from './proxy.ts';
+import { relay, writeReply } from './tunnel.ts';
+
+/** Options of createUpgradeHandler. */
+export interface UpgradeOptions {
+  readonly config: Config;
+  readonly pdp: Pdp;
+  readonly logger: Logger;
+}
+
+/** Handles one upgrade request arriving on a listener (plain, or inside an intercepted tunnel). */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, context?: RequestContext) => void;
+
+/** Creates the upgrade handler (ProxyHooks.onUpgrade, and the interceptor's inner server). */
+export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
+  const { config, pdp } = options;
+  const log = options.logger.child({ component: 'upgrade' });
+  const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
+  const tokenHeader = config.agent.token?.header.toLowerCase();
+
+  async function handle(req: IncomingMessage, socket: Duplex, head: Buffer, context: RequestContext): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const upgrade = req.headers.upgrade;
+    let request: CanonicalRequest;
+    try {
+      if (upgrade === undefined || /[\r\n]/.test(upgrade)) throw new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
+      request = normalizeRequest({
+        id: randomUUID(),
+        method: req.method ?? 'GET',
+        target: req.url ?? '',
+        rawHeaders: req.rawHeaders,
+        httpVersion: req.httpVersion,
+        scheme: context.scheme,
+        ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
+        source: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
+        destination: { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 },
+      });
+    } catch (err) {
+      writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
+      return;
+    }
+    let agent = configuredAgent;
+    if (tokenHeader !== undefined && request.headers[tokenHeader] !== undefined) {
+      try {
+        agent = verifyAgentToken(request.headers[tokenHeader], config.agent.token!.secret);
+      } catch (err) {
+        writeReply(socket, errorReply(wrapError('TG_ERR_IDENTITY', 'agent identity', err)));
+        return;
+      }
+      delete (request.headers as Record<string, string>)[tokenHeader];
+    }
+    const decisionId = randomUUID();
+    let input: PolicyInput;
+    try {
+      // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
+      const withUpgrade = { ...request, headers: { ...request.headers, upgrade: upgrade! } };
+      input = buildInput(withUpgrade, { bytes: Buffer.alloc(0), truncated: false }, agent);
+      if (context.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = context.connect;
+    } catch (err) {
+      writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err), decisionId));
+      return;
+    }
+    let decision;
+    try {
+      decision = await pdp.decide(input, decisionId);
+    } catch (err) {
+      const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
+      const mode = failureMode(config.pdp, request.host);
+      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode }, 'no policy decision for an upgrade');
+      if (mode === 'deny') {
+        writeReply(socket, failureReply(error, decisionId, 403));
+        return;
+      }
+    }
+    if (decision !== undefined && !decision.allowed) {
+      writeReply(socket, denyReply(decision, config.proxy.denyStatus, undefined));
+      return;
+    }
+
+    const headers: OutgoingHttpHeaders = { ...request.headers };
+    if (decision !== undefined) {
+      for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
+      for (const [name, value] of decision.headers) headers[name.toLowerCase()] = value;
+    }
+    headers.connection = 'Upgrade';
+    headers.upgrade = upgrade!;
+    const path = decision === undefined ? request.path : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
+    const override = config.proxy.resolve[`${request.host}:${request.port}`];
+    const target = override === undefined ? { host: request.host.replace(/^\[(.*)\]$/, '$1'), port: request.port } : splitHostPort(override);
+    const https = request.scheme === 'https';
+    const servername = /^[\d.]+$|:/.test(request.host) ? undefined : request.host;
+    const upstreamReq = (https ? httpsRequest : httpRequest)({
+      host: target.host,
+      port: target.port,
+      method: request.method,
+      path,
+      headers,
+      agent: false,
+      timeout: config.proxy.upstreamConnectTimeoutMs,
+      ...(https && servername !== undefined ? { servername } : {}),
+    });
+    socket.on('close', () => upstreamReq.destroy());
+    upstreamReq.on('timeout', () => upstreamReq.destroy(new TollgateError('TG_ERR_UPSTREAM_TIMEOUT', `upstream ${request.authority} did not answer the upgrade in time`)));
+    upstreamReq.on('error', (err) => {
+      const error = err instanceof TollgateError ? err : wrapError('TG_ERR_UPSTREAM', 'upstream upgrade failed', err);
+      log.debug({ err: error, host: request.host }, 'upstream upgrade failed');
+      writeReply(socket, errorReply(error, decisionId));
+    });
+    upstreamReq.on('upgrade', (res: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
+      upstreamReq.setTimeout(0);
+      let reply = `HTTP/1.1 101 ${res.statusMessage ?? 'Switching Protocols'}\r\n`;
+      for (let i = 0; i < res.rawHeaders.length; i += 2) reply += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+      reply += `${DECISION_ID_HEADER}: ${decisionId}\r\n\r\n`;
+      socket.write(reply);
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      relay(socket, upstreamSocket, head);
+    });
+    upstreamReq.on('response', (res: IncomingMessage) => {
+      // The upstream refused the upgrade: pass its answer on, then close.
+      let reply = `HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}\r\n`;
+      for (let i = 0; i < res.rawHeaders.length; i += 2) {
+        const name = res.rawHeaders[i]!.toLowerCase();
+        if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive') continue;
+        reply += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+      }
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const hasLength = res.headers['content-length'] !== undefined;
+        socket.end(Buffer.concat([Buffer.from(`${reply}${hasLength ? '' : `content-length: ${body.length}\r\n`}${DECISION_ID_HEADER}: ${decisionId}\r\nconnection: close\r\n\r\n`), body]));
+      });
+    });
+    upstreamReq.end();
+  }
+
+  return (req, socket, head, context = { scheme: 'http' }) => {
+    handle(req, socket, head, context).catch((err: unknown) => {
+      log.error({ err }, 'unexpected error while handling an upgrade');
+      socket.destroy();
+    });
+  };
+}
