@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Pdp } from '../pdp/types.ts';
 import { splitHostPort } from '../config/load.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import { handlePolicyRoute, type PolicyRoutes } from './policy-routes.ts';
 
 /** Options of createAdmin. */
@@ -15,6 +16,8 @@ export interface AdminOptions {
   readonly listen: string;
   readonly pdp: Pdp;
   readonly version: string;
+  /** Prometheus metrics served on /metrics. */
+  readonly metrics?: Metrics;
   /** Policy lifecycle endpoints (rollback, data patch, status); absent: they answer 404. */
   readonly policy?: PolicyRoutes;
 }
@@ -31,6 +34,20 @@ export function createAdmin(options: AdminOptions): Admin {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (options.policy !== undefined && handlePolicyRoute(options.policy, path ?? '/', req, res)) return;
+    if (path === '/metrics' && options.metrics !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+      const metrics = options.metrics;
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        () => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('metrics unavailable\n');
+        },
+      );
+      return;
+    }
     const info = options.pdp.info();
     let out: { status: number; body: string };
     if (req.method !== 'GET' && req.method !== 'HEAD') out = json(405, { error: 'method not allowed' });

@@ -26,6 +26,7 @@ import type { Pdp } from '../pdp/types.ts';
 import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
 // Token verification is the PEP's; the ext_authz door applies the same rule to the same header.
 import { verifyAgentToken } from '../pep/identity.ts';
+import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 
 /** Options of createExtAuthzServer. */
@@ -41,6 +42,8 @@ export interface ExtAuthzServerOptions {
   /** Largest CheckRequest accepted, in bytes (grpc max receive message length). */
   readonly maxReceiveBytes: number;
   readonly logger: Logger;
+  /** Spans, metrics and the decision log (default: records nothing). */
+  readonly observer?: Observer;
 }
 
 /** The running ext_authz server. */
@@ -77,6 +80,7 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
   const log = options.logger.child({ component: 'extauthz' });
   const tokenHeader = options.agentToken?.header.toLowerCase();
   const debug = log.isLevelEnabled('debug');
+  const observer = options.observer ?? createNoopObserver();
   const method = checkMethod();
   const definition: grpc.ServiceDefinition = {
     Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<CheckRequestDocument, Message>,
@@ -109,7 +113,24 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
       log.debug({ err: error, decisionId }, 'check request does not parse');
       return requestParseErrorResponse(error);
     }
-    const decision = await options.pdp.decide(input, decisionId);
+    const http = request.attributes?.request?.http;
+    const destination = typeof http?.host === 'string' ? http.host : '';
+    const info = options.pdp.info();
+    const policyPath = info?.decisionPath ?? '';
+    const mcp = input.mcp === undefined ? undefined : { method: input.mcp.method, ...('tool' in input.mcp && input.mcp.tool ? { tool: input.mcp.tool.name } : {}) };
+    // SERVER span continuing the context Envoy put in the checked request's headers.
+    const span = observer.tracing.startExtAuthzDecision(http?.headers ?? {}, { decisionId, policyPath, agent, destination, input, ...(mcp === undefined ? {} : { mcp }) });
+    const started = process.hrtime.bigint();
+    const facts = () => ({ decisionId, policyPath, input, destination, span, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    let decision;
+    try {
+      decision = await options.pdp.decide(input, decisionId);
+    } catch (err) {
+      // No decision: Envoy's own failure_mode_allow decides, so the mode recorded is deny.
+      recordFailure(observer, facts(), wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err), 'deny', info?.revision ?? '');
+      throw err;
+    }
+    recordDecision(observer, facts(), decision);
     const response = checkResponseFromDecision(decision, options.dryRun);
     // Never forward the agent token upstream: Envoy removes it when told to.
     if (tokenPresent && response.okResponse !== undefined) {

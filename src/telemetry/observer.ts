@@ -1,0 +1,96 @@
+/**
+ * What both doors (HTTP PEP, ext_authz server) record about a decision, in one
+ * place: the decision span's end, the decision metric and the decision-log record
+ * are three mappings of the same facts. Built from the tracing, metrics and decision
+ * log the composition root creates; a no-op observer serves tests and tools.
+ */
+import { propagation, trace } from '@opentelemetry/api';
+import type { Decision } from '../pdp/types.ts';
+import type { PolicyInput } from '../input/build.ts';
+import type { TollgateError } from '../errors.ts';
+import type { DecisionLog } from '../audit/log.ts';
+import { createTracing, type DecisionTrace, type Tracing } from './spans.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+
+/** The telemetry sinks a door records into. */
+export interface Observer {
+  readonly tracing: Tracing;
+  readonly metrics: Metrics;
+  readonly decisionLog?: DecisionLog;
+}
+
+/** Facts about one decision that do not come from the Decision itself. */
+export interface DecisionFacts {
+  readonly decisionId: string;
+  readonly policyPath: string;
+  readonly input: PolicyInput;
+  /** host[:port] the call is for. */
+  readonly destination: string;
+  /** Seconds from asking the PDP to having an answer. */
+  readonly seconds: number;
+  readonly span: DecisionTrace;
+  /** The client address (OPA's requested_by). */
+  readonly requestedBy?: string;
+}
+
+/** An observer that records nothing (tools, tests). */
+export function createNoopObserver(): Observer {
+  return {
+    tracing: createTracing({ tracer: trace.getTracer('tollgate'), propagator: propagation, pdpKind: 'wasm' }),
+    metrics: createMetrics({ processMetrics: false }),
+  };
+}
+
+/** The MCP tool name of an input ("" when none; the first denied-looking call of a batch is not guessed). */
+export function mcpTool(input: PolicyInput): string {
+  const mcp = input.mcp;
+  if (mcp === undefined) return '';
+  if ('batch' in mcp) return mcp.batch.find((m) => m.tool !== undefined)?.tool?.name ?? '';
+  return mcp.tool?.name ?? '';
+}
+
+/** Records a decision the PDP made: span, metric, decision log. */
+export function recordDecision(observer: Observer, facts: DecisionFacts, decision: Decision): void {
+  facts.span.end(decision);
+  observer.metrics.recordDecision({
+    outcome: decision.allowed ? 'allow' : 'deny',
+    agent: facts.input.agent.id,
+    destination: facts.destination,
+    tool: mcpTool(facts.input),
+    seconds: facts.seconds,
+  });
+  observer.decisionLog?.write({
+    decisionId: facts.decisionId,
+    path: facts.policyPath,
+    input: facts.input,
+    result: decision.result,
+    revision: decision.revision,
+    evalNanos: decision.evalNanos,
+    traceId: facts.span.traceId,
+    spanId: facts.span.spanId,
+    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+  });
+}
+
+/** Records that no decision could be made, and the failure mode applied. */
+export function recordFailure(observer: Observer, facts: DecisionFacts, error: TollgateError, mode: 'allow' | 'deny', revision: string): void {
+  facts.span.fail(error.code, error.message, mode);
+  observer.metrics.recordDecision({
+    outcome: mode === 'allow' ? 'failure_mode_allowed' : 'error',
+    agent: facts.input.agent.id,
+    destination: facts.destination,
+    tool: mcpTool(facts.input),
+    seconds: facts.seconds,
+    errorCode: error.code,
+  });
+  observer.decisionLog?.write({
+    decisionId: facts.decisionId,
+    path: facts.policyPath,
+    input: facts.input,
+    revision,
+    error: { code: error.code, message: error.message, failureMode: mode },
+    traceId: facts.span.traceId,
+    spanId: facts.span.spanId,
+    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+  });
+}
