@@ -4,7 +4,8 @@
  * raw CONNECT helper. Everything on 127.0.0.1 port 0, torn down with t.teardown.
  */
 import { createServer as createHttpsServer } from 'node:https';
-import { createSecureContext } from 'node:tls';
+import { connect as tlsConnect, createSecureContext } from 'node:tls';
+import { Duplex } from 'node:stream';
 import { connect, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -115,4 +116,20 @@ export function closed(socket: Socket, ms = 15_000): Promise<number> {
 /** Resolve overrides pointing the demo destinations at one local port. */
 export function resolveTo(port: number, hosts = ['payments.internal', 'hr.internal', 'crm.internal'], destPort = 443): Record<string, string> {
   return Object.fromEntries(hosts.map((h) => [`${h}:${destPort}`, `127.0.0.1:${port}`]));
+}
+
+/** The ClientHello Node's TLS client sends for the given options (captured, never sent). */
+export function captureClientHello(options: { servername?: string; ALPNProtocols?: string[] }): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const sink = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        resolve(chunk);
+        cb();
+        setImmediate(() => socket.destroy());
+      },
+    });
+    const socket = tlsConnect({ socket: sink, ...(options.servername === undefined ? {} : { servername: options.servername }), ...(options.ALPNProtocols ? { ALPNProtocols: options.ALPNProtocols } : {}) });
+    socket.on('error', () => undefined);
+  });
 }
