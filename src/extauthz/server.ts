@@ -24,8 +24,7 @@ import { splitHostPort } from '../config/load.ts';
 import { inputFromCheckRequest, type AgentIdentity, type CheckRequestDocument } from '../input/build.ts';
 import type { Pdp } from '../pdp/types.ts';
 import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
-// Token verification is the PEP's; the ext_authz door applies the same rule to the same header.
-import { verifyAgentToken } from '../pep/identity.ts';
+import { verifyAgentToken } from '../input/identity.ts';
 import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 

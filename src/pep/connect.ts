@@ -13,7 +13,7 @@ import { TollgateError } from '../errors.ts';
 import { normalizeHost } from '../http/normalize.ts';
 import { errorReply } from '../enforce/reply.ts';
 import type { AgentIdentity } from '../input/build.ts';
-import { verifyAgentToken } from './identity.ts';
+import { verifyAgentToken } from '../input/identity.ts';
 import type { Interceptor } from './intercept.ts';
 import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, relay, tunnelInput, writeReply, type ConnectInput, type TunnelDeps } from './tunnel.ts';
 

@@ -20,7 +20,7 @@ import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
-import { verifyAgentToken } from './identity.ts';
+import { verifyAgentToken } from '../input/identity.ts';
 import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import type { RequestTrace } from '../telemetry/spans.ts';
 

@@ -20,7 +20,7 @@ import type { Pdp } from '../pdp/types.ts';
 import { denyReply, errorReply, failureReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { failureMode } from '../enforce/failure-mode.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
-import { verifyAgentToken } from './identity.ts';
+import { verifyAgentToken } from '../input/identity.ts';
 import type { RequestContext } from './proxy.ts';
 import { relay, writeReply } from './tunnel.ts';
 
