@@ -162,7 +162,10 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
           maxDelayMs: o.config.maxDelayMs,
           ...(etag === undefined ? {} : { etag }),
           onBundle: async (bytes, tag) => {
-            await activate(await parseBundleArchive(o.location, bytes), 'poll', tag);
+            const bundle = await parseBundleArchive(o.location, bytes);
+            // A refused bundle was already reported (and counted) by the swap hooks; resolving
+            // here records its ETag, so the same bad bundle is refused once, not on every poll.
+            await activate(bundle, 'poll', tag).catch(() => undefined);
           },
           onError: o.onSourceError,
         });
