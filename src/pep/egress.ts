@@ -78,7 +78,7 @@ export function createEgress(options: EgressOptions): Egress {
   const handler = createRequestHandler(options);
   const onUpgrade = createUpgradeHandler(options);
   const interceptor = createInterceptor({ config, handler, logger, onUpgrade, ...(leaves === undefined ? {} : { leaves }) });
-  const deps = { config, pdp: options.pdp, logger, canIntercept: leaves !== undefined };
+  const deps = { config, pdp: options.pdp, logger, canIntercept: leaves !== undefined, ...(options.observer === undefined ? {} : { observer: options.observer }) };
   const hooks: ProxyHooks = {
     ...(config.connect.enabled ? { onConnect: createConnectHandler({ ...deps, interceptor }) } : {}),
     onUpgrade: (req, socket, head) => onUpgrade(req, socket, head, { scheme: 'http' }),

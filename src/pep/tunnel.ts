@@ -17,6 +17,8 @@ import { denyReply, failureReply, type LocalReply } from '../enforce/reply.ts';
 import { failureMode } from '../enforce/failure-mode.ts';
 import { isHopByHop } from '../http/hop-by-hop.ts';
 import { MAX_CLIENT_HELLO, parseClientHello, type ClientHelloResult } from '../tls/sni.ts';
+import { recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import type { TollgateError } from '../errors.ts';
 
 /** How a destination's tunnel is served. */
 export type TunnelMode = 'tunnel' | 'intercept';
@@ -55,6 +57,45 @@ export interface TunnelDeps {
   readonly logger: Logger;
   /** True when a local CA is loaded, so interception is possible. */
   readonly canIntercept: boolean;
+  /** Spans, metrics and the decision log (absent: nothing recorded). */
+  readonly observer?: Observer;
+}
+
+/** A decision, or the failure and the failure mode that applied. */
+export type Observed = { readonly decision: Decision } | { readonly error: TollgateError; readonly mode: 'allow' | 'deny' };
+
+/**
+ * Asks the PDP and records the outcome the way the request handler does (decision
+ * span, metric, decision-log record), so tunnel and upgrade decisions are audited
+ * like every other. Never rejects: a PDP failure comes back with its failure mode.
+ */
+export async function decideObserved(
+  deps: { readonly config: Config; readonly pdp: Pdp; readonly logger: Logger; readonly observer?: Observer },
+  input: PolicyInput,
+  host: string,
+  decisionId: string,
+): Promise<Observed> {
+  const http = input.attributes.request.http;
+  const source = input.attributes.source.address.socketAddress;
+  const tr = deps.observer?.tracing.startRequest({ method: http.method, url: http.path === undefined ? http.host : `${http.scheme}://${http.host}${http.path}`, headers: http.headers, client: { address: source.address, port: source.portValue } });
+  const info = deps.pdp.info();
+  const policyPath = info?.decisionPath ?? '';
+  const span = tr?.startDecision({ decisionId, policyPath, agent: input.agent, destination: http.host, input });
+  const started = process.hrtime.bigint();
+  const facts = () => ({ decisionId, policyPath, input, destination: http.host, span: span!, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: source.address });
+  try {
+    const decision = await deps.pdp.decide(input, decisionId);
+    if (deps.observer !== undefined) recordDecision(deps.observer, facts(), decision);
+    tr?.end({ statusCode: decision.allowed ? 200 : decision.httpStatus ?? deps.config.proxy.denyStatus });
+    return { decision };
+  } catch (err) {
+    const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
+    const mode = failureMode(deps.config.pdp, host);
+    if (deps.observer !== undefined) recordFailure(deps.observer, facts(), error, mode, info?.revision ?? '');
+    tr?.end({ statusCode: mode === 'allow' ? 200 : 403, errorType: error.code });
+    deps.logger.warn({ err: error, code: error.code, decisionId, host, failureMode: mode }, 'no policy decision for a tunnel or upgrade');
+    return { error, mode };
+  }
 }
 
 function hostMatches(pattern: string, host: string): boolean {
@@ -121,22 +162,19 @@ export type TunnelVerdict = { readonly allowed: true; readonly decision?: Decisi
 
 /** Asks the PDP about a tunnel; a PDP failure applies the failure mode of the host (default deny). */
 export async function decideTunnel(deps: TunnelDeps, input: PolicyInput, host: string, decisionId: string): Promise<TunnelVerdict> {
-  try {
-    const decision = await deps.pdp.decide(input, decisionId);
+  const observed = await decideObserved(deps, input, host, decisionId);
+  if ('decision' in observed) {
+    const { decision } = observed;
     if (decision.allowed) return { allowed: true, decision };
     return { allowed: false, reply: denyReply(decision, deps.config.proxy.denyStatus, undefined), reasons: decision.reasons };
-  } catch (err) {
-    const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
-    const mode = failureMode(deps.config.pdp, host);
-    deps.logger.warn({ err: error, code: error.code, decisionId, host, failureMode: mode }, 'no policy decision for a tunnel');
-    switch (mode) {
-      case 'allow':
-        return { allowed: true };
-      case 'deny':
-        return { allowed: false, reply: failureReply(error, decisionId, 403), reasons: [error.message] };
-      default:
-        return mode satisfies never;
-    }
+  }
+  switch (observed.mode) {
+    case 'allow':
+      return { allowed: true };
+    case 'deny':
+      return { allowed: false, reply: failureReply(observed.error, decisionId, 403), reasons: [observed.error.message] };
+    default:
+      return observed.mode satisfies never;
   }
 }
 

@@ -18,17 +18,18 @@ import { normalizeRequest, type CanonicalRequest } from '../http/normalize.ts';
 import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
 import type { Pdp } from '../pdp/types.ts';
 import { denyReply, errorReply, failureReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
-import { failureMode } from '../enforce/failure-mode.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verifyAgentToken } from '../input/identity.ts';
 import type { RequestContext } from './proxy.ts';
-import { relay, writeReply } from './tunnel.ts';
+import { decideObserved, relay, writeReply } from './tunnel.ts';
+import type { Observer } from '../telemetry/observer.ts';
 
 /** Options of createUpgradeHandler. */
 export interface UpgradeOptions {
   readonly config: Config;
   readonly pdp: Pdp;
   readonly logger: Logger;
+  readonly observer?: Observer;
 }
 
 /** Handles one upgrade request arriving on a listener (plain, or inside an intercepted tunnel). */
@@ -36,7 +37,7 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 
 /** Creates the upgrade handler (ProxyHooks.onUpgrade, and the interceptor's inner server). */
 export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
-  const { config, pdp } = options;
+  const { config } = options;
   const log = options.logger.child({ component: 'upgrade' });
   const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
   const tokenHeader = config.agent.token?.header.toLowerCase();
@@ -83,17 +84,11 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err), decisionId));
       return;
     }
-    let decision;
-    try {
-      decision = await pdp.decide(input, decisionId);
-    } catch (err) {
-      const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
-      const mode = failureMode(config.pdp, request.host);
-      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode }, 'no policy decision for an upgrade');
-      if (mode === 'deny') {
-        writeReply(socket, failureReply(error, decisionId, 403));
-        return;
-      }
+    const observed = await decideObserved(options, input, request.host, decisionId);
+    const decision = 'decision' in observed ? observed.decision : undefined;
+    if ('error' in observed && observed.mode === 'deny') {
+      writeReply(socket, failureReply(observed.error, decisionId, 403));
+      return;
     }
     if (decision !== undefined && !decision.allowed) {
       writeReply(socket, denyReply(decision, config.proxy.denyStatus, undefined));

@@ -6,7 +6,9 @@ import t from 'tap';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { buildBundle, rawExchange, startTollgate, viaProxy } from '../helpers/processes.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildBundle, rawExchange, startTollgate, tempDir, viaProxy } from '../helpers/processes.ts';
 import { captureClientHello, closed, openTunnel, resolveTo, startHttpsUpstream, tollgateCa } from './fixtures.ts';
 
 const SUPPORT = { id: 'support-bot', role: 'support' };
@@ -182,8 +184,10 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
   const caPem = readFileSync(ca.certFile, 'utf8');
   const upstream = await startHttpsUpstream(t);
   const upstreamCa = readFileSync(upstream.caFile, 'utf8');
+  const logFile = join(await tempDir(), 'decisions.jsonl');
   const tg = await startTollgate(t, {
     agent: SUPPORT,
+    decisionLog: { file: logFile },
     proxy: { resolve: resolveTo(upstream.port, ['payments.internal', 'crm.internal', 'mcp.internal']) },
     connect: { passThrough: ['crm.internal'], modes: { 'mcp.internal': 'tunnel' } },
     tls: { caCertFile: ca.certFile, caKeyFile: ca.keyFile },
@@ -206,6 +210,17 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
     const tunnel = await openTunnel(tg.proxyPort, 'hr.internal:443');
     t.equal(tunnel.status, 403);
     t.match(tunnel.head, /role support may not reach hr\.internal/);
+    // The tunnel decision is in the hash-chained decision log like any other.
+    const id = /x-tollgate-decision-id: ([0-9a-f-]+)/.exec(tunnel.head)![1]!;
+    const deadline = Date.now() + 5000;
+    let record: any;
+    while (record === undefined && Date.now() < deadline) {
+      const text = await readFile(logFile, 'utf8').catch(() => '');
+      record = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.decision_id === id);
+      if (record === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    t.equal(record?.input.attributes.request.http.method, 'CONNECT');
+    t.equal(record?.input.connect.phase, 'connect');
   });
 
   t.test('answers 502 naming the certificate problem when the upstream is not trusted', async (t) => {
