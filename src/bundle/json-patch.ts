@@ -106,8 +106,10 @@ function add(root: unknown, tokens: string[], value: unknown, path: string): unk
   return root;
 }
 
-/** Applies a patch to a copy of the document; returns the new document or throws without touching the input. */
+/** Applies a patch to a copy of the document (the document itself for an empty patch); returns the result or throws without touching the input. */
 export function applyPatch<T>(document: T, patch: readonly PatchOperation[]): T {
+  // Nothing to apply: no copy (a 10 MB data document costs ~200 ms to clone).
+  if (patch.length === 0) return document;
   let doc: unknown = structuredClone(document);
   patch.forEach((op, i) => {
     const path = `/${i} (${op.op} ${op.path})`;

@@ -7,7 +7,8 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import { extract } from 'tar-stream';
 import { TollgateError } from '../errors.ts';
 
@@ -26,6 +27,8 @@ export interface Bundle {
 /** Largest decompressed bundle accepted (OPA's default bundle size limit is 1 GiB; ours is smaller). */
 export const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
 
+const gunzipAsync = promisify(gunzip);
+
 function invalid(source: string, message: string, cause?: unknown): TollgateError {
   return new TollgateError('TG_ERR_BUNDLE_INVALID', `${source}: ${message}`, { cause });
 }
@@ -33,7 +36,8 @@ function invalid(source: string, message: string, cause?: unknown): TollgateErro
 async function untar(source: string, gz: Buffer): Promise<Map<string, Buffer>> {
   let tar: Buffer;
   try {
-    tar = gunzipSync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
+    // zlib's thread pool, not the event loop: a bundle arriving never stalls requests.
+    tar = await gunzipAsync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw invalid(source, code === 'Z_BUF_ERROR' ? 'truncated gzip stream' : code === 'ERR_BUFFER_TOO_LARGE' ? `larger than ${MAX_BUNDLE_BYTES} bytes uncompressed` : 'not a gzip file', cause);

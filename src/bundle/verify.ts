@@ -8,7 +8,7 @@
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { TollgateError } from '../errors.ts';
-import { fileDigest } from './digest.ts';
+import { digestMatches, fileDigest } from './digest.ts';
 import type { Bundle } from './load.ts';
 
 /** JWS algorithms accepted for bundle signatures. */
@@ -154,13 +154,13 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
         }
         const entry = listed.get(name);
         if (entry === undefined) throw new SignatureError('digest_mismatch', `${bundle.source}: file ${name} is not included in the bundle signature`);
-        let digest: string;
+        let matches: boolean;
         try {
-          digest = fileDigest(name, bytes, entry.algorithm);
+          matches = digestMatches(name, bytes, entry.algorithm, String(entry.hash));
         } catch (cause) {
           throw new SignatureError('digest_mismatch', `${bundle.source}: ${name}: cannot compute the ${entry.algorithm} digest (${(cause as Error).message})`, { cause });
         }
-        if (digest !== String(entry.hash).toLowerCase()) throw new SignatureError('digest_mismatch', `${bundle.source}: ${name}: digest mismatch (signed ${entry.hash}, got ${digest})`);
+        if (!matches) throw new SignatureError('digest_mismatch', `${bundle.source}: ${name}: digest mismatch (signed ${entry.hash}, got ${fileDigest(name, bytes, entry.algorithm)})`);
         listed.delete(name);
       }
       if (listed.size > 0) throw new SignatureError('digest_mismatch', `${bundle.source}: file(s) ${[...listed.keys()].join(', ')} specified in the bundle signature but not found in the bundle`);

@@ -136,13 +136,20 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
     return run;
   };
 
-  /** Effective data for a bundle; drops (and reports) API patches that no longer apply. */
-  function effectiveData(bundle: Bundle, report: boolean): Record<string, unknown> {
+  /** A patch layer that no longer applies to a bundle's data. */
+  interface Dropped {
+    readonly patch: readonly PatchOperation[];
+    readonly error: string;
+  }
+
+  /** Effective data for a bundle, the API patches that still apply, and those that no longer do. */
+  function overlay(bundle: Bundle): { doc: Record<string, unknown>; kept: Array<readonly PatchOperation[]>; dropped: Dropped[] } {
     let doc = mergeData(bundle.data, options.data ?? {});
+    const dropped: Dropped[] = [];
     try {
       doc = applyPatch(doc, filePatch);
     } catch (err) {
-      if (report) safely(() => hooks.onDataChange?.({ origin: 'dropped', patch: filePatch, revision: bundle.manifest.revision, dataVersion, timestamp: new Date().toISOString(), error: (err as Error).message }));
+      dropped.push({ patch: filePatch, error: (err as Error).message });
     }
     const kept: Array<readonly PatchOperation[]> = [];
     for (const patch of apiPatches) {
@@ -150,11 +157,14 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
         doc = applyPatch(doc, patch);
         kept.push(patch);
       } catch (err) {
-        if (report) safely(() => hooks.onDataChange?.({ origin: 'dropped', patch, revision: bundle.manifest.revision, dataVersion, timestamp: new Date().toISOString(), error: (err as Error).message }));
+        dropped.push({ patch, error: (err as Error).message });
       }
     }
-    if (report) apiPatches = kept;
-    return doc;
+    return { doc, kept, dropped };
+  }
+
+  function effectiveData(bundle: Bundle): Record<string, unknown> {
+    return overlay(bundle).doc;
   }
 
   function smokeCheck(evaluator: WasmEvaluator): void {
@@ -190,11 +200,18 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
     let reason: RejectionReason = 'invalid';
     try {
       if (options.verifier !== undefined) options.verifier.verify(bundle);
-      const evaluator = await createWasmEvaluator({ bundle, decisionPath: options.decisionPath, timeoutMs: options.timeoutMs, document: effectiveData(bundle, false) });
+      const data = overlay(bundle);
+      // JSON text for off-thread loading: the bundle's own data.json when nothing is layered over it.
+      const plain = Object.keys(options.data ?? {}).length === 0 && filePatch.length === 0 && apiPatches.length === 0;
+      const dataJson = plain ? (bundle.files?.get('/data.json') ?? Buffer.from('{}')) : Buffer.from(JSON.stringify(data.doc));
+      const evaluator = await createWasmEvaluator({ bundle, decisionPath: options.decisionPath, timeoutMs: options.timeoutMs, document: data.doc, dataJson });
       reason = 'smoke';
       smokeCheck(evaluator);
       // Only now, with the bundle accepted, drop overlay patches that no longer apply to it.
-      effectiveData(bundle, true);
+      apiPatches = data.kept;
+      for (const d of data.dropped) {
+        safely(() => hooks.onDataChange?.({ origin: 'dropped', patch: d.patch, revision: bundle.manifest.revision, dataVersion, timestamp: new Date().toISOString(), error: d.error }));
+      }
       return swapIn({ evaluator, activatedAt: new Date().toISOString() }, origin, startedAt);
     } catch (err) {
       const error = err instanceof SignatureError ? err : wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: rejected`, err);
@@ -211,7 +228,7 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
 
   function applyLayers(): void {
     const slot = require();
-    slot.evaluator.setData(effectiveData(slot.evaluator.bundle, false));
+    slot.evaluator.setData(effectiveData(slot.evaluator.bundle));
   }
 
   function dataEvent(origin: DataChangeEvent['origin'], patch: readonly PatchOperation[]): DataChangeEvent {
@@ -241,7 +258,7 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
         const startedAt = process.hrtime.bigint();
         if (previous === undefined) throw new TollgateError('TG_ERR_BUNDLE_INVALID', 'no previous revision to roll back to');
         const target = previous;
-        target.evaluator.setData(effectiveData(target.evaluator.bundle, false));
+        target.evaluator.setData(effectiveData(target.evaluator.bundle));
         return swapIn({ evaluator: target.evaluator, activatedAt: new Date().toISOString() }, 'rollback', startedAt);
       }),
     patchData(patch, origin) {
@@ -249,7 +266,7 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
       // Validate against the current document first: a patch that does not apply changes nothing.
       let next: Record<string, unknown>;
       try {
-        next = applyPatch(effectiveData(slot.evaluator.bundle, false), patch);
+        next = applyPatch(effectiveData(slot.evaluator.bundle), patch);
       } catch (err) {
         throw wrapError('TG_ERR_BAD_REQUEST', 'the patch does not apply', err);
       }

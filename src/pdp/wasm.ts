@@ -10,6 +10,7 @@ import { TollgateError, wrapError } from '../errors.ts';
 import type { Bundle } from '../bundle/load.ts';
 import type { PolicyInput } from '../input/build.ts';
 import { decisionFromResult } from './result.ts';
+import { instantiateWithData, OFFLOAD_MIN_BYTES } from './wasm-offload.ts';
 import type { Decision, Pdp, PolicyInfo } from './types.ts';
 
 /** Options of createWasmPdp. */
@@ -21,6 +22,8 @@ export interface WasmPdpOptions {
   readonly timeoutMs: number;
   /** The exact data document to load instead of bundle data ⊕ data (live-data overlays computed by the caller). */
   readonly document?: Record<string, unknown>;
+  /** The same document as JSON text, when the caller has it (large ones load off the main thread). */
+  readonly dataJson?: Uint8Array;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -37,14 +40,7 @@ export function mergeData(base: Record<string, unknown>, overlay: Readonly<Recor
   return out;
 }
 
-/** Instantiates a bundle's policy.wasm, checking the decision path is one of its entrypoints. */
-export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}, document?: Record<string, unknown>): Promise<LoadedPolicy> {
-  let policy: LoadedPolicy;
-  try {
-    policy = await loadPolicy(bundle.wasm);
-  } catch (cause) {
-    throw wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: policy.wasm does not instantiate`, cause);
-  }
+function checkEntrypoint(bundle: Bundle, policy: LoadedPolicy, decisionPath: string): void {
   const entrypoints = Object.keys((policy.entrypoints ?? {}) as Record<string, number>);
   if (!entrypoints.includes(decisionPath)) {
     throw new TollgateError(
@@ -52,6 +48,29 @@ export async function instantiate(bundle: Bundle, decisionPath: string, data: Re
       `${bundle.source}: decision path "${decisionPath}" is not an entrypoint of policy.wasm (entrypoints: ${entrypoints.join(', ') || 'none'}); build with opa build -t wasm -e ${decisionPath}`,
     );
   }
+}
+
+/**
+ * Instantiates a bundle's policy.wasm, checking the decision path is one of its entrypoints.
+ * `dataJson` (the document as JSON text) of OFFLOAD_MIN_BYTES or more is loaded by a worker
+ * thread (wasm-offload.ts), so a 10 MB data document does not stall request handling; any
+ * failure there falls back to loading on this thread, which reports the real problem.
+ */
+export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}, document?: Record<string, unknown>, dataJson?: Uint8Array): Promise<LoadedPolicy> {
+  if (dataJson !== undefined && dataJson.byteLength >= OFFLOAD_MIN_BYTES) {
+    const offloaded = await instantiateWithData(bundle.wasm, dataJson).catch(() => undefined);
+    if (offloaded !== undefined) {
+      checkEntrypoint(bundle, offloaded, decisionPath);
+      return offloaded;
+    }
+  }
+  let policy: LoadedPolicy;
+  try {
+    policy = await loadPolicy(bundle.wasm);
+  } catch (cause) {
+    throw wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: policy.wasm does not instantiate`, cause);
+  }
+  checkEntrypoint(bundle, policy, decisionPath);
   try {
     policy.setData(document ?? mergeData(bundle.data, data));
   } catch (cause) {
@@ -72,7 +91,7 @@ export interface WasmEvaluator {
 
 /** Instantiates a bundle into an evaluator (off the request path: this compiles the WASM module). */
 export async function createWasmEvaluator(options: WasmPdpOptions): Promise<WasmEvaluator> {
-  const policy = await instantiate(options.bundle, options.decisionPath, options.data, options.document);
+  const policy = await instantiate(options.bundle, options.decisionPath, options.data, options.document, options.dataJson);
   const info: PolicyInfo = { kind: 'wasm', decisionPath: options.decisionPath, revision: options.bundle.manifest.revision };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
 
