@@ -6,7 +6,6 @@
  * terminates TLS with a leaf from the local CA and decides on every request inside.
  */
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TollgateError } from '../errors.ts';
@@ -169,6 +168,3 @@ export function createConnectHandler(options: ConnectOptions): (req: IncomingMes
     });
   };
 }
-
-/** True for an IP literal host (the policy then sees the IP; the ClientHello may name the host). */
-export const isIpLiteral = (host: string): boolean => isIP(host) !== 0;

@@ -40,6 +40,9 @@ export interface Interceptor {
 
 const CONTEXT = Symbol('tollgate.requestContext');
 
+/** Idle time after which an intercepted agent connection is closed. */
+const IDLE_TIMEOUT_MS = 300_000;
+
 /** HTTP/2 connection-specific headers (RFC 9113 §8.2.2) that an h2 response must not carry. */
 const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -132,6 +135,8 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
       handler(req as IncomingMessage, res as ServerResponse, contexts.get(req.socket) ?? fallback);
     },
   );
+  // Intercepted connections idle this long are closed (h2 sessions and HTTP/1.1 alike).
+  secure.setTimeout(IDLE_TIMEOUT_MS);
   secure.on('secureConnection', (tlsSocket: TLSSocket) => {
     // The TLS server wraps the socket it was handed; its context travels along.
     const parent = (tlsSocket as unknown as { _parent?: object })._parent;

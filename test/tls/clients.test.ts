@@ -87,6 +87,14 @@ t.test('HTTPS clients through CONNECT + TLS interception', async (t) => {
     },
   };
 
+  // Agents that offer ALPN h2 (curl does by default) get HTTP/2 from Tollgate, decided the same way.
+  t.test('curl speaks HTTP/2 to Tollgate inside the tunnel', async (t) => {
+    const ok = await run('curl', ['-sS', '-m', '15', '--http2', '--cacert', ca.certFile, '-o', '/dev/null', '-w', '%{http_version} %{http_code}', 'https://payments.internal/v1/refunds/r-9'], { env });
+    t.equal(ok.stdout, '2 200');
+    const denied = await run('curl', ['-sS', '-m', '15', '--http2', '--cacert', ca.certFile, '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '-H', 'content-type: application/json', '--data-binary', '{"amount":900}', 'https://payments.internal/v1/refunds'], { env });
+    t.equal(denied.stdout, '2 403');
+  });
+
   for (const [name, call] of Object.entries(clients)) {
     t.test(name, async (t) => {
       const before = upstream.received.length;
