@@ -107,6 +107,14 @@ t.test('transparent mode in network namespaces', async (t) => {
     t.match(got.at(-1), { method: 'GET', host: 'tool.test', url: '/v1/lookup?id=7', agent: 'support-bot' }, 'decided and mutated at L7 (policy header present)');
   });
 
+  t.test('denies a $501 refund inside TLS with no proxy settings', async (t) => {
+    const before = toolRequests().length;
+    const r = await curl('https://payments.internal/v1/refunds', ['-H', 'content-type: application/json', '--data-binary', JSON.stringify({ order: 'o-1', amount: 501 })]);
+    t.equal(r.status, '403', `curl: ${r.body}`);
+    t.match(r.body, /refund of 501 exceeds the support limit of 500/);
+    t.equal(toolRequests().length, before, 'the refund never reached the tool');
+  });
+
   t.test('forwards an allowed plain HTTP call decided on its Host', async (t) => {
     const before = toolRequests().length;
     const r = await curl('http://tool.test/plain');
