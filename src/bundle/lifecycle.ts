@@ -6,6 +6,7 @@
  * awaits start() before listening (start rejects when no policy at all can be
  * activated: never "no policy = allow"), hands `pdp` to enforcement and closes it last.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BundleConfig, LiveDataConfig, ShadowConfig, WasmPdpConfig } from '../config/schema.ts';
@@ -110,6 +111,7 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
   let poller: BundlePoller | undefined;
   let watcher: Watcher | undefined;
   let seen: string | undefined;
+  let lastDigest: string | undefined;
 
   const activate = async (bundle: Bundle, origin: ActivationOrigin, tag: string | undefined): Promise<ActivationEvent> => {
     const event = await o.target.activate(bundle, origin);
@@ -128,6 +130,7 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
     o.logger.warn({ source: o.location, revision: stored.bundle.manifest.revision, err: why }, 'bundle source unavailable at start; enforcing the last-known-good bundle');
     const event = await o.target.activate(stored.bundle, 'last-known-good');
     etag = stored.meta.etag;
+    if (stored.bundle.archive !== undefined) lastDigest = createHash('sha256').update(stored.bundle.archive).digest('hex');
     return event;
   };
 
@@ -139,6 +142,7 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
           if (got.status !== 'modified') throw new TollgateError('TG_ERR_BUNDLE_INVALID', `bundle server ${o.location}: answered 304 to a request without If-None-Match`);
           const event = await activate(await parseBundleArchive(o.location, got.bytes), 'startup', got.etag);
           etag = got.etag;
+          lastDigest = createHash('sha256').update(got.bytes).digest('hex');
           return event;
         }
         seen = await fingerprint(o.location).catch(() => undefined);
@@ -162,6 +166,10 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
           maxDelayMs: o.config.maxDelayMs,
           ...(etag === undefined ? {} : { etag }),
           onBundle: async (bytes, tag) => {
+            // A server without ETags answers 200 every time: the same bytes are not activated again.
+            const digest = createHash('sha256').update(bytes).digest('hex');
+            if (digest === lastDigest) return;
+            lastDigest = digest;
             const bundle = await parseBundleArchive(o.location, bytes);
             // A refused bundle was already reported (and counted) by the swap hooks; resolving
             // here records its ETag, so the same bad bundle is refused once, not on every poll.

@@ -135,11 +135,11 @@ export interface BundleServer {
 }
 
 /** Starts the bundle server on 127.0.0.1:0. */
-export async function startBundleServer(t: TestLike, options: { token?: string; longPolling?: boolean } = {}): Promise<BundleServer> {
+export async function startBundleServer(t: TestLike, options: { token?: string; longPolling?: boolean; etags?: boolean } = {}): Promise<BundleServer> {
   const dir = await tempDir('tollgate-bundle-server-');
   const requests: ServedRequest[] = [];
   const waiters = new Set<() => void>();
-  const state = { fault: 'none' as Fault };
+  const state = { fault: 'none' as Fault, generation: 0, closed: false };
   const etagOf = (bytes: Buffer): string => `"${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}"`;
   const server: Server = createServer((req, res) => {
     const reply = (status: number, headers: Record<string, string | number>, body?: Buffer | string): void => {
@@ -157,6 +157,7 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
     if (state.fault === 'garbage') return reply(200, { 'content-type': 'application/gzip' }, Buffer.from('<html>this is not a bundle</html>'));
     const file = join(dir, (req.url ?? '/').replace(/^\/+/, '').replace(/\.\./g, ''));
     const serve = async (waited: boolean): Promise<void> => {
+      const generation = state.generation;
       let bytes: Buffer;
       try {
         bytes = await readFile(file);
@@ -166,12 +167,17 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
       if (state.fault === 'truncated') bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
       const etag = etagOf(bytes);
       const type = options.longPolling && req.headers.prefer !== undefined ? 'application/vnd.openpolicyagent.bundles' : 'application/gzip';
+      if (options.etags === false) return reply(200, { 'content-type': 'application/gzip', 'content-length': bytes.length }, bytes);
       if (req.headers['if-none-match'] === etag) {
         const wait = /wait=(\d+)/.exec(String(req.headers.prefer ?? ''));
         if (options.longPolling && wait && !waited) {
+          // A publish between reading the file and parking here must not be missed.
+          if (state.generation !== generation) return serve(false);
+          if (state.closed) return reply(304, { etag, 'content-type': type });
           // Long polling: hold the request until a publish or the wait runs out.
           await new Promise<void>((resolve) => {
             const timer = setTimeout(done, Number(wait[1]) * 1000);
+            timer.unref();
             function done(): void {
               clearTimeout(timer);
               waiters.delete(done);
@@ -191,7 +197,8 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
   const port = (server.address() as AddressInfo).port;
   const close = (): Promise<void> =>
     new Promise((resolve) => {
-      for (const w of waiters) w();
+      state.closed = true;
+      for (const w of [...waiters]) w();
       server.closeAllConnections();
       server.close(() => resolve());
     });
@@ -210,6 +217,7 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
       const tmp = join(dir, `.${name}.tmp`);
       await writeFile(tmp, await readFile(bundlePath));
       await run('mv', ['-f', tmp, join(dir, name)]);
+      state.generation += 1;
       for (const w of [...waiters]) w();
     },
     close,

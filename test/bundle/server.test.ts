@@ -140,6 +140,20 @@ t.test('server down and no last-known-good: start fails (never "no policy = allo
   await t.rejects(lc.start(), { code: 'TG_ERR_BUNDLE_INVALID', message: /no policy could be activated .*unreachable.*no last-known-good bundle stored/ });
 });
 
+t.test('a server without ETags: the same bytes are not activated again, new bytes are', async (t) => {
+  const server = await startBundleServer(t, { etags: false });
+  await server.publish(r1);
+  const activated: string[] = [];
+  const lc = await lifecycle(t, { bundle: { source: `${server.url}/bundle.tar.gz`, ...fast } }, { onActivate: (e) => activated.push(e.revision) });
+  await lc.start();
+  await until(() => server.requests.length >= 5, 5000, 'five polls');
+  t.ok(server.requests.every((r) => r.headers['if-none-match'] === undefined && r.status === 200));
+  t.same(activated, ['rev-1'], 'unchanged bytes: no re-activation, so rollback keeps its previous revision');
+  await server.publish(r2);
+  await until(() => lc.pdp.info()?.revision === 'rev-2', 5000, 'rev-2');
+  t.same(activated, ['rev-1', 'rev-2']);
+});
+
 t.test('jitter: every poll delay lies within [minDelayMs, maxDelayMs]', async (t) => {
   t.equal(jitterDelay(100, 200, () => 0), 100);
   t.equal(jitterDelay(100, 200, () => 0.999999), 200);
