@@ -47,14 +47,20 @@ function readPem(path: string, what: string): string {
 }
 
 /**
- * Upstream TLS trust: Node's default store (bundled roots, NODE_EXTRA_CA_CERTS,
- * system store when enabled) plus tls.upstreamCaFiles. Set process-wide, so the
- * undici pools and the WebSocket relay verify against the same list. Never disabled.
+ * Upstream TLS trust: Node's default store (bundled Mozilla roots, NODE_EXTRA_CA_CERTS),
+ * the operating system's store (/etc/ssl/certs: enterprise roots an admin installed),
+ * plus tls.upstreamCaFiles. Set process-wide, so the undici pools and the WebSocket
+ * relay verify against the same list. Verification itself is never turned off.
  */
-function configureUpstreamTrust(config: Config): void {
-  if (config.tls.upstreamCaFiles.length === 0) return;
+function configureUpstreamTrust(config: Config, logger: Logger): void {
   const extra = config.tls.upstreamCaFiles.map((file) => readPem(file, '/tls/upstreamCaFiles'));
-  setDefaultCACertificates([...getCACertificates('default'), ...extra]);
+  let system: string[] = [];
+  try {
+    system = getCACertificates('system');
+  } catch (err) {
+    logger.warn({ err }, 'the system certificate store could not be read: upstream trust is Node\'s bundled roots and upstreamCaFiles');
+  }
+  setDefaultCACertificates([...new Set([...getCACertificates('default'), ...system, ...extra])]);
 }
 
 /** Builds the CA, hooks and transparent listener from the config (start-up: throws TG_ERR_CONFIG_INVALID). */
@@ -73,7 +79,7 @@ export function createEgress(options: EgressOptions): Egress {
   if (wantsIntercept && leaves === undefined) {
     throw new TollgateError('TG_ERR_CONFIG_INVALID', '/connect: intercept mode needs /tls/caCertFile and /tls/caKeyFile (run `tollgate ca init --out DIR`)');
   }
-  configureUpstreamTrust(config);
+  configureUpstreamTrust(config, logger);
 
   const handler = createRequestHandler(options);
   const onUpgrade = createUpgradeHandler(options);
