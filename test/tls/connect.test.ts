@@ -206,6 +206,14 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
     }
   });
 
+  t.test('decides again on an SNI that differs from the tunnelled CONNECT host', async (t) => {
+    const before = upstream.received.length;
+    const tunnel = await openTunnel(tg.proxyPort, 'crm.internal:443');
+    t.equal(tunnel.status, 200);
+    await t.rejects(tlsOver(tunnel.socket, 'hr.internal', upstreamCa), 'SNI hr.internal inside a tunnel to crm.internal is cut');
+    t.equal(upstream.received.length, before);
+  });
+
   t.test('still denies a tunnel the policy refuses', async (t) => {
     const tunnel = await openTunnel(tg.proxyPort, 'hr.internal:443');
     t.equal(tunnel.status, 403);
