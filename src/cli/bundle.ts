@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.ts';
+import { TollgateError } from '../errors.ts';
 import { createBundleVerifier, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../bundle/verify.ts';
 
 /** Help text of `tollgate bundle`. */
@@ -41,9 +42,11 @@ export interface BundleCommandOptions {
   readonly verify?: { readonly bundle: string; readonly keyFile: string; readonly algorithm: string; readonly keyId: string; readonly scope: string };
 }
 
-/** Parses `tollgate bundle` arguments (env supplies defaults; main.ts passes process.env). */
+/** Parses `tollgate bundle` arguments (env supplies defaults; main.ts passes process.env); throws TG_ERR_INPUT_INVALID on bad usage. */
 export async function parseBundleArgs(args: readonly string[], env: Record<string, string | undefined>, readStdin: () => Promise<string>): Promise<Omit<BundleCommandOptions, 'out' | 'err'>> {
-  const { values, positionals } = parseArgs({
+  let parsed;
+  try {
+    parsed = parseArgs({
     args: [...args],
     allowPositionals: true,
     options: {
@@ -55,11 +58,19 @@ export async function parseBundleArgs(args: readonly string[], env: Record<strin
       scope: { type: 'string', default: '' },
     },
   });
+  } catch (cause) {
+    throw new TollgateError('TG_ERR_INPUT_INVALID', `bundle: ${(cause as Error).message}`, { cause });
+  }
+  const { values, positionals } = parsed;
   const [subcommand = '', file] = positionals;
   let patch: string | undefined;
   if (subcommand === 'patch') {
-    if (file === undefined) throw new Error('bundle patch needs a FILE (or "-" for stdin)');
-    patch = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    if (file === undefined) throw new TollgateError('TG_ERR_INPUT_INVALID', 'bundle patch needs a FILE (or "-" for stdin)');
+    try {
+      patch = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    } catch (cause) {
+      throw new TollgateError('TG_ERR_INPUT_INVALID', `cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+    }
   }
   const verify =
     subcommand === 'verify'
@@ -147,6 +158,11 @@ if (import.meta.main) {
     for await (const chunk of process.stdin) text += String(chunk);
     return text;
   };
-  const parsed = await parseBundleArgs(process.argv.slice(2), process.env, readStdin);
-  process.exitCode = await runBundleCommand({ ...parsed, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  try {
+    const options = await parseBundleArgs(process.argv.slice(2), process.env, readStdin);
+    process.exitCode = await runBundleCommand({ ...options, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  } catch (err) {
+    process.stderr.write(`tollgate: ${(err as Error).message}\n${BUNDLE_HELP}`);
+    process.exitCode = 1;
+  }
 }

@@ -114,3 +114,19 @@ t.test('without a token the policy routes are not mounted', async (t) => {
   t.equal((await call(`http://127.0.0.1:${port}/v1/bundle/status`, 'GET', auth)).status, 404);
   t.equal((await call(`http://127.0.0.1:${port}/readyz`, 'GET')).body.revision, 'no-token');
 });
+
+t.test('`tollgate bundle` argument parsing: defaults from the environment, clear usage errors', async (t) => {
+  const { parseBundleArgs } = await import('../../src/cli/bundle.ts');
+  const parsed = await parseBundleArgs(['status'], { TOLLGATE_ADMIN_URL: 'http://127.0.0.1:9', TOLLGATE_ADMIN_TOKEN: 'tok' }, async () => '');
+  t.match(parsed, { subcommand: 'status', admin: 'http://127.0.0.1:9', token: 'tok' });
+  t.match(await parseBundleArgs(['patch', '-', '-t', 'x'], {}, async () => '[]'), { subcommand: 'patch', patch: '[]', token: 'x', admin: 'http://127.0.0.1:15000' });
+  t.match(await parseBundleArgs(['verify', 'b.tar.gz', '--key', 'k.pem', '--alg', 'ES256'], {}, async () => ''), { verify: { bundle: 'b.tar.gz', keyFile: 'k.pem', algorithm: 'ES256', keyId: 'default', scope: '' } });
+  await t.rejects(parseBundleArgs(['patch'], {}, async () => ''), { code: 'TG_ERR_INPUT_INVALID', message: /needs a FILE/ });
+  await t.rejects(parseBundleArgs(['patch', '/nonexistent/patch.json'], {}, async () => ''), { code: 'TG_ERR_INPUT_INVALID', message: /ENOENT/ });
+  await t.rejects(parseBundleArgs(['status', '--bogus'], {}, async () => ''), { code: 'TG_ERR_INPUT_INVALID' });
+  const out: string[] = [];
+  const io = { out: (s: string) => out.push(s), err: (s: string) => out.push(s) };
+  t.equal(await runBundleCommand({ subcommand: 'verify', admin: '', token: '', ...io }), 1);
+  t.equal(await runBundleCommand({ subcommand: 'verify', admin: '', token: '', verify: { bundle: 'x', keyFile: 'y', algorithm: 'HS256', keyId: 'default', scope: '' }, ...io }), 1);
+  t.match(out.join(''), /--alg must be one of/);
+});
