@@ -5,7 +5,7 @@
 import t from 'tap';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildBundle, rawExchange, startTollgate, tempDir, viaProxy } from '../helpers/processes.ts';
@@ -76,6 +76,10 @@ t.test('CONNECT decisions', async (t) => {
     connect: { peekTimeoutMs: 300 },
     tls: { caCertFile: ca.certFile, caKeyFile: ca.keyFile, upstreamCaFiles: [upstream.caFile], handshakeTimeoutMs: 500, leafCacheSize: 5 },
   });
+
+  // Tollgate's open file descriptors: sockets left behind by bad input would show here.
+  const fds = () => readdirSync(`/proc/${tg.child.pid}/fd`).length;
+  const baseline = fds();
 
   t.test('decides on the CONNECT with the input Envoy sends for it, before any byte flows', async (t) => {
     const { status, head } = await openTunnel(tg.proxyPort, 'blocked.example:443');
@@ -163,7 +167,7 @@ t.test('CONNECT decisions', async (t) => {
   });
 
   t.test('keeps working after thousands of distinct SNI names (leaf cache bounded at 5)', async (t) => {
-    const n = 300;
+    const n = 2000;
     let ok = 0;
     for (let i = 0; i < n; i++) {
       const name = `h${i}.many.test`;
@@ -176,6 +180,17 @@ t.test('CONNECT decisions', async (t) => {
     const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:443');
     const s = await tlsOver(tunnel.socket, 'payments.internal', caPem);
     t.match(await httpOver(s, 'GET /after HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+  });
+
+  t.test('leaves no connection behind after all of the above', async (t) => {
+    // Upstream keep-alive sockets close after 4 s idle, peeks and handshakes time out sooner.
+    const deadline = Date.now() + 15_000;
+    let now = fds();
+    while (now > baseline + 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      now = fds();
+    }
+    t.ok(now <= baseline + 2, `open descriptors back to ${now} (baseline ${baseline})`);
   });
 });
 
