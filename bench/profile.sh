@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CPU profile of Tollgate under load: starts the upstream nginx and Tollgate with
+# `node --cpu-prof`, drives it with wrk (BENCH_PROFILE_CONNS, default 32, for
+# BENCH_PROFILE_DURATION, default 15 s, after a BENCH_WARMUP warm-up that is profiled
+# too but is short), stops it with SIGINT so V8 writes the .cpuprofile, checks that
+# it did, and prints the top functions by self time (cpuprofile-top.mjs).
+# Pinning as in http-proxy.sh. The profile is copied to BENCH_PROFILE_OUT (default
+# bench/profiles/, git-ignored) so it can be opened in Chrome DevTools.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DURATION=${BENCH_PROFILE_DURATION:-15}
+WARMUP=${BENCH_WARMUP:-3}
+CONNS=${BENCH_PROFILE_CONNS:-32}
+OUT=${BENCH_PROFILE_OUT:-$BENCH/profiles}
+URL_PATH=/v1/refunds/r-1
+
+require_tools
+make_workdir
+
+UPSTREAM_PORT=$(free_port)
+start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
+wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
+
+select_bundle "${BENCH_BUNDLE:-auto}"
+mkdir -p "$WORK/prof"
+start_tollgate "$UPSTREAM_PORT" --cpu-prof --cpu-prof-dir "$WORK/prof"
+status=$(tollgate_status)
+[ "$status" = 200 ] || die "Tollgate answers $status with '$BUNDLE_DESC' (try BENCH_BUNDLE=allow-all): $(cat "$WORK/curl-body")"
+log "profiling Tollgate ($BUNDLE_DESC) under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
+
+wait_quiet
+export BENCH_ABSOLUTE_URL=http://payments.internal$URL_PATH BENCH_HOST=payments.internal
+loadgen wrk -t 1 -c "$CONNS" -d "${WARMUP}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" >/dev/null
+loadgen wrk -t 1 -c "$CONNS" -d "${DURATION}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" | grep '^BENCH' >&2
+stop_pid "$TOLLGATE_PID" INT
+
+profile=$(ls "$WORK"/prof/*.cpuprofile 2>/dev/null | head -1)
+[ -n "$profile" ] && [ -s "$profile" ] || die "Tollgate exited without writing a .cpuprofile (output: $(cat "$WORK/tollgate.out"))"
+mkdir -p "$OUT"
+cp "$profile" "$OUT/tollgate-$(date -u +%Y%m%dT%H%M%SZ).cpuprofile"
+log "profile written: $OUT/$(ls -t "$OUT" | head -1)"
+"$NODE" "$BENCH/cpuprofile-top.mjs" "$profile" "${BENCH_PROFILE_TOP:-25}"
