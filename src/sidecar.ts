@@ -21,6 +21,7 @@ import { createTracing } from './telemetry/spans.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import type { Observer } from './telemetry/observer.ts';
 import { createDecisionLog, type DecisionLog } from './audit/log.ts';
+import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.ts';
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
@@ -47,6 +48,8 @@ export interface Sidecar {
   readonly addresses: SidecarAddresses;
   readonly pdp: Pdp;
   readonly metrics: Metrics;
+  /** The policy lifecycle (bundle source, hot swap, rollback, live data, shadow) of the wasm PDP. */
+  readonly lifecycle?: PolicyLifecycle;
   close(): Promise<void>;
 }
 
@@ -97,10 +100,48 @@ async function createObserver(config: Config, logger: Logger, deps: SidecarDeps)
 }
 
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
-  const pdp = await createPdp(config);
   const observer = await createObserver(config, logger, deps);
-  const info = pdp.info();
-  if (info !== undefined) observer.metrics.setPolicy({ revision: info.revision, path: info.decisionPath });
+  let lifecycle: PolicyLifecycle | undefined;
+  let pdp: Pdp;
+  if (config.pdp.type === 'wasm') {
+    const decisionPath = config.pdp.decisionPath;
+    lifecycle = await createPolicyLifecycle({
+      pdp: config.pdp,
+      bundle: config.bundle,
+      shadow: config.shadow,
+      data: config.data,
+      defaultBundle: DEFAULT_BUNDLE,
+      logger,
+      hooks: {
+        onActivate: (e) => observer.metrics.setPolicy({ revision: e.revision, path: decisionPath }),
+        onReject: (e) => observer.metrics.recordPdpError(`bundle_rejected_${e.reason}`),
+        onSourceError: (error) => observer.metrics.recordPdpError(error.code),
+        // Every live-data change is its own decision-log record (no input: replay skips it).
+        onDataChange: (e) =>
+          observer.decisionLog?.write({
+            decisionId: `data-change-${e.dataVersion}-${e.origin}`,
+            timestamp: new Date(e.timestamp),
+            path: 'system/tollgate/data_change',
+            input: undefined,
+            result: { origin: e.origin, patch: e.patch, data_version: e.dataVersion, ...(e.error === undefined ? {} : { error: e.error }) },
+            revision: e.revision,
+          }),
+      },
+    });
+    try {
+      // Rejects when no policy at all can be activated: never "no policy = allow".
+      await lifecycle.start();
+    } catch (err) {
+      await lifecycle.close();
+      await observer.decisionLog?.close();
+      throw err;
+    }
+    pdp = lifecycle.pdp;
+  } else {
+    pdp = await createPdp(config);
+    const info = pdp.info();
+    if (info !== undefined) observer.metrics.setPolicy({ revision: info.revision, path: info.decisionPath });
+  }
   const upstreams = createUpstreams({
     resolve: config.proxy.resolve,
     headersTimeoutMs: config.proxy.upstreamTimeoutMs,
@@ -109,9 +150,15 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   // Issue 5: CONNECT / TLS interception / upgrade hooks and the transparent listener.
   const egress = createEgress({ config, pdp, upstreams, logger, observer });
   const proxy = createProxy({ config, pdp, upstreams, logger, observer, hooks: egress.hooks });
-  const admin = createAdmin({ listen: config.admin.listen, pdp, version: VERSION, metrics: observer.metrics });
+  const admin = createAdmin({
+    listen: config.admin.listen,
+    pdp,
+    version: VERSION,
+    metrics: observer.metrics,
+    ...(lifecycle === undefined ? {} : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
+  });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
-  const closers: Array<() => Promise<void>> = [async () => observer.decisionLog?.close(), () => pdp.close(), () => upstreams.close(), () => egress.close()];
+  const closers: Array<() => Promise<void>> = [async () => observer.decisionLog?.close(), () => (lifecycle ?? pdp).close(), () => upstreams.close(), () => egress.close()];
   try {
     const proxyAddress = await proxy.listen();
     closers.push(() => proxy.close());
@@ -137,6 +184,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       addresses: { proxy: proxyAddress, admin: adminAddress, ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }), ...(transparentAddress === undefined ? {} : { transparent: transparentAddress }) },
       pdp,
       metrics: observer.metrics,
+      ...(lifecycle === undefined ? {} : { lifecycle }),
       async close() {
         for (const close of closers.reverse()) await close();
       },

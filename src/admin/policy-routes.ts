@@ -38,7 +38,8 @@ function authorized(routes: PolicyRoutes, header: string | undefined): boolean {
   return m !== null && timingSafeEqual(digest(m[1]!.trim()), digest(routes.token));
 }
 
-function isLoopback(address: string | undefined): boolean {
+/** True for a loopback peer address (IPv4 127/8, ::1, IPv4-mapped 127/8). */
+export function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 }
 

@@ -6,7 +6,6 @@
 // the decision log this test recorded.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +13,6 @@ import { CLI, ROOT, startTollgate, startUpstream, tempDir, viaProxy, type Reply 
 import { buildSigned, makeKeys, startBundleServer, until } from './fixtures.ts';
 
 const run = promisify(execFile);
-const wired = readFileSync(join(ROOT, 'src/sidecar.ts'), 'utf8').includes('createPolicyLifecycle');
 
 /** A policy whose every decision names its revision (x-policy-revision, from its own data). */
 function revisionPolicy(): string {
@@ -51,7 +49,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-t.test('policy lifecycle through the running sidecar', { skip: wired ? false : 'src/sidecar.ts does not use createPolicyLifecycle yet' }, async (t) => {
+t.test('policy lifecycle through the running sidecar', async (t) => {
   const keys = await makeKeys();
   const build = (rev: string, signed = true) =>
     buildSigned({ revision: rev, rego: revisionPolicy(), data: { tollgate: { rev, hosts: ['api.example'] } }, ...(signed ? { signingKey: keys.rsaPrivate } : {}) });
@@ -194,7 +192,7 @@ t.test('policy lifecycle through the running sidecar', { skip: wired ? false : '
   t.match(restarted.output(), /last-known-good/);
 });
 
-t.test('start fails when no policy can be activated (bundle server down, no last-known-good)', { skip: wired ? false : 'src/sidecar.ts does not use createPolicyLifecycle yet' }, async (t) => {
+t.test('start fails when no policy can be activated (bundle server down, no last-known-good)', async (t) => {
   const server = await startBundleServer(t);
   await server.close();
   await t.rejects(startTollgate(t, { bundle: { source: `${server.url}/bundle.tar.gz`, timeoutMs: 500 } }), /exited with 1 before listening[\s\S]*TG_ERR_BUNDLE_INVALID: no policy could be activated/);
