@@ -41,6 +41,9 @@ export interface NamespacePair {
   readonly upstream: string;
   readonly agentIp: string;
   readonly upstreamIp: string;
+  /** IPv6 (ULA fd00:SUBNET::/64, on the veth only). */
+  readonly agentIp6: string;
+  readonly upstreamIp6: string;
 }
 
 /** Creates the agent and upstream namespaces (removed at teardown). */
@@ -50,6 +53,8 @@ export async function createNamespacePair(t: TestLike, subnet = 233): Promise<Na
   const upstream = `tgu${id}`;
   const agentIp = `10.${subnet}.0.1`;
   const upstreamIp = `10.${subnet}.0.2`;
+  const agentIp6 = `fd00:${subnet}::1`;
+  const upstreamIp6 = `fd00:${subnet}::2`;
   const vethA = `tgva${id}`;
   const vethU = `tgvu${id}`;
   t.teardown(async () => {
@@ -61,15 +66,17 @@ export async function createNamespacePair(t: TestLike, subnet = 233): Promise<Na
   await sh('ip', ['link', 'add', vethA, 'type', 'veth', 'peer', 'name', vethU]);
   await sh('ip', ['link', 'set', vethA, 'netns', agent]);
   await sh('ip', ['link', 'set', vethU, 'netns', upstream]);
-  for (const [ns, dev, ip] of [
-    [agent, vethA, agentIp],
-    [upstream, vethU, upstreamIp],
+  for (const [ns, dev, ip, ip6] of [
+    [agent, vethA, agentIp, agentIp6],
+    [upstream, vethU, upstreamIp, upstreamIp6],
   ] as const) {
     await sh('ip', ['-n', ns, 'addr', 'add', `${ip}/30`, 'dev', dev]);
+    // nodad: usable at once, no duplicate-address-detection wait.
+    await sh('ip', ['-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', dev, 'nodad']);
     await sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     await sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   }
-  return { agent, upstream, agentIp, upstreamIp };
+  return { agent, upstream, agentIp, upstreamIp, agentIp6, upstreamIp6 };
 }
 
 /** A long-running process inside a namespace whose stdout is collected. */

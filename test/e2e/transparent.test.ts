@@ -22,7 +22,7 @@ const TOOL_SERVER = `
 import https from 'node:https';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
-const [dir, ip] = process.argv.slice(2);
+const [dir, ip, ip6] = process.argv.slice(2);
 const handler = (req, res) => {
   let body = '';
   req.on('data', (c) => (body += c));
@@ -33,8 +33,10 @@ const handler = (req, res) => {
   });
 };
 let up = 0;
-const ready = () => { if (++up === 2) console.log('TOOL READY'); };
-https.createServer({ cert: readFileSync(dir + '/tool.crt'), key: readFileSync(dir + '/tool.key') }, handler).listen(443, ip, ready);
+const ready = () => { if (++up === 3) console.log('TOOL READY'); };
+const tls = { cert: readFileSync(dir + '/tool.crt'), key: readFileSync(dir + '/tool.key') };
+https.createServer(tls, handler).listen(443, ip, ready);
+https.createServer(tls, handler).listen(443, ip6, ready);
 http.createServer(handler).listen(80, ip, ready);
 `;
 
@@ -60,7 +62,7 @@ t.test('transparent mode in network namespaces', async (t) => {
   await chmod(ca.dir, 0o755);
   await chown(ca.keyFile, TOLLGATE_UID, TOLLGATE_UID);
 
-  const tool = spawnInNs(t, ns.upstream, [process.execPath, join(dir, 'tool-server.mjs'), dir, ns.upstreamIp]);
+  const tool = spawnInNs(t, ns.upstream, [process.execPath, join(dir, 'tool-server.mjs'), dir, ns.upstreamIp, ns.upstreamIp6]);
   await tool.waitFor(/TOOL READY/);
   const toolRequests = () => tool.output().split('\n').filter((l) => l.startsWith('REQ ')).map((l) => JSON.parse(l.slice(4)) as { method: string; host: string; url: string; agent: string | null; body: string });
 
@@ -87,7 +89,7 @@ t.test('transparent mode in network namespaces', async (t) => {
   const curl = async (url: string, extra: string[] = []): Promise<{ code: number; status: string; body: string }> => {
     const host = new URL(url).hostname;
     const port = url.startsWith('https') ? 443 : 80;
-    const args = ['netns', 'exec', ns.agent, 'curl', '-sS', '-m', '10', '--noproxy', '*', '--cacert', ca.certFile, '--resolve', `${host}:${port}:${ns.upstreamIp}`, '-o', '-', '-w', '\n%{http_code}', ...extra, url];
+    const args = ['netns', 'exec', ns.agent, 'curl', '-sS', '-m', '10', '--noproxy', '*', '--cacert', ca.certFile, ...(extra.includes('--resolve') ? [] : ['--resolve', `${host}:${port}:${ns.upstreamIp}`]), '-o', '-', '-w', '\n%{http_code}', ...extra, url];
     try {
       const { stdout } = await run('ip', args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
       const lines = stdout.trimEnd().split('\n');
@@ -136,6 +138,13 @@ t.test('transparent mode in network namespaces', async (t) => {
     t.equal(toolRequests().length, before, 'the tool received nothing');
   });
 
+  t.test('fails closed over IPv6: the captured ports are refused, not bypassed', async (t) => {
+    const before = toolRequests().length;
+    const v6 = await curl('https://tool.test/v6', ['-6', '--resolve', `tool.test:443:[${ns.upstreamIp6}]`]);
+    t.not(v6.status, '200', `curl over IPv6: ${v6.body}`);
+    t.equal(toolRequests().length, before, 'the tool received nothing over IPv6');
+  });
+
   t.test('logs nothing alarming and keeps serving', async (t) => {
     const r = await curl('https://tool.test/again');
     t.equal(r.status, '200');
@@ -157,7 +166,10 @@ t.test('transparent mode in network namespaces', async (t) => {
     t.match(rules, /--dport 15000 -j RETURN/);
     t.match(rules, /--dport 9191 -j RETURN/);
     t.match(rules, /REDIRECT --to-ports 15002/);
+    const rules6 = await sh('ip', ['netns', 'exec', scratch, 'ip6tables', '-S']);
+    t.match(rules6, /TOLLGATE_OUTPUT6 -p tcp -m multiport --dports 80,443 -j REJECT --reject-with tcp-reset/, 'IPv6 refused, not bypassed');
     await sh('ip', ['netns', 'exec', scratch, 'bash', script, 'remove']);
     t.equal(await sh('ip', ['netns', 'exec', scratch, 'iptables', '-t', 'nat', '-S']), empty);
+    t.notMatch(await sh('ip', ['netns', 'exec', scratch, 'ip6tables', '-S']), /TOLLGATE/);
   });
 });
