@@ -65,7 +65,16 @@ function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): void {
     }
   }
   if (!hasHost && authority !== undefined) rawHeaders.unshift('host', authority);
+  // RFC 9113 §8.1: an h2 body may come without content-length (DATA frames until
+  // END_STREAM). Say so the HTTP/1.1 way, so code that infers "no body" from the
+  // absence of both headers still reads (and decides on) this one.
+  const headers = { ...req.headers } as Record<string, string | string[] | undefined>;
+  if (!req.stream.endAfterHeaders && headers['content-length'] === undefined) {
+    rawHeaders.push('transfer-encoding', 'chunked');
+    headers['transfer-encoding'] = 'chunked';
+  }
   Object.defineProperty(req, 'rawHeaders', { value: rawHeaders });
+  Object.defineProperty(req, 'headers', { value: headers });
   const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, unknown>) => unknown;
   Object.defineProperty(res, 'writeHead', {
     value: (status: number, headers: Record<string, unknown> = {}) => {

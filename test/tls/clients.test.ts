@@ -95,6 +95,20 @@ t.test('HTTPS clients through CONNECT + TLS interception', async (t) => {
     t.equal(denied.stdout, '2 403');
   });
 
+  // An h2 upload of unknown length has no content-length: the policy still sees the body.
+  t.test('curl over HTTP/2 streaming a body of unknown length', async (t) => {
+    const upload = (amount: number) =>
+      new Promise<string>((resolve, reject) => {
+        const child = execFile('curl', ['-sS', '-m', '15', '--http2', '--cacert', ca.certFile, '-X', 'POST', '-H', 'content-type: application/json', '-T', '-', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', 'https://payments.internal/v1/refunds'], { env }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+        child.stdin!.end(JSON.stringify({ order: 'o-2', amount }));
+      });
+    const before = upstream.received.length;
+    t.equal(await upload(120), '2 200');
+    t.equal(upstream.received.at(-1)!.body, JSON.stringify({ order: 'o-2', amount: 120 }), 'the streamed body reached the tool');
+    t.equal(await upload(501), '2 403');
+    t.equal(upstream.received.length, before + 1);
+  });
+
   for (const [name, call] of Object.entries(clients)) {
     t.test(name, async (t) => {
       const before = upstream.received.length;
