@@ -103,8 +103,21 @@ function removeDotSegments(path: string): string {
   return `/${out.join('/')}`;
 }
 
+// Agents call a handful of hosts: remember their canonical form (bounded, cleared when full).
+const hostCache = new Map<string, string>();
+const HOST_CACHE_MAX = 1024;
+
 /** Canonical host: WHATWG host parsing (IDNA, IPv4 forms, IPv6), lowercase, no trailing dot. */
 export function normalizeHost(host: string): string {
+  const cached = hostCache.get(host);
+  if (cached !== undefined) return cached;
+  const canonical = parseHost(host);
+  if (hostCache.size >= HOST_CACHE_MAX) hostCache.clear();
+  hostCache.set(host, canonical);
+  return canonical;
+}
+
+function parseHost(host: string): string {
   if (host === '' || /[\s/?#@%\\]/.test(host)) throw bad(`invalid host ${JSON.stringify(host.slice(0, 64))}`);
   let parsed: string;
   try {
@@ -170,7 +183,7 @@ export function normalizeRequest(raw: RawRequest): CanonicalRequest {
     if (!target.startsWith('/')) throw bad(`invalid request-target path ${JSON.stringify(target.slice(0, 64))}`);
   }
   const { host, port } = parseAuthority(authority, scheme);
-  if (absoluteForm && hostValues.length === 1) {
+  if (absoluteForm && hostValues.length === 1 && hostValues[0] !== authority) {
     const fromHost = parseAuthority(hostValues[0]!, scheme);
     if (fromHost.host !== host || fromHost.port !== port) {
       throw bad(`absolute-form authority ${JSON.stringify(authority)} does not match host header ${JSON.stringify(hostValues[0])}`);

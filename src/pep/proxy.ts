@@ -88,6 +88,15 @@ export function rawSocketReply(socket: Duplex, status: number, text: string, bod
   }
 }
 
+/** The body of a request that has none (shared: never mutated). */
+const NO_BODY: BodyHead = Object.freeze({ chunks: [], bytes: Buffer.alloc(0), truncated: false });
+
+/** RFC 9112 §6.3: without Transfer-Encoding and with no (or a zero) Content-Length there is no body. */
+function hasNoBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
+}
+
 /** Upstream error → 502 / 504 (one mapping). */
 function upstreamError(err: unknown): TollgateError {
   const code = (err as { code?: string }).code ?? '';
@@ -169,7 +178,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
 
     let head: BodyHead;
     try {
-      head = await bufferBody(req, config.proxy.maxRequestBytes);
+      head = hasNoBody(req) ? NO_BODY : await bufferBody(req, config.proxy.maxRequestBytes);
     } catch (err) {
       log.debug({ err }, 'request body could not be read');
       res.destroy();
@@ -243,8 +252,13 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
           }
           out[DECISION_ID_HEADER] = decisionId;
           res.writeHead(statusCode, out);
-          // Send the head now: an SSE client must see the response start before any event.
-          res.flushHeaders();
+          // A streamed answer (SSE, or chunked with no length) must reach the agent before its
+          // first event: send the head now. Otherwise it leaves with the first body chunk,
+          // saving a write per response.
+          const contentType = upstreamHeaders['content-type'];
+          if (upstreamHeaders['content-length'] === undefined || (typeof contentType === 'string' && contentType.startsWith('text/event-stream'))) {
+            res.flushHeaders();
+          }
           return res;
         },
       )
