@@ -196,6 +196,19 @@ install_debian() {
   log "debian: installed ${missing[*]}"
 }
 
+# Python HTTP clients the TLS-interception tests drive as agents (requests, httpx), from PyPI.
+PYTHON_PACKAGES=(requests==2.34.2 httpx==0.28.1)
+install_python() {
+  local py
+  py=$(command -v python3) || { log "python: skipped (no python3)"; return 0; }
+  if "$py" -c 'import requests, httpx' 2>/dev/null; then
+    log "python: already present requests httpx"
+    return 0
+  fi
+  "$py" -m pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+  log "python: installed ${PYTHON_PACKAGES[*]}"
+}
+
 main() {
   (($# > 0)) || set -- opa
   mkdir -p "$BIN"
@@ -208,6 +221,7 @@ main() {
       grpcurl) install_grpcurl ;;
       jaeger) install_jaeger ;;
       debian) install_debian ;;
+      python) install_python ;;
       all)
         install_opa
         install_opa_envoy_plugin
@@ -215,8 +229,9 @@ main() {
         install_grpcurl
         install_jaeger
         install_debian
+        install_python
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, debian or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, debian, python or all)" ;;
     esac
   done
 }
