@@ -94,12 +94,16 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
   const policy = await instantiate(options.bundle, options.decisionPath, options.data, options.document, options.dataJson);
   const info: PolicyInfo = { kind: 'wasm', decisionPath: options.decisionPath, revision: options.bundle.manifest.revision };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
+  // Hot path: resolve the entrypoint id once, and hand opa-wasm the input as UTF-8 bytes
+  // from one shared encoder (it would otherwise build a TextEncoder per evaluation).
+  const entrypoint = (policy.entrypoints as Record<string, number>)[options.decisionPath]!;
+  const encoder = new TextEncoder();
 
   function decideSync(input: PolicyInput, decisionId: string): Decision {
     const started = process.hrtime.bigint();
     let resultSet: unknown;
     try {
-      resultSet = policy.evaluate(input, options.decisionPath);
+      resultSet = policy.evaluate(encoder.encode(JSON.stringify(input)).buffer, entrypoint);
     } catch (cause) {
       throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${options.decisionPath}`, cause);
     }
