@@ -2,6 +2,10 @@
 # Benchmark entry point (`npm run bench [-- <scenario>]`). Scenarios:
 #   http     (default) direct vs Tollgate vs nginx reverse proxy, wrk, see http-proxy.sh
 #   profile  Tollgate under load with --cpu-prof, top functions by self time, see profile.sh
+#   https    HTTPS intercept vs tunnel vs direct vs Squid, handshake cost, see https.sh
+#   extauthz Tollgate's ext_authz server vs opa-envoy-plugin with ghz, see extauthz.sh
+#   tracing  Tollgate with tracing off vs on (live Jaeger collector), see tracing.sh
+#   lifecycle bundle swap time and p99 during a swap, replay throughput, see policy-lifecycle.ts
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,6 +13,10 @@ scenario=${1:-http}
 case $scenario in
   http) exec bash "$here/http-proxy.sh" ;;
   profile) exec bash "$here/profile.sh" ;;
-  -h | --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile)" >&2; exit 2 ;;
+  https) exec bash "$here/https.sh" ;;
+  extauthz) exec bash "$here/extauthz.sh" ;;
+  tracing) exec bash "$here/tracing.sh" ;;
+  lifecycle) exec "$here/../node_modules/.bin/node" "$here/policy-lifecycle.ts" ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle)" >&2; exit 2 ;;
 esac
