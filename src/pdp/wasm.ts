@@ -101,6 +101,10 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
 
   function decideSync(input: PolicyInput, decisionId: string): Decision {
     const started = process.hrtime.bigint();
+    // The deadline is judged on this thread's CPU time, not wall time: a process that was
+    // merely descheduled under load has not run a slow policy, and failing closed on an
+    // answer already computed would only turn CPU starvation into denials.
+    const cpuStarted = process.threadCpuUsage();
     let resultSet: unknown;
     try {
       resultSet = policy.evaluate(encoder.encode(JSON.stringify(input)).buffer, entrypoint);
@@ -109,7 +113,11 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     }
     const elapsed = process.hrtime.bigint() - started;
     if (elapsed > deadlineNanos) {
-      throw new TollgateError('TG_ERR_PDP_TIMEOUT', `evaluating ${options.decisionPath} took ${Number(elapsed / 1000n) / 1000} ms, over the ${options.timeoutMs} ms deadline`);
+      const cpu = process.threadCpuUsage(cpuStarted);
+      const cpuNanos = BigInt(cpu.user + cpu.system) * 1000n;
+      if (cpuNanos > deadlineNanos) {
+        throw new TollgateError('TG_ERR_PDP_TIMEOUT', `evaluating ${options.decisionPath} took ${Number(cpuNanos / 1000n) / 1000} ms of CPU, over the ${options.timeoutMs} ms deadline`);
+      }
     }
     if (!Array.isArray(resultSet) || resultSet.length === 0) {
       throw new TollgateError('TG_ERR_POLICY_UNDEFINED', `${options.decisionPath} is undefined for this input`);
