@@ -10,7 +10,7 @@ import { Readable, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TollgateError, wrapError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
-import { normalizeRequest, type CanonicalRequest } from '../http/normalize.ts';
+import { normalizeRequest, type CanonicalRequest, type RawRequest } from '../http/normalize.ts';
 import { stripHopByHopResponse } from '../http/hop-by-hop.ts';
 import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
 import type { Decision, Pdp } from '../pdp/types.ts';
@@ -88,6 +88,22 @@ export function rawSocketReply(socket: Duplex, status: number, text: string, bod
   }
 }
 
+/** What the normaliser gets from a Node request on any listener. */
+export function rawRequestOf(req: IncomingMessage, context: RequestContext, id: string): RawRequest {
+  const socket = req.socket;
+  return {
+    id,
+    method: req.method ?? 'GET',
+    target: req.url ?? '',
+    rawHeaders: req.rawHeaders,
+    httpVersion: req.httpVersion,
+    scheme: context.scheme,
+    ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
+    source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+  };
+}
+
 /** The body of a request that has none (shared: never mutated). */
 const NO_BODY: BodyHead = Object.freeze({ chunks: [], bytes: Buffer.alloc(0), truncated: false });
 
@@ -146,17 +162,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     const requestId = randomUUID();
     let request: CanonicalRequest;
     try {
-      request = normalizeRequest({
-        id: requestId,
-        method: req.method ?? 'GET',
-        target: req.url ?? '',
-        rawHeaders: req.rawHeaders,
-        httpVersion: req.httpVersion,
-        scheme: context.scheme,
-        ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
-        source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-        destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-      });
+      request = normalizeRequest(rawRequestOf(req, context, requestId));
     } catch (err) {
       send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err)), true);
       return;

@@ -20,7 +20,7 @@ import type { Pdp } from '../pdp/types.ts';
 import { denyReply, errorReply, failureReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verifyAgentToken } from '../input/identity.ts';
-import type { RequestContext } from './proxy.ts';
+import { rawRequestOf, type RequestContext } from './proxy.ts';
 import { decideObserved, relay, writeReply } from './tunnel.ts';
 import type { Observer } from '../telemetry/observer.ts';
 
@@ -48,17 +48,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     let request: CanonicalRequest;
     try {
       if (upgrade === undefined || /[\r\n]/.test(upgrade)) throw new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
-      request = normalizeRequest({
-        id: randomUUID(),
-        method: req.method ?? 'GET',
-        target: req.url ?? '',
-        rawHeaders: req.rawHeaders,
-        httpVersion: req.httpVersion,
-        scheme: context.scheme,
-        ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
-        source: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
-        destination: { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 },
-      });
+      request = normalizeRequest(rawRequestOf(req, context, randomUUID()));
     } catch (err) {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;
