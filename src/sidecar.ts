@@ -114,7 +114,14 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       logger,
       hooks: {
         onActivate: (e) => observer.metrics.setPolicy({ revision: e.revision, path: decisionPath }),
-        onReject: (e) => observer.metrics.recordPdpError(`bundle_rejected_${e.reason}`),
+        onReject: (e) => observer.metrics.recordBundleRejection(e.reason),
+        onShadowCompared: (agreed) => {
+          if (agreed) observer.metrics.recordShadow('agree');
+        },
+        onShadowDisagreement: (d) => {
+          observer.metrics.recordShadow(d.kind);
+          logger.warn({ component: 'shadow', decisionId: d.decisionId, kind: d.kind, active: d.active, candidate: d.candidate }, 'shadow policy disagrees with the active policy');
+        },
         onSourceError: (error) => observer.metrics.recordPdpError(error.code),
         // Every live-data change is its own decision-log record (no input: replay skips it).
         onDataChange: (e) =>

@@ -53,6 +53,10 @@ export interface Metrics {
   connectionClosed(listener: string): void;
   /** The policy now served; replaces the previous tollgate_policy_info series. */
   setPolicy(info: { readonly revision: string; readonly path: string }): void;
+  /** A shadow (candidate) policy decided a request: whether it agreed with the active one, or how it disagreed. */
+  recordShadow(outcome: 'agree' | 'allow-to-deny' | 'deny-to-allow' | 'error'): void;
+  /** A bundle was refused (unsigned, tampered, invalid, failed smoke check ...). */
+  recordBundleRejection(reason: string): void;
   /** Decision-log records dropped under back-pressure (the decision log's onDropped). */
   recordDecisionLogDropped(count: number): void;
   /** The text exposition format. */
@@ -119,6 +123,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['revision', 'path'] as const,
     registers,
   });
+  const shadow = new Counter({
+    name: 'tollgate_shadow_decisions_total',
+    help: 'Requests the shadow (candidate) policy also decided, by outcome: agree, allow-to-deny, deny-to-allow, error.',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const bundleRejections = new Counter({
+    name: 'tollgate_bundle_rejections_total',
+    help: 'Bundles refused before activation, by reason; the previous revision kept enforcing.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
@@ -148,6 +164,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     setPolicy(info) {
       policyInfo.reset();
       policyInfo.set({ revision: info.revision, path: info.path }, 1);
+    },
+    recordShadow(outcome) {
+      shadow.inc({ outcome });
+    },
+    recordBundleRejection(reason) {
+      bundleRejections.inc({ reason });
     },
     recordDecisionLogDropped(count) {
       if (count > 0) logDropped.inc(count);

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, startTollgate, startUpstream, tempDir, viaProxy } from '../helpers/processes.ts';
+import { CLI, buildBundle, startTollgate, startUpstream, tempDir, viaProxy } from '../helpers/processes.ts';
 import { JAEGER, getTrace, searchTraceIds, startJaeger, tag, until } from '../helpers/jaeger.ts';
 import { existsSync } from 'node:fs';
 
@@ -157,4 +157,18 @@ t.test('with the exporter pointed at a dead endpoint, calls still succeed', asyn
   for (let i = 0; i < 20; i++) t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status, 200);
   t.equal((await refund(tg.proxyPort, 900)).status, 403);
   t.equal(tg.child.exitCode, null);
+});
+
+t.test('shadow mode: the candidate never enforces, and disagreements are counted', async (t) => {
+  const upstream = await startUpstream(t);
+  const candidate = await buildBundle({ 'deny.rego': 'package tollgate.authz\n\ndecision := {"allowed": false, "reasons": ["candidate denies everything"]}\n' }, ['tollgate/authz/decision'], 'candidate-1');
+  const tg = await startTollgate(t, { agent: SUPPORT, proxy: { resolve: resolve(upstream.port) }, shadow: { bundle: candidate } });
+  t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status, 200, 'the active policy enforces');
+  t.equal((await viaProxy(tg.proxyPort, { url: 'http://hr.internal/v1/employees' })).status, 403);
+  const m = await until('shadow metrics', async () => {
+    const s = samples(await (await fetch(`http://127.0.0.1:${tg.adminPort}/metrics`)).text());
+    return s.get('tollgate_shadow_decisions_total{outcome="agree"}') === 1 ? s : undefined;
+  });
+  t.equal(m.get('tollgate_shadow_decisions_total{outcome="allow-to-deny"}'), 1);
+  t.equal(m.get('tollgate_shadow_decisions_total{outcome="agree"}'), 1, 'both deny hr.internal');
 });
