@@ -7,6 +7,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ROOT, tempDir, type TestLike } from './processes.ts';
+import { pollPause } from './poll.ts';
 
 /** The Jaeger binary installed by scripts/install-tools.sh jaeger. */
 export const JAEGER = join(ROOT, '.tools/bin/jaeger');
@@ -30,7 +31,7 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     } catch (err) {
       lastError = err;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await pollPause();
   }
   throw new Error(`timed out waiting for ${what}${lastError !== undefined ? `: ${String(lastError)}` : ''}`);
 }

@@ -2,6 +2,7 @@
 // Envoy sends for CONNECT (plus input.connect); the SNI inside the tunnel decided
 // again when it differs from the CONNECT host; tunnel vs intercept vs pass-through;
 // upstream certificate failures; and bad input of every kind, the proxy surviving.
+import { pollPause } from '../helpers/poll.ts';
 import t from 'tap';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -187,7 +188,7 @@ t.test('CONNECT decisions', async (t) => {
     const deadline = Date.now() + 15_000;
     let now = fds();
     while (now > baseline + 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+      await pollPause();
       now = fds();
     }
     t.ok(now <= baseline + 2, `open descriptors back to ${now} (baseline ${baseline})`);
