@@ -63,25 +63,7 @@ step "2/8 opa check --strict"
 
 step "3/8 opa test --coverage (minimum $COVERAGE_MIN% of non-test lines)"
 "$OPA" test "$POLICY_DIR" --ignore dist
-"$OPA" test "$POLICY_DIR" --ignore dist --coverage >"$tmp/coverage.json"
-# Coverage of the policies themselves: test files would inflate the figure.
-cat >"$tmp/coverage.rego" <<'REGO'
-package coverage
-
-files[name] := f if {
-	some name, f in input.files
-	not endswith(name, "_test.rego")
-}
-
-covered := sum([object.get(f, "covered_lines", 0) | some f in files])
-
-total := covered + sum([object.get(f, "not_covered_lines", 0) | some f in files])
-
-percent := sprintf("%v", [round((covered * 1000) / max([total, 1])) / 10])
-REGO
-percent="$("$OPA" eval -d "$tmp/coverage.rego" --stdin-input -f raw data.coverage.percent <"$tmp/coverage.json")"
-echo "coverage: $percent%"
-awk -v p="$percent" -v m="$COVERAGE_MIN" 'BEGIN { exit !(p + 0 >= m + 0) }' || die "coverage $percent% is below the minimum of $COVERAGE_MIN%"
+"$REPO/scripts/policy-coverage.sh" "$POLICY_DIR" "$COVERAGE_MIN" || die "coverage is below the minimum of $COVERAGE_MIN%"
 
 if [[ -z "${REVISION:-}" ]]; then
   if sha="$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null)"; then REVISION="policy-$sha"; else

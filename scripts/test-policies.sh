@@ -33,34 +33,8 @@ fi
 # --ignore dist: opa would otherwise load the built bundle as a second copy of every rule.
 "$OPA" test policies --ignore dist -v
 
-# Line coverage of the policies themselves; test files are left out of the figure.
-"$OPA" test policies --ignore dist --coverage >"$tmp/coverage.json"
-cat >"$tmp/coverage.rego" <<'REGO'
-package coverage
-
-files[name] := f if {
-	some name, f in input.files
-	not endswith(name, "_test.rego")
-}
-
-covered := sum([object.get(f, "covered_lines", 0) | some f in files])
-
-total := covered + sum([object.get(f, "not_covered_lines", 0) | some f in files])
-
-percent := (covered * 100) / max([total, 1])
-
-uncovered contains sprintf("  not covered: %s:%d", [name, r.start.row]) if {
-	some name, f in files
-	some r in object.get(f, "not_covered", [])
-}
-REGO
-coverage_eval() { "$OPA" eval -d "$tmp/coverage.rego" --stdin-input -f raw "$1" <"$tmp/coverage.json"; }
-echo "policies: coverage $(coverage_eval 'sprintf("%v", [round(data.coverage.percent * 10) / 10])')% of policy lines (minimum $COVERAGE_MIN%)"
-if [[ "$(coverage_eval "data.coverage.percent >= $COVERAGE_MIN")" != true ]]; then
-  coverage_eval 'concat("\n", sort(data.coverage.uncovered))' >&2
-  echo "policies: coverage is below the minimum of $COVERAGE_MIN%" >&2
-  exit 1
-fi
+# Line coverage of the policies themselves, with the floor.
+"$REPO/scripts/policy-coverage.sh" policies "$COVERAGE_MIN"
 
 "$REPO/scripts/check-bundle-fresh.sh"
 

@@ -135,7 +135,6 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
 
   let chain: ChainState = { chainId: randomUUID(), seq: -1, hash: ZERO_HASH };
   let file: FileSink | undefined;
-  const pendingLines: string[] = [];
 
   /** Seals a record onto the chain and returns its line. */
   function seal(record: Record<string, unknown>): string {

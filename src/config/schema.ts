@@ -53,7 +53,7 @@ const extAuthzPdpSchema = z
     timeoutMs: z.number().int().positive().default(200).describe('Deadline of each Check call in milliseconds; past it the failure mode applies (Envoy ext_authz timeout).'),
     failureModeAllow,
     failureModeAllowHosts,
-    circuitBreaker: circuitBreakerSchema.default({ failureThreshold: 3, openMs: 2000 }),
+    circuitBreaker: circuitBreakerSchema.prefault({}),
   })
   .describe('Remote PDP over Envoy\'s ext_authz v3 gRPC protocol.');
 
@@ -201,33 +201,17 @@ const decisionLogSchema = z
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
-    agent: agentSchema.default({ id: '', role: '', labels: {} }),
-    pdp: pdpSchema.default({
-      type: 'wasm',
-      bundle: '',
-      decisionPath: 'tollgate/authz/decision',
-      data: {},
-      timeoutMs: 100,
-      failureModeAllow: false,
-      failureModeAllowHosts: [],
-    }),
-    proxy: proxySchema.default({
-      listen: '127.0.0.1:15001',
-      maxRequestBytes: 65536,
-      maxHeaderBytes: 16384,
-      resolve: {},
-      upstreamTimeoutMs: 30000,
-      upstreamConnectTimeoutMs: 5000,
-      denyStatus: 403,
-    }),
-    admin: adminSchema.default({ listen: '127.0.0.1:15000' }),
-    extAuthz: extAuthzSchema.default({ enabled: true, listen: '127.0.0.1:9191', dryRun: false, maxReceiveBytes: 4194304 }),
-    tls: tlsSchema.default({ caCertFile: '', caKeyFile: '', leafCacheSize: 1000, leafValidDays: 30, handshakeTimeoutMs: 10000, upstreamCaFiles: [] }),
-    connect: connectSchema.default({ enabled: true, defaultMode: 'auto', modes: {}, passThrough: [], peekTimeoutMs: 1000 }),
-    transparent: transparentSchema.default({ enabled: false, listen: '127.0.0.1:15002' }),
-    bundle: bundleSchema.default({ source: '', token: '', minDelayMs: 60000, maxDelayMs: 120000, longPollSeconds: 0, timeoutMs: 10000, maxBytes: 104857600, persistenceDir: '' }),
-    shadow: shadowSchema.default({ bundle: '' }),
-    data: liveDataSchema.default({ token: '', allowRemote: false, watchFile: '', watchIntervalMs: 1000 }),
+    agent: agentSchema.prefault({}),
+    pdp: pdpSchema.prefault({}),
+    proxy: proxySchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    extAuthz: extAuthzSchema.prefault({}),
+    tls: tlsSchema.prefault({}),
+    connect: connectSchema.prefault({}),
+    transparent: transparentSchema.prefault({}),
+    bundle: bundleSchema.prefault({}),
+    shadow: shadowSchema.prefault({}),
+    data: liveDataSchema.prefault({}),
     tracing: tracingSchema.prefault({}),
     decisionLog: decisionLogSchema.prefault({}),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),

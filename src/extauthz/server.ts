@@ -25,7 +25,7 @@ import { inputFromCheckRequest, type AgentIdentity, type CheckRequestDocument } 
 import type { Pdp } from '../pdp/types.ts';
 import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
 import { verifyAgentToken } from '../input/identity.ts';
-import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 
 /** Options of createExtAuthzServer. */
@@ -116,9 +116,8 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
     const destination = typeof http?.host === 'string' ? http.host : '';
     const info = options.pdp.info();
     const policyPath = info?.decisionPath ?? '';
-    const mcp = input.mcp === undefined ? undefined : { method: input.mcp.method, ...('tool' in input.mcp && input.mcp.tool ? { tool: input.mcp.tool.name } : {}) };
     // SERVER span continuing the context Envoy put in the checked request's headers.
-    const span = observer.tracing.startExtAuthzDecision(http?.headers ?? {}, { decisionId, policyPath, agent, destination, input, ...(mcp === undefined ? {} : { mcp }) });
+    const span = observer.tracing.startExtAuthzDecision(http?.headers ?? {}, decisionMeta(decisionId, policyPath, input, destination));
     const started = process.hrtime.bigint();
     const facts = () => ({ decisionId, policyPath, input, destination, span, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     let decision;

@@ -21,7 +21,7 @@ import type { Upstreams } from '../upstream/pool.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { verifyAgentToken } from '../input/identity.ts';
-import { createNoopObserver, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import type { RequestTrace } from '../telemetry/spans.ts';
 
 /** Options of createProxy. */
@@ -133,8 +133,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
   async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string, tr: RequestTrace): Promise<{ decision?: Decision; failure?: LocalReply }> {
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';
-    const mcp = input.mcp === undefined ? undefined : { method: input.mcp.method, ...('tool' in input.mcp && input.mcp.tool ? { tool: input.mcp.tool.name } : {}) };
-    const span = tr.startDecision({ decisionId, policyPath, agent: input.agent, destination: request.authority, input, ...(mcp === undefined ? {} : { mcp }) });
+    const span = tr.startDecision(decisionMeta(decisionId, policyPath, input, request.authority));
     const started = process.hrtime.bigint();
     const facts = () => ({ decisionId, policyPath, input, destination: request.authority, span, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: request.source.address });
     try {
@@ -158,7 +157,6 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
-    const socket = req.socket;
     const requestId = randomUUID();
     let request: CanonicalRequest;
     try {

@@ -17,7 +17,7 @@ import { denyReply, failureReply, type LocalReply } from '../enforce/reply.ts';
 import { failureMode } from '../enforce/failure-mode.ts';
 import { isHopByHop } from '../http/hop-by-hop.ts';
 import { MAX_CLIENT_HELLO, parseClientHello, type ClientHelloResult } from '../tls/sni.ts';
-import { recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import { decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import type { TollgateError } from '../errors.ts';
 
 /** How a destination's tunnel is served. */
@@ -80,7 +80,7 @@ export async function decideObserved(
   const tr = deps.observer?.tracing.startRequest({ method: http.method, url: http.path === undefined ? http.host : `${http.scheme}://${http.host}${http.path}`, headers: http.headers, client: { address: source.address, port: source.portValue } });
   const info = deps.pdp.info();
   const policyPath = info?.decisionPath ?? '';
-  const span = tr?.startDecision({ decisionId, policyPath, agent: input.agent, destination: http.host, input });
+  const span = tr?.startDecision(decisionMeta(decisionId, policyPath, input, http.host));
   const started = process.hrtime.bigint();
   const facts = () => ({ decisionId, policyPath, input, destination: http.host, span: span!, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: source.address });
   try {

@@ -9,7 +9,7 @@ import type { Decision } from '../pdp/types.ts';
 import type { PolicyInput } from '../input/build.ts';
 import type { TollgateError } from '../errors.ts';
 import type { DecisionLog } from '../audit/log.ts';
-import { createTracing, type DecisionTrace, type Tracing } from './spans.ts';
+import { createTracing, type DecisionMeta, type DecisionTrace, type Tracing } from './spans.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
 /** The telemetry sinks a door records into. */
@@ -47,6 +47,19 @@ export function mcpTool(input: PolicyInput): string {
   if (mcp === undefined) return '';
   if ('batch' in mcp) return mcp.batch.find((m) => m.tool !== undefined)?.tool?.name ?? '';
   return mcp.tool?.name ?? '';
+}
+
+/** What the decision span is told before the PDP answers: the same for every door. */
+export function decisionMeta(decisionId: string, policyPath: string, input: PolicyInput, destination: string): DecisionMeta {
+  const mcp = input.mcp;
+  return {
+    decisionId,
+    policyPath,
+    agent: input.agent,
+    destination,
+    input,
+    ...(mcp === undefined ? {} : { mcp: { method: mcp.method, ...('tool' in mcp && mcp.tool !== undefined ? { tool: mcp.tool.name } : {}) } }),
+  };
 }
 
 /** Records a decision the PDP made: span, metric, decision log. */

@@ -5,20 +5,14 @@ import { execFile } from 'node:child_process';
 import { copyFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createPolicyLifecycle } from '../../src/bundle/lifecycle.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import { tempDir } from '../helpers/processes.ts';
 import { DEFAULT_BUNDLE_FOR_TESTS } from './paths.ts';
-import { buildSigned, quietLogger, requestInput, until } from './fixtures.ts';
+import { buildSigned, requestInput, until, startLifecycle } from './fixtures.ts';
 
 const run = promisify(execFile);
 
-async function lifecycle(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, rejected: string[] = []) {
-  const config = parseConfig(doc);
-  if (config.pdp.type !== 'wasm') throw new Error('wasm');
-  const lc = await createPolicyLifecycle({ pdp: config.pdp, bundle: config.bundle, shadow: config.shadow, data: config.data, defaultBundle: DEFAULT_BUNDLE_FOR_TESTS, logger: quietLogger, hooks: { onReject: (e) => rejected.push(e.reason), onSourceError: (e) => rejected.push(e.message) } });
-  t.teardown(() => lc.close());
-  return lc;
+function lifecycle(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, rejected: string[] = []) {
+  return startLifecycle(t, doc, { onReject: (e) => rejected.push(e.reason), onSourceError: (e) => rejected.push(e.message) });
 }
 
 t.test('a .tar.gz source is re-read when the file is replaced; a truncated file is refused', async (t) => {

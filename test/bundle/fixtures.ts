@@ -14,6 +14,9 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { OPA, tempDir, type TestLike } from '../helpers/processes.ts';
 import { normalizeRequest } from '../../src/http/normalize.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { createPolicyLifecycle, type PolicyLifecycle, type PolicyLifecycleOptions } from '../../src/bundle/lifecycle.ts';
+import { DEFAULT_BUNDLE_FOR_TESTS } from './paths.ts';
 import { buildInput, type PolicyInput } from '../../src/input/build.ts';
 
 const run = promisify(execFile);
@@ -248,4 +251,13 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Builds a policy lifecycle from a config literal through the real config loader; closed with the test. */
+export async function startLifecycle(t: TestLike, doc: Record<string, unknown>, hooks: PolicyLifecycleOptions['hooks'] = {}): Promise<PolicyLifecycle> {
+  const config = parseConfig(doc);
+  if (config.pdp.type !== 'wasm') throw new Error('wasm pdp expected');
+  const lc = await createPolicyLifecycle({ pdp: config.pdp, bundle: config.bundle, shadow: config.shadow, data: config.data, defaultBundle: DEFAULT_BUNDLE_FOR_TESTS, logger: quietLogger, hooks });
+  t.teardown(() => lc.close());
+  return lc;
 }

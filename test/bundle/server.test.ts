@@ -4,13 +4,10 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPolicyLifecycle, type PolicyLifecycle, type PolicyLifecycleOptions } from '../../src/bundle/lifecycle.ts';
 import { jitterDelay } from '../../src/bundle/fetch.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import type { RejectionEvent } from '../../src/pdp/swap.ts';
-import { DEFAULT_BUNDLE_FOR_TESTS } from './paths.ts';
 import { tempDir } from '../helpers/processes.ts';
-import { buildSigned, makeKeys, quietLogger, requestInput, startBundleServer, until } from './fixtures.ts';
+import { buildSigned, makeKeys, requestInput, startBundleServer, until, startLifecycle } from './fixtures.ts';
 
 const keys = await makeKeys();
 const [r1, r2, unsigned] = await Promise.all([
@@ -19,14 +16,7 @@ const [r1, r2, unsigned] = await Promise.all([
   buildSigned({ revision: 'rev-unsigned', hosts: ['evil.example'] }),
 ]);
 
-/** Builds a lifecycle from a config literal through the real config loader. */
-async function lifecycle(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, hooks: PolicyLifecycleOptions['hooks'] = {}): Promise<PolicyLifecycle> {
-  const config = parseConfig(doc);
-  if (config.pdp.type !== 'wasm') throw new Error('wasm pdp expected');
-  const lc = await createPolicyLifecycle({ pdp: config.pdp, bundle: config.bundle, shadow: config.shadow, data: config.data, defaultBundle: DEFAULT_BUNDLE_FOR_TESTS, logger: quietLogger, hooks });
-  t.teardown(() => lc.close());
-  return lc;
-}
+const lifecycle = startLifecycle;
 
 const fast = { minDelayMs: 20, maxDelayMs: 40, timeoutMs: 1000 };
 

@@ -4,26 +4,17 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createPolicyLifecycle, type PolicyLifecycle, type PolicyLifecycleOptions } from '../../src/bundle/lifecycle.ts';
 import { loadBundle } from '../../src/bundle/load.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import { createSwappablePdp, type DataChangeEvent } from '../../src/pdp/swap.ts';
 import type { ShadowDisagreement } from '../../src/pdp/shadow.ts';
 import type { Decision } from '../../src/pdp/types.ts';
 import { tempDir } from '../helpers/processes.ts';
-import { DEFAULT_BUNDLE_FOR_TESTS } from '../bundle/paths.ts';
-import { buildSigned, makeKeys, quietLogger, requestInput, startBundleServer, until } from '../bundle/fixtures.ts';
+import { buildSigned, makeKeys, requestInput, startBundleServer, until, startLifecycle } from '../bundle/fixtures.ts';
 
 const keys = await makeKeys();
 const signed = (revision: string, hosts: string[] = ['api.example']) => buildSigned({ revision, signingKey: keys.rsaPrivate, hosts, rule: `DELETE denied by ${revision}` });
 
-async function lifecycle(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, hooks: PolicyLifecycleOptions['hooks'] = {}): Promise<PolicyLifecycle> {
-  const config = parseConfig(doc);
-  if (config.pdp.type !== 'wasm') throw new Error('wasm pdp expected');
-  const lc = await createPolicyLifecycle({ pdp: config.pdp, bundle: config.bundle, shadow: config.shadow, data: config.data, defaultBundle: DEFAULT_BUNDLE_FOR_TESTS, logger: quietLogger, hooks });
-  t.teardown(() => lc.close());
-  return lc;
-}
+const lifecycle = startLifecycle;
 
 const fast = { minDelayMs: 10, maxDelayMs: 30, timeoutMs: 2000 };
 
