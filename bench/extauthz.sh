@@ -19,7 +19,7 @@
 #
 # EXTAUTHZ_PROFILE=1: instead, profile Tollgate only, with `node --cpu-prof` under the same
 # load; it is stopped with SIGTERM (graceful exit writes the profile), the .cpuprofile is
-# checked and summarised (bench/extauthz/cpuprofile-summary.mjs) and copied to
+# checked and summarised (bench/cpuprofile-top.mjs) and copied to
 # EXTAUTHZ_PROFILE_OUT.
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -304,7 +304,7 @@ if [ "$PROFILE" = 1 ]; then
   dest=$PROFILE_OUT/tollgate-extauthz-$(date -u +%Y%m%dT%H%M%SZ).cpuprofile
   cp "$profile" "$dest"
   log "profile: $dest ($(stat -c %s "$dest") bytes)"
-  "$NODE" "$HERE/cpuprofile-summary.mjs" "$dest" "${EXTAUTHZ_PROFILE_TOP:-25}"
+  "$NODE" "$HERE/../cpuprofile-top.mjs" "$dest" "${EXTAUTHZ_PROFILE_TOP:-25}"
   exit 0
 fi
 
