@@ -189,6 +189,8 @@ start_tollgate() {
   local upstream_port=$1
   shift
   render "$BENCH/tollgate.yaml.in" "$WORK/tollgate.yaml" "BUNDLE=$BUNDLE" "UPSTREAM_PORT=$upstream_port"
+  # TOLLGATE_EXTRA_YAML: more top-level config sections (e.g. tracing) appended as they are.
+  [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
   start_bg "$PROXY_CPU" "$WORK/tollgate.out" "$NODE" "$@" "$ROOT/src/cli/main.ts" run --config "$WORK/tollgate.yaml"
   TOLLGATE_PID=$LAST_PID
   local deadline=$((SECONDS + 30))
@@ -199,6 +201,31 @@ start_tollgate() {
   done
   TOLLGATE_PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/tollgate.out" | head -1)
   [ -n "$TOLLGATE_PORT" ] || die "could not read the proxy port from: $(cat "$WORK/tollgate.out")"
+}
+
+# start_jaeger: a live collector, Jaeger v2 all-in-one with in-memory storage, every
+# port on loopback, on the load generator's CPU. Sets OTLP (gRPC), OTLP_HTTP, QUERY.
+start_jaeger() {
+  local jaeger=$ROOT/.tools/bin/jaeger query_grpc
+  [ -x "$jaeger" ] || die "no $jaeger (bash scripts/install-tools.sh jaeger)"
+  OTLP=$(free_port); QUERY=$(free_port); query_grpc=$(free_port); OTLP_HTTP=$(free_port)
+  cat >"$WORK/jaeger.yaml" <<YAML
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces: { receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter] }
+  telemetry: { metrics: { level: none }, logs: { level: warn } }
+extensions:
+  jaeger_query: { storage: { traces: memstore }, http: { endpoint: "127.0.0.1:$QUERY" }, grpc: { endpoint: "127.0.0.1:$query_grpc" } }
+  jaeger_storage: { backends: { memstore: { memory: { max_traces: 100000 } } } }
+receivers:
+  otlp: { protocols: { grpc: { endpoint: "127.0.0.1:$OTLP" }, http: { endpoint: "127.0.0.1:$OTLP_HTTP" } } }
+processors: { batch: {} }
+exporters: { jaeger_storage_exporter: { trace_storage: memstore } }
+YAML
+  start_bg "$LOADGEN_CPU" "$WORK/jaeger.out" "$jaeger" --config "$WORK/jaeger.yaml"
+  JAEGER_PID=$LAST_PID
+  wait_until 30 "jaeger query API on $QUERY" curl -sf -o /dev/null "http://127.0.0.1:$QUERY/api/services"
 }
 
 # stop_pid <pid> <signal>: signals one process we started and waits (up to 20 s) for it to exit.

@@ -4,6 +4,7 @@
 # BENCH_PROFILE_DURATION, default 15 s, after a BENCH_WARMUP warm-up that is profiled
 # too but is short), stops it with SIGINT so V8 writes the .cpuprofile, checks that
 # it did, and prints the top functions by self time (cpuprofile-top.mjs).
+# BENCH_PROFILE_TRACING=1 turns tracing on, exporting to a live Jaeger (as tracing.sh).
 # Pinning as in http-proxy.sh. The profile is copied to BENCH_PROFILE_OUT (default
 # bench/profiles/, git-ignored) so it can be opened in Chrome DevTools.
 set -euo pipefail
@@ -22,6 +23,10 @@ UPSTREAM_PORT=$(free_port)
 start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
 wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
 
+if [ "${BENCH_PROFILE_TRACING:-0}" = 1 ]; then
+  start_jaeger
+  TOLLGATE_EXTRA_YAML=$(printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  protocol: grpc' "$OTLP")
+fi
 select_bundle "${BENCH_BUNDLE:-auto}"
 mkdir -p "$WORK/prof"
 start_tollgate "$UPSTREAM_PORT" --cpu-prof --cpu-prof-dir "$WORK/prof"

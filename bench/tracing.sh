@@ -14,8 +14,6 @@ WARMUP=${BENCH_WARMUP:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 LOADS=${BENCH_LOADS:-"32 4@2"}
 URL_PATH=/v1/refunds/r-1
-JAEGER=$ROOT/.tools/bin/jaeger
-[ -x "$JAEGER" ] || die "no $JAEGER (bash scripts/install-tools.sh jaeger)"
 
 require_tools
 make_workdir
@@ -24,25 +22,7 @@ UPSTREAM_PORT=$(free_port)
 start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
 wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
 
-# A live collector: Jaeger v2 all-in-one, in-memory storage, every port on loopback.
-OTLP=$(free_port); QUERY=$(free_port); QUERY_GRPC=$(free_port); OTLP_HTTP=$(free_port)
-cat >"$WORK/jaeger.yaml" <<YAML
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces: { receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter] }
-  telemetry: { metrics: { level: none }, logs: { level: warn } }
-extensions:
-  jaeger_query: { storage: { traces: memstore }, http: { endpoint: "127.0.0.1:$QUERY" }, grpc: { endpoint: "127.0.0.1:$QUERY_GRPC" } }
-  jaeger_storage: { backends: { memstore: { memory: { max_traces: 100000 } } } }
-receivers:
-  otlp: { protocols: { grpc: { endpoint: "127.0.0.1:$OTLP" }, http: { endpoint: "127.0.0.1:$OTLP_HTTP" } } }
-processors: { batch: {} }
-exporters: { jaeger_storage_exporter: { trace_storage: memstore } }
-YAML
-start_bg "$LOADGEN_CPU" "$WORK/jaeger.out" "$JAEGER" --config "$WORK/jaeger.yaml"
-JAEGER_PID=$LAST_PID
-wait_until 30 "jaeger query API on $QUERY" curl -sf -o /dev/null "http://127.0.0.1:$QUERY/api/services"
+start_jaeger
 
 select_bundle "${BENCH_BUNDLE:-default}"
 start_variant() { # start_variant <name> <tracing yaml>

@@ -181,9 +181,9 @@ const tracingSchema = z
     attributeValueLengthLimit: z.number().int().positive().default(4096).describe('Longest span attribute value; longer ones are truncated.'),
     attributeCountLimit: z.number().int().positive().default(128).describe('Most attributes per span.'),
     recordRequestHeaders: z.array(z.string()).default([]).describe('Request headers recorded as http.request.header.<name>; credential headers are never recorded.'),
-    recordInput: z.boolean().default(false).describe('Attach the masked policy input to the decision span (off by default: inputs can hold bodies).'),
+    recordInput: z.boolean().default(false).describe('Attach the masked policy input to the span that records the decision (off by default: inputs can hold bodies).'),
   })
-  .describe('OpenTelemetry tracing: one trace agent → Tollgate → tool, a decision span per call.');
+  .describe('OpenTelemetry tracing: one trace agent → Tollgate → tool, one span per call carrying its decision.');
 
 const decisionLogSchema = z
   .strictObject({

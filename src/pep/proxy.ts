@@ -22,7 +22,7 @@ import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { verifyAgentToken } from '../input/identity.ts';
 import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
-import type { RequestTrace } from '../telemetry/spans.ts';
+import type { CallTrace } from '../telemetry/spans.ts';
 
 /** Options of createProxy. */
 export interface ProxyOptions {
@@ -130,7 +130,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
   const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
   const tokenHeader = config.agent.token?.header.toLowerCase();
 
-  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string, tr: RequestTrace): Promise<{ decision?: Decision; failure?: LocalReply }> {
+  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string, tr: CallTrace): Promise<{ decision?: Decision; failure?: { readonly reply: LocalReply; readonly code: string } }> {
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';
     const span = tr.startDecision(decisionMeta(decisionId, policyPath, input, request.authority));
@@ -149,7 +149,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         case 'allow':
           return {};
         case 'deny':
-          return { failure: failureReply(error, decisionId, 403) };
+          return { failure: { reply: failureReply(error, decisionId, 403), code: error.code } };
         default:
           return mode satisfies never;
       }
@@ -190,13 +190,9 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     }
 
     const decisionId = randomUUID();
-    const tr = observer.tracing.startRequest({
-      method: request.method,
-      url: `${request.scheme}://${request.authority}${request.path}`,
-      headers: request.headers,
-      client: request.source,
-    });
-    res.once('close', () => tr.end({ statusCode: res.statusCode }));
+    const tr = observer.tracing.startCall({ method: request.method, scheme: request.scheme, authority: request.authority, target: request.path, headers: request.headers });
+    // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
+    res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
     let input: PolicyInput;
     try {
       input = buildInput(request, { bytes: head.bytes, truncated: head.truncated }, agent);
@@ -208,17 +204,20 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
 
     const { decision, failure } = await decide(input, request, decisionId, tr);
     if (failure !== undefined) {
-      send(res, failure, head.truncated);
+      tr.end({ statusCode: failure.reply.status, errorType: failure.code });
+      send(res, failure.reply, head.truncated);
       return;
     }
     if (decision !== undefined && !decision.allowed) {
-      send(res, denyReply(decision, config.proxy.denyStatus, input.mcp), head.truncated);
+      const reply = denyReply(decision, config.proxy.denyStatus, input.mcp);
+      tr.end({ statusCode: reply.status });
+      send(res, reply, head.truncated);
       return;
     }
     forward(req, res, request, head, decision, decisionId, tr);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string, tr: RequestTrace): void {
+  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string, tr: CallTrace): void {
     const headers: Record<string, string> = { ...request.headers };
     if (decision !== undefined) {
       for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
@@ -230,8 +229,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     const body = head.truncated ? Readable.from(forwardBody(head, req), { objectMode: false }) : hasBody ? head.bytes : null;
     if (!head.truncated && hasBody) headers['content-length'] = String(head.bytes.length);
     // After the policy's header changes: the tool sees Tollgate's CLIENT span as its parent.
-    const up = tr.startUpstream({ method: request.method, url: `${request.scheme}://${request.authority}${path}` });
-    up.inject(headers);
+    tr.forward(headers, path === request.path ? undefined : `${request.scheme}://${request.authority}${path}`);
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
 
@@ -244,7 +242,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       .stream(
         { path, method: request.method, headers, body, signal: abort.signal, opaque: res },
         ({ statusCode, headers: upstreamHeaders }) => {
-          up.end({ statusCode });
+          tr.end({ statusCode });
           observer.metrics.recordUpstream(request.authority, statusCode, seconds());
           const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
           if (decision !== undefined) {
@@ -270,7 +268,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         if (abort.signal.aborted) return;
         const error = upstreamError(err);
         if (!res.headersSent) {
-          up.end({ errorType: error.code });
+          tr.end({ errorType: error.code });
           observer.metrics.recordUpstream(request.authority, undefined, seconds());
         }
         log.debug({ err: error, host: request.host }, 'upstream failed');

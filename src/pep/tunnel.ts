@@ -77,7 +77,7 @@ export async function decideObserved(
 ): Promise<Observed> {
   const http = input.attributes.request.http;
   const source = input.attributes.source.address.socketAddress;
-  const tr = deps.observer?.tracing.startRequest({ method: http.method, url: http.path === undefined ? http.host : `${http.scheme}://${http.host}${http.path}`, headers: http.headers, client: { address: source.address, port: source.portValue } });
+  const tr = deps.observer?.tracing.startCall({ method: http.method, scheme: http.scheme === 'https' ? 'https' : 'http', authority: http.host, ...(http.path === undefined ? {} : { target: http.path }), headers: http.headers });
   const info = deps.pdp.info();
   const policyPath = info?.decisionPath ?? '';
   const span = tr?.startDecision(decisionMeta(decisionId, policyPath, input, http.host));

@@ -1,6 +1,6 @@
 /**
  * What both doors (HTTP PEP, ext_authz server) record about a decision, in one
- * place: the decision span's end, the decision metric and the decision-log record
+ * place: the decision on the call's span, the decision metric and the decision-log record
  * are three mappings of the same facts. Built from the tracing, metrics and decision
  * log the composition root creates; a no-op observer serves tests and tools.
  */
@@ -49,7 +49,7 @@ export function mcpTool(input: PolicyInput): string {
   return mcp.tool?.name ?? '';
 }
 
-/** What the decision span is told before the PDP answers: the same for every door. */
+/** What the span is told of a decision before the PDP answers: the same for every door. */
 export function decisionMeta(decisionId: string, policyPath: string, input: PolicyInput, destination: string): DecisionMeta {
   const mcp = input.mcp;
   return {

@@ -6,8 +6,6 @@
  * such as Jaeger's `tags={"tollgate.decision.outcome":"deny"}` finds every denial.
  */
 export {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_CLIENT_PORT,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_HEADER,
   ATTR_HTTP_REQUEST_METHOD,
@@ -23,11 +21,10 @@ export {
 /** The tracer (instrumentation scope) name. */
 export const TRACER_NAME = 'tollgate';
 
-/** Span names. The upstream CLIENT span is named by HTTP semconv: the method alone. */
-export const SPAN_REQUEST = 'tollgate.request';
+/** The ext_authz server's decision span name. A call's CLIENT span is named by HTTP semconv: the method alone. */
 export const SPAN_DECISION = 'tollgate.decision';
 
-/** tollgate.decision.* — the decision span's attributes (and the tail sampler's key). */
+/** tollgate.decision.* — the decision's attributes, on a call's span or the ext_authz span (and the tail sampler's key). */
 export const ATTR_DECISION_OUTCOME = 'tollgate.decision.outcome';
 export const ATTR_DECISION_ID = 'tollgate.decision.id';
 export const ATTR_DECISION_POLICY_PATH = 'tollgate.decision.policy.path';

@@ -1,7 +1,8 @@
 /**
- * The one file that touches the OpenTelemetry SDK: tracer provider, OTLP exporter
+ * The one file that sets up the OpenTelemetry SDK: tracer provider, OTLP exporter
  * (gRPC, HTTP/protobuf or HTTP/JSON), sampler, span limits, propagators. Everything
- * else uses `@opentelemetry/api` through the Tracing API in spans.ts.
+ * else uses `@opentelemetry/api` through the Tracing API in spans.ts; the protobuf
+ * exporters' wire encoding is in otlp-protobuf.ts.
  *
  * Configuration: the config file's values, overridden by the standard OTEL_* variables
  * (the same way TOLLGATE_* variables override the file). The OTLP exporters also read
@@ -16,7 +17,7 @@
  * span the parent-based ratio sampler drops is still *recorded* (not sampled:
  * its traceparent flag stays 0, so downstream keeps the agent's own decision), and
  * a tail processor buffers the recorded-but-unsampled spans of each local trace until
- * its local root (the request span) ends. If any of them has
+ * its local root (the call's span) ends. If any of them has
  * tollgate.decision.outcome=deny, the whole local trace is exported; otherwise it is
  * dropped. The alternatives were worse: a custom head sampler cannot know the
  * outcome, and sampling everything then dropping in a collector ships every span. The
@@ -44,9 +45,8 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { createGrpcSpanExporter, createProtoSpanExporter, EncodingBatchSpanProcessor } from './otlp-export.ts';
 import { Metadata } from '@grpc/grpc-js';
 import { ATTR_DECISION_OUTCOME, ATTR_RESOURCE_AGENT_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION, OUTCOME_DENY, TRACER_NAME } from './semconv.ts';
 
@@ -272,8 +272,19 @@ export function createDeniedTailProcessor(delegate: SpanProcessor, maxTraces = 4
   };
 }
 
-function createExporter(protocol: OtlpProtocol, endpoint: string | undefined, headers: Readonly<Record<string, string>>, timeoutMillis: number): SpanExporter {
+/**
+ * The export processor for a protocol: gRPC and HTTP/protobuf encode each span as it
+ * ends and batch the bytes (otlp-export.ts); HTTP/JSON uses the SDK's BatchSpanProcessor
+ * with the upstream JSON exporter.
+ */
+function createExportProcessor(
+  protocol: OtlpProtocol,
+  endpoint: string | undefined,
+  headers: Readonly<Record<string, string>>,
+  batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMillis: number; exportTimeoutMillis: number },
+): SpanProcessor {
   const base = endpoint?.replace(/\/+$/, '');
+  const timeoutMillis = batch.exportTimeoutMillis;
   switch (protocol) {
     case 'grpc': {
       let metadata: Metadata | undefined;
@@ -281,13 +292,14 @@ function createExporter(protocol: OtlpProtocol, endpoint: string | undefined, he
         metadata = new Metadata();
         for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
       }
-      return new GrpcExporter({ timeoutMillis, ...(base !== undefined ? { url: base } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+      const exporter = createGrpcSpanExporter({ timeoutMillis, ...(base !== undefined ? { url: base } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+      return new EncodingBatchSpanProcessor(exporter, batch);
     }
     case 'http/protobuf':
     case 'http/json': {
       const url = base === undefined ? undefined : base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
       const config = { timeoutMillis, headers: { ...headers }, ...(url !== undefined ? { url } : {}) };
-      return protocol === 'http/json' ? new JsonExporter(config) : new ProtoExporter(config);
+      return protocol === 'http/json' ? new BatchSpanProcessor({ exporter: new JsonExporter(config), ...batch }) : new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch);
     }
     default:
       return protocol satisfies never;
@@ -356,8 +368,6 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   // An endpoint in the env wins: let the exporter read it (and its signal-specific rules) itself.
   const endpoint = envEndpoint !== undefined ? undefined : options.endpoint === '' ? undefined : options.endpoint;
   const exportTimeoutMs = envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT') ?? options.exportTimeoutMs ?? DEFAULTS.exportTimeoutMs;
-  const exporter = options.exporter ?? createExporter(protocol, endpoint, options.headers ?? {}, exportTimeoutMs);
-
   const ratio = options.samplerRatio ?? DEFAULTS.samplerRatio;
   const head = headSampler(env, ratio);
   const alwaysSampleDenied = options.alwaysSampleDenied ?? DEFAULTS.alwaysSampleDenied;
@@ -365,9 +375,8 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
 
   const export_: SpanProcessor =
     options.exporter !== undefined
-      ? new SimpleSpanProcessor({ exporter })
-      : new BatchSpanProcessor({
-          exporter,
+      ? new SimpleSpanProcessor({ exporter: options.exporter })
+      : createExportProcessor(protocol, endpoint, options.headers ?? {}, {
           maxQueueSize: envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? options.maxQueueSize ?? DEFAULTS.maxQueueSize,
           maxExportBatchSize: envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? options.maxExportBatchSize ?? DEFAULTS.maxExportBatchSize,
           scheduledDelayMillis: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,

@@ -1,28 +1,32 @@
 /**
- * The spans a proxied call produces, through `@opentelemetry/api` only (the SDK is
+ * The span of a call through Tollgate, through `@opentelemetry/api` only (the SDK is
  * set up once in setup.ts; without it every call here is a cheap no-op that still
  * passes the agent's trace context through):
  *
- *   agent span ─▶ tollgate.request (SERVER) ─┬─ tollgate.decision (INTERNAL)
- *                                             └─ GET (CLIENT) ─▶ tool's server span
+ *   agent span ─▶ GET (CLIENT, with tollgate.decision.*) ─▶ tool's SERVER span
  *
- * The ext_authz server has no request span of its own: its decision span is the
- * SERVER span, a child of Envoy's context, so both doors emit the same decision span.
+ * One CLIENT span per call the agent makes (HTTP request, CONNECT or upgrade), named by
+ * HTTP client semconv (the method), from the moment Tollgate has the request until the
+ * tool's response headers arrive or Tollgate answers itself. The decision is recorded
+ * on it: the `tollgate.decision.*` attributes and, on a deny, status ERROR with the
+ * reasons; no request leaves (as Envoy's egress span records a call its ext_authz
+ * filter denied). The tool receives this span's traceparent.
  *
- * Why a child span for the decision, not a span event: the evaluation has a duration
- * worth seeing in the waterfall; a deny must carry span status ERROR (events have no
- * status) so Jaeger's `error=true` search finds it on the span that says why; span
- * attributes are what backends index for tag search (`tollgate.decision.outcome=deny`),
- * event attributes often are not; and ext_authz needs a SERVER span anyway, so the
- * decision is a span in both doors with one shape.
+ * Why on the call's span, not a child span or a span event: backends index span
+ * attributes for tag search (`tollgate.decision.outcome=deny`), event attributes often
+ * not; a deny must set span status (events have none) so Jaeger's `error=true` search
+ * finds the span that says why; evaluation takes tens of microseconds (an attribute,
+ * `eval_ns`, says how many; a bar that short is invisible in a waterfall); and a second
+ * span per call doubled the cost of tracing at load (bench/RESULTS.md, issue 4).
  *
- * Contexts are passed explicitly (no reliance on the active context), so a request's
- * spans are parented correctly whatever the async plumbing in between.
+ * The ext_authz server has no call of its own: its decision is a SERVER span named
+ * `tollgate.decision`, a child of Envoy's context, with the same attributes.
+ *
+ * Contexts are passed explicitly (no reliance on the active context), so a call's span
+ * is parented correctly whatever the async plumbing in between.
  */
 import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapPropagator, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_CLIENT_PORT,
   ATTR_DECISION_AGENT_ID,
   ATTR_DECISION_AGENT_ROLE,
   ATTR_DECISION_BUNDLE_REVISION,
@@ -39,7 +43,6 @@ import {
   ATTR_DECISION_POLICY_PATH,
   ATTR_DECISION_REASONS,
   ATTR_ERROR_TYPE,
-  ATTR_GEN_AI_AGENT_ID,
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_HTTP_REQUEST_HEADER,
   ATTR_HTTP_REQUEST_METHOD,
@@ -52,7 +55,6 @@ import {
   OUTCOME_ALLOW,
   OUTCOME_DENY,
   SPAN_DECISION,
-  SPAN_REQUEST,
 } from './semconv.ts';
 
 /** Request headers as Node gives them: lowercase names. */
@@ -119,7 +121,7 @@ export interface DecisionOutcome {
   readonly httpStatus?: number;
 }
 
-/** The decision span of one request. Exactly one of end/fail is called. */
+/** A decision being recorded (on a call's span, or as the ext_authz SERVER span). Exactly one of end/fail takes effect. */
 export interface DecisionTrace {
   readonly traceId: string;
   readonly spanId: string;
@@ -129,39 +131,47 @@ export interface DecisionTrace {
   fail(errorCode: string, message: string, failureMode: 'allow' | 'deny'): void;
 }
 
-/** The CLIENT span of the upstream call. */
-export interface UpstreamTrace {
-  /** Writes this span's context (traceparent, tracestate, B3 if configured) into the outgoing headers. */
-  inject(headers: Record<string, string>): void;
-  /** Ends the span with the upstream status, or the error code when no response came. */
-  end(result: { readonly statusCode?: number; readonly errorType?: string }): void;
+/** How a call ended, for its CLIENT span. */
+export interface CallResult {
+  /** The status the agent got: the tool's, or Tollgate's own reply. */
+  readonly statusCode?: number;
+  /** Set when no response came, or no decision could be made: the error code. */
+  readonly errorType?: string;
 }
 
-/** The spans of one proxied request. */
-export interface RequestTrace {
-  readonly context: Context;
+/** The spans of one call an agent makes through Tollgate (HTTP request, CONNECT or upgrade). */
+export interface CallTrace {
+  /** The CLIENT span's ids (for logs). */
   readonly traceId: string;
   readonly spanId: string;
+  /** Records the decision on this call's span. */
   startDecision(meta: DecisionMeta): DecisionTrace;
-  /** Starts the CLIENT span; `url` is the absolute URL forwarded (secrets are stripped here). */
-  startUpstream(request: { readonly method: string; readonly url: string }): UpstreamTrace;
-  /** Ends the request span with the status sent to the agent. */
-  end(result: { readonly statusCode?: number; readonly errorType?: string }): void;
+  /**
+   * Before the request leaves: records the URL forwarded when the policy changed it
+   * (secrets are stripped here) and writes the CLIENT span's context (traceparent,
+   * tracestate, B3 if configured) into the outgoing headers.
+   */
+  forward(headers: Record<string, string>, url?: string): void;
+  /** Ends the CLIENT span; later calls do nothing. */
+  end(result: CallResult): void;
 }
 
-/** Incoming request facts for the request span. */
-export interface IncomingRequest {
+/** What is known of a call when Tollgate has read it. */
+export interface OutgoingCall {
   readonly method: string;
-  /** The absolute target URL (scheme://host:port/path?query). */
-  readonly url: string;
+  readonly scheme: 'http' | 'https';
+  /** host[:port] the call is for. */
+  readonly authority: string;
+  /** Path and query ("/v1/refunds?x=1"); absent for a CONNECT. */
+  readonly target?: string;
+  /** The agent's request headers (lowercase names): trace context and recorded headers. */
   readonly headers: HeaderCarrier;
-  readonly client?: { readonly address: string; readonly port: number };
 }
 
 /** The tracing API the PEP and the ext_authz server call. */
 export interface Tracing {
-  /** Continues the agent's trace (traceparent/tracestate/B3 in headers) or starts a root. */
-  startRequest(request: IncomingRequest): RequestTrace;
+  /** The CLIENT span of a call, continuing the agent's trace (traceparent/tracestate/B3 in its headers) or starting a root. */
+  startCall(call: OutgoingCall): CallTrace;
   /** ext_authz: a SERVER decision span continuing the context in the gRPC metadata / checked request headers. */
   startExtAuthzDecision(carrier: HeaderCarrier, meta: DecisionMeta): DecisionTrace;
 }
@@ -195,6 +205,9 @@ function methodAttributes(method: string): Attributes {
  * so nothing else in it is re-encoded. Unparseable input yields undefined.
  */
 export function sanitizeUrl(raw: string, redactQueryParams: readonly string[] = DEFAULT_REDACTED_QUERY_PARAMS): string | undefined {
+  // Already in the form URL would serialise it to (no query, fragment, userinfo, default
+  // port or character it would escape): nothing to strip or redact, no parse needed.
+  if (servesAsIs(raw)) return raw;
   let url: URL;
   try {
     url = new URL(raw);
@@ -226,14 +239,45 @@ export function sanitizeUrl(raw: string, redactQueryParams: readonly string[] = 
   return url.toString();
 }
 
-function splitHostPort(raw: string): { host: string; port: number } | undefined {
-  try {
-    const url = new URL(raw);
-    const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : 0;
-    return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port };
-  } catch {
-    return undefined;
+const SIMPLE_URL = /^(https?):\/\/([a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)$/;
+const DNS_NAME = /^(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*\.?$/;
+const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+
+/**
+ * Whether URL would serialise `raw` unchanged and sanitizeUrl has nothing to strip:
+ * http(s), a lowercase DNS name (last label not numeric, so never re-read as IPv4) or
+ * a canonical dotted quad, a non-default port without leading zeros, a path of
+ * characters URL keeps and no dot segments, and no query, fragment or userinfo.
+ */
+function servesAsIs(raw: string): boolean {
+  const m = SIMPLE_URL.exec(raw);
+  if (m === null) return false;
+  const [, scheme, host, port, path] = m;
+  // Dot segments ("/./", "/../", also percent-encoded) are removed by URL.
+  if (path!.includes('/.') || path!.includes('%2e') || path!.includes('%2E')) return false;
+  if (port !== undefined && (Number(port) > 65535 || (scheme === 'http' && port === '80') || (scheme === 'https' && port === '443'))) return false;
+  return DNS_NAME.test(host!) || IPV4.test(host!);
+}
+
+/** server.address and server.port of an authority ("host", "host:port", "[v6]:port"). */
+export function splitAuthority(authority: string, scheme: string): { host: string; port: number } {
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    const host = authority.slice(1, close === -1 ? undefined : close);
+    const port = close !== -1 && authority[close + 1] === ':' ? Number(authority.slice(close + 2)) : defaultPort;
+    return { host, port: Number.isInteger(port) ? port : defaultPort };
   }
+  const colon = authority.lastIndexOf(':');
+  if (colon === -1) return { host: authority, port: defaultPort };
+  const port = Number(authority.slice(colon + 1));
+  return { host: authority.slice(0, colon), port: Number.isInteger(port) && colon < authority.length - 1 ? port : defaultPort };
+}
+
+/** What a call's span already says: a decision may set status ERROR and error.type before the call ends. */
+interface CallState {
+  errored: boolean;
+  errorType: boolean;
 }
 
 /** Creates the tracing API over a tracer and a propagator. */
@@ -244,7 +288,8 @@ export function createTracing(options: TracingOptions): Tracing {
   const redactQuery = options.redactQueryParams ?? DEFAULT_REDACTED_QUERY_PARAMS;
   const recordInput = options.recordInput === true && options.maskInput !== undefined;
 
-  function decisionAttributes(meta: DecisionMeta): Attributes {
+  /** `owned`: the decision's own span (ext_authz), which has no server.address/port saying where the call goes. */
+  function decisionAttributes(meta: DecisionMeta, owned: boolean): Attributes {
     const attributes: Attributes = {
       [ATTR_DECISION_ID]: meta.decisionId,
       [ATTR_DECISION_POLICY_PATH]: meta.policyPath,
@@ -253,7 +298,6 @@ export function createTracing(options: TracingOptions): Tracing {
     if (meta.agent !== undefined) {
       attributes[ATTR_DECISION_AGENT_ID] = meta.agent.id;
       attributes[ATTR_DECISION_AGENT_ROLE] = meta.agent.role;
-      if (meta.agent.id !== '') attributes[ATTR_GEN_AI_AGENT_ID] = meta.agent.id;
     }
     if (meta.mcp?.method !== undefined) {
       attributes[ATTR_DECISION_MCP_METHOD] = meta.mcp.method;
@@ -263,7 +307,7 @@ export function createTracing(options: TracingOptions): Tracing {
       attributes[ATTR_DECISION_MCP_TOOL_NAME] = meta.mcp.tool;
       attributes[ATTR_GEN_AI_TOOL_NAME] = meta.mcp.tool;
     }
-    if (meta.destination !== undefined) attributes[ATTR_DECISION_DESTINATION] = meta.destination;
+    if (owned && meta.destination !== undefined) attributes[ATTR_DECISION_DESTINATION] = meta.destination;
     if (recordInput && meta.input !== undefined) {
       try {
         attributes[ATTR_DECISION_INPUT] = JSON.stringify(options.maskInput!(meta.input));
@@ -274,13 +318,14 @@ export function createTracing(options: TracingOptions): Tracing {
     return attributes;
   }
 
-  function startDecisionSpan(kind: SpanKind, meta: DecisionMeta, parent: Context): Span {
-    const span = tracer.startSpan(SPAN_DECISION, { kind }, parent);
-    if (span.isRecording()) span.setAttributes(decisionAttributes(meta));
-    return span;
-  }
-
-  function decisionTrace(span: Span): DecisionTrace {
+  /**
+   * Records a decision on `span`: the outcome attributes, a `tollgate.decision` event
+   * at the moment of the answer (on a call's span), status ERROR with the reasons on a
+   * deny. `owned`: the span is the decision span itself (ext_authz) and ends here.
+   */
+  function decisionTrace(span: Span, meta: DecisionMeta, owned: boolean, state: CallState = { errored: false, errorType: false }): DecisionTrace {
+    const recording = span.isRecording();
+    if (recording) span.setAttributes(decisionAttributes(meta, owned));
     const ctx = span.spanContext();
     let done = false;
     return {
@@ -289,29 +334,38 @@ export function createTracing(options: TracingOptions): Tracing {
       end(decision) {
         if (done) return;
         done = true;
-        span.setAttributes({
-          [ATTR_DECISION_OUTCOME]: decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY,
-          [ATTR_DECISION_BUNDLE_REVISION]: decision.revision,
-          [ATTR_DECISION_REASONS]: [...decision.reasons],
-          [ATTR_DECISION_EVAL_NS]: decision.evalNanos,
-        });
-        if (!decision.allowed) {
-          if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy' });
+        if (recording) {
+          const outcome = decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY;
+          const attributes: Attributes = {
+            [ATTR_DECISION_OUTCOME]: outcome,
+            [ATTR_DECISION_BUNDLE_REVISION]: decision.revision,
+            [ATTR_DECISION_EVAL_NS]: decision.evalNanos,
+          };
+          if (decision.reasons.length > 0) attributes[ATTR_DECISION_REASONS] = [...decision.reasons];
+          if (!decision.allowed && decision.httpStatus !== undefined) attributes[ATTR_DECISION_HTTP_STATUS] = decision.httpStatus;
+          span.setAttributes(attributes);
+          if (!decision.allowed) {
+            state.errored = true;
+            span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy' });
+          }
         }
-        span.end();
+        if (owned) span.end();
       },
       fail(errorCode, message, failureMode) {
         if (done) return;
         done = true;
-        span.setAttributes({
-          [ATTR_DECISION_OUTCOME]: failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY,
-          [ATTR_DECISION_FAILURE_MODE]: failureMode,
-          [ATTR_ERROR_TYPE]: errorCode,
-        });
-        // No decision is an error whichever failure mode then applied.
-        span.setStatus({ code: SpanStatusCode.ERROR, message: `${errorCode}: ${message}` });
-        span.end();
+        if (recording) {
+          span.setAttributes({
+            [ATTR_DECISION_OUTCOME]: failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY,
+            [ATTR_DECISION_FAILURE_MODE]: failureMode,
+            [ATTR_ERROR_TYPE]: errorCode,
+          });
+          // No decision is an error whichever failure mode then applied.
+          state.errored = true;
+          state.errorType = true;
+          span.setStatus({ code: SpanStatusCode.ERROR, message: `${errorCode}: ${message}` });
+        }
+        if (owned) span.end();
       },
     };
   }
@@ -325,88 +379,62 @@ export function createTracing(options: TracingOptions): Tracing {
   }
 
   return {
-    startRequest(request) {
-      const parent = extract(request.headers);
+    startCall(call) {
+      const parent = extract(call.headers);
+      // HTTP client semconv span name: "{method}" (low cardinality).
+      const span = tracer.startSpan(KNOWN_METHODS.has(call.method) ? call.method : 'HTTP', { kind: SpanKind.CLIENT }, parent);
       // Attributes are computed only for a recording span: with tracing off (or a span
-      // head sampling drops without recording) the request pays for no URL parsing.
-      const span = tracer.startSpan(SPAN_REQUEST, { kind: SpanKind.SERVER }, parent);
-      if (span.isRecording()) {
-        const attributes: Attributes = { ...methodAttributes(request.method) };
-        const url = sanitizeUrl(request.url, redactQuery);
-        if (url !== undefined) attributes[ATTR_URL_FULL] = url;
-        if (request.client !== undefined) {
-          attributes[ATTR_CLIENT_ADDRESS] = request.client.address;
-          attributes[ATTR_CLIENT_PORT] = request.client.port;
+      // head sampling drops without recording) the call pays for no URL work.
+      const recording = span.isRecording();
+      if (recording) {
+        const attributes: Attributes = methodAttributes(call.method);
+        const { host, port } = splitAuthority(call.authority, call.scheme);
+        attributes[ATTR_SERVER_ADDRESS] = host;
+        attributes[ATTR_SERVER_PORT] = port;
+        if (call.target !== undefined) {
+          const url = sanitizeUrl(`${call.scheme}://${call.authority}${call.target}`, redactQuery);
+          if (url !== undefined) attributes[ATTR_URL_FULL] = url;
         }
         for (const name of recorded) {
-          const value = request.headers[name];
+          const value = call.headers[name];
           if (value !== undefined) attributes[ATTR_HTTP_REQUEST_HEADER(name)] = typeof value === 'string' ? [value] : [...value];
         }
         span.setAttributes(attributes);
       }
       const context = trace.setSpan(parent, span);
       const spanContext = span.spanContext();
+      const state: CallState = { errored: false, errorType: false };
       let ended = false;
       return {
-        context,
         traceId: spanContext.traceId,
         spanId: spanContext.spanId,
         startDecision(meta) {
-          return decisionTrace(startDecisionSpan(SpanKind.INTERNAL, meta, context));
+          return decisionTrace(span, meta, false, state);
         },
-        startUpstream(upstream) {
-          // HTTP client semconv span name: "{method}" (low cardinality).
-          const name = KNOWN_METHODS.has(upstream.method) ? upstream.method : 'HTTP';
-          const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, context);
-          if (span.isRecording()) {
-            const attributes: Attributes = { ...methodAttributes(upstream.method) };
-            const full = sanitizeUrl(upstream.url, redactQuery);
-            if (full !== undefined) attributes[ATTR_URL_FULL] = full;
-            const hostPort = splitHostPort(upstream.url);
-            if (hostPort !== undefined) {
-              attributes[ATTR_SERVER_ADDRESS] = hostPort.host;
-              attributes[ATTR_SERVER_PORT] = hostPort.port;
-            }
-            span.setAttributes(attributes);
+        forward(headers, url) {
+          if (recording && url !== undefined) {
+            const full = sanitizeUrl(url, redactQuery);
+            if (full !== undefined) span.setAttribute(ATTR_URL_FULL, full);
           }
-          const clientContext = trace.setSpan(context, span);
-          let done = false;
-          return {
-            inject(headers) {
-              try {
-                propagator.inject(clientContext, headers, setter);
-              } catch {
-                // A propagator failure must not fail the call.
-              }
-            },
-            end(result) {
-              if (done) return;
-              done = true;
-              if (result.statusCode !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.statusCode);
-              // HTTP client semconv: 4xx and 5xx are errors on CLIENT spans; error.type is the status.
-              if (result.errorType !== undefined) {
-                span.setAttribute(ATTR_ERROR_TYPE, result.errorType);
-                span.setStatus({ code: SpanStatusCode.ERROR, message: result.errorType });
-              } else if (result.statusCode !== undefined && result.statusCode >= 400) {
-                span.setAttribute(ATTR_ERROR_TYPE, String(result.statusCode));
-                span.setStatus({ code: SpanStatusCode.ERROR });
-              }
-              span.end();
-            },
-          };
+          try {
+            propagator.inject(context, headers, setter);
+          } catch {
+            // A propagator failure must not fail the call.
+          }
         },
         end(result) {
           if (ended) return;
           ended = true;
-          if (result.statusCode !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.statusCode);
-          // HTTP server semconv: only 5xx (or no response) is an error on a SERVER span;
-          // a 403 deny is the policy working, and its decision span carries the ERROR.
-          if (result.errorType !== undefined) {
-            span.setAttribute(ATTR_ERROR_TYPE, result.errorType);
-            span.setStatus({ code: SpanStatusCode.ERROR, message: result.errorType });
-          } else if (result.statusCode !== undefined && result.statusCode >= 500) {
-            span.setAttribute(ATTR_ERROR_TYPE, String(result.statusCode));
-            span.setStatus({ code: SpanStatusCode.ERROR });
+          if (recording) {
+            if (result.statusCode !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.statusCode);
+            // HTTP client semconv: no response, or a 4xx/5xx, is an error and error.type says
+            // which. A denial already set status ERROR with its reasons (whatever status
+            // carried it, e.g. an MCP error in a 200); that description is kept.
+            const errorType = result.errorType ?? (result.statusCode !== undefined && result.statusCode >= 400 ? String(result.statusCode) : undefined);
+            if (errorType !== undefined) {
+              if (!state.errorType) span.setAttribute(ATTR_ERROR_TYPE, errorType);
+              if (!state.errored) span.setStatus({ code: SpanStatusCode.ERROR, ...(result.errorType !== undefined ? { message: result.errorType } : {}) });
+            }
           }
           span.end();
         },
@@ -414,7 +442,7 @@ export function createTracing(options: TracingOptions): Tracing {
     },
     startExtAuthzDecision(carrier, meta) {
       const parent = extract(carrier);
-      return decisionTrace(startDecisionSpan(SpanKind.SERVER, meta, parent));
+      return decisionTrace(tracer.startSpan(SPAN_DECISION, { kind: SpanKind.SERVER }, parent), meta, true);
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Real peer: Jaeger v2 (all-in-one, in-memory storage) on loopback ports. Spans of an
  * allowed and a denied call, each continuing a known agent traceparent, are exported
- * through setup.ts over OTLP gRPC, HTTP/protobuf and HTTP/JSON; Jaeger's HTTP query
+ * through setup.ts over OTLP gRPC, HTTP/protobuf (Tollgate's encoder and batch
+ * processor, otlp-export.ts) and HTTP/JSON (the SDK's); Jaeger's HTTP query
  * API is polled (with a deadline) until they appear. Asserts the agent's trace id,
  * the parent link, the decision attributes, error status on the denial, that tag
  * searches for denied decisions find it, that the tool received the same trace, and
@@ -38,25 +39,24 @@ const decisionMeta = (id: string) => ({
   destination: 'payments.internal:80',
 });
 
-/** One denied call: request span + deny decision, 403 to the agent. */
+/** One denied call: its CLIENT span carries the deny decision, 403 to the agent. */
 function deniedCall(tracing: Tracing, traceparent: string): void {
-  const request = tracing.startRequest({ method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { traceparent }, client: { address: '127.0.0.1', port: 50000 } });
-  request.startDecision(decisionMeta('deny-1')).end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-jaeger', evalNanos: 42000, httpStatus: 403 });
-  request.end({ statusCode: 403 });
+  const call = tracing.startCall({ method: 'POST', scheme: 'http', authority: 'payments.internal', target: '/v1/refunds', headers: { traceparent } });
+  call.startDecision(decisionMeta('deny-1')).end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-jaeger', evalNanos: 42000, httpStatus: 403 });
+  call.end({ statusCode: 403 });
 }
 
 /** One allowed call, forwarded for real to `toolPort` with the injected context. */
 async function allowedCall(tracing: Tracing, traceparent: string, toolPort: number): Promise<number> {
-  const request = tracing.startRequest({ method: 'GET', url: 'http://payments.internal/v1/refunds/r-1', headers: { traceparent } });
-  request.startDecision(decisionMeta('allow-1')).end({ allowed: true, reasons: [], revision: 'rev-jaeger', evalNanos: 21000 });
-  const url = `http://127.0.0.1:${toolPort}/v1/refunds/r-1?api_key=secret`;
-  const upstream = request.startUpstream({ method: 'GET', url });
+  const authority = `127.0.0.1:${toolPort}`;
+  const target = '/v1/refunds/r-1?api_key=secret';
+  const call = tracing.startCall({ method: 'GET', scheme: 'http', authority, target, headers: { traceparent } });
+  call.startDecision(decisionMeta('allow-1')).end({ allowed: true, reasons: [], revision: 'rev-jaeger', evalNanos: 21000 });
   const headers: Record<string, string> = {};
-  upstream.inject(headers);
-  const res = await fetch(url, { headers });
+  call.forward(headers);
+  const res = await fetch(`http://${authority}${target}`, { headers });
   await res.arrayBuffer();
-  upstream.end({ statusCode: res.status });
-  request.end({ statusCode: res.status });
+  call.end({ statusCode: res.status });
   return res.status;
 }
 
@@ -99,27 +99,28 @@ t.test('jaeger v2', async (t) => {
       t.equal(await allowedCall(tracing, allowed.traceparent, tool.port), 200);
       await telemetry.forceFlush();
 
-      const trace = await getTrace(jaeger.query, denied.traceId, 2);
+      const trace = await getTrace(jaeger.query, denied.traceId, 1);
       t.equal(trace.traceID, denied.traceId, 'the denied call is in the agent trace');
-      const request = trace.spans.find((s) => s.operationName === 'tollgate.request')!;
-      const decision = trace.spans.find((s) => s.operationName === 'tollgate.decision')!;
-      t.ok(request && decision, 'request and decision spans');
-      t.match(request.references, [{ refType: 'CHILD_OF', traceID: denied.traceId, spanID: denied.parentId }], 'the request span is a child of the agent span');
-      t.match(decision.references, [{ refType: 'CHILD_OF', spanID: request.spanID }]);
-      t.equal(trace.processes[decision.processID]!.serviceName, service);
-      t.equal(tag(trace.processes[decision.processID]!.tags, 'tollgate.agent.id'), 'support-bot');
-      t.equal(tag(decision.tags, 'error'), true, 'deny → error=true');
-      t.equal(tag(decision.tags, 'otel.status_description'), 'refund of 900 exceeds the support limit of 500');
-      t.equal(tag(decision.tags, 'tollgate.decision.outcome'), 'deny');
-      t.equal(tag(decision.tags, 'tollgate.decision.id'), 'deny-1');
-      t.equal(tag(decision.tags, 'tollgate.decision.policy.path'), 'tollgate/authz/decision');
-      t.equal(tag(decision.tags, 'tollgate.decision.bundle.revision'), 'rev-jaeger');
-      t.match(String(tag(decision.tags, 'tollgate.decision.reasons')), /refund of 900 exceeds the support limit of 500/);
-      t.equal(tag(decision.tags, 'tollgate.decision.agent.id'), 'support-bot');
-      t.equal(tag(decision.tags, 'tollgate.decision.agent.role'), 'support');
-      t.equal(tag(decision.tags, 'tollgate.decision.mcp.tool.name'), 'issue_refund');
-      t.equal(tag(decision.tags, 'tollgate.decision.pdp.kind'), 'wasm');
-      t.equal(Number(tag(decision.tags, 'tollgate.decision.eval_ns')), 42000);
+      t.equal(trace.spans.length, 1, 'one span for the call');
+      const call = trace.spans[0]!;
+      t.equal(call.operationName, 'POST');
+      t.equal(tag(call.tags, 'span.kind'), 'client');
+      t.match(call.references, [{ refType: 'CHILD_OF', traceID: denied.traceId, spanID: denied.parentId }], 'the call span is a child of the agent span');
+      t.equal(trace.processes[call.processID]!.serviceName, service);
+      t.equal(tag(trace.processes[call.processID]!.tags, 'tollgate.agent.id'), 'support-bot');
+      t.equal(tag(call.tags, 'error'), true, 'deny → error=true');
+      t.equal(tag(call.tags, 'otel.status_description'), 'refund of 900 exceeds the support limit of 500');
+      t.equal(tag(call.tags, 'http.response.status_code'), 403);
+      t.equal(tag(call.tags, 'tollgate.decision.outcome'), 'deny');
+      t.equal(tag(call.tags, 'tollgate.decision.id'), 'deny-1');
+      t.equal(tag(call.tags, 'tollgate.decision.policy.path'), 'tollgate/authz/decision');
+      t.equal(tag(call.tags, 'tollgate.decision.bundle.revision'), 'rev-jaeger');
+      t.match(String(tag(call.tags, 'tollgate.decision.reasons')), /refund of 900 exceeds the support limit of 500/);
+      t.equal(tag(call.tags, 'tollgate.decision.agent.id'), 'support-bot');
+      t.equal(tag(call.tags, 'tollgate.decision.agent.role'), 'support');
+      t.equal(tag(call.tags, 'tollgate.decision.mcp.tool.name'), 'issue_refund');
+      t.equal(tag(call.tags, 'tollgate.decision.pdp.kind'), 'wasm');
+      t.equal(Number(tag(call.tags, 'tollgate.decision.eval_ns')), 42000);
 
       const byOutcome = await until('tag search tollgate.decision.outcome=deny', async () => {
         const ids = await searchTraceIds(jaeger.query, service, { 'tollgate.decision.outcome': 'deny' });
@@ -133,9 +134,11 @@ t.test('jaeger v2', async (t) => {
       // tollgate.decision.outcome=deny, which is asserted here.
 
       // agent → Tollgate → tool is one trace: the tool got the CLIENT span as parent.
-      const allowedTrace = await getTrace(jaeger.query, allowed.traceId, 3);
+      const allowedTrace = await getTrace(jaeger.query, allowed.traceId, 1);
       const client = allowedTrace.spans.find((s) => tag(s.tags, 'span.kind') === 'client')!;
       t.equal(client.operationName, 'GET');
+      t.equal(tag(client.tags, 'tollgate.decision.outcome'), 'allow');
+      t.equal(tag(client.tags, 'error'), undefined, 'an allowed, answered call is not an error');
       t.equal(tag(client.tags, 'http.response.status_code'), 200);
       t.equal(tag(client.tags, 'url.full'), `http://127.0.0.1:${tool.port}/v1/refunds/r-1?api_key=REDACTED`);
       t.equal(tool.received.at(-1)!.traceparent, `00-${allowed.traceId}-${client.spanID}-01`);
@@ -152,8 +155,9 @@ t.test('jaeger v2', async (t) => {
     t.equal(await allowedCall(tracing, allowed.traceparent, tool.port), 200);
     deniedCall(tracing, denied.traceparent);
     await telemetry.forceFlush();
-    const trace = await getTrace(jaeger.query, denied.traceId, 2);
-    t.equal(trace.spans.length, 2);
+    const trace = await getTrace(jaeger.query, denied.traceId, 1);
+    t.equal(trace.spans.length, 1);
+    t.equal(tag(trace.spans[0]!.tags, 'tollgate.decision.outcome'), 'deny');
     // The allowed one was flushed in the same export if at all: by now it would be there.
     const res = await fetch(`http://127.0.0.1:${jaeger.query}/api/traces/${allowed.traceId}`);
     t.equal(res.status, 404, 'the unsampled allowed call was not exported');

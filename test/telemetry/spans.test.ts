@@ -1,14 +1,15 @@
 /**
- * The spans of a proxied call, exported through setup.ts into the SDK's
- * InMemorySpanExporter: names, kinds, parents, decision attributes, deny status,
- * context injection, URL and header hygiene, and the denied-always-sampled tail rule.
+ * The span of a call through Tollgate, exported through setup.ts into the SDK's
+ * InMemorySpanExporter: one CLIENT span per call carrying the decision, its parent,
+ * the decision attributes, deny status, context injection, URL and header hygiene, the
+ * ext_authz SERVER decision span, and the denied-always-sampled tail rule.
  */
 import t from 'tap';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TestLike } from '../helpers/processes.ts';
 import { setupTelemetry, type TelemetryOptions } from '../../src/telemetry/setup.ts';
-import { createTracing, sanitizeUrl, type TracingOptions } from '../../src/telemetry/spans.ts';
+import { createTracing, sanitizeUrl, splitAuthority, type OutgoingCall, type TracingOptions } from '../../src/telemetry/spans.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
@@ -19,12 +20,7 @@ function harness(t: TestLike, setup: Partial<TelemetryOptions> = {}, tracing: Pa
   t.teardown(() => telemetry.shutdown());
   const api = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm', ...tracing });
   const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
-  const byName = (name: string): ReadableSpan => {
-    const span = spans().find((s) => s.name === name);
-    if (span === undefined) throw new Error(`no span ${name} among ${spans().map((s) => s.name).join(', ')}`);
-    return span;
-  };
-  return { api, spans, byName, telemetry };
+  return { api, spans, telemetry };
 }
 
 const meta = {
@@ -35,30 +31,35 @@ const meta = {
   destination: 'payments.internal:80',
 };
 
-t.test('a denied call continues the incoming trace and its decision span has status ERROR with the reason', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({
-    method: 'POST',
-    url: 'http://payments.internal/v1/refunds',
-    headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`, tracestate: 'vendor=1' },
-    client: { address: '127.0.0.1', port: 40000 },
-  });
-  const decision = request.startDecision(meta);
-  decision.end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-7', evalNanos: 123456, httpStatus: 403 });
-  request.end({ statusCode: 403 });
+/** A call as the proxy describes it. */
+function call(over: Partial<OutgoingCall> = {}): OutgoingCall {
+  return { method: 'GET', scheme: 'http', authority: 'payments.internal', target: '/v1/refunds/r-1', headers: {}, ...over };
+}
 
-  const req = byName('tollgate.request');
-  const dec = byName('tollgate.decision');
-  t.equal(req.kind, SpanKind.SERVER);
-  t.equal(req.spanContext().traceId, TRACE_ID, 'the agent trace id is kept');
-  t.equal(req.parentSpanContext?.spanId, PARENT_ID, 'the request span is a child of the incoming traceparent');
-  t.equal(req.spanContext().traceState?.get('vendor'), '1', 'tracestate is continued');
-  t.equal(req.status.code, SpanStatusCode.UNSET, 'a 403 is not a server error');
-  t.equal(dec.kind, SpanKind.INTERNAL);
-  t.equal(dec.parentSpanContext?.spanId, req.spanContext().spanId);
-  t.equal(dec.status.code, SpanStatusCode.ERROR);
-  t.equal(dec.status.message, 'refund of 900 exceeds the support limit of 500');
-  t.match(dec.attributes, {
+t.test('a denied call is one CLIENT span in the agent trace: ERROR with the reason, every decision attribute on it', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call({ method: 'POST', target: '/v1/refunds', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`, tracestate: 'vendor=1' } }));
+  const decision = c.startDecision(meta);
+  t.equal(decision.spanId, c.spanId, 'the decision is recorded on the call span');
+  decision.end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-7', evalNanos: 123456, httpStatus: 403 });
+  c.end({ statusCode: 403 });
+
+  t.equal(spans().length, 1, 'one span per call');
+  const span = spans()[0]!;
+  t.equal(span.name, 'POST', 'named by HTTP client semconv');
+  t.equal(span.kind, SpanKind.CLIENT);
+  t.equal(span.spanContext().traceId, TRACE_ID, 'the agent trace id is kept');
+  t.equal(span.parentSpanContext?.spanId, PARENT_ID, 'a child of the incoming traceparent');
+  t.equal(span.spanContext().traceState?.get('vendor'), '1', 'tracestate is continued');
+  t.equal(span.status.code, SpanStatusCode.ERROR);
+  t.equal(span.status.message, 'refund of 900 exceeds the support limit of 500', 'the reason is the description, not the status code');
+  t.match(span.attributes, {
+    'http.request.method': 'POST',
+    'server.address': 'payments.internal',
+    'server.port': 80,
+    'url.full': 'http://payments.internal/v1/refunds',
+    'http.response.status_code': 403,
+    'error.type': '403',
     'tollgate.decision.outcome': 'deny',
     'tollgate.decision.id': 'd-1',
     'tollgate.decision.policy.path': 'tollgate/authz/decision',
@@ -71,54 +72,76 @@ t.test('a denied call continues the incoming trace and its decision span has sta
     'tollgate.decision.pdp.kind': 'wasm',
     'tollgate.decision.eval_ns': 123456,
     'tollgate.decision.http_status': 403,
-    'tollgate.decision.destination': 'payments.internal:80',
     'gen_ai.tool.name': 'delete_customer',
+    'mcp.method.name': 'tools/call',
   });
-  t.equal(req.resource.attributes['service.name'], 'tollgate');
+  t.equal(span.attributes['tollgate.decision.destination'], undefined, 'server.address/port already say where the call goes');
+  t.equal(span.resource.attributes['service.name'], 'tollgate');
 });
 
-t.test('an allowed call gets a CLIENT span and the upstream request carries its context in the same trace', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({ method: 'GET', url: 'http://payments.internal/v1/refunds/r-1', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } });
-  request.startDecision(meta).end({ allowed: true, reasons: [], revision: 'rev-7', evalNanos: 1000 });
-  const upstream = request.startUpstream({ method: 'GET', url: 'http://user:pw@payments.internal:8080/v1/refunds/r-1?token=abc&x=1' });
-  const headers: Record<string, string> = { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` };
-  upstream.inject(headers);
-  upstream.end({ statusCode: 200 });
-  request.end({ statusCode: 200 });
+t.test('an MCP denial answered with HTTP 200 is still an ERROR span with the reason', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call({ method: 'POST', target: '/mcp' }));
+  c.startDecision(meta).end({ allowed: false, reasons: ['delete_customer is not allowed'], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 200 });
+  const span = spans()[0]!;
+  t.equal(span.status.code, SpanStatusCode.ERROR);
+  t.equal(span.status.message, 'delete_customer is not allowed');
+  t.equal(span.attributes['error.type'], undefined, 'the exchange itself succeeded');
+  t.equal(span.attributes['http.response.status_code'], 200);
+});
 
-  const client = byName('GET');
-  const dec = byName('tollgate.decision');
-  t.equal(client.kind, SpanKind.CLIENT);
-  t.equal(dec.status.code, SpanStatusCode.UNSET);
-  t.equal(dec.attributes['tollgate.decision.outcome'], 'allow');
-  t.match(client.attributes, {
+t.test('an allowed call: the tool gets the CLIENT span as parent, in the agent trace; a policy-changed URL is what the span shows', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call({ authority: 'user:pw@payments.internal:8080', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'rev-7', evalNanos: 1000 });
+  const headers: Record<string, string> = { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` };
+  c.forward(headers, 'http://user:pw@payments.internal:8080/v1/refunds/r-1?token=abc&x=1');
+  c.end({ statusCode: 200 });
+  c.end({ statusCode: 500 });
+
+  t.equal(spans().length, 1);
+  const span = spans()[0]!;
+  t.equal(span.status.code, SpanStatusCode.UNSET);
+  t.match(span.attributes, {
+    'tollgate.decision.outcome': 'allow',
     'http.request.method': 'GET',
-    'server.address': 'payments.internal',
     'server.port': 8080,
     'url.full': 'http://REDACTED:REDACTED@payments.internal:8080/v1/refunds/r-1?token=REDACTED&x=1',
     'http.response.status_code': 200,
   });
+  t.equal(span.attributes['tollgate.decision.reasons'], undefined, 'no reasons, no attribute');
   const [version, traceId, spanId, flags] = headers.traceparent!.split('-');
   t.equal(version, '00');
   t.equal(traceId, TRACE_ID, 'the injected traceparent carries the agent trace id');
-  t.equal(spanId, client.spanContext().spanId, 'and names the CLIENT span as the parent of the tool span');
+  t.equal(spanId, span.spanContext().spanId, 'and names the CLIENT span as the parent of the tool span');
   t.equal(flags, '01');
 });
 
 t.test('no incoming context starts a new root', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
-  request.end({ statusCode: 200 });
-  const req = byName('tollgate.request');
-  t.equal(req.parentSpanContext, undefined);
-  t.match(req.spanContext().traceId, /^[0-9a-f]{32}$/);
+  const { api, spans } = harness(t);
+  const c = api.startCall(call());
+  c.end({ statusCode: 200 });
+  const span = spans()[0]!;
+  t.equal(span.parentSpanContext, undefined);
+  t.match(span.spanContext().traceId, /^[0-9a-f]{32}$/);
+  t.equal(c.traceId, span.spanContext().traceId);
+});
+
+t.test('a CONNECT is a CLIENT span for the authority, with no url.full', async (t) => {
+  const { api, spans } = harness(t);
+  const { target: _none, ...connect } = call({ method: 'CONNECT', scheme: 'https', authority: 'api.example.com:443' });
+  const c = api.startCall(connect);
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 200 });
+  t.match(spans()[0]!.attributes, { 'http.request.method': 'CONNECT', 'server.address': 'api.example.com', 'server.port': 443 });
+  t.equal(spans()[0]!.attributes['url.full'], undefined);
 });
 
 t.test('credential headers are never recorded, listed headers are', async (t) => {
-  const { api, byName } = harness(t, {}, { recordRequestHeaders: ['authorization', 'x-request-id', 'cookie'] });
-  api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-request-id': 'r-9' } }).end({ statusCode: 200 });
-  const attrs = byName('tollgate.request').attributes;
+  const { api, spans } = harness(t, {}, { recordRequestHeaders: ['authorization', 'x-request-id', 'cookie'] });
+  api.startCall(call({ headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-request-id': 'r-9' } })).end({ statusCode: 200 });
+  const attrs = spans()[0]!.attributes;
   t.same(attrs['http.request.header.x-request-id'], ['r-9']);
   t.equal(attrs['http.request.header.authorization'], undefined);
   t.equal(attrs['http.request.header.cookie'], undefined);
@@ -129,64 +152,75 @@ t.test('the policy input is recorded only when enabled, and then masked', async 
   const input = { attributes: { request: { http: { headers: { authorization: 'Bearer s3cret' } } } } };
   const maskInput = (): unknown => ({ attributes: { request: { http: { headers: {} } } } });
   const off = harness(t, {}, { maskInput });
-  off.api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} }).startDecision({ ...meta, input }).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
-  t.equal(off.byName('tollgate.decision').attributes['tollgate.decision.input'], undefined);
+  const a = off.api.startCall(call());
+  a.startDecision({ ...meta, input }).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  a.end({ statusCode: 200 });
+  t.equal(off.spans()[0]!.attributes['tollgate.decision.input'], undefined);
   const on = harness(t, {}, { recordInput: true, maskInput });
-  on.api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} }).startDecision({ ...meta, input }).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
-  const recorded = on.byName('tollgate.decision').attributes['tollgate.decision.input'];
+  const b = on.api.startCall(call());
+  b.startDecision({ ...meta, input }).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  b.end({ statusCode: 200 });
+  const recorded = on.spans()[0]!.attributes['tollgate.decision.input'];
   t.type(recorded, 'string');
   t.notMatch(recorded as string, /s3cret/);
 });
 
 t.test('attribute values are cut at the configured length', async (t) => {
-  const { api, byName } = harness(t, { attributeValueLengthLimit: 16 });
-  api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} }).startDecision(meta).end({ allowed: false, reasons: ['x'.repeat(100)], revision: 'r', evalNanos: 1 });
-  const reasons = byName('tollgate.decision').attributes['tollgate.decision.reasons'] as string[];
+  const { api, spans } = harness(t, { attributeValueLengthLimit: 16 });
+  const c = api.startCall(call());
+  c.startDecision(meta).end({ allowed: false, reasons: ['x'.repeat(100)], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 403 });
+  const reasons = spans()[0]!.attributes['tollgate.decision.reasons'] as string[];
   t.equal(reasons[0]!.length, 16);
 });
 
-t.test('a PDP failure marks the decision span ERROR with the code and the failure mode applied', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
-  request.startDecision(meta).fail('TG_ERR_PDP_TIMEOUT', 'no answer within 100 ms', 'allow');
-  request.end({ statusCode: 200 });
-  const dec = byName('tollgate.decision');
-  t.equal(dec.status.code, SpanStatusCode.ERROR);
-  t.match(dec.attributes, { 'error.type': 'TG_ERR_PDP_TIMEOUT', 'tollgate.decision.failure_mode': 'allow', 'tollgate.decision.outcome': 'allow' });
+t.test('a PDP failure marks the call span ERROR with the code and the failure mode applied', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call());
+  c.startDecision(meta).fail('TG_ERR_PDP_TIMEOUT', 'no answer within 100 ms', 'allow');
+  c.end({ statusCode: 200 });
+  const span = spans()[0]!;
+  t.equal(span.status.code, SpanStatusCode.ERROR);
+  t.equal(span.status.message, 'TG_ERR_PDP_TIMEOUT: no answer within 100 ms');
+  t.match(span.attributes, { 'error.type': 'TG_ERR_PDP_TIMEOUT', 'tollgate.decision.failure_mode': 'allow', 'tollgate.decision.outcome': 'allow', 'http.response.status_code': 200 });
 });
 
-t.test('ext_authz emits the decision as a SERVER span under the caller context', async (t) => {
-  const { api, byName } = harness(t, {}, { pdpKind: 'ext_authz' });
-  api.startExtAuthzDecision({ traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` }, meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 5 });
-  const dec = byName('tollgate.decision');
-  t.equal(dec.kind, SpanKind.SERVER);
-  t.equal(dec.parentSpanContext?.spanId, PARENT_ID);
-  t.equal(dec.attributes['tollgate.decision.pdp.kind'], 'ext_authz');
+t.test('ext_authz emits the decision as a SERVER span under the caller context, with the destination', async (t) => {
+  const { api, spans } = harness(t, {}, { pdpKind: 'ext_authz' });
+  const decision = api.startExtAuthzDecision({ traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` }, meta);
+  decision.end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 5 });
+  decision.fail('TG_ERR_POLICY_EVAL', 'ignored: already ended', 'deny');
+  t.equal(spans().length, 1);
+  const span = spans()[0]!;
+  t.equal(span.name, 'tollgate.decision');
+  t.equal(span.kind, SpanKind.SERVER);
+  t.equal(span.parentSpanContext?.spanId, PARENT_ID);
+  t.equal(span.status.message, 'no');
+  t.match(span.attributes, { 'tollgate.decision.pdp.kind': 'ext_authz', 'tollgate.decision.destination': 'payments.internal:80', 'tollgate.decision.outcome': 'deny' });
 });
 
 t.test('head sampling at ratio 0 still exports denied decisions, and nothing else', async (t) => {
   const { api, spans } = harness(t, { samplerRatio: 0 });
   // Allowed, no parent: dropped.
-  const allowed = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
+  const allowed = api.startCall(call());
   allowed.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
-  const up = allowed.startUpstream({ method: 'GET', url: 'http://a.internal/' });
   const headers: Record<string, string> = {};
-  up.inject(headers);
-  up.end({ statusCode: 200 });
+  allowed.forward(headers);
   allowed.end({ statusCode: 200 });
   t.equal(spans().length, 0, 'an unsampled allowed call exports nothing');
   t.match(headers.traceparent, /-00$/, 'and tells the upstream it is not sampled');
   // Denied, parent says "not sampled": kept anyway, in the agent's trace.
-  const denied = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-00` } });
+  const denied = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-00` } }));
   denied.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
   denied.end({ statusCode: 403 });
-  t.same(spans().map((s) => s.name).sort(), ['tollgate.decision', 'tollgate.request']);
-  t.ok(spans().every((s) => s.spanContext().traceId === TRACE_ID));
+  t.same(spans().map((s) => s.name), ['GET']);
+  t.equal(spans()[0]!.spanContext().traceId, TRACE_ID);
+  t.equal(spans()[0]!.spanContext().traceFlags & 1, 1, 'exported as sampled');
 });
 
 t.test('with alwaysSampleDenied off, head sampling alone decides', async (t) => {
   const { api, spans } = harness(t, { samplerRatio: 0, alwaysSampleDenied: false });
-  const denied = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
+  const denied = api.startCall(call());
   denied.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
   denied.end({ statusCode: 403 });
   t.equal(spans().length, 0);
@@ -194,25 +228,23 @@ t.test('with alwaysSampleDenied off, head sampling alone decides', async (t) => 
 
 t.test('OTEL_TRACES_SAMPLER overrides the configured ratio', async (t) => {
   const { api, spans } = harness(t, { samplerRatio: 1, alwaysSampleDenied: false, env: { OTEL_TRACES_SAMPLER: 'always_off' } });
-  api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} }).end({ statusCode: 200 });
+  api.startCall(call()).end({ statusCode: 200 });
   t.equal(spans().length, 0);
 });
 
 t.test('OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES shape the resource; the agent id is on it', async (t) => {
-  const { api, byName } = harness(t, { agentId: 'support-bot', env: { OTEL_SERVICE_NAME: 'tollgate-eu', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=care%20team' } });
-  api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} }).end({ statusCode: 200 });
-  t.match(byName('tollgate.request').resource.attributes, { 'service.name': 'tollgate-eu', 'tollgate.agent.id': 'support-bot', 'deployment.environment.name': 'prod', team: 'care team' });
+  const { api, spans } = harness(t, { agentId: 'support-bot', env: { OTEL_SERVICE_NAME: 'tollgate-eu', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=care%20team' } });
+  api.startCall(call()).end({ statusCode: 200 });
+  t.match(spans()[0]!.resource.attributes, { 'service.name': 'tollgate-eu', 'tollgate.agent.id': 'support-bot', 'deployment.environment.name': 'prod', team: 'care team' });
 });
 
 t.test('B3 is extracted and injected when configured', async (t) => {
-  const { api, byName } = harness(t, { propagators: ['tracecontext', 'b3multi'] });
-  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: { 'x-b3-traceid': TRACE_ID, 'x-b3-spanid': PARENT_ID, 'x-b3-sampled': '1' } });
-  const up = request.startUpstream({ method: 'GET', url: 'http://a.internal/' });
+  const { api, spans } = harness(t, { propagators: ['tracecontext', 'b3multi'] });
+  const c = api.startCall(call({ headers: { 'x-b3-traceid': TRACE_ID, 'x-b3-spanid': PARENT_ID, 'x-b3-sampled': '1' } }));
   const headers: Record<string, string> = {};
-  up.inject(headers);
-  up.end({ statusCode: 200 });
-  request.end({ statusCode: 200 });
-  t.equal(byName('tollgate.request').spanContext().traceId, TRACE_ID);
+  c.forward(headers);
+  c.end({ statusCode: 200 });
+  t.equal(spans()[0]!.spanContext().traceId, TRACE_ID);
   t.equal(headers['x-b3-traceid'], TRACE_ID);
   t.match(headers.traceparent, new RegExp(`^00-${TRACE_ID}-`));
 });
@@ -222,13 +254,11 @@ t.test('with tracing off the agent context still passes through to the upstream'
   t.teardown(() => telemetry.shutdown());
   t.equal(telemetry.enabled, false);
   const api = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm' });
-  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } });
-  request.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
-  const up = request.startUpstream({ method: 'GET', url: 'http://a.internal/' });
+  const c = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
   const headers: Record<string, string> = {};
-  up.inject(headers);
-  up.end({ statusCode: 200 });
-  request.end({ statusCode: 200 });
+  c.forward(headers, 'http://a.internal/?token=1');
+  c.end({ statusCode: 200 });
   t.equal(headers.traceparent, `00-${TRACE_ID}-${PARENT_ID}-01`);
 });
 
@@ -239,32 +269,73 @@ t.test('sanitizeUrl strips credentials and secret query values, keeps the rest b
   t.equal(sanitizeUrl('not a url'), undefined);
 });
 
-t.test('unknown methods are _OTHER with the original kept; failures end spans with error.type', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({ method: 'PROPFIND', url: 'http://a.internal/', headers: {} });
-  const upstream = request.startUpstream({ method: 'PROPFIND', url: 'http://a.internal/' });
-  upstream.end({ errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
-  upstream.end({ statusCode: 200 });
-  request.end({ statusCode: 504, errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
-  request.end({ statusCode: 200 });
-  const client = byName('HTTP');
-  t.match(client.attributes, { 'http.request.method': '_OTHER', 'http.request.method_original': 'PROPFIND', 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT' });
-  t.equal(client.status.code, SpanStatusCode.ERROR);
-  t.match(byName('tollgate.request').attributes, { 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT', 'http.response.status_code': 504 });
+t.test('sanitizeUrl takes the no-parse path only where URL would give the same string', async (t) => {
+  const cases = [
+    'http://payments.internal/v1/refunds/r-1',
+    'http://a.b:8080/x',
+    'http://127.0.0.1/x',
+    'http://A.b/x',
+    'http://a.b:80/x',
+    'https://a.b:443/x',
+    'http://a.b:080/x',
+    'http://0x7f.1/x',
+    'http://127.1/x',
+    'http://127.0.0.01/x',
+    'http://a.1/x',
+    'http://a.b./x',
+    'http://a.b/x y',
+    'http://a.b/x"y',
+    'http://a.b/x|y',
+    'http://a.b/./x',
+    'http://a.b/x/..',
+    'http://a.b/a/%2e%2E/b',
+    'http://a.b/%zz',
+    'http://a.b:99999/x',
+    'http://xn--bcher-kva.example/x',
+  ];
+  for (const raw of cases) {
+    let expected: string | undefined;
+    try {
+      expected = new URL(raw).toString();
+    } catch {
+      expected = undefined;
+    }
+    t.equal(sanitizeUrl(raw), expected, raw);
+  }
+  t.same(splitAuthority('[::1]:8443', 'https'), { host: '::1', port: 8443 });
+  t.same(splitAuthority('[::1]', 'https'), { host: '::1', port: 443 });
+  t.same(splitAuthority('h.example', 'http'), { host: 'h.example', port: 80 });
+  t.same(splitAuthority('h.example:', 'http'), { host: 'h.example', port: 80 });
 });
 
-t.test('upstream 4xx marks the CLIENT span ERROR; a 5xx to the agent marks the request span ERROR', async (t) => {
-  const { api, byName } = harness(t);
-  const request = api.startRequest({ method: 'GET', url: 'http://a.internal/', headers: {} });
-  const decision = request.startDecision(meta);
+t.test('unknown methods are _OTHER with the original kept; no response ends the span with error.type', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call({ method: 'PROPFIND' }));
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  c.end({ errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
+  const span = spans()[0]!;
+  t.equal(span.name, 'HTTP');
+  t.match(span.attributes, { 'http.request.method': '_OTHER', 'http.request.method_original': 'PROPFIND', 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT' });
+  t.equal(span.attributes['http.response.status_code'], undefined);
+  t.equal(span.status.code, SpanStatusCode.ERROR);
+  t.equal(span.status.message, 'TG_ERR_UPSTREAM_TIMEOUT');
+});
+
+t.test('a 4xx or 5xx answer marks an allowed call ERROR; a deny without reasons still says why', async (t) => {
+  const { api, spans } = harness(t);
+  const allowed = api.startCall(call({ scheme: 'https', authority: 'a.internal', target: '/x' }));
+  allowed.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  allowed.end({ statusCode: 404 });
+  const denied = api.startCall(call());
+  const decision = denied.startDecision(meta);
   decision.end({ allowed: false, reasons: [], revision: 'r', evalNanos: 1 });
   decision.fail('TG_ERR_POLICY_EVAL', 'ignored: already ended', 'deny');
-  const upstream = request.startUpstream({ method: 'GET', url: 'https://a.internal/x' });
-  upstream.end({ statusCode: 404 });
-  request.end({ statusCode: 502 });
-  t.equal(byName('tollgate.decision').status.message, 'denied by policy', 'a deny without reasons still says why');
-  t.match(byName('GET').attributes, { 'error.type': '404', 'server.port': 443 });
-  t.equal(byName('tollgate.request').status.code, SpanStatusCode.ERROR);
+  denied.end({ statusCode: 403 });
+  const [first, second] = spans();
+  t.match(first!.attributes, { 'error.type': '404', 'server.port': 443 });
+  t.equal(first!.status.code, SpanStatusCode.ERROR);
+  t.equal(second!.status.message, 'denied by policy');
+  t.equal(second!.attributes['tollgate.decision.failure_mode'], undefined);
 });
 
 t.test('OTEL_* env turns tracing off or on and picks propagators', async (t) => {
