@@ -76,17 +76,25 @@ export interface BatchExporter {
   shutdown(): Promise<void>;
 }
 
-/** BatchSpanProcessor's settings, same names and defaults. */
+/** BatchSpanProcessor's settings and names, plus a bound on a request's size. */
 export interface EncodingBatchOptions {
+  /** Spans waiting at most (encoded: about 0.6 KiB each for a Tollgate call). Default 8192. */
   readonly maxQueueSize?: number;
+  /** Spans per export request at most. Default 2048: each export has a fixed cost (a gRPC call, flow control), so fewer, larger requests cost less per span. */
   readonly maxExportBatchSize?: number;
+  /** A request closes at this many encoded bytes whatever its span count. Default 3 MiB, under the 4 MiB a gRPC server (Jaeger, the Collector) accepts by default. */
+  readonly maxExportBatchBytes?: number;
   readonly scheduledDelayMillis?: number;
   readonly exportTimeoutMillis?: number;
 }
 
+/** Defaults of EncodingBatchOptions. */
+export const ENCODED_BATCH_DEFAULTS = { maxQueueSize: 8192, maxExportBatchSize: 2048, maxExportBatchBytes: 3 * 1024 * 1024 } as const;
+
 /**
  * Encodes sampled spans as they end and exports them in batches: when a batch holds
- * maxExportBatchSize spans, or scheduledDelayMillis after its first span. At most
+ * maxExportBatchSize spans or maxExportBatchBytes, or scheduledDelayMillis after its
+ * first span. At most
  * maxQueueSize spans wait (encoded, or being exported); beyond that spans are dropped
  * and counted in a warning. One export at a time; one that has not answered after
  * exportTimeoutMillis counts as failed.
@@ -95,6 +103,7 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   private readonly exporter: BatchExporter;
   private readonly maxQueueSize: number;
   private readonly maxExportBatchSize: number;
+  private readonly maxExportBatchBytes: number;
   private readonly scheduledDelayMillis: number;
   private readonly exportTimeoutMillis: number;
   private current = new SpanBatch();
@@ -108,8 +117,9 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
 
   constructor(exporter: BatchExporter, options: EncodingBatchOptions = {}) {
     this.exporter = exporter;
-    this.maxQueueSize = options.maxQueueSize ?? 2048;
-    this.maxExportBatchSize = Math.min(options.maxExportBatchSize ?? 512, this.maxQueueSize);
+    this.maxQueueSize = options.maxQueueSize ?? ENCODED_BATCH_DEFAULTS.maxQueueSize;
+    this.maxExportBatchSize = Math.min(options.maxExportBatchSize ?? ENCODED_BATCH_DEFAULTS.maxExportBatchSize, this.maxQueueSize);
+    this.maxExportBatchBytes = options.maxExportBatchBytes ?? ENCODED_BATCH_DEFAULTS.maxExportBatchBytes;
     this.scheduledDelayMillis = options.scheduledDelayMillis ?? 5000;
     this.exportTimeoutMillis = options.exportTimeoutMillis ?? 30000;
   }
@@ -137,7 +147,7 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       return;
     }
     this.queued++;
-    if (this.current.count >= this.maxExportBatchSize) {
+    if (this.current.count >= this.maxExportBatchSize || this.current.encoded >= this.maxExportBatchBytes) {
       this.seal();
       this.pump();
     } else if (this.timer === undefined) {

@@ -508,7 +508,8 @@ const KEEP_BUFFER_LIMIT = 4 * 1024 * 1024;
 export class SpanBatch {
   private readonly groups = new Map<Resource, Map<Scope, Writer>>();
   private spare: Writer[] = [];
-  private encoded = 0;
+  /** Bytes of the spans encoded so far (the request adds a few hundred for resource and scope). */
+  encoded = 0;
   count = 0;
 
   /** Encodes one span (field 2 of its ScopeSpans). */

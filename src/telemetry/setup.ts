@@ -46,7 +46,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { createGrpcSpanExporter, createProtoSpanExporter, EncodingBatchSpanProcessor } from './otlp-export.ts';
+import { createGrpcSpanExporter, createProtoSpanExporter, EncodingBatchSpanProcessor, ENCODED_BATCH_DEFAULTS } from './otlp-export.ts';
 import { Metadata } from '@grpc/grpc-js';
 import { ATTR_DECISION_OUTCOME, ATTR_RESOURCE_AGENT_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION, OUTCOME_DENY, TRACER_NAME } from './semconv.ts';
 
@@ -87,7 +87,7 @@ export interface TelemetryOptions {
   readonly attributeValueLengthLimit?: number;
   /** Most attributes per span. Default 128. */
   readonly attributeCountLimit?: number;
-  /** Batch processor: queue bound (spans beyond it are dropped), batch size, delay, export timeout. */
+  /** Batch processor: queue bound (spans beyond it are dropped), batch size, delay, export timeout. Queue and batch default to 8192/2048 for gRPC and HTTP/protobuf (encoded spans), 2048/512 for HTTP/JSON. */
   readonly maxQueueSize?: number;
   readonly maxExportBatchSize?: number;
   readonly scheduledDelayMs?: number;
@@ -124,6 +124,8 @@ const DEFAULTS = {
   propagators: ['tracecontext', 'baggage'] as readonly PropagatorName[],
   attributeValueLengthLimit: 4096,
   attributeCountLimit: 128,
+  // BatchSpanProcessor's (span objects wait in its queue): the HTTP/JSON export. The
+  // protobuf exports queue encoded bytes and default larger (ENCODED_BATCH_DEFAULTS).
   maxQueueSize: 2048,
   maxExportBatchSize: 512,
   scheduledDelayMs: 5000,
@@ -373,12 +375,13 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const alwaysSampleDenied = options.alwaysSampleDenied ?? DEFAULTS.alwaysSampleDenied;
   const sampler = alwaysSampleDenied ? createAlwaysRecordSampler(head.sampler) : head.sampler;
 
+  const encoded = options.exporter === undefined && protocol !== 'http/json';
   const export_: SpanProcessor =
     options.exporter !== undefined
       ? new SimpleSpanProcessor({ exporter: options.exporter })
       : createExportProcessor(protocol, endpoint, options.headers ?? {}, {
-          maxQueueSize: envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? options.maxQueueSize ?? DEFAULTS.maxQueueSize,
-          maxExportBatchSize: envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? options.maxExportBatchSize ?? DEFAULTS.maxExportBatchSize,
+          maxQueueSize: envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? options.maxQueueSize ?? (encoded ? ENCODED_BATCH_DEFAULTS.maxQueueSize : DEFAULTS.maxQueueSize),
+          maxExportBatchSize: envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? options.maxExportBatchSize ?? (encoded ? ENCODED_BATCH_DEFAULTS.maxExportBatchSize : DEFAULTS.maxExportBatchSize),
           scheduledDelayMillis: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,
           exportTimeoutMillis: exportTimeoutMs,
         });

@@ -319,9 +319,8 @@ export function createTracing(options: TracingOptions): Tracing {
   }
 
   /**
-   * Records a decision on `span`: the outcome attributes, a `tollgate.decision` event
-   * at the moment of the answer (on a call's span), status ERROR with the reasons on a
-   * deny. `owned`: the span is the decision span itself (ext_authz) and ends here.
+   * Records a decision on `span`: the decision attributes and, on a deny, status ERROR
+   * with the reasons. `owned`: the span is the decision's own (ext_authz) and ends here.
    */
   function decisionTrace(span: Span, meta: DecisionMeta, owned: boolean, state: CallState = { errored: false, errorType: false }): DecisionTrace {
     const recording = span.isRecording();

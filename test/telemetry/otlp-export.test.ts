@@ -74,6 +74,21 @@ t.test('a batch closes at maxExportBatchSize and carries the upstream encoding o
   t.equal(rec.calls.length, 3, 'nothing pending, nothing sent');
 });
 
+t.test('a batch also closes at maxExportBatchBytes, so a request stays under what collectors accept', async (t) => {
+  const rec = recordingExporter();
+  const { processor, ended, span } = setup(rec.exporter, { maxExportBatchSize: 1000, maxExportBatchBytes: 100, scheduledDelayMillis: 60_000 });
+  for (let i = 0; i < 5; i++) span(i);
+  await processor.forceFlush();
+  const counts = rec.calls.map((c) => c.batch.count);
+  t.ok(counts.length > 1 && counts.every((n) => n < 5), `closed by size: ${counts.join(', ')}`);
+  t.equal(counts.reduce((a, b) => a + b, 0), 5, 'no span lost');
+  let offset = 0;
+  for (const call of rec.calls) {
+    t.same(Buffer.from(call.batch.bytes), upstream(ended.slice(offset, offset + call.batch.count)));
+    offset += call.batch.count;
+  }
+});
+
 t.test('a partial batch leaves after scheduledDelayMillis', async (t) => {
   const rec = recordingExporter();
   const { span } = setup(rec.exporter, { maxExportBatchSize: 100, scheduledDelayMillis: 30 });

@@ -165,6 +165,16 @@ t.test('the policy input is recorded only when enabled, and then masked', async 
   t.notMatch(recorded as string, /s3cret/);
 });
 
+t.test('the attribute count limit holds and what is past it is counted as dropped', async (t) => {
+  const tight = harness(t, { attributeCountLimit: 6 });
+  const c = tight.api.startCall(call());
+  c.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 403 });
+  const span = tight.spans()[0]!;
+  t.equal(Object.keys(span.attributes).length, 6, 'no more than the limit');
+  t.ok(span.droppedAttributesCount > 0, 'and the rest counted as dropped');
+});
+
 t.test('attribute values are cut at the configured length', async (t) => {
   const { api, spans } = harness(t, { attributeValueLengthLimit: 16 });
   const c = api.startCall(call());
@@ -172,6 +182,7 @@ t.test('attribute values are cut at the configured length', async (t) => {
   c.end({ statusCode: 403 });
   const reasons = spans()[0]!.attributes['tollgate.decision.reasons'] as string[];
   t.equal(reasons[0]!.length, 16);
+  t.equal((spans()[0]!.attributes['url.full'] as string).length, 16, 'strings too');
 });
 
 t.test('a PDP failure marks the call span ERROR with the code and the failure mode applied', async (t) => {
