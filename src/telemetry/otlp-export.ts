@@ -94,10 +94,9 @@ export const ENCODED_BATCH_DEFAULTS = { maxQueueSize: 8192, maxExportBatchSize: 
 /**
  * Encodes sampled spans as they end and exports them in batches: when a batch holds
  * maxExportBatchSize spans or maxExportBatchBytes, or scheduledDelayMillis after its
- * first span. At most
- * maxQueueSize spans wait (encoded, or being exported); beyond that spans are dropped
- * and counted in a warning. One export at a time; one that has not answered after
- * exportTimeoutMillis counts as failed.
+ * first span. At most maxQueueSize spans wait (encoded, or being exported); beyond that
+ * spans are dropped and counted in a warning. One export at a time; one that has not
+ * answered after exportTimeoutMillis counts as failed.
  */
 export class EncodingBatchSpanProcessor implements SpanProcessor {
   private readonly exporter: BatchExporter;
@@ -140,10 +139,8 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     try {
       this.current.add(span);
     } catch (err) {
-      // An unencodable span is lost alone; the batch it was written into is discarded
-      // with it only if the encoder itself broke, which would be a bug.
+      // Only this span is lost (SpanBatch.add leaves the batch as it was); telemetry never throws into the host.
       globalErrorHandler(err instanceof Error ? err : String(err));
-      this.current = new SpanBatch();
       return;
     }
     this.queued++;

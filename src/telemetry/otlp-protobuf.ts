@@ -526,8 +526,14 @@ export class SpanBatch {
       scopes.set(span.instrumentationScope, w);
     }
     const before = w.pos;
-    w.tag(2, LEN);
-    writeSpan(w, span);
+    try {
+      w.tag(2, LEN);
+      writeSpan(w, span);
+    } catch (err) {
+      // A span that cannot be encoded leaves no partial bytes behind: the batch stays valid.
+      w.pos = before;
+      throw err;
+    }
     this.encoded += w.pos - before;
     this.count++;
   }

@@ -170,6 +170,29 @@ t.test('an exporter that throws counts as a failed export', async (t) => {
   t.match(errors, [/socket gone/]);
 });
 
+t.test('a span that cannot be encoded is reported and lost alone; the batch around it is intact', async (t) => {
+  const errors: unknown[] = [];
+  setGlobalErrorHandler((e) => void errors.push(e));
+  t.teardown(() => setGlobalErrorHandler(loggingErrorHandler()));
+  const rec = recordingExporter();
+  const { processor, ended, span } = setup(rec.exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60_000 });
+  span(1);
+  const broken = Object.create(ended[0]!, {
+    attributes: {
+      get() {
+        throw new Error('attributes unreadable');
+      },
+    },
+  }) as ReadableSpan;
+  processor.onEnd(broken);
+  span(2);
+  await processor.forceFlush();
+  t.match(errors, [/attributes unreadable/]);
+  t.equal(rec.calls.length, 1);
+  t.equal(rec.calls[0]!.batch.count, 2);
+  t.same(Buffer.from(rec.calls[0]!.batch.bytes), upstream(ended.slice(0, 2)));
+});
+
 t.test('unsampled spans are not exported; shutdown flushes, shuts the exporter down once, and ignores later spans', async (t) => {
   const rec = recordingExporter();
   const { processor, span } = setup(rec.exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60_000 });
