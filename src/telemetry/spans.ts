@@ -16,8 +16,8 @@
  * attributes for tag search (`tollgate.decision.outcome=deny`), event attributes often
  * not; a deny must set span status (events have none) so Jaeger's `error=true` search
  * finds the span that says why; evaluation takes tens of microseconds (an attribute,
- * `eval_ns`, says how many; a bar that short is invisible in a waterfall); and a second
- * span per call doubled the cost of tracing at load (bench/RESULTS.md, issue 4).
+ * `eval_ns`, says how many; a bar that short is invisible in a waterfall); and every
+ * span is a fixed cost per call at load (bench/RESULTS.md, issue 4).
  *
  * The ext_authz server has no call of its own: its decision is a SERVER span named
  * `tollgate.decision`, a child of Envoy's context, with the same attributes.
