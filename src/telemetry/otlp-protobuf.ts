@@ -17,7 +17,7 @@
  * Field numbers follow opentelemetry/proto (trace/v1/trace.proto, common/v1/common.proto,
  * resource/v1/resource.proto).
  */
-import type { Attributes, AttributeValue, HrTime, Link, SpanStatus } from '@opentelemetry/api';
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanStatus } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 
 // Wire types.
@@ -372,10 +372,8 @@ function writeEvent(w: Writer, event: TimedEvent): void {
   w.end(at);
 }
 
-/** Span.Link: trace_id 1, span_id 2, trace_state 3, attributes 4, dropped 5, flags 6. */
-function writeLink(w: Writer, link: Link): void {
-  const at = w.begin();
-  const ctx = link.context;
+/** trace_id 1, span_id 2, trace_state 3: the same fields in Span and Span.Link. */
+function writeContext(w: Writer, ctx: SpanContext): void {
   w.tag(1, LEN);
   w.hexId(ctx.traceId);
   w.tag(2, LEN);
@@ -385,6 +383,13 @@ function writeLink(w: Writer, link: Link): void {
     w.tag(3, LEN);
     w.string(traceState);
   }
+}
+
+/** Span.Link: trace_id 1, span_id 2, trace_state 3, attributes 4, dropped 5, flags 6. */
+function writeLink(w: Writer, link: Link): void {
+  const at = w.begin();
+  const ctx = link.context;
+  writeContext(w, ctx);
   if (link.attributes) writeAttributes(w, link.attributes, 4);
   w.tag(5, VARINT);
   w.varint(link.droppedAttributesCount || 0);
@@ -397,15 +402,7 @@ function writeLink(w: Writer, link: Link): void {
 function writeSpan(w: Writer, span: ReadableSpan): void {
   const at = w.begin();
   const ctx = span.spanContext();
-  w.tag(1, LEN);
-  w.hexId(ctx.traceId);
-  w.tag(2, LEN);
-  w.hexId(ctx.spanId);
-  const traceState = ctx.traceState?.serialize();
-  if (traceState) {
-    w.tag(3, LEN);
-    w.string(traceState);
-  }
+  writeContext(w, ctx);
   const parent = span.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, LEN);
