@@ -42,10 +42,10 @@ set -euo pipefail
 # this file while a run is in progress cannot change that run.
 {
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Shared process helpers (alive, stop_pid, start_bg, loadgen, free_port, cpu_ticks) and
+# ROOT/NODE/OPA; this script keeps its own log prefix, teardown, pinning flag and quiet wait.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE=$ROOT/bench/extauthz
-NODE=$ROOT/node_modules/.bin/node
-OPA=$ROOT/.tools/bin/opa
 OPA_ENVOY=${OPA_ENVOY_PLUGIN:-$ROOT/.tools/bin/opa-envoy-plugin}
 GHZ=$ROOT/.tools/bin/ghz
 GRPCURL=$ROOT/.tools/bin/grpcurl
@@ -82,16 +82,6 @@ GHZ_CPUS=$([ "$PIN" = 1 ] && echo 1 || nproc)
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-extauthz-bench.XXXXXX")
 BG_PIDS=()
-alive() { [ -e "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-stop_pid() { # stop_pid <pid> <signal>: signal one process we started, wait up to 20 s, then KILL
-  local pid=$1 signal=$2 deadline=$((SECONDS + 20))
-  kill "-$signal" "$pid" 2>/dev/null || return 0
-  while alive "$pid"; do
-    [ $SECONDS -lt $deadline ] || { kill -KILL "$pid" 2>/dev/null; break; }
-    sleep 0.1
-  done
-  wait "$pid" 2>/dev/null || true
-}
 teardown() {
   local status=$?
   for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
@@ -101,23 +91,8 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-# Runs "$@" in the background on CPU $1 (when pinning), output to $2; sets LAST_PID to the
-# process itself (exec), not a wrapper shell.
-start_bg() {
-  local cpu=$1 out=$2
-  shift 2
-  if [ "$PIN" = 1 ]; then (exec taskset -c "$cpu" "$@" >"$out" 2>&1) & else (exec "$@" >"$out" 2>&1) & fi
-  LAST_PID=$!
-  BG_PIDS+=("$LAST_PID")
-}
 forget_pid() { local keep=() p; for p in "${BG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; BG_PIDS=("${keep[@]}"); }
-loadgen() { if [ "$PIN" = 1 ]; then taskset -c "$LOADGEN_CPU" "$@"; else "$@"; fi; }
-
-free_port() {
-  "$NODE" -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'
-}
 status_kb() { awk -v k="^$2:" '$0 ~ k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 machine_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 
