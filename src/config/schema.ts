@@ -175,7 +175,7 @@ const tracingSchema = z
     protocol: z.enum(['grpc', 'http/protobuf', 'http/json']).default('grpc').describe('OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL wins).'),
     endpoint: z.string().default('').describe('Collector base URL, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP; /v1/traces is appended). Empty: the OTEL_* environment or the SDK default.'),
     headers: z.record(z.string(), z.string()).default({}).describe('Headers (gRPC metadata) sent with every export, e.g. an API key.'),
-    samplerRatio: z.number().min(0).max(1).default(1).describe('Parent-based sampler: ratio of new root traces sampled; children follow the incoming traceparent flag.'),
+    samplerRatio: z.number().min(0).max(1).default(0.1).describe('Parent-based sampler: ratio of new root traces (calls that carry no trace context) sampled; children follow the incoming traceparent flag; denied decisions are always sampled unless alwaysSampleDenied is false.'),
     alwaysSampleDenied: z.boolean().default(true).describe('Export the spans of denied decisions even when head sampling dropped the trace.'),
     propagators: z.array(z.enum(['tracecontext', 'baggage', 'b3', 'b3multi'])).default(['tracecontext', 'baggage']).describe('Context propagation formats (OTEL_PROPAGATORS wins).'),
     attributeValueLengthLimit: z.number().int().positive().default(4096).describe('Longest span attribute value; longer ones are truncated.'),

@@ -12,20 +12,15 @@
  * line, a dead collector only fills (then overflows) the batch queue, and shutdown()
  * gives up after shutdownTimeoutMs.
  *
- * "Denied decisions are always sampled", although sampling happens when a span
- * starts and the decision is only known later: the sampler is wrapped so that a
- * span the parent-based ratio sampler drops is still *recorded* (not sampled:
- * its traceparent flag stays 0, so downstream keeps the agent's own decision), and
- * a tail processor buffers the recorded-but-unsampled spans of each local trace until
- * its local root (the call's span) ends. If any of them has
- * tollgate.decision.outcome=deny, the whole local trace is exported; otherwise it is
- * dropped. The alternatives were worse: a custom head sampler cannot know the
- * outcome, and sampling everything then dropping in a collector ships every span. The
- * cost is a recorded span object per request even when unsampled (a few
- * microseconds); `alwaysSampleDenied: false` turns it off for pure head sampling.
- * Denied calls never reach the upstream, so the 0 flag never leaks a lie downstream.
+ * "Denied decisions are always sampled": a call's span is started once its decision
+ * is known (spans.ts), with tollgate.decision.outcome among its start attributes, and
+ * the sampler samples every deny before asking the head sampler (parent-based ratio)
+ * about the rest. An allowed call head sampling drops is never recorded, so a low
+ * ratio really is cheap. A denied call in an unsampled agent trace is exported with the
+ * sampled flag; it never reaches the upstream, so the flag never leaks a lie
+ * downstream. `alwaysSampleDenied: false` leaves the head sampler alone.
  */
-import { context, diag, propagation, trace, DiagLogLevel, ProxyTracerProvider, TraceFlags, type Context, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { context, diag, propagation, trace, DiagLogLevel, ProxyTracerProvider, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator, setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
@@ -38,10 +33,8 @@ import {
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
   TracerProvider,
-  createAlwaysRecordSampler,
-  type ReadableSpan,
+  SamplingDecision,
   type Sampler,
-  type Span,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
@@ -77,7 +70,7 @@ export interface TelemetryOptions {
   readonly endpoint?: string;
   /** Headers (gRPC metadata) sent with every export, e.g. an API key. */
   readonly headers?: Readonly<Record<string, string>>;
-  /** Ratio of new traces sampled, for roots; children follow their parent's flag. Default 1. */
+  /** Ratio of new traces sampled, for roots (calls with no trace context); children follow their parent's flag. Default 0.1; denied decisions are sampled regardless (alwaysSampleDenied). */
   readonly samplerRatio?: number;
   /** Export the spans of denied decisions even when head sampling dropped them. Default true. */
   readonly alwaysSampleDenied?: boolean;
@@ -119,7 +112,7 @@ export interface Telemetry {
 const DEFAULTS = {
   serviceName: 'tollgate',
   protocol: 'grpc' as OtlpProtocol,
-  samplerRatio: 1,
+  samplerRatio: 0.1,
   alwaysSampleDenied: true,
   propagators: ['tracecontext', 'baggage'] as readonly PropagatorName[],
   attributeValueLengthLimit: 4096,
@@ -199,78 +192,18 @@ function buildPropagator(names: readonly string[]): TextMapPropagator {
   return new CompositePropagator({ propagators });
 }
 
-/** A copy of a span that says it was sampled: the tail decision, made after the head one. */
-function markSampled(span: ReadableSpan): ReadableSpan {
-  const ctx = span.spanContext();
-  const sampled = { ...ctx, traceFlags: ctx.traceFlags | TraceFlags.SAMPLED };
-  return {
-    name: span.name,
-    kind: span.kind,
-    spanContext: () => sampled,
-    parentSpanContext: span.parentSpanContext,
-    startTime: span.startTime,
-    endTime: span.endTime,
-    status: span.status,
-    attributes: span.attributes,
-    links: span.links,
-    events: span.events,
-    duration: span.duration,
-    ended: span.ended,
-    resource: span.resource,
-    instrumentationScope: span.instrumentationScope,
-    droppedAttributesCount: span.droppedAttributesCount,
-    droppedEventsCount: span.droppedEventsCount,
-    droppedLinksCount: span.droppedLinksCount,
-  };
-}
-
 /**
- * Sampled spans go straight to `delegate`. Recorded-but-unsampled spans are held per
- * trace until the local root ends; a trace holding a denied decision is then exported.
- * Bounded: at most maxTraces pending traces (oldest evicted) of at most 64 spans each.
+ * Samples every span whose start attributes say tollgate.decision.outcome=deny; the
+ * head sampler decides the rest. spans.ts starts a call's span once its decision is
+ * known, with the outcome among the start attributes, so this sees it.
  */
-export function createDeniedTailProcessor(delegate: SpanProcessor, maxTraces = 4096): SpanProcessor {
-  interface Pending {
-    readonly rootSpanId: string;
-    readonly spans: ReadableSpan[];
-    keep: boolean;
-  }
-  const pending = new Map<string, Pending>();
-  // Traces already decided "keep", for children that end after their local root.
-  const kept = new Set<string>();
-  const remember = (traceId: string): void => {
-    kept.add(traceId);
-    if (kept.size > maxTraces) kept.delete(kept.values().next().value!);
-  };
-  const sampled = (span: ReadableSpan): boolean => (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+export function createDeniedDecisionSampler(head: Sampler): Sampler {
   return {
-    onStart(span: Span, parentContext: Context) {
-      if (sampled(span)) return delegate.onStart(span, parentContext);
-      const parent = trace.getSpanContext(parentContext);
-      const { traceId, spanId } = span.spanContext();
-      if ((parent === undefined || parent.isRemote === true) && !pending.has(traceId)) {
-        pending.set(traceId, { rootSpanId: spanId, spans: [], keep: false });
-        if (pending.size > maxTraces) pending.delete(pending.keys().next().value!);
-      }
+    shouldSample(context, traceId, spanName, spanKind, attributes, links) {
+      if (attributes[ATTR_DECISION_OUTCOME] === OUTCOME_DENY) return { decision: SamplingDecision.RECORD_AND_SAMPLED };
+      return head.shouldSample(context, traceId, spanName, spanKind, attributes, links);
     },
-    onEnd(span: ReadableSpan) {
-      if (sampled(span)) return delegate.onEnd(span);
-      const { traceId, spanId } = span.spanContext();
-      const entry = pending.get(traceId);
-      if (entry === undefined) {
-        if (kept.has(traceId)) delegate.onEnd(markSampled(span));
-        return;
-      }
-      if (entry.spans.length < 64) entry.spans.push(span);
-      if (span.attributes[ATTR_DECISION_OUTCOME] === OUTCOME_DENY) entry.keep = true;
-      if (spanId !== entry.rootSpanId) return;
-      pending.delete(traceId);
-      if (!entry.keep) return;
-      remember(traceId);
-      for (const s of entry.spans) delegate.onEnd(markSampled(s));
-    },
-    forceFlush: () => delegate.forceFlush(),
-    shutdown: () => delegate.shutdown(),
+    toString: () => `DeniedDecisionSampler{${head.toString()}}`,
   };
 }
 
@@ -373,7 +306,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const ratio = options.samplerRatio ?? DEFAULTS.samplerRatio;
   const head = headSampler(env, ratio);
   const alwaysSampleDenied = options.alwaysSampleDenied ?? DEFAULTS.alwaysSampleDenied;
-  const sampler = alwaysSampleDenied ? createAlwaysRecordSampler(head.sampler) : head.sampler;
+  const sampler = alwaysSampleDenied ? createDeniedDecisionSampler(head.sampler) : head.sampler;
 
   const encoded = options.exporter === undefined && protocol !== 'http/json';
   const export_: SpanProcessor =
@@ -385,7 +318,6 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
           scheduledDelayMillis: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,
           exportTimeoutMillis: exportTimeoutMs,
         });
-  const processor = alwaysSampleDenied ? createDeniedTailProcessor(export_) : export_;
 
   const envResource = parseResourceAttributes(envString(env, 'OTEL_RESOURCE_ATTRIBUTES'));
   const serviceName = envString(env, 'OTEL_SERVICE_NAME') ?? envResource[ATTR_SERVICE_NAME] ?? options.serviceName ?? DEFAULTS.serviceName;
@@ -405,7 +337,7 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
         envNumber(env, 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? options.attributeValueLengthLimit ?? DEFAULTS.attributeValueLengthLimit,
       attributeCountLimit: envNumber(env, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT') ?? options.attributeCountLimit ?? DEFAULTS.attributeCountLimit,
     },
-    spanProcessors: [processor],
+    spanProcessors: [export_],
   });
 
   let contextManager: AsyncLocalStorageContextManager | undefined;

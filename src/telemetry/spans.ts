@@ -22,10 +22,15 @@
  * The ext_authz server has no call of its own: its decision is a SERVER span named
  * `tollgate.decision`, a child of Envoy's context, with the same attributes.
  *
+ * The SDK span is started once the decision is known, back-dated to when Tollgate had
+ * the call, with tollgate.decision.outcome among its start attributes: the sampler
+ * (setup.ts) sees the outcome, so every denial is kept while head sampling drops an
+ * allowed call before anything of it is recorded.
+ *
  * Contexts are passed explicitly (no reliance on the active context), so a call's span
  * is parented correctly whatever the async plumbing in between.
  */
-import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapPropagator, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace, type Context, type Span, type SpanOptions, type TextMapGetter, type TextMapPropagator, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_DECISION_AGENT_ID,
   ATTR_DECISION_AGENT_ROLE,
@@ -192,13 +197,6 @@ const setter: TextMapSetter<Record<string, string>> = {
 
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
 
-/** HTTP semconv method attributes: unknown methods are _OTHER plus the original. */
-function methodAttributes(method: string): Attributes {
-  return KNOWN_METHODS.has(method)
-    ? { [ATTR_HTTP_REQUEST_METHOD]: method }
-    : { [ATTR_HTTP_REQUEST_METHOD]: '_OTHER', [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: method };
-}
-
 /**
  * url.full without secrets: userinfo becomes REDACTED:REDACTED (semconv url.full) and
  * the values of listed query parameters become REDACTED. The query is edited as text
@@ -274,174 +272,295 @@ export function splitAuthority(authority: string, scheme: string): { host: strin
   return { host: authority.slice(0, colon), port: Number.isInteger(port) && colon < authority.length - 1 ? port : defaultPort };
 }
 
-/** What a call's span already says: a decision may set status ERROR and error.type before the call ends. */
-interface CallState {
-  errored: boolean;
-  errorType: boolean;
+/** What every span of a Tracing shares. */
+interface Recorder {
+  readonly tracer: Tracer;
+  readonly propagator: TextMapPropagator;
+  readonly pdpKind: string;
+  /** Request headers recorded (lowercase, masked ones removed). */
+  readonly recorded: readonly string[];
+  readonly redactQuery: readonly string[];
+  /** Masks the input for tollgate.decision.input; undefined when recordInput is off. */
+  readonly maskInput: ((input: unknown) => unknown) | undefined;
+}
+
+/**
+ * The decision attributes known before the PDP answers. `owned`: the decision's own
+ * span (ext_authz), which has no server.address/port saying where the call goes.
+ */
+function setDecisionMeta(r: Recorder, span: Span, meta: DecisionMeta, owned: boolean): void {
+  span.setAttribute(ATTR_DECISION_ID, meta.decisionId);
+  span.setAttribute(ATTR_DECISION_POLICY_PATH, meta.policyPath);
+  span.setAttribute(ATTR_DECISION_PDP_KIND, r.pdpKind);
+  if (meta.agent !== undefined) {
+    span.setAttribute(ATTR_DECISION_AGENT_ID, meta.agent.id);
+    span.setAttribute(ATTR_DECISION_AGENT_ROLE, meta.agent.role);
+  }
+  if (meta.mcp?.method !== undefined) {
+    span.setAttribute(ATTR_DECISION_MCP_METHOD, meta.mcp.method);
+    span.setAttribute(ATTR_MCP_METHOD_NAME, meta.mcp.method);
+  }
+  if (meta.mcp?.tool !== undefined) {
+    span.setAttribute(ATTR_DECISION_MCP_TOOL_NAME, meta.mcp.tool);
+    span.setAttribute(ATTR_GEN_AI_TOOL_NAME, meta.mcp.tool);
+  }
+  if (owned && meta.destination !== undefined) span.setAttribute(ATTR_DECISION_DESTINATION, meta.destination);
+  if (r.maskInput !== undefined && meta.input !== undefined) {
+    try {
+      span.setAttribute(ATTR_DECISION_INPUT, JSON.stringify(r.maskInput(meta.input)));
+    } catch {
+      // Telemetry never throws into the request path: an unserialisable input is just not recorded.
+    }
+  }
+}
+
+/** The PDP's answer: outcome, revision, timing, reasons; a deny sets status ERROR with the reasons. */
+function setDecisionOutcome(span: Span, decision: DecisionOutcome): void {
+  span.setAttribute(ATTR_DECISION_OUTCOME, decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
+  span.setAttribute(ATTR_DECISION_BUNDLE_REVISION, decision.revision);
+  span.setAttribute(ATTR_DECISION_EVAL_NS, decision.evalNanos);
+  if (decision.reasons.length > 0) span.setAttribute(ATTR_DECISION_REASONS, [...decision.reasons]);
+  if (!decision.allowed) {
+    if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy' });
+  }
+}
+
+/** No decision could be made: which failure mode applied; an error whichever it was. */
+function setDecisionFailure(span: Span, errorCode: string, message: string, failureMode: 'allow' | 'deny'): void {
+  span.setAttribute(ATTR_DECISION_OUTCOME, failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY);
+  span.setAttribute(ATTR_DECISION_FAILURE_MODE, failureMode);
+  span.setAttribute(ATTR_ERROR_TYPE, errorCode);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: `${errorCode}: ${message}` });
+}
+
+/** The start options of a span whose outcome may be known: the sampler sees it (setup.ts samples every deny). */
+function startOptions(kind: SpanKind, startTime: number, outcome: string | undefined): SpanOptions {
+  return outcome === undefined ? { kind, startTime } : { kind, startTime, attributes: { [ATTR_DECISION_OUTCOME]: outcome } };
+}
+
+/**
+ * A call's CLIENT span. The SDK span is started (back-dated to when Tollgate had the
+ * call) once the decision is known, so the sampler can keep every denial while head
+ * sampling drops allowed calls before anything is recorded; or when the call needs it
+ * earlier (its context is injected, its ids are asked for, it ends undecided).
+ */
+class CallSpan implements CallTrace {
+  private span: Span | undefined;
+  private readonly startTime = performance.now();
+  private meta: DecisionMeta | undefined;
+  /** A decision set status ERROR (kept at end) / error.type (not overwritten). */
+  private errored = false;
+  private errorTyped = false;
+  private decided = false;
+  private ended = false;
+
+  private readonly r: Recorder;
+  private readonly call: OutgoingCall;
+  private readonly parent: Context;
+
+  constructor(r: Recorder, call: OutgoingCall, parent: Context) {
+    this.r = r;
+    this.call = call;
+    this.parent = parent;
+  }
+
+  get traceId(): string {
+    return this.started(undefined).spanContext().traceId;
+  }
+
+  get spanId(): string {
+    return this.started(undefined).spanContext().spanId;
+  }
+
+  /** The SDK span, started now if it was not yet, with the call's (and the decision's) attributes when it records. */
+  private started(outcome: string | undefined): Span {
+    if (this.span !== undefined) return this.span;
+    const { call, r } = this;
+    // HTTP client semconv span name: "{method}" (low cardinality).
+    const known = KNOWN_METHODS.has(call.method);
+    const span = r.tracer.startSpan(known ? call.method : 'HTTP', startOptions(SpanKind.CLIENT, this.startTime, outcome), this.parent);
+    this.span = span;
+    // Attributes are computed only for a recording span: with tracing off, or a call
+    // head sampling drops, the call pays for no URL work.
+    if (!span.isRecording()) return span;
+    if (known) {
+      span.setAttribute(ATTR_HTTP_REQUEST_METHOD, call.method);
+    } else {
+      span.setAttribute(ATTR_HTTP_REQUEST_METHOD, '_OTHER');
+      span.setAttribute(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, call.method);
+    }
+    const { host, port } = splitAuthority(call.authority, call.scheme);
+    span.setAttribute(ATTR_SERVER_ADDRESS, host);
+    span.setAttribute(ATTR_SERVER_PORT, port);
+    if (call.target !== undefined) {
+      const url = sanitizeUrl(`${call.scheme}://${call.authority}${call.target}`, r.redactQuery);
+      if (url !== undefined) span.setAttribute(ATTR_URL_FULL, url);
+    }
+    for (const name of r.recorded) {
+      const value = call.headers[name];
+      if (value !== undefined) span.setAttribute(ATTR_HTTP_REQUEST_HEADER(name), typeof value === 'string' ? [value] : [...value]);
+    }
+    if (this.meta !== undefined) setDecisionMeta(r, span, this.meta, false);
+    return span;
+  }
+
+  startDecision(meta: DecisionMeta): DecisionTrace {
+    if (this.span === undefined) this.meta = meta;
+    else if (this.span.isRecording()) setDecisionMeta(this.r, this.span, meta, false);
+    return new CallDecision(this);
+  }
+
+  /** CallDecision.end */
+  decide(decision: DecisionOutcome): void {
+    if (this.decided) return;
+    this.decided = true;
+    const span = this.started(decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
+    if (!span.isRecording()) return;
+    setDecisionOutcome(span, decision);
+    if (!decision.allowed) this.errored = true;
+  }
+
+  /** CallDecision.fail */
+  failDecision(errorCode: string, message: string, failureMode: 'allow' | 'deny'): void {
+    if (this.decided) return;
+    this.decided = true;
+    const span = this.started(failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY);
+    if (!span.isRecording()) return;
+    setDecisionFailure(span, errorCode, message, failureMode);
+    this.errored = true;
+    this.errorTyped = true;
+  }
+
+  forward(headers: Record<string, string>, url?: string): void {
+    const span = this.started(undefined);
+    if (url !== undefined && span.isRecording()) {
+      const full = sanitizeUrl(url, this.r.redactQuery);
+      if (full !== undefined) span.setAttribute(ATTR_URL_FULL, full);
+    }
+    try {
+      this.r.propagator.inject(trace.setSpan(this.parent, span), headers, setter);
+    } catch {
+      // A propagator failure must not fail the call.
+    }
+  }
+
+  end(result: CallResult): void {
+    if (this.ended) return;
+    this.ended = true;
+    const endTime = performance.now();
+    const span = this.started(undefined);
+    if (span.isRecording()) {
+      if (result.statusCode !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.statusCode);
+      // HTTP client semconv: no response, or a 4xx/5xx, is an error and error.type says
+      // which. A denial already set status ERROR with its reasons (whatever status
+      // carried it, e.g. an MCP error in a 200); that description is kept.
+      const errorType = result.errorType ?? (result.statusCode !== undefined && result.statusCode >= 400 ? String(result.statusCode) : undefined);
+      if (errorType !== undefined) {
+        if (!this.errorTyped) span.setAttribute(ATTR_ERROR_TYPE, errorType);
+        if (!this.errored) span.setStatus({ code: SpanStatusCode.ERROR, ...(result.errorType !== undefined ? { message: result.errorType } : {}) });
+      }
+    }
+    span.end(endTime);
+  }
+}
+
+/** The decision of a call, recorded on the call's span. */
+class CallDecision implements DecisionTrace {
+  private readonly call: CallSpan;
+
+  constructor(call: CallSpan) {
+    this.call = call;
+  }
+
+  get traceId(): string {
+    return this.call.traceId;
+  }
+
+  get spanId(): string {
+    return this.call.spanId;
+  }
+
+  end(decision: DecisionOutcome): void {
+    this.call.decide(decision);
+  }
+
+  fail(errorCode: string, message: string, failureMode: 'allow' | 'deny'): void {
+    this.call.failDecision(errorCode, message, failureMode);
+  }
+}
+
+/** The ext_authz decision: a SERVER span of its own, started (back-dated) and ended when the PDP has answered. */
+class ExtAuthzDecision implements DecisionTrace {
+  private span: Span | undefined;
+  private readonly startTime = performance.now();
+  private done = false;
+
+  private readonly r: Recorder;
+  private readonly parent: Context;
+  private readonly meta: DecisionMeta;
+
+  constructor(r: Recorder, parent: Context, meta: DecisionMeta) {
+    this.r = r;
+    this.parent = parent;
+    this.meta = meta;
+  }
+
+  get traceId(): string {
+    return this.started(undefined).spanContext().traceId;
+  }
+
+  get spanId(): string {
+    return this.started(undefined).spanContext().spanId;
+  }
+
+  private started(outcome: string | undefined): Span {
+    if (this.span !== undefined) return this.span;
+    const span = this.r.tracer.startSpan(SPAN_DECISION, startOptions(SpanKind.SERVER, this.startTime, outcome), this.parent);
+    this.span = span;
+    if (span.isRecording()) setDecisionMeta(this.r, span, this.meta, true);
+    return span;
+  }
+
+  end(decision: DecisionOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    const span = this.started(decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
+    if (span.isRecording()) setDecisionOutcome(span, decision);
+    span.end();
+  }
+
+  fail(errorCode: string, message: string, failureMode: 'allow' | 'deny'): void {
+    if (this.done) return;
+    this.done = true;
+    const span = this.started(failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY);
+    if (span.isRecording()) setDecisionFailure(span, errorCode, message, failureMode);
+    span.end();
+  }
 }
 
 /** Creates the tracing API over a tracer and a propagator. */
 export function createTracing(options: TracingOptions): Tracing {
-  const { tracer, propagator, pdpKind } = options;
   const masked = new Set((options.maskedHeaders ?? DEFAULT_MASKED_HEADERS).map((h) => h.toLowerCase()));
-  const recorded = (options.recordRequestHeaders ?? []).map((h) => h.toLowerCase()).filter((h) => !masked.has(h));
-  const redactQuery = options.redactQueryParams ?? DEFAULT_REDACTED_QUERY_PARAMS;
-  const recordInput = options.recordInput === true && options.maskInput !== undefined;
-
-  /** `owned`: the decision's own span (ext_authz), which has no server.address/port saying where the call goes. */
-  function decisionAttributes(meta: DecisionMeta, owned: boolean): Attributes {
-    const attributes: Attributes = {
-      [ATTR_DECISION_ID]: meta.decisionId,
-      [ATTR_DECISION_POLICY_PATH]: meta.policyPath,
-      [ATTR_DECISION_PDP_KIND]: pdpKind,
-    };
-    if (meta.agent !== undefined) {
-      attributes[ATTR_DECISION_AGENT_ID] = meta.agent.id;
-      attributes[ATTR_DECISION_AGENT_ROLE] = meta.agent.role;
-    }
-    if (meta.mcp?.method !== undefined) {
-      attributes[ATTR_DECISION_MCP_METHOD] = meta.mcp.method;
-      attributes[ATTR_MCP_METHOD_NAME] = meta.mcp.method;
-    }
-    if (meta.mcp?.tool !== undefined) {
-      attributes[ATTR_DECISION_MCP_TOOL_NAME] = meta.mcp.tool;
-      attributes[ATTR_GEN_AI_TOOL_NAME] = meta.mcp.tool;
-    }
-    if (owned && meta.destination !== undefined) attributes[ATTR_DECISION_DESTINATION] = meta.destination;
-    if (recordInput && meta.input !== undefined) {
-      try {
-        attributes[ATTR_DECISION_INPUT] = JSON.stringify(options.maskInput!(meta.input));
-      } catch {
-        // Telemetry never throws into the request path: an unserialisable input is just not recorded.
-      }
-    }
-    return attributes;
-  }
-
-  /**
-   * Records a decision on `span`: the decision attributes and, on a deny, status ERROR
-   * with the reasons. `owned`: the span is the decision's own (ext_authz) and ends here.
-   */
-  function decisionTrace(span: Span, meta: DecisionMeta, owned: boolean, state: CallState = { errored: false, errorType: false }): DecisionTrace {
-    const recording = span.isRecording();
-    if (recording) span.setAttributes(decisionAttributes(meta, owned));
-    const ctx = span.spanContext();
-    let done = false;
-    return {
-      traceId: ctx.traceId,
-      spanId: ctx.spanId,
-      end(decision) {
-        if (done) return;
-        done = true;
-        if (recording) {
-          const outcome = decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY;
-          const attributes: Attributes = {
-            [ATTR_DECISION_OUTCOME]: outcome,
-            [ATTR_DECISION_BUNDLE_REVISION]: decision.revision,
-            [ATTR_DECISION_EVAL_NS]: decision.evalNanos,
-          };
-          if (decision.reasons.length > 0) attributes[ATTR_DECISION_REASONS] = [...decision.reasons];
-          if (!decision.allowed && decision.httpStatus !== undefined) attributes[ATTR_DECISION_HTTP_STATUS] = decision.httpStatus;
-          span.setAttributes(attributes);
-          if (!decision.allowed) {
-            state.errored = true;
-            span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy' });
-          }
-        }
-        if (owned) span.end();
-      },
-      fail(errorCode, message, failureMode) {
-        if (done) return;
-        done = true;
-        if (recording) {
-          span.setAttributes({
-            [ATTR_DECISION_OUTCOME]: failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY,
-            [ATTR_DECISION_FAILURE_MODE]: failureMode,
-            [ATTR_ERROR_TYPE]: errorCode,
-          });
-          // No decision is an error whichever failure mode then applied.
-          state.errored = true;
-          state.errorType = true;
-          span.setStatus({ code: SpanStatusCode.ERROR, message: `${errorCode}: ${message}` });
-        }
-        if (owned) span.end();
-      },
-    };
-  }
+  const r: Recorder = {
+    tracer: options.tracer,
+    propagator: options.propagator,
+    pdpKind: options.pdpKind,
+    recorded: (options.recordRequestHeaders ?? []).map((h) => h.toLowerCase()).filter((h) => !masked.has(h)),
+    redactQuery: options.redactQueryParams ?? DEFAULT_REDACTED_QUERY_PARAMS,
+    maskInput: options.recordInput === true ? options.maskInput : undefined,
+  };
 
   function extract(carrier: HeaderCarrier): Context {
     try {
-      return propagator.extract(ROOT_CONTEXT, carrier, getter);
+      return r.propagator.extract(ROOT_CONTEXT, carrier, getter);
     } catch {
       return ROOT_CONTEXT;
     }
   }
 
   return {
-    startCall(call) {
-      const parent = extract(call.headers);
-      // HTTP client semconv span name: "{method}" (low cardinality).
-      const span = tracer.startSpan(KNOWN_METHODS.has(call.method) ? call.method : 'HTTP', { kind: SpanKind.CLIENT }, parent);
-      // Attributes are computed only for a recording span: with tracing off (or a span
-      // head sampling drops without recording) the call pays for no URL work.
-      const recording = span.isRecording();
-      if (recording) {
-        const attributes: Attributes = methodAttributes(call.method);
-        const { host, port } = splitAuthority(call.authority, call.scheme);
-        attributes[ATTR_SERVER_ADDRESS] = host;
-        attributes[ATTR_SERVER_PORT] = port;
-        if (call.target !== undefined) {
-          const url = sanitizeUrl(`${call.scheme}://${call.authority}${call.target}`, redactQuery);
-          if (url !== undefined) attributes[ATTR_URL_FULL] = url;
-        }
-        for (const name of recorded) {
-          const value = call.headers[name];
-          if (value !== undefined) attributes[ATTR_HTTP_REQUEST_HEADER(name)] = typeof value === 'string' ? [value] : [...value];
-        }
-        span.setAttributes(attributes);
-      }
-      const context = trace.setSpan(parent, span);
-      const spanContext = span.spanContext();
-      const state: CallState = { errored: false, errorType: false };
-      let ended = false;
-      return {
-        traceId: spanContext.traceId,
-        spanId: spanContext.spanId,
-        startDecision(meta) {
-          return decisionTrace(span, meta, false, state);
-        },
-        forward(headers, url) {
-          if (recording && url !== undefined) {
-            const full = sanitizeUrl(url, redactQuery);
-            if (full !== undefined) span.setAttribute(ATTR_URL_FULL, full);
-          }
-          try {
-            propagator.inject(context, headers, setter);
-          } catch {
-            // A propagator failure must not fail the call.
-          }
-        },
-        end(result) {
-          if (ended) return;
-          ended = true;
-          if (recording) {
-            if (result.statusCode !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.statusCode);
-            // HTTP client semconv: no response, or a 4xx/5xx, is an error and error.type says
-            // which. A denial already set status ERROR with its reasons (whatever status
-            // carried it, e.g. an MCP error in a 200); that description is kept.
-            const errorType = result.errorType ?? (result.statusCode !== undefined && result.statusCode >= 400 ? String(result.statusCode) : undefined);
-            if (errorType !== undefined) {
-              if (!state.errorType) span.setAttribute(ATTR_ERROR_TYPE, errorType);
-              if (!state.errored) span.setStatus({ code: SpanStatusCode.ERROR, ...(result.errorType !== undefined ? { message: result.errorType } : {}) });
-            }
-          }
-          span.end();
-        },
-      };
-    },
-    startExtAuthzDecision(carrier, meta) {
-      const parent = extract(carrier);
-      return decisionTrace(tracer.startSpan(SPAN_DECISION, { kind: SpanKind.SERVER }, parent), meta, true);
-    },
+    startCall: (call) => new CallSpan(r, call, extract(call.headers)),
+    startExtAuthzDecision: (carrier, meta) => new ExtAuthzDecision(r, extract(carrier), meta),
   };
 }

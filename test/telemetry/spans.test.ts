@@ -2,7 +2,7 @@
  * The span of a call through Tollgate, exported through setup.ts into the SDK's
  * InMemorySpanExporter: one CLIENT span per call carrying the decision, its parent,
  * the decision attributes, deny status, context injection, URL and header hygiene, the
- * ext_authz SERVER decision span, and the denied-always-sampled tail rule.
+ * ext_authz SERVER decision span, and sampling: denials always, other roots by ratio.
  */
 import t from 'tap';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
@@ -16,7 +16,8 @@ const PARENT_ID = '00f067aa0ba902b7';
 
 function harness(t: TestLike, setup: Partial<TelemetryOptions> = {}, tracing: Partial<TracingOptions> = {}) {
   const exporter = new InMemorySpanExporter();
-  const telemetry = setupTelemetry({ exporter, registerGlobal: false, ...setup });
+  // Every root sampled unless a test says otherwise (the default ratio is 0.1: tested below).
+  const telemetry = setupTelemetry({ exporter, registerGlobal: false, samplerRatio: 1, ...setup });
   t.teardown(() => telemetry.shutdown());
   const api = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm', ...tracing });
   const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
@@ -227,6 +228,65 @@ t.test('head sampling at ratio 0 still exports denied decisions, and nothing els
   t.same(spans().map((s) => s.name), ['GET']);
   t.equal(spans()[0]!.spanContext().traceId, TRACE_ID);
   t.equal(spans()[0]!.spanContext().traceFlags & 1, 1, 'exported as sampled');
+});
+
+t.test('by default a tenth of root calls is sampled, every denial and every call of a sampled agent trace is kept', async (t) => {
+  const { api, spans } = harness(t, { samplerRatio: undefined });
+  const allowed = { allowed: true, reasons: [], revision: 'r', evalNanos: 1 } as const;
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    const c = api.startCall(call());
+    c.startDecision(meta).end(allowed);
+    c.forward({});
+    c.end({ statusCode: 200 });
+  }
+  // Binomial(2000, 0.1): 200 ± 13.4; these bounds are more than 7 sigma away.
+  const sampled = spans().length;
+  t.ok(sampled > 100 && sampled < 300, `${sampled} of ${N} root calls sampled`);
+  t.ok(spans().every((s) => s.attributes['url.full'] !== undefined), 'the sampled ones carry their attributes');
+  for (let i = 0; i < 50; i++) {
+    const c = api.startCall(call());
+    c.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
+    c.end({ statusCode: 403 });
+  }
+  t.equal(spans().length - sampled, 50, 'every denied root call is exported');
+  for (let i = 0; i < 50; i++) {
+    const c = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
+    c.startDecision(meta).end(allowed);
+    c.end({ statusCode: 200 });
+  }
+  t.equal(spans().length - sampled - 50, 50, 'every allowed call of a sampled agent trace is exported');
+});
+
+t.test('a call span is started when its decision is known but dated from when Tollgate had the call', async (t) => {
+  const { api, spans } = harness(t);
+  const before = Date.now();
+  const c = api.startCall(call());
+  const had = Date.now();
+  // Let the clock move on before the decision (no timer: the span's times come from the clock).
+  while (Date.now() < had + 5);
+  const decided = Date.now();
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 200 });
+  const [span] = spans();
+  const startMs = span!.startTime[0] * 1e3 + span!.startTime[1] / 1e6;
+  const endMs = span!.endTime[0] * 1e3 + span!.endTime[1] / 1e6;
+  t.ok(startMs >= before - 2 && startMs <= had + 2, `start ${startMs} is when the call arrived (${before}..${had}), not when it was decided (${decided})`);
+  t.ok(endMs >= decided - 2, 'and it ends after the decision');
+});
+
+t.test('ids asked for before the decision start the span then, and the decision is still recorded on it', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call());
+  const traceId = c.traceId;
+  const d = c.startDecision(meta);
+  t.equal(d.traceId, traceId);
+  d.end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 403 });
+  t.equal(spans().length, 1);
+  t.equal(spans()[0]!.spanContext().traceId, traceId);
+  t.match(spans()[0]!.attributes, { 'tollgate.decision.outcome': 'deny', 'tollgate.decision.id': 'd-1' });
+  t.equal(spans()[0]!.status.message, 'no');
 });
 
 t.test('with alwaysSampleDenied off, head sampling alone decides', async (t) => {
