@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Tracing cost (issue 4): requests/s and p99 through Tollgate with tracing off and on
-# (batch OTLP gRPC exporter to a live Jaeger v2 collector on loopback), in one run,
-# BENCH_ROUNDS rounds interleaved, at saturation (-c 32) and paced (-c 4, 2 ms think
+# Tracing cost (issue 4): requests/s and p99 through Tollgate with tracing off, on with
+# the default sampling (roots at ratio 0.1; denials and sampled agent traces always) and
+# on with every call sampled (samplerRatio 1), each exporting with the batch OTLP gRPC
+# exporter to a live Jaeger v2 collector on loopback, in one run, BENCH_ROUNDS rounds
+# interleaved, at saturation (-c 32) and paced (-c 4, 2 ms think
 # time). Same pinning as http-proxy.sh: wrk, the upstream and Jaeger on CPU 0, the
 # Tollgate under test alone on CPU 1. Default policy bundle, support-bot → payments.internal.
 # Env: BENCH_DURATION (10) BENCH_WARMUP (3) BENCH_ROUNDS (3) BENCH_LOADS ("32 4@2") BENCH_PIN
@@ -45,7 +47,14 @@ start_variant on "tracing:
   endpoint: $ENDPOINT
   protocol: $PROTOCOL
   serviceName: tollgate-bench"
-for v in off on; do
+start_variant all "tracing:
+  enabled: true
+  endpoint: $ENDPOINT
+  protocol: $PROTOCOL
+  samplerRatio: 1
+  serviceName: tollgate-bench"
+VARIANTS="off on all"
+for v in $VARIANTS; do
   port_var=PORT_$v
   [ "$(curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:${!port_var}" "http://payments.internal$URL_PATH")" = 200 ] || die "tollgate ($v) does not allow the benchmark request"
 done
@@ -55,7 +64,7 @@ printf '| tracing | load | req/s | p50 ms | p99 ms | Tollgate CPU | round |\n|--
 HZ=$(getconf CLK_TCK)
 for round in $(seq 1 "$ROUNDS"); do
   for load in $LOADS; do
-    for v in off on; do
+    for v in $VARIANTS; do
       port_var=PORT_$v; pid_var=PID_$v
       conns=${load%@*}; delay=0; case $load in *@*) delay=${load#*@} ;; esac
       wait_quiet
@@ -85,17 +94,20 @@ echo "Machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /pro
 echo
 cat "$WORK/table.md"
 echo
+label_of() { case $1 in on) echo "on (default sampling)" ;; all) echo "on (every call sampled)" ;; *) echo "$1" ;; esac; }
 for load in $LOADS; do
-  awk -F'\t' -v load="$load" '
+  for v in on all; do
+  awk -F'\t' -v load="$load" -v v="$v" -v label="$(label_of "$v")" '
     $2 == load { n[$1]++; r[$1, n[$1]] = $3; p[$1, n[$1]] = $4 }
-    function med(k, a,   i, j, t, m, v) { m = n[k]; for (i = 1; i <= m; i++) v[i] = a[k, i]; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t } return v[int((m + 1) / 2)] }
+    function med(k, a,   i, j, t, m, x) { m = n[k]; for (i = 1; i <= m; i++) x[i] = a[k, i]; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t } return x[int((m + 1) / 2)] }
     END {
-      off = med("off", r); on = med("on", r)
-      # Each round runs off then on back to back: the per-round ratio cancels slow drift of the machine.
-      for (i = 1; i <= n["off"]; i++) { c["pair", i] = 100 * (r["off", i] - r["on", i]) / r["off", i]; lo = (i == 1 || c["pair", i] < lo) ? c["pair", i] : lo; hi = (i == 1 || c["pair", i] > hi) ? c["pair", i] : hi }
+      off = med("off", r); on = med(v, r)
+      # Each round runs the variants back to back: the per-round ratio cancels slow drift of the machine.
+      for (i = 1; i <= n["off"]; i++) { c["pair", i] = 100 * (r["off", i] - r[v, i]) / r["off", i]; lo = (i == 1 || c["pair", i] < lo) ? c["pair", i] : lo; hi = (i == 1 || c["pair", i] > hi) ? c["pair", i] : hi }
       n["pair"] = n["off"]
-      printf "- load %s: median req/s off %d, on %d → tracing costs %.1f%% of throughput (target ≤ 15%%); per round %.1f%% median (%.1f–%.1f%%); median p99 off %.2f ms, on %.2f ms\n", load, off, on, 100 * (off - on) / off, med("pair", c), lo, hi, med("off", p) / 1000, med("on", p) / 1000
+      printf "- load %s, %s: median req/s off %d, on %d → tracing costs %.1f%% of throughput (target ≤ 15%%); per round %.1f%% median (%.1f–%.1f%%); median p99 off %.2f ms, on %.2f ms\n", load, label, off, on, 100 * (off - on) / off, med("pair", c), lo, hi, med("off", p) / 1000, med(v, p) / 1000
     }' "$WORK/rows.tsv"
+  done
 done
 # Spans the exporter could not deliver or had to drop would make "on" look cheaper than it is.
-echo "- export warnings from the traced Tollgate (failed or dropped spans): $(grep -c 'span export failed' "$WORK/on.out" || true)"
+echo "- export warnings from the traced Tollgates (failed or dropped spans): default sampling $(grep -c 'span export failed' "$WORK/on.out" || true), every call $(grep -c 'span export failed' "$WORK/all.out" || true)"
