@@ -334,10 +334,16 @@ function setDecisionFailure(span: Span, errorCode: string, message: string, fail
   span.setStatus({ code: SpanStatusCode.ERROR, message: `${errorCode}: ${message}` });
 }
 
-/** The start options of a span whose outcome may be known: the sampler sees it (setup.ts samples every deny). */
+/**
+ * The start options of a span. A deny is among the start attributes, so the sampler
+ * sees it (setup.ts samples every deny); an allowed span gets its outcome with the
+ * other decision attributes, after the sampler has decided whether to record it at all.
+ */
 function startOptions(kind: SpanKind, startTime: number, outcome: string | undefined): SpanOptions {
-  return outcome === undefined ? { kind, startTime } : { kind, startTime, attributes: { [ATTR_DECISION_OUTCOME]: outcome } };
+  return outcome === OUTCOME_DENY ? { kind, startTime, attributes: DENY_START_ATTRIBUTES } : { kind, startTime };
 }
+
+const DENY_START_ATTRIBUTES = Object.freeze({ [ATTR_DECISION_OUTCOME]: OUTCOME_DENY });
 
 /**
  * A call's CLIENT span. The SDK span is started (back-dated to when Tollgate had the
