@@ -346,28 +346,18 @@ function startOptions(kind: SpanKind, startTime: number, outcome: string | undef
 const DENY_START_ATTRIBUTES = Object.freeze({ [ATTR_DECISION_OUTCOME]: OUTCOME_DENY });
 
 /**
- * A call's CLIENT span. The SDK span is started (back-dated to when Tollgate had the
- * call) once the decision is known, so the sampler can keep every denial while head
- * sampling drops allowed calls before anything is recorded; or when the call needs it
- * earlier (its context is injected, its ids are asked for, it ends undecided).
+ * A span whose SDK span starts late: when its outcome is known (so the sampler sees a
+ * deny) or when something needs it first (its ids, its context). `begin` starts it, back-dated
+ * to `startTime`, when Tollgate had the call.
  */
-class CallSpan implements CallTrace {
-  private span: Span | undefined;
-  private readonly startTime = performance.now();
-  private meta: DecisionMeta | undefined;
-  /** A decision set status ERROR (kept at end) / error.type (not overwritten). */
-  private errored = false;
-  private errorTyped = false;
-  private decided = false;
-  private ended = false;
+abstract class DeferredSpan {
+  protected span: Span | undefined;
+  protected readonly startTime = performance.now();
+  protected readonly r: Recorder;
+  protected readonly parent: Context;
 
-  private readonly r: Recorder;
-  private readonly call: OutgoingCall;
-  private readonly parent: Context;
-
-  constructor(r: Recorder, call: OutgoingCall, parent: Context) {
+  constructor(r: Recorder, parent: Context) {
     this.r = r;
-    this.call = call;
     this.parent = parent;
   }
 
@@ -379,14 +369,41 @@ class CallSpan implements CallTrace {
     return this.started(undefined).spanContext().spanId;
   }
 
-  /** The SDK span, started now if it was not yet, with the call's (and the decision's) attributes when it records. */
-  private started(outcome: string | undefined): Span {
-    if (this.span !== undefined) return this.span;
+  /** The SDK span, started now if it was not yet. */
+  protected started(outcome: string | undefined): Span {
+    this.span ??= this.begin(outcome);
+    return this.span;
+  }
+
+  protected abstract begin(outcome: string | undefined): Span;
+}
+
+/**
+ * A call's CLIENT span. The SDK span is started (back-dated to when Tollgate had the
+ * call) once the decision is known, so the sampler can keep every denial while head
+ * sampling drops allowed calls before anything is recorded; or when the call needs it
+ * earlier (its context is injected, its ids are asked for, it ends undecided).
+ */
+class CallSpan extends DeferredSpan implements CallTrace {
+  private meta: DecisionMeta | undefined;
+  /** A decision set status ERROR (kept at end) / error.type (not overwritten). */
+  private errored = false;
+  private errorTyped = false;
+  private decided = false;
+  private ended = false;
+  private readonly call: OutgoingCall;
+
+  constructor(r: Recorder, call: OutgoingCall, parent: Context) {
+    super(r, parent);
+    this.call = call;
+  }
+
+  /** Starts the SDK span, with the call's (and the decision's) attributes when it records. */
+  protected begin(outcome: string | undefined): Span {
     const { call, r } = this;
     // HTTP client semconv span name: "{method}" (low cardinality).
     const known = KNOWN_METHODS.has(call.method);
     const span = r.tracer.startSpan(known ? call.method : 'HTTP', startOptions(SpanKind.CLIENT, this.startTime, outcome), this.parent);
-    this.span = span;
     // Attributes are computed only for a recording span: with tracing off, or a call
     // head sampling drops, the call pays for no URL work.
     if (!span.isRecording()) return span;
@@ -497,33 +514,17 @@ class CallDecision implements DecisionTrace {
 }
 
 /** The ext_authz decision: a SERVER span of its own, started (back-dated) and ended when the PDP has answered. */
-class ExtAuthzDecision implements DecisionTrace {
-  private span: Span | undefined;
-  private readonly startTime = performance.now();
+class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   private done = false;
-
-  private readonly r: Recorder;
-  private readonly parent: Context;
   private readonly meta: DecisionMeta;
 
   constructor(r: Recorder, parent: Context, meta: DecisionMeta) {
-    this.r = r;
-    this.parent = parent;
+    super(r, parent);
     this.meta = meta;
   }
 
-  get traceId(): string {
-    return this.started(undefined).spanContext().traceId;
-  }
-
-  get spanId(): string {
-    return this.started(undefined).spanContext().spanId;
-  }
-
-  private started(outcome: string | undefined): Span {
-    if (this.span !== undefined) return this.span;
+  protected begin(outcome: string | undefined): Span {
     const span = this.r.tracer.startSpan(SPAN_DECISION, startOptions(SpanKind.SERVER, this.startTime, outcome), this.parent);
-    this.span = span;
     if (span.isRecording()) setDecisionMeta(this.r, span, this.meta, true);
     return span;
   }
