@@ -13,7 +13,7 @@
  * gives up after shutdownTimeoutMs.
  *
  * "Denied decisions are always sampled": a call's span is started once its decision
- * is known (spans.ts), with tollgate.decision.outcome among its start attributes, and
+ * is known (spans.ts), a deny (tollgate.decision.outcome) among its start attributes, and
  * the sampler samples every deny before asking the head sampler (parent-based ratio)
  * about the rest. An allowed call head sampling drops is never recorded, so a low
  * ratio really is cheap. A denied call in an unsampled agent trace is exported with the
@@ -195,7 +195,7 @@ function buildPropagator(names: readonly string[]): TextMapPropagator {
 /**
  * Samples every span whose start attributes say tollgate.decision.outcome=deny; the
  * head sampler decides the rest. spans.ts starts a call's span once its decision is
- * known, with the outcome among the start attributes, so this sees it.
+ * known, with a deny among the start attributes, so this sees it.
  */
 export function createDeniedDecisionSampler(head: Sampler): Sampler {
   return {

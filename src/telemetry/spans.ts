@@ -23,9 +23,9 @@
  * `tollgate.decision`, a child of Envoy's context, with the same attributes.
  *
  * The SDK span is started once the decision is known, back-dated to when Tollgate had
- * the call, with tollgate.decision.outcome among its start attributes: the sampler
- * (setup.ts) sees the outcome, so every denial is kept while head sampling drops an
- * allowed call before anything of it is recorded.
+ * the call, a deny among its start attributes: the sampler (setup.ts) sees it, so every
+ * denial is kept while head sampling drops an allowed call before anything of it is
+ * recorded. Start and end times both come from the monotonic clock (performance.now).
  *
  * Contexts are passed explicitly (no reliance on the active context), so a call's span
  * is parented correctly whatever the async plumbing in between.
@@ -534,7 +534,7 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
     this.done = true;
     const span = this.started(decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
     if (span.isRecording()) setDecisionOutcome(span, decision);
-    span.end();
+    span.end(performance.now());
   }
 
   fail(errorCode: string, message: string, failureMode: 'allow' | 'deny'): void {
@@ -542,7 +542,7 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
     this.done = true;
     const span = this.started(failureMode === 'allow' ? OUTCOME_ALLOW : OUTCOME_DENY);
     if (span.isRecording()) setDecisionFailure(span, errorCode, message, failureMode);
-    span.end();
+    span.end(performance.now());
   }
 }
 

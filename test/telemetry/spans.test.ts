@@ -211,6 +211,24 @@ t.test('ext_authz emits the decision as a SERVER span under the caller context, 
   t.match(span.attributes, { 'tollgate.decision.pdp.kind': 'ext_authz', 'tollgate.decision.destination': 'payments.internal:80', 'tollgate.decision.outcome': 'deny' });
 });
 
+t.test('a span started late ends on the same sub-millisecond clock it was back-dated on', async (t) => {
+  const { api, spans } = harness(t, {}, { pdpKind: 'ext_authz' });
+  for (let i = 0; i < 20; i++) api.startExtAuthzDecision({}, meta).end({ allowed: i % 2 === 0, reasons: [], revision: 'r', evalNanos: 5 });
+  for (let i = 0; i < 20; i++) {
+    const c = api.startCall(call());
+    c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+    c.end({ statusCode: 200 });
+  }
+  t.equal(spans().length, 40);
+  for (const kind of [SpanKind.SERVER, SpanKind.CLIENT]) {
+    const of = spans().filter((s) => s.kind === kind);
+    // The SDK ends a span whose start time was given on the millisecond wall clock unless
+    // an end time is given too: every end would then be a whole millisecond.
+    t.ok(of.some((s) => s.endTime[1] % 1e6 !== 0), `${SpanKind[kind]} spans end with sub-millisecond times`);
+    t.ok(of.every((s) => s.duration[0] === 0 && s.duration[1] > 0), `${SpanKind[kind]} durations are positive and short`);
+  }
+});
+
 t.test('head sampling at ratio 0 still exports denied decisions, and nothing else', async (t) => {
   const { api, spans } = harness(t, { samplerRatio: 0 });
   // Allowed, no parent: dropped.
