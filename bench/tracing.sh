@@ -42,17 +42,14 @@ start_variant() { # start_variant <name> <tracing yaml>
 start_variant off $'tracing:\n  enabled: false'
 PROTOCOL=${BENCH_TRACING_PROTOCOL:-grpc}
 ENDPOINT=http://127.0.0.1:$([ "$PROTOCOL" = grpc ] && echo "$OTLP" || echo "$OTLP_HTTP")
-start_variant on "tracing:
+TRACED="tracing:
   enabled: true
   endpoint: $ENDPOINT
   protocol: $PROTOCOL
   serviceName: tollgate-bench"
-start_variant all "tracing:
-  enabled: true
-  endpoint: $ENDPOINT
-  protocol: $PROTOCOL
-  samplerRatio: 1
-  serviceName: tollgate-bench"
+start_variant on "$TRACED"
+start_variant all "$TRACED
+  samplerRatio: 1"
 VARIANTS="off on all"
 for v in $VARIANTS; do
   port_var=PORT_$v
