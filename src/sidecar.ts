@@ -13,6 +13,7 @@ import { createExtAuthzServer } from './extauthz/server.ts';
 import type { Pdp } from './pdp/types.ts';
 import { createUpstreams } from './upstream/pool.ts';
 import { createProxy } from './pep/proxy.ts';
+import { createDecisionStep, decisionStepOptionsFrom } from './enforce/decide.ts';
 import { createAdmin } from './admin/server.ts';
 import { createEgress } from './pep/egress.ts';
 import { VERSION } from './version.ts';
@@ -154,9 +155,11 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     headersTimeoutMs: config.proxy.upstreamTimeoutMs,
     connectTimeoutMs: config.proxy.upstreamConnectTimeoutMs,
   });
-  // Issue 5: CONNECT / TLS interception / upgrade hooks and the transparent listener.
-  const egress = createEgress({ config, pdp, upstreams, logger, observer });
-  const proxy = createProxy({ config, pdp, upstreams, logger, observer, hooks: egress.hooks });
+  // CONNECT / TLS interception / upgrade hooks and the transparent listener.
+  // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
+  const step = createDecisionStep({ pdp, logger, observer, ...decisionStepOptionsFrom(config) });
+  const egress = createEgress({ config, step, upstreams, logger, observer });
+  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks });
   const admin = createAdmin({
     listen: config.admin.listen,
     pdp,
@@ -174,13 +177,10 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     if (config.extAuthz.enabled) {
       const extAuthz = createExtAuthzServer({
         listen: config.extAuthz.listen,
-        pdp,
-        agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
-        ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
+        step,
         dryRun: config.extAuthz.dryRun,
         maxReceiveBytes: config.extAuthz.maxReceiveBytes,
         logger,
-        observer,
       });
       extAuthzAddress = await extAuthz.listen();
       closers.push(() => extAuthz.close());

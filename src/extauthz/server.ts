@@ -12,7 +12,6 @@
  *   - message over maxReceiveBytes -> RESOURCE_EXHAUSTED
  * Also serves grpc.health.v1.Health and server reflection (v1 and v1alpha).
  */
-import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
@@ -21,28 +20,22 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { TollgateError, wrapError, type ErrorCode } from '../errors.ts';
 import { splitHostPort } from '../config/load.ts';
-import { inputFromCheckRequest, type AgentIdentity, type CheckRequestDocument } from '../input/build.ts';
-import type { Pdp } from '../pdp/types.ts';
+import type { CheckRequestDocument } from '../input/build.ts';
+import type { DecisionStep } from '../enforce/decide.ts';
 import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
-import { verifyAgentToken } from '../input/identity.ts';
-import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 
 /** Options of createExtAuthzServer. */
 export interface ExtAuthzServerOptions {
   /** host:port to listen on (port 0: any free port). */
   readonly listen: string;
-  readonly pdp: Pdp;
-  readonly agent: AgentIdentity;
-  /** When set, a verified HS256 token in this header overrides the agent (as on the HTTP PEP). */
-  readonly agentToken?: { readonly header: string; readonly secret: string };
+  /** The one decision step every door calls (agent, token, PDP, recording). */
+  readonly step: DecisionStep;
   /** Always allow; the real decision is still made and logged (opa-envoy-plugin's dry-run). */
   readonly dryRun: boolean;
   /** Largest CheckRequest accepted, in bytes (grpc max receive message length). */
   readonly maxReceiveBytes: number;
   readonly logger: Logger;
-  /** Spans, metrics and the decision log (default: records nothing). */
-  readonly observer?: Observer;
 }
 
 /** The running ext_authz server. */
@@ -82,66 +75,40 @@ export function grpcStatusFor(error: TollgateError): number {
 /** Creates the ext_authz server (not yet listening). */
 export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzServer {
   const log = options.logger.child({ component: 'extauthz' });
-  const tokenHeader = options.agentToken?.header.toLowerCase();
   const debug = log.isLevelEnabled('debug');
-  const observer = options.observer ?? createNoopObserver();
   const method = checkMethod();
   const definition: grpc.ServiceDefinition = {
     Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<CheckRequestDocument, Message>,
   };
 
   async function check(request: CheckRequestDocument): Promise<Message> {
-    const decisionId = randomUUID();
-    let agent = options.agent;
-    let tokenPresent = false;
-    if (tokenHeader !== undefined) {
-      const token = request.attributes?.request?.http?.headers?.[tokenHeader];
-      if (token !== undefined) {
-        tokenPresent = true;
-        try {
-          agent = verifyAgentToken(token, options.agentToken!.secret);
-        } catch (err) {
-          return unauthenticatedResponse(wrapError('TG_ERR_IDENTITY', 'agent identity', err), decisionId);
-        }
-        // The policy sees the request as the upstream will: without the token.
-        const headers = { ...request.attributes!.request!.http!.headers! };
-        delete headers[tokenHeader];
-        request = { ...request, attributes: { ...request.attributes, request: { ...request.attributes!.request, http: { ...request.attributes!.request!.http, headers } } } };
-      }
-    }
-    let input;
-    try {
-      input = inputFromCheckRequest(request, agent);
-    } catch (err) {
-      const error = wrapError('TG_ERR_BAD_REQUEST', 'bad request', err);
-      log.debug({ err: error, decisionId }, 'check request does not parse');
-      return requestParseErrorResponse(error);
-    }
     const http = request.attributes?.request?.http;
-    const destination = typeof http?.host === 'string' ? http.host : '';
-    const info = options.pdp.info();
-    const policyPath = info?.decisionPath ?? '';
-    // SERVER span continuing the context Envoy put in the checked request's headers.
-    const span = observer.tracing.startExtAuthzDecision(http?.headers ?? {}, decisionMeta(decisionId, policyPath, input, destination));
-    const started = process.hrtime.bigint();
-    const facts = () => ({ decisionId, policyPath, input, destination, span, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
-    let decision;
-    try {
-      decision = await options.pdp.decide(input, decisionId);
-    } catch (err) {
-      // No decision: Envoy's own failure_mode_allow decides, so the mode recorded is deny.
-      recordFailure(observer, facts(), wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err), 'deny', info?.revision ?? '');
-      throw err;
+    const host = typeof http?.host === 'string' ? http.host : '';
+    const verdict = await options.step.decide({ checkRequest: request, host }, 'extauthz');
+    switch (verdict.kind) {
+      case 'refuse':
+        if (verdict.stage === 'identity') return unauthenticatedResponse(verdict.error, verdict.decisionId);
+        log.debug({ err: verdict.error, decisionId: verdict.decisionId }, 'check request does not parse');
+        return requestParseErrorResponse(verdict.error);
+      case 'fail':
+        // No decision: a gRPC error, so Envoy's own failure_mode_allow decides.
+        throw verdict.error;
+      case 'allow':
+      case 'deny':
+        break;
+      default:
+        return verdict satisfies never;
     }
-    recordDecision(observer, facts(), decision);
+    // A failure-mode allow never happens on this door: the decision is always there.
+    const decision = verdict.decision!;
     const response = checkResponseFromDecision(decision, options.dryRun);
     // Never forward the agent token upstream: Envoy removes it when told to.
-    if (tokenPresent && response.okResponse !== undefined) {
+    if (verdict.kind === 'allow' && verdict.tokenRemoved && response.okResponse !== undefined) {
       const ok = response.okResponse as Message;
-      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), tokenHeader!];
+      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), options.step.tokenHeader!];
     }
     // Hot path: build the log record only when it will be written.
-    if (debug) log.debug({ decisionId, allowed: decision.allowed, dryRun: options.dryRun, reasons: decision.reasons }, 'ext_authz decision');
+    if (debug) log.debug({ decisionId: verdict.decisionId, allowed: decision.allowed, dryRun: options.dryRun, reasons: decision.reasons }, 'ext_authz decision');
     return response;
   }
 

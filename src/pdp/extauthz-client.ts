@@ -70,21 +70,47 @@ export function decisionFromCheckResponse(response: Message, meta: { decisionId:
   };
 }
 
+/** The filter_metadata namespace carrying Tollgate's agent to a remote PDP. */
+export const AGENT_METADATA_NAMESPACE = 'tollgate';
+
 /**
- * The CheckRequest for an input: its attributes, as Envoy would send them. Like Envoy
- * past max_request_bytes, a body the PEP buffered only in part is flagged with
- * x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length.
+ * The principal a remote PDP sees for an agent: a `tollgate://agent/<id>` URI (id
+ * percent-encoded). A URI, as Envoy's own principals are (SPIFFE IDs, certificate
+ * URI SANs), so a policy can tell at a glance that this identity was asserted by
+ * Tollgate and never mistake it for a peer certificate's.
+ */
+export function agentPrincipal(id: string): string {
+  return `tollgate://agent/${encodeURIComponent(id)}`;
+}
+
+/**
+ * The CheckRequest for an input: its attributes, as Envoy would send them, plus the
+ * agent Tollgate resolved (configured, or from a verified token), which the attributes
+ * alone do not carry: attributes.source.principal = agentPrincipal(id) (unless the
+ * request already names a principal, e.g. an mTLS peer Envoy authenticated) and
+ * attributes.metadata_context.filter_metadata["tollgate"] = {agent: {id, role, labels}}.
+ * Like Envoy past max_request_bytes, a body the PEP buffered only in part is flagged
+ * with x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length.
  */
 export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
-  const document = { attributes: input.attributes } as CheckRequestDocument;
-  const http = document.attributes?.request?.http;
-  if (!input.truncated_body || http === undefined || http.headers?.['x-envoy-auth-partial-body'] === 'true') return document;
-  return {
-    attributes: {
-      ...document.attributes,
-      request: { ...document.attributes!.request, http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } } },
+  const attributes = (input.attributes ?? {}) as NonNullable<CheckRequestDocument['attributes']>;
+  const agent = input.agent;
+  const source = attributes.source ?? {};
+  const metadata = (attributes.metadataContext ?? {}) as { filterMetadata?: Record<string, unknown>; [key: string]: unknown };
+  const next: NonNullable<CheckRequestDocument['attributes']> = {
+    ...attributes,
+    source: typeof source.principal === 'string' && source.principal !== '' ? source : { ...source, principal: agentPrincipal(agent.id) },
+    // Tollgate's own namespace is always Tollgate's: a value arriving from elsewhere is replaced.
+    metadataContext: {
+      ...metadata,
+      filterMetadata: { ...metadata.filterMetadata, [AGENT_METADATA_NAMESPACE]: { agent: { id: agent.id, role: agent.role, labels: { ...agent.labels } } } },
     },
   };
+  const http = next.request?.http;
+  if (input.truncated_body && http !== undefined && http.headers?.['x-envoy-auth-partial-body'] !== 'true') {
+    next.request = { ...next.request, http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } } };
+  }
+  return { attributes: next };
 }
 
 /** Creates the ext_authz client PDP; its one channel starts connecting at once. */

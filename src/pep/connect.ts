@@ -1,20 +1,21 @@
 /**
  * CONNECT on the outbound listener (RFC 9110 §9.3.6). The policy decides on the
  * tunnel — method CONNECT, `host` = the authority, the agent — before any byte
- * flows. Then, per destination: "tunnel" relays bytes (an L4 decision, plus a second
+ * flows. Then, per destination: "tunnel" relays TLS (an L4 decision, plus a second
  * decision when the ClientHello names another host than the CONNECT), "intercept"
  * terminates TLS with a leaf from the local CA and decides on every request inside.
+ * In either mode plain HTTP inside the tunnel is decided request by request, and
+ * bytes that are neither TLS nor HTTP are refused unless the policy allows the
+ * "opaque" phase.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TollgateError } from '../errors.ts';
 import { normalizeHost } from '../http/normalize.ts';
 import { errorReply } from '../enforce/reply.ts';
-import type { AgentIdentity } from '../input/build.ts';
-import { verifyAgentToken } from '../input/identity.ts';
+import type { Socket } from 'node:net';
 import type { Interceptor } from './intercept.ts';
-import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, relay, tunnelInput, writeReply, type ConnectInput, type TunnelDeps } from './tunnel.ts';
+import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, peekPlain, relay, writeReply, type ConnectInput, type TunnelDeps } from './tunnel.ts';
 
 /** Options of createConnectHandler. */
 export interface ConnectOptions extends TunnelDeps {
@@ -48,8 +49,6 @@ function headerMap(req: IncomingMessage): Record<string, string> {
 export function createConnectHandler(options: ConnectOptions): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { config, interceptor } = options;
   const log = options.logger.child({ component: 'connect' });
-  const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
-  const tokenHeader = config.agent.token?.header.toLowerCase();
 
   async function handle(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
@@ -63,102 +62,97 @@ export function createConnectHandler(options: ConnectOptions): (req: IncomingMes
     const { host, port } = target;
     const authority = authorityOf(host, port);
     const headers = headerMap(req);
-    let agent = configuredAgent;
-    if (tokenHeader !== undefined && headers[tokenHeader] !== undefined) {
-      try {
-        agent = verifyAgentToken(headers[tokenHeader], config.agent.token!.secret);
-      } catch (err) {
-        writeReply(socket, errorReply(new TollgateError('TG_ERR_IDENTITY', `agent identity: ${(err as Error).message}`, { cause: err })));
-        return;
-      }
-      delete headers[tokenHeader];
-    }
     const mode = modeFor(config, options.canIntercept, host);
     const source = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
     const destination = { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 };
     const connect: ConnectInput = { phase: 'connect', authority, host, port, mode };
-    const decisionId = randomUUID();
-    const verdict = await decideTunnel(options, tunnelInput({ id: randomUUID(), authority, headers, source, destination, connect, agent }), host, decisionId);
+    const verdict = await decideTunnel(options, { authority, host, headers, source, destination, connect });
     if (!verdict.allowed) {
-      log.debug({ authority, decisionId, reasons: verdict.reasons }, 'CONNECT denied');
+      log.debug({ authority, reasons: verdict.reasons }, 'CONNECT denied');
       writeReply(socket, verdict.reply);
       return;
     }
-
-    // The ClientHello's server name, when it names another host than the CONNECT (or the
-    // CONNECT named an IP), is decided again: the policy sees both, host = the SNI.
-    const decideSni = async (sni: string, alpn: readonly string[]): Promise<boolean> => {
-      const sniAuthority = authorityOf(sni, port);
-      const sniConnect: ConnectInput = { ...connect, phase: 'tls', sni, alpn: [...alpn] };
-      const v = await decideTunnel(options, tunnelInput({ id: randomUUID(), authority: sniAuthority, headers, source, destination, connect: sniConnect, agent }), sni, randomUUID());
-      if (!v.allowed) log.debug({ authority, sni, reasons: v.reasons }, 'TLS server name denied inside an allowed tunnel');
+    // Later phases are decided for the agent the CONNECT was decided for (its token, if any, included).
+    const decideAgain = async (phase: ConnectInput, name: string): Promise<boolean> => {
+      const v = await decideTunnel(options, { authority: phase.phase === 'tls' ? authorityOf(name, port) : authority, host: name, headers, source, destination, connect: phase });
+      if (!v.allowed) log.debug({ authority, phase: phase.phase, sni: phase.sni, reasons: v.reasons }, 'tunnel phase denied inside an allowed tunnel');
       return v.allowed;
     };
 
+    let upstream: Socket | undefined;
     if (mode === 'tunnel') {
-      let upstream;
       try {
         upstream = await connectUpstream(config, host, port);
       } catch (err) {
-        writeReply(socket, errorReply(err as TollgateError, decisionId));
+        writeReply(socket, errorReply(err as TollgateError, verdict.decisionId));
         return;
       }
       if (socket.destroyed) {
         upstream.destroy();
         return;
       }
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      const peeked = await peekFirstBytes(socket, head, config.connect.peekTimeoutMs);
-      if (peeked.hello.kind === 'closed') {
-        upstream.destroy();
-        return;
-      }
-      if (peeked.hello.kind === 'client-hello' && peeked.hello.serverName !== undefined && peeked.hello.serverName !== host) {
-        if (!(await decideSni(peeked.hello.serverName, peeked.hello.alpn))) {
-          upstream.destroy();
-          socket.destroy();
-          return;
-        }
-      }
-      relay(socket, upstream, peeked.bytes);
-      return;
     }
-
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     const peeked = await peekFirstBytes(socket, head, config.connect.peekTimeoutMs);
     const hello = peeked.hello;
-    switch (hello.kind) {
-      case 'client-hello': {
-        const sni = hello.serverName;
-        if (sni !== undefined && sni !== host && !(await decideSni(sni, hello.alpn))) {
-          socket.destroy();
-          return;
-        }
-        const name = sni ?? host;
-        interceptor.serveTls(socket, {
-          leafHost: name,
-          tunnelAuthority: authorityOf(name, port),
-          connect: { ...connect, ...(sni === undefined ? {} : { sni }), alpn: [...hello.alpn] },
-          firstBytes: peeked.bytes,
-        });
+    if (hello.kind === 'client-hello') {
+      // The ClientHello's server name, when it names another host than the CONNECT (or the
+      // CONNECT named an IP), is decided again: the policy sees both, host = the SNI.
+      const sni = hello.serverName;
+      if (sni !== undefined && sni !== host && !(await decideAgain({ ...connect, phase: 'tls', sni, alpn: [...hello.alpn] }, sni))) {
+        upstream?.destroy();
+        socket.destroy();
         return;
       }
-      case 'not-tls':
-        // Plain HTTP sent through the tunnel: decided request by request like TLS.
-        interceptor.servePlain(socket, { tunnelAuthority: authority, connect, firstBytes: peeked.bytes });
+      if (upstream !== undefined) {
+        // Tunnel mode: TLS is relayed after the decisions on the CONNECT and the SNI.
+        relay(socket, upstream, peeked.bytes);
         return;
-      case 'malformed':
-        log.debug({ authority, reason: hello.reason }, 'malformed ClientHello in an intercepted tunnel');
-        socket.destroy();
-        return;
-      case 'silent':
-      case 'closed':
-      case 'need-more':
-        socket.destroy();
-        return;
-      default:
-        return hello satisfies never;
+      }
+      const name = sni ?? host;
+      interceptor.serveTls(socket, {
+        leafHost: name,
+        tunnelAuthority: authorityOf(name, port),
+        connect: { ...connect, ...(sni === undefined ? {} : { sni }), alpn: [...hello.alpn] },
+        firstBytes: peeked.bytes,
+      });
+      return;
     }
+    if (hello.kind === 'closed' || hello.kind === 'need-more') {
+      upstream?.destroy();
+      socket.destroy();
+      return;
+    }
+    let first = peeked.bytes;
+    if (hello.kind === 'not-tls') {
+      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs);
+      first = plain.bytes;
+      if (plain.kind === 'http') {
+        // Plain HTTP inside any tunnel is decided request by request, pinned to the
+        // tunnel's authority, whatever the port and the mode: never relayed undecided.
+        upstream?.destroy();
+        interceptor.servePlain(socket, { tunnelAuthority: authority, connect, firstBytes: first });
+        return;
+      }
+    }
+    // Neither TLS nor HTTP (or nothing at all, or a broken ClientHello): relayed only
+    // when the policy explicitly allows the opaque phase.
+    if (!(await decideAgain({ ...connect, phase: 'opaque' }, host))) {
+      log.debug({ authority, kind: hello.kind }, 'opaque bytes refused in a tunnel');
+      upstream?.destroy();
+      socket.destroy();
+      return;
+    }
+    if (upstream === undefined) {
+      try {
+        upstream = await connectUpstream(config, host, port);
+      } catch (err) {
+        log.debug({ err, authority }, 'tunnel upstream failed');
+        socket.destroy();
+        return;
+      }
+    }
+    relay(socket, upstream, first);
   }
 
   return (req, socket, head) => {

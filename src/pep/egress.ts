@@ -9,7 +9,7 @@ import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import { TollgateError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
-import type { Pdp } from '../pdp/types.ts';
+import type { DecisionStep } from '../enforce/decide.ts';
 import type { Upstreams } from '../upstream/pool.ts';
 import { loadCa } from '../tls/ca.ts';
 import { createLeafCache, type LeafCache } from '../tls/certs.ts';
@@ -22,7 +22,8 @@ import { createTransparentListener, type TransparentListener } from './transpare
 /** Options of createEgress. */
 export interface EgressOptions {
   readonly config: Config;
-  readonly pdp: Pdp;
+  /** The one decision step every door calls. */
+  readonly step: DecisionStep;
   readonly upstreams: Upstreams;
   readonly logger: Logger;
   /** Spans, metrics and the decision log of the requests it decides (default: records nothing). */
@@ -84,7 +85,7 @@ export function createEgress(options: EgressOptions): Egress {
   const handler = createRequestHandler(options);
   const onUpgrade = createUpgradeHandler(options);
   const interceptor = createInterceptor({ config, handler, logger, onUpgrade, ...(leaves === undefined ? {} : { leaves }) });
-  const deps = { config, pdp: options.pdp, logger, canIntercept: leaves !== undefined, ...(options.observer === undefined ? {} : { observer: options.observer }) };
+  const deps = { config, step: options.step, logger, canIntercept: leaves !== undefined };
   const hooks: ProxyHooks = {
     ...(config.connect.enabled ? { onConnect: createConnectHandler({ ...deps, interceptor }) } : {}),
     onUpgrade: (req, socket, head) => onUpgrade(req, socket, head, { scheme: 'http' }),

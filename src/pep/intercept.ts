@@ -11,6 +11,8 @@ import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import { TollgateError } from '../errors.ts';
+import { errorReply } from '../enforce/reply.ts';
 import { rawSocketReply, type RequestContext, type RequestHandler } from './proxy.ts';
 import type { LeafCache } from '../tls/certs.ts';
 import type { ConnectInput } from './tunnel.ts';
@@ -51,20 +53,28 @@ const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 't
  * become the request line and Host, as an HTTP/1.1 request would carry them; the
  * response drops connection-specific headers h2 forbids.
  */
-function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): void {
+function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): TollgateError | undefined {
   const raw = req.rawHeaders;
   const rawHeaders: string[] = [];
   let authority: string | undefined;
-  let hasHost = false;
+  let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name === ':authority') authority = raw[i + 1];
     else if (!name.startsWith(':')) {
-      if (name.toLowerCase() === 'host') hasHost = true;
+      if (name.toLowerCase() === 'host') {
+        if (host !== undefined) return new TollgateError('TG_ERR_AMBIGUOUS_TARGET', 'h2 request carries more than one host header');
+        host = raw[i + 1]!;
+      }
       rawHeaders.push(name, raw[i + 1]!);
     }
   }
-  if (!hasHost && authority !== undefined) rawHeaders.unshift('host', authority);
+  // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the request
+  // malformed; the policy would decide on one and an upstream could route by the other.
+  if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) {
+    return new TollgateError('TG_ERR_AMBIGUOUS_TARGET', `h2 request :authority ${JSON.stringify(authority.slice(0, 64))} and host ${JSON.stringify(host.slice(0, 64))} disagree`);
+  }
+  if (host === undefined && authority !== undefined) rawHeaders.unshift('host', authority);
   // RFC 9113 §8.1: an h2 body may come without content-length (DATA frames until
   // END_STREAM). Say so the HTTP/1.1 way, so code that infers "no body" from the
   // absence of both headers still reads (and decides on) this one.
@@ -87,6 +97,16 @@ function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): void {
   if (typeof (res as unknown as { flushHeaders?: unknown }).flushHeaders !== 'function') {
     Object.defineProperty(res, 'flushHeaders', { value: () => undefined });
   }
+  return undefined;
+}
+
+/** Answers a malformed h2 request with Tollgate's error reply (the stream ends, the session lives). */
+function refuseH2(res: Http2ServerResponse, error: TollgateError): void {
+  const reply = errorReply(error);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of reply.headers) headers[name] = value;
+  res.writeHead(reply.status, headers);
+  res.end(reply.body);
 }
 
 /** Creates the interceptor (one inner HTTP/1.1 server and one h2 server, neither listening). */
@@ -135,7 +155,12 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
     },
     (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
       if (req.httpVersionMajor === 2) {
-        adaptH2(req as Http2ServerRequest, res as Http2ServerResponse);
+        const malformed = adaptH2(req as Http2ServerRequest, res as Http2ServerResponse);
+        if (malformed !== undefined) {
+          log.debug({ code: malformed.code }, 'malformed h2 request refused');
+          refuseH2(res as Http2ServerResponse, malformed);
+          return;
+        }
         // session.socket is a proxy of the TLS socket: the context rides on it as a symbol property.
         const context = ((req as Http2ServerRequest).stream.session?.socket as unknown as Record<symbol, RequestContext> | undefined)?.[CONTEXT] ?? fallback;
         handler(req as unknown as IncomingMessage, res as unknown as ServerResponse, context);

@@ -12,22 +12,21 @@ import { TollgateError, wrapError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import { normalizeRequest, type CanonicalRequest, type RawRequest } from '../http/normalize.ts';
 import { stripHopByHopResponse } from '../http/hop-by-hop.ts';
-import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
-import type { Decision, Pdp } from '../pdp/types.ts';
-import { denyReply, errorReply, failureReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
-import { failureMode } from '../enforce/failure-mode.ts';
+import type { Decision } from '../pdp/types.ts';
+import { errorReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
+import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
-import { verifyAgentToken } from '../input/identity.ts';
-import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
 import type { CallTrace } from '../telemetry/spans.ts';
 
 /** Options of createProxy. */
 export interface ProxyOptions {
   readonly config: Config;
-  readonly pdp: Pdp;
+  /** The one decision step every door calls. */
+  readonly step: DecisionStep;
   readonly upstreams: Upstreams;
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
@@ -124,37 +123,10 @@ function upstreamError(err: unknown): TollgateError {
 
 /** Creates the request pipeline shared by every listener. */
 export function createRequestHandler(options: ProxyOptions): RequestHandler {
-  const { config, pdp, upstreams } = options;
+  const { config, upstreams, step } = options;
   const observer = options.observer ?? createNoopObserver();
   const log = options.logger.child({ component: 'pep' });
-  const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
-  const tokenHeader = config.agent.token?.header.toLowerCase();
-
-  async function decide(input: PolicyInput, request: CanonicalRequest, decisionId: string, tr: CallTrace): Promise<{ decision?: Decision; failure?: { readonly reply: LocalReply; readonly code: string } }> {
-    const info = pdp.info();
-    const policyPath = info?.decisionPath ?? '';
-    const span = tr.startDecision(decisionMeta(decisionId, policyPath, input, request.authority));
-    const started = process.hrtime.bigint();
-    const facts = () => ({ decisionId, policyPath, input, destination: request.authority, span, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: request.source.address });
-    try {
-      const decision = await pdp.decide(input, decisionId);
-      recordDecision(observer, facts(), decision);
-      return { decision };
-    } catch (err) {
-      const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
-      const mode = failureMode(config.pdp, request.host);
-      recordFailure(observer, facts(), error, mode, info?.revision ?? '');
-      log.warn({ err: error, code: error.code, decisionId, host: request.host, failureMode: mode, trace_id: tr.traceId }, 'no policy decision');
-      switch (mode) {
-        case 'allow':
-          return {};
-        case 'deny':
-          return { failure: { reply: failureReply(error, decisionId, 403), code: error.code } };
-        default:
-          return mode satisfies never;
-      }
-    }
-  }
+  const denyStatus = config.proxy.denyStatus;
 
   async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const requestId = randomUUID();
@@ -166,20 +138,6 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       return;
     }
 
-    let agent = configuredAgent;
-    if (tokenHeader !== undefined) {
-      const token = request.headers[tokenHeader];
-      if (token !== undefined) {
-        delete (request.headers as Record<string, string>)[tokenHeader];
-        try {
-          agent = verifyAgentToken(token, config.agent.token!.secret);
-        } catch (err) {
-          send(res, errorReply(wrapError('TG_ERR_IDENTITY', 'agent identity', err)), true);
-          return;
-        }
-      }
-    }
-
     let head: BodyHead;
     try {
       head = hasNoBody(req) ? NO_BODY : await bufferBody(req, config.proxy.maxRequestBytes);
@@ -189,32 +147,18 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       return;
     }
 
-    const decisionId = randomUUID();
     const tr = observer.tracing.startCall({ method: request.method, scheme: request.scheme, authority: request.authority, target: request.path, headers: request.headers });
     // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
     res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
-    let input: PolicyInput;
-    try {
-      input = buildInput(request, { bytes: head.bytes, truncated: head.truncated }, agent);
-      if (context.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = context.connect;
-    } catch (err) {
-      send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), decisionId), true);
+    const verdict = await step.decide({ request, body: head, trace: tr, ...(context.connect === undefined ? {} : { connect: context.connect }) }, 'http');
+    if (verdict.kind !== 'allow') {
+      const reply = verdictReply(verdict, denyStatus);
+      if (verdict.kind === 'fail') tr.end({ statusCode: reply.status, errorType: verdict.error.code });
+      else if (verdict.kind === 'deny') tr.end({ statusCode: reply.status });
+      send(res, reply, head.truncated || verdict.kind === 'refuse');
       return;
     }
-
-    const { decision, failure } = await decide(input, request, decisionId, tr);
-    if (failure !== undefined) {
-      tr.end({ statusCode: failure.reply.status, errorType: failure.code });
-      send(res, failure.reply, head.truncated);
-      return;
-    }
-    if (decision !== undefined && !decision.allowed) {
-      const reply = denyReply(decision, config.proxy.denyStatus, input.mcp);
-      tr.end({ statusCode: reply.status });
-      send(res, reply, head.truncated);
-      return;
-    }
-    forward(req, res, request, head, decision, decisionId, tr);
+    forward(req, res, request, head, verdict.decision, verdict.decisionId, tr);
   }
 
   function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string, tr: CallTrace): void {

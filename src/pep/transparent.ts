@@ -4,17 +4,16 @@
  * The original destination comes from SO_ORIGINAL_DST. Then, from the first bytes:
  * plain HTTP → the request handler decides each request on its Host; TLS with SNI →
  * decided on the server name, then intercepted or tunnelled by the destination's
- * mode; anything else (TLS without SNI, other protocols, a silent client) → the
- * policy sees only the original IP:port (as a CONNECT to it) and decides (the seed
- * policy denies unregistered destinations).
+ * mode; TLS without SNI → the policy sees only the original IP:port (as a CONNECT
+ * to it) and decides; anything else (other protocols, a broken ClientHello, a silent
+ * client) → the "opaque" phase on the original IP:port, relayed only when the policy
+ * allows it explicitly (the seed policy never does).
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { splitHostPort } from '../config/load.ts';
-import type { AgentIdentity } from '../input/build.ts';
 import type { Interceptor } from './intercept.ts';
 import { originalDestination } from './original-dst.ts';
-import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, relay, tunnelInput, type ConnectInput, type TunnelDeps } from './tunnel.ts';
+import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, peekPlain, relay, type ConnectInput, type TunnelDeps } from './tunnel.ts';
 
 /** Options of createTransparentListener. */
 export interface TransparentOptions extends TunnelDeps {
@@ -27,14 +26,10 @@ export interface TransparentListener {
   close(): Promise<void>;
 }
 
-// An HTTP/1.x request line starts with a method token and a space (RFC 9112 §3).
-const HTTP_REQUEST_LINE = /^[A-Z]{3,10} /;
-
 /** Creates the transparent listener (not yet listening). */
 export function createTransparentListener(options: TransparentOptions): TransparentListener {
   const { config, interceptor } = options;
   const log = options.logger.child({ component: 'transparent' });
-  const agent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
   const sockets = new Set<Socket>();
   let warnedNoOriginalDst = false;
 
@@ -52,23 +47,13 @@ export function createTransparentListener(options: TransparentOptions): Transpar
     const base = { ...(original === undefined ? {} : { original_destination: original }) };
 
     if (hello.kind === 'closed') return;
-    if (hello.kind === 'malformed') {
-      log.debug({ reason: hello.reason, destination }, 'malformed ClientHello on the transparent listener');
-      socket.destroy();
-      return;
-    }
-    if (hello.kind === 'not-tls' && HTTP_REQUEST_LINE.test(peeked.bytes.subarray(0, 11).toString('latin1'))) {
-      const connect: ConnectInput = { phase: 'request', authority: authorityOf(destination.address, destination.port), host: destination.address, port: destination.port, mode: 'intercept', ...base };
-      interceptor.servePlain(socket, { connect, firstBytes: peeked.bytes });
-      return;
-    }
     if (hello.kind === 'client-hello' && hello.serverName !== undefined) {
       const host = hello.serverName;
       const port = destination.port;
       const authority = authorityOf(host, port);
       const mode = modeFor(config, options.canIntercept, host);
       const connect: ConnectInput = { phase: 'transparent', authority, host, port, mode, sni: host, alpn: [...hello.alpn], ...base };
-      const verdict = await decideTunnel(options, tunnelInput({ id: randomUUID(), authority, headers: {}, source, destination, connect, agent }), host, randomUUID());
+      const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
       if (!verdict.allowed) {
         log.debug({ authority, reasons: verdict.reasons }, 'transparent TLS connection denied');
         socket.destroy();
@@ -81,17 +66,30 @@ export function createTransparentListener(options: TransparentOptions): Transpar
       await tunnelTo(socket, original ?? { address: host, port }, peeked.bytes);
       return;
     }
-    // No name to decide on: the policy sees the original IP:port, as a CONNECT to it.
     const host = destination.address;
     const authority = authorityOf(host, destination.port);
-    const connect: ConnectInput = { phase: 'transparent', authority, host, port: destination.port, mode: 'tunnel', ...base };
-    const verdict = await decideTunnel(options, tunnelInput({ id: randomUUID(), authority, headers: {}, source, destination, connect, agent }), host, randomUUID());
+    let first = peeked.bytes;
+    if (hello.kind === 'not-tls') {
+      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs);
+      first = plain.bytes;
+      if (plain.kind === 'http') {
+        const connect: ConnectInput = { phase: 'request', authority, host, port: destination.port, mode: 'intercept', ...base };
+        interceptor.servePlain(socket, { connect, firstBytes: first });
+        return;
+      }
+    }
+    // TLS without a name: the policy sees only the original IP:port, as a CONNECT to it.
+    // Anything else (opaque bytes, a broken ClientHello, silence) is the "opaque" phase,
+    // relayed only when the policy allows it explicitly.
+    const phase = hello.kind === 'client-hello' ? 'transparent' : 'opaque';
+    const connect: ConnectInput = { phase, authority, host, port: destination.port, mode: 'tunnel', ...base };
+    const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
     if (!verdict.allowed || original === undefined) {
-      log.debug({ authority, reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons }, 'transparent connection without a name denied');
+      log.debug({ authority, phase, kind: hello.kind, reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons }, 'transparent connection without a name denied');
       socket.destroy();
       return;
     }
-    await tunnelTo(socket, original, peeked.bytes);
+    await tunnelTo(socket, original, first);
   }
 
   async function tunnelTo(socket: Socket, target: { address: string; port: number }, first: Buffer): Promise<void> {

@@ -1,24 +1,22 @@
 /**
- * What CONNECT tunnels and transparent connections share: the policy input for a
- * tunnel decision (the CheckRequest Envoy sends for CONNECT — `:method CONNECT`,
- * `:authority host:port`, no path — built by the one input builder, plus
- * `input.connect`), the decision with the failure mode applied, the per-destination
- * mode, a bounded peek at the agent's first bytes, and the byte relay.
+ * What CONNECT tunnels and transparent connections share: the CheckRequest for a
+ * tunnel decision (the one Envoy sends for CONNECT — `:method CONNECT`,
+ * `:authority host:port`, no path — plus `input.connect`) handed to the decision
+ * step, the per-destination mode, a bounded peek at the agent's first bytes and
+ * their classification (TLS, HTTP or opaque), and the byte relay.
  */
+import { randomUUID } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { wrapError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import { splitHostPort } from '../config/load.ts';
-import { inputFromCheckRequest, type AgentIdentity, type PolicyInput } from '../input/build.ts';
-import type { Decision, Pdp } from '../pdp/types.ts';
-import { denyReply, failureReply, type LocalReply } from '../enforce/reply.ts';
-import { failureMode } from '../enforce/failure-mode.ts';
+import type { CheckRequestDocument } from '../input/build.ts';
+import type { LocalReply } from '../enforce/reply.ts';
+import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { isHopByHop } from '../http/hop-by-hop.ts';
 import { MAX_CLIENT_HELLO, parseClientHello, type ClientHelloResult } from '../tls/sni.ts';
-import { decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
-import type { TollgateError } from '../errors.ts';
 
 /** How a destination's tunnel is served. */
 export type TunnelMode = 'tunnel' | 'intercept';
@@ -28,10 +26,12 @@ export type TunnelMode = 'tunnel' | 'intercept';
  * decided inside an intercepted one. `phase` says which decision this is:
  * "connect" the CONNECT itself (before any byte flows), "tls" the ClientHello seen
  * inside the tunnel when its SNI differs from the CONNECT host (or the host is an IP),
- * "transparent" a redirected connection, "request" an HTTP request inside.
+ * "transparent" a redirected connection, "request" an HTTP request inside,
+ * "opaque" a tunnel whose bytes are neither TLS nor HTTP (or that stays silent):
+ * relayed only when the policy allows this phase explicitly.
  */
 export interface ConnectInput {
-  phase: 'connect' | 'tls' | 'transparent' | 'request';
+  phase: 'connect' | 'tls' | 'transparent' | 'request' | 'opaque';
   /** The CONNECT authority (host:port), or for transparent mode the destination name:port. */
   authority: string;
   host: string;
@@ -53,49 +53,11 @@ export interface Peer {
 /** Dependencies of the tunnel code. */
 export interface TunnelDeps {
   readonly config: Config;
-  readonly pdp: Pdp;
+  /** The one decision step every door calls. */
+  readonly step: DecisionStep;
   readonly logger: Logger;
   /** True when a local CA is loaded, so interception is possible. */
   readonly canIntercept: boolean;
-  /** Spans, metrics and the decision log (absent: nothing recorded). */
-  readonly observer?: Observer;
-}
-
-/** A decision, or the failure and the failure mode that applied. */
-export type Observed = { readonly decision: Decision } | { readonly error: TollgateError; readonly mode: 'allow' | 'deny' };
-
-/**
- * Asks the PDP and records the outcome the way the request handler does (decision
- * span, metric, decision-log record), so tunnel and upgrade decisions are audited
- * like every other. Never rejects: a PDP failure comes back with its failure mode.
- */
-export async function decideObserved(
-  deps: { readonly config: Config; readonly pdp: Pdp; readonly logger: Logger; readonly observer?: Observer },
-  input: PolicyInput,
-  host: string,
-  decisionId: string,
-): Promise<Observed> {
-  const http = input.attributes.request.http;
-  const source = input.attributes.source.address.socketAddress;
-  const tr = deps.observer?.tracing.startCall({ method: http.method, scheme: http.scheme === 'https' ? 'https' : 'http', authority: http.host, ...(http.path === undefined ? {} : { target: http.path }), headers: http.headers });
-  const info = deps.pdp.info();
-  const policyPath = info?.decisionPath ?? '';
-  const span = tr?.startDecision(decisionMeta(decisionId, policyPath, input, http.host));
-  const started = process.hrtime.bigint();
-  const facts = () => ({ decisionId, policyPath, input, destination: http.host, span: span!, seconds: Number(process.hrtime.bigint() - started) / 1e9, requestedBy: source.address });
-  try {
-    const decision = await deps.pdp.decide(input, decisionId);
-    if (deps.observer !== undefined) recordDecision(deps.observer, facts(), decision);
-    tr?.end({ statusCode: decision.allowed ? 200 : decision.httpStatus ?? deps.config.proxy.denyStatus });
-    return { decision };
-  } catch (err) {
-    const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
-    const mode = failureMode(deps.config.pdp, host);
-    if (deps.observer !== undefined) recordFailure(deps.observer, facts(), error, mode, info?.revision ?? '');
-    tr?.end({ statusCode: mode === 'allow' ? 200 : 403, errorType: error.code });
-    deps.logger.warn({ err: error, code: error.code, decisionId, host, failureMode: mode }, 'no policy decision for a tunnel or upgrade');
-    return { error, mode };
-  }
 }
 
 function hostMatches(pattern: string, host: string): boolean {
@@ -122,17 +84,8 @@ export function authorityOf(host: string, port: number): string {
   return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-/** Builds the policy input for a tunnel decision through the shared CheckRequest builder. */
-export function tunnelInput(options: {
-  id: string;
-  authority: string;
-  headers: Record<string, string>;
-  source: Peer;
-  destination: Peer;
-  connect: ConnectInput;
-  agent: AgentIdentity;
-  now?: number;
-}): PolicyInput {
+/** The CheckRequest Envoy sends for a CONNECT: method and authority, no path and no scheme. */
+export function tunnelCheckRequest(options: { id: string; authority: string; headers: Record<string, string>; source: Peer; destination: Peer; now?: number }): CheckRequestDocument {
   const headers: Record<string, string> = { ':authority': options.authority, ':method': 'CONNECT' };
   for (const [name, value] of Object.entries(options.headers)) {
     if (name === 'host' || isHopByHop(name)) continue;
@@ -142,40 +95,85 @@ export function tunnelInput(options: {
   const seconds = Math.floor(now / 1000);
   const nanos = (now % 1000) * 1_000_000;
   const socketAddress = (p: Peer) => ({ address: { socketAddress: { address: p.address, portValue: p.port } } });
-  const input = inputFromCheckRequest(
-    {
-      attributes: {
-        source: socketAddress(options.source),
-        destination: socketAddress(options.destination),
-        // Envoy's CONNECT CheckRequest: method and authority, no path and no scheme.
-        request: { time: nanos === 0 ? { seconds } : { seconds, nanos }, http: { id: options.id, method: 'CONNECT', headers, host: options.authority, protocol: 'HTTP/1.1' } },
-      },
+  return {
+    attributes: {
+      source: socketAddress(options.source),
+      destination: socketAddress(options.destination),
+      request: { time: nanos === 0 ? { seconds } : { seconds, nanos }, http: { id: options.id, method: 'CONNECT', headers, host: options.authority, protocol: 'HTTP/1.1' } },
     },
-    options.agent,
-  );
-  (input as PolicyInput & { connect: ConnectInput }).connect = options.connect;
-  return input;
+  };
 }
 
-/** The outcome of a tunnel decision. */
-export type TunnelVerdict = { readonly allowed: true; readonly decision?: Decision } | { readonly allowed: false; readonly reply: LocalReply; readonly reasons: readonly string[] };
+/** The outcome of a tunnel decision, as the tunnel doors use it. */
+export type TunnelVerdict = { readonly allowed: true; readonly decisionId: string } | { readonly allowed: false; readonly reply: LocalReply; readonly reasons: readonly string[] };
 
-/** Asks the PDP about a tunnel; a PDP failure applies the failure mode of the host (default deny). */
-export async function decideTunnel(deps: TunnelDeps, input: PolicyInput, host: string, decisionId: string): Promise<TunnelVerdict> {
-  const observed = await decideObserved(deps, input, host, decisionId);
-  if ('decision' in observed) {
-    const { decision } = observed;
-    if (decision.allowed) return { allowed: true, decision };
-    return { allowed: false, reply: denyReply(decision, deps.config.proxy.denyStatus, undefined), reasons: decision.reasons };
+/**
+ * Decides one tunnel phase through the decision step: the CONNECT CheckRequest for
+ * `authority` (host = the name decided on), with `connect` as input.connect. The
+ * agent token, when configured, is read from `headers` (and never reaches the policy).
+ */
+export async function decideTunnel(
+  deps: TunnelDeps,
+  options: { authority: string; host: string; headers: Record<string, string>; source: Peer; destination: Peer; connect: ConnectInput },
+): Promise<TunnelVerdict> {
+  const checkRequest = tunnelCheckRequest({ id: randomUUID(), authority: options.authority, headers: options.headers, source: options.source, destination: options.destination });
+  const verdict = await deps.step.decide({ checkRequest, connect: options.connect, host: options.host }, 'tunnel');
+  if (verdict.kind === 'allow') return { allowed: true, decisionId: verdict.decisionId };
+  const reasons = verdict.kind === 'deny' ? verdict.decision.reasons : [verdict.error.message];
+  return { allowed: false, reply: verdictReply(verdict, deps.config.proxy.denyStatus), reasons };
+}
+
+/** What a non-TLS stream starts with: an HTTP/1.x request line, opaque bytes, or not enough to tell. */
+export type PlainKind = 'http' | 'opaque' | 'need-more';
+
+/** The longest method token looked at (RFC 9110 §9: registered methods are at most 17 characters). */
+const MAX_METHOD = 20;
+
+/**
+ * Classifies the first bytes of a non-TLS stream. An HTTP/1.x request starts with a
+ * method token and a space (RFC 9112 §3); registered methods are upper-case letters,
+ * "-" and "_". Anything else is opaque: no HTTP server would read it as a request.
+ */
+export function classifyPlain(bytes: Buffer): PlainKind {
+  const n = Math.min(bytes.length, MAX_METHOD + 1);
+  for (let i = 0; i < n; i++) {
+    const c = bytes[i]!;
+    if (c === 0x20) return i > 0 ? 'http' : 'opaque';
+    const tokenChar = (c >= 0x41 && c <= 0x5a) || c === 0x2d || c === 0x5f;
+    if (!tokenChar) return 'opaque';
   }
-  switch (observed.mode) {
-    case 'allow':
-      return { allowed: true };
-    case 'deny':
-      return { allowed: false, reply: failureReply(observed.error, decisionId, 403), reasons: [observed.error.message] };
-    default:
-      return observed.mode satisfies never;
-  }
+  return bytes.length > MAX_METHOD ? 'opaque' : 'need-more';
+}
+
+/**
+ * Reads until classifyPlain can tell (bounded in size and time; a stream that stays
+ * undecidable is opaque). Returns the bytes for the caller to unshift; the socket is left paused.
+ */
+export function peekPlain(socket: Duplex, initial: Buffer, timeoutMs: number): Promise<{ readonly bytes: Buffer; readonly kind: 'http' | 'opaque' }> {
+  const first = classifyPlain(initial);
+  if (first !== 'need-more') return Promise.resolve({ bytes: initial, kind: first });
+  return new Promise((resolve) => {
+    let bytes = initial;
+    const finish = (kind: 'http' | 'opaque') => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.pause();
+      resolve({ bytes, kind });
+    };
+    const onData = (chunk: Buffer) => {
+      bytes = Buffer.concat([bytes, chunk]);
+      const kind = classifyPlain(bytes);
+      if (kind !== 'need-more') finish(kind);
+    };
+    const onEnd = () => finish('opaque');
+    const timer = setTimeout(() => finish('opaque'), timeoutMs);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.resume();
+  });
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };

@@ -15,21 +15,42 @@ import { TollgateError, wrapError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import { splitHostPort } from '../config/load.ts';
 import { normalizeRequest, type CanonicalRequest } from '../http/normalize.ts';
-import { buildInput, type AgentIdentity, type PolicyInput } from '../input/build.ts';
-import type { Pdp } from '../pdp/types.ts';
-import { denyReply, errorReply, failureReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
+import type { BufferedBody } from '../input/build.ts';
+import { errorReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
-import { verifyAgentToken } from '../input/identity.ts';
+import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
-import { decideObserved, relay, writeReply } from './tunnel.ts';
-import type { Observer } from '../telemetry/observer.ts';
+import { relay, writeReply } from './tunnel.ts';
 
 /** Options of createUpgradeHandler. */
 export interface UpgradeOptions {
   readonly config: Config;
-  readonly pdp: Pdp;
+  /** The one decision step every door calls. */
+  readonly step: DecisionStep;
   readonly logger: Logger;
-  readonly observer?: Observer;
+}
+
+const NO_BODY: BufferedBody = Object.freeze({ bytes: Buffer.alloc(0), truncated: false });
+
+/**
+ * Why an upgrade request is refused before any decision, or undefined. Only a
+ * WebSocket handshake is relayed (RFC 6455 §4.1: `Upgrade: websocket`, one token,
+ * compared case-insensitively): h2c (RFC 9113 §3.1 removed it), TLS/1.0 (RFC 2817)
+ * or any other protocol would carry bytes no policy decided on. A handshake with a
+ * body is refused too: the body is not part of the upgrade, and forwarding its
+ * length without its bytes would desynchronise the upstream connection (smuggling).
+ */
+export function upgradeRefusal(req: IncomingMessage): TollgateError | undefined {
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || /[\r\n]/.test(upgrade)) return new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
+  if (upgrade.trim().toLowerCase() !== 'websocket') {
+    return new TollgateError('TG_ERR_PROTOCOL_REFUSED', `upgrade to ${JSON.stringify(upgrade.slice(0, 64))} is refused: only a single "websocket" token is relayed`);
+  }
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    return new TollgateError('TG_ERR_PROTOCOL_REFUSED', 'upgrade request carries a body (content-length or transfer-encoding): a WebSocket handshake has none');
+  }
+  return undefined;
 }
 
 /** Handles one upgrade request arriving on a listener (plain, or inside an intercepted tunnel). */
@@ -39,51 +60,32 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
   const { config } = options;
   const log = options.logger.child({ component: 'upgrade' });
-  const configuredAgent: AgentIdentity = { id: config.agent.id, role: config.agent.role, labels: config.agent.labels };
-  const tokenHeader = config.agent.token?.header.toLowerCase();
+  const step = options.step;
 
   async function handle(req: IncomingMessage, socket: Duplex, head: Buffer, context: RequestContext): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const upgrade = req.headers.upgrade;
+    const refused = upgradeRefusal(req);
+    if (refused !== undefined) {
+      log.debug({ code: refused.code, upgrade: req.headers.upgrade }, 'upgrade refused');
+      writeReply(socket, errorReply(refused));
+      return;
+    }
+    const upgrade = req.headers.upgrade!;
     let request: CanonicalRequest;
     try {
-      if (upgrade === undefined || /[\r\n]/.test(upgrade)) throw new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
       request = normalizeRequest(rawRequestOf(req, context, randomUUID()));
     } catch (err) {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;
     }
-    let agent = configuredAgent;
-    if (tokenHeader !== undefined && request.headers[tokenHeader] !== undefined) {
-      try {
-        agent = verifyAgentToken(request.headers[tokenHeader], config.agent.token!.secret);
-      } catch (err) {
-        writeReply(socket, errorReply(wrapError('TG_ERR_IDENTITY', 'agent identity', err)));
-        return;
-      }
-      delete (request.headers as Record<string, string>)[tokenHeader];
-    }
-    const decisionId = randomUUID();
-    let input: PolicyInput;
-    try {
-      // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
-      const withUpgrade = { ...request, headers: { ...request.headers, upgrade: upgrade! } };
-      input = buildInput(withUpgrade, { bytes: Buffer.alloc(0), truncated: false }, agent);
-      if (context.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = context.connect;
-    } catch (err) {
-      writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err), decisionId));
+    // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
+    (request.headers as Record<string, string>).upgrade = upgrade;
+    const verdict = await step.decide({ request, body: NO_BODY, ...(context.connect === undefined ? {} : { connect: context.connect }) }, 'upgrade');
+    if (verdict.kind !== 'allow') {
+      writeReply(socket, verdictReply(verdict, config.proxy.denyStatus));
       return;
     }
-    const observed = await decideObserved(options, input, request.host, decisionId);
-    const decision = 'decision' in observed ? observed.decision : undefined;
-    if ('error' in observed && observed.mode === 'deny') {
-      writeReply(socket, failureReply(observed.error, decisionId, 403));
-      return;
-    }
-    if (decision !== undefined && !decision.allowed) {
-      writeReply(socket, denyReply(decision, config.proxy.denyStatus, undefined));
-      return;
-    }
+    const { decision, decisionId } = verdict;
 
     const headers: OutgoingHttpHeaders = { ...request.headers };
     if (decision !== undefined) {

@@ -1,0 +1,237 @@
+/**
+ * The one decision step every door calls: the explicit proxy, requests inside
+ * intercepted or plain tunnels, CONNECT / TLS / transparent / opaque tunnel phases,
+ * upgrades and the ext_authz server. It resolves the agent (configured, or a verified
+ * HS256 token whose header is then removed from what the policy and the upstream
+ * see), builds the policy input, asks the PDP, records span, metric and decision log,
+ * applies the failure mode, and returns a verdict each door writes in its own
+ * protocol (HTTP response, raw socket reply, CheckResponse). Copied per door, these
+ * steps drift; here they are written once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { wrapError, type TollgateError } from '../errors.ts';
+import type { Config } from '../config/schema.ts';
+import type { CanonicalRequest } from '../http/normalize.ts';
+import { buildInput, inputFromCheckRequest, type AgentIdentity, type BufferedBody, type CheckRequestDocument, type PolicyInput } from '../input/build.ts';
+import { verifyAgentToken } from '../input/identity.ts';
+import type { Decision, Pdp } from '../pdp/types.ts';
+import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
+import { failureMode } from './failure-mode.ts';
+import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
+
+/**
+ * Which door a request came through. "http": a request on the proxy or inside a
+ * tunnel (the door owns the call span, it lives until the answer is forwarded);
+ * "upgrade": a protocol upgrade; "tunnel": a CONNECT, TLS, transparent or opaque
+ * tunnel phase; "extauthz": a CheckRequest from Envoy (no failure mode here: Envoy's
+ * failure_mode_allow decides, so "no decision" comes back as a failure).
+ */
+export type Door = 'http' | 'upgrade' | 'tunnel' | 'extauthz';
+
+/** A canonical HTTP request and its buffered body (doors "http" and "upgrade"). */
+export interface HttpDecisionRequest {
+  /** Its headers lose the agent token header (mutated in place: it is never forwarded). */
+  readonly request: CanonicalRequest;
+  readonly body: BufferedBody;
+  /** input.connect, for a request inside a tunnel. */
+  readonly connect?: object;
+  /** The call span the door started (door "http"); absent: the step starts and ends one. */
+  readonly trace?: CallTrace;
+}
+
+/** A CheckRequest document (doors "tunnel" and "extauthz"). */
+export interface CheckDecisionRequest {
+  readonly checkRequest: CheckRequestDocument;
+  /** input.connect, for a tunnel phase. */
+  readonly connect?: object;
+  /** The destination host the failure mode is chosen by. */
+  readonly host: string;
+}
+
+/** What a door hands the step. */
+export type DecisionRequest = HttpDecisionRequest | CheckDecisionRequest;
+
+/**
+ * The verdict. allow: forward (decision absent when the failure mode allowed);
+ * deny: the policy said no; refuse: refused before the PDP (bad agent token, an input
+ * that does not build); fail: no decision and the failure mode denies (for the
+ * ext_authz door: no decision at all).
+ */
+export type Verdict =
+  | { readonly kind: 'allow'; readonly decisionId: string; readonly input: PolicyInput; readonly decision: Decision | undefined; readonly tokenRemoved: boolean }
+  | { readonly kind: 'deny'; readonly decisionId: string; readonly input: PolicyInput; readonly decision: Decision }
+  | { readonly kind: 'refuse'; readonly decisionId: string; readonly error: TollgateError; readonly stage: 'identity' | 'input' }
+  | { readonly kind: 'fail'; readonly decisionId: string; readonly input: PolicyInput; readonly error: TollgateError };
+
+/** The decision step. */
+export interface DecisionStep {
+  /** Decides one request for a door. Deny and "no decision" are verdicts; it rejects only on a bug (the door's catch-all answers). */
+  decide(request: DecisionRequest, door: Door): Promise<Verdict>;
+  /** The agent token header (lowercase) when tokens are configured. */
+  readonly tokenHeader: string | undefined;
+}
+
+/** Options of createDecisionStep. */
+export interface DecisionStepOptions {
+  readonly pdp: Pdp;
+  /** The configured agent, used when no token overrides it. */
+  readonly agent: AgentIdentity;
+  /** When set, a verified HS256 token in this header overrides the agent. */
+  readonly agentToken?: { readonly header: string; readonly secret: string };
+  /** failureModeAllow and its per-host list (absent: fail closed). */
+  readonly failure?: Pick<Config['pdp'], 'failureModeAllow' | 'failureModeAllowHosts'>;
+  /** Status a deny gets when the policy names none (the tunnel span's status). */
+  readonly denyStatus?: number;
+  readonly logger: Logger;
+  /** Spans, metrics and the decision log (default: records nothing). */
+  readonly observer?: Observer;
+}
+
+const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
+
+/** The step's options from a validated config. */
+export function decisionStepOptionsFrom(config: Config): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus'> {
+  return {
+    agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
+    ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
+    failure: config.pdp,
+    denyStatus: config.proxy.denyStatus,
+  };
+}
+
+function isHttp(request: DecisionRequest): request is HttpDecisionRequest {
+  return 'request' in request;
+}
+
+/** Creates the decision step. */
+export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
+  const { pdp, agent: configuredAgent } = options;
+  const observer = options.observer ?? createNoopObserver();
+  const log = options.logger.child({ component: 'decide' });
+  const tokenHeader = options.agentToken?.header.toLowerCase();
+  const secret = options.agentToken?.secret ?? '';
+  const failure = options.failure ?? FAIL_CLOSED;
+  const denyStatus = options.denyStatus ?? 403;
+
+  /** The agent a token names, or the error; undefined when there is no token. */
+  function tokenAgent(token: string | undefined): AgentIdentity | TollgateError | undefined {
+    if (token === undefined) return undefined;
+    try {
+      return verifyAgentToken(token, secret);
+    } catch (err) {
+      // One mapping for a bad token, whichever door it came through.
+      return wrapError('TG_ERR_IDENTITY', 'agent identity', err);
+    }
+  }
+
+  async function decide(request: DecisionRequest, door: Door): Promise<Verdict> {
+    const decisionId = randomUUID();
+    let agent = configuredAgent;
+    let tokenRemoved = false;
+    let input: PolicyInput;
+    let host: string;
+    let destination: string;
+    let requestedBy: string | undefined;
+    let carrier: Record<string, string> | undefined;
+    if (isHttp(request)) {
+      const canonical = request.request;
+      if (tokenHeader !== undefined) {
+        const found = tokenAgent(canonical.headers[tokenHeader]);
+        if (found !== undefined) {
+          // The policy and the upstream see the request without the token.
+          delete (canonical.headers as Record<string, string>)[tokenHeader];
+          if (!('id' in found)) return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
+          agent = found;
+          tokenRemoved = true;
+        }
+      }
+      try {
+        input = buildInput(canonical, request.body, agent);
+      } catch (err) {
+        return { kind: 'refuse', decisionId, error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), stage: 'input' };
+      }
+      host = canonical.host;
+      destination = canonical.authority;
+      requestedBy = canonical.source.address;
+    } else {
+      let document = request.checkRequest;
+      const http = document.attributes?.request?.http;
+      if (tokenHeader !== undefined && http?.headers?.[tokenHeader] !== undefined) {
+        const found = tokenAgent(http.headers[tokenHeader]);
+        if (found !== undefined && !('id' in found)) return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
+        agent = found as AgentIdentity;
+        tokenRemoved = true;
+        const headers = { ...http.headers };
+        delete headers[tokenHeader];
+        document = { ...document, attributes: { ...document.attributes, request: { ...document.attributes!.request, http: { ...http, headers } } } };
+      }
+      try {
+        input = inputFromCheckRequest(document, agent);
+      } catch (err) {
+        return { kind: 'refuse', decisionId, error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), stage: 'input' };
+      }
+      host = request.host;
+      destination = typeof http?.host === 'string' ? http.host : '';
+      const source = input.attributes.source?.address?.socketAddress?.address;
+      if (door !== 'extauthz' && typeof source === 'string') requestedBy = source;
+      carrier = document.attributes?.request?.http?.headers ?? {};
+    }
+    if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
+
+    const info = pdp.info();
+    const policyPath = info?.decisionPath ?? '';
+    const meta = decisionMeta(decisionId, policyPath, input, destination);
+    // The span: the door's call span, Envoy's context (ext_authz), or a call span of its own.
+    let ownTrace: CallTrace | undefined;
+    let span: DecisionTrace;
+    if (door === 'extauthz') {
+      span = observer.tracing.startExtAuthzDecision(carrier ?? {}, meta);
+    } else if (isHttp(request) && request.trace !== undefined) {
+      span = request.trace.startDecision(meta);
+    } else {
+      const http = input.attributes.request.http;
+      ownTrace = observer.tracing.startCall({ method: http.method, scheme: http.scheme === 'https' ? 'https' : 'http', authority: http.host, ...(http.path === undefined ? {} : { target: http.path }), headers: http.headers });
+      span = ownTrace.startDecision(meta);
+    }
+    const started = process.hrtime.bigint();
+    const facts = () => ({ decisionId, policyPath, input, destination, span, seconds: Number(process.hrtime.bigint() - started) / 1e9, ...(requestedBy === undefined ? {} : { requestedBy }) });
+    let decision: Decision;
+    try {
+      decision = await pdp.decide(input, decisionId);
+    } catch (err) {
+      const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
+      // ext_authz: Envoy's failure_mode_allow decides, so the mode recorded here is deny.
+      const mode = door === 'extauthz' ? 'deny' : failureMode(failure as Config['pdp'], host);
+      recordFailure(observer, facts(), error, mode, info?.revision ?? '');
+      ownTrace?.end({ statusCode: mode === 'allow' ? 200 : 403, errorType: error.code });
+      log.warn({ err: error, code: error.code, decisionId, door, host, failureMode: mode, trace_id: span.traceId }, 'no policy decision');
+      if (mode === 'allow') return { kind: 'allow', decisionId, input, decision: undefined, tokenRemoved };
+      return { kind: 'fail', decisionId, input, error };
+    }
+    recordDecision(observer, facts(), decision);
+    ownTrace?.end({ statusCode: decision.allowed ? 200 : decision.httpStatus ?? denyStatus });
+    if (decision.allowed) return { kind: 'allow', decisionId, input, decision, tokenRemoved };
+    return { kind: 'deny', decisionId, input, decision };
+  }
+
+  return {
+    tokenHeader,
+    decide,
+  };
+}
+
+/** The HTTP reply for a verdict that does not forward (HTTP doors, raw socket replies). */
+export function verdictReply(verdict: Exclude<Verdict, { kind: 'allow' }>, denyStatus: number): LocalReply {
+  switch (verdict.kind) {
+    case 'deny':
+      return denyReply(verdict.decision, denyStatus, verdict.input.mcp);
+    case 'fail':
+      return failureReply(verdict.error, verdict.decisionId, 403);
+    case 'refuse':
+      return errorReply(verdict.error, verdict.stage === 'identity' ? undefined : verdict.decisionId);
+    default:
+      return verdict satisfies never;
+  }
+}
