@@ -174,8 +174,10 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       }
       host = request.host;
       destination = typeof http?.host === 'string' ? http.host : '';
-      const source = input.attributes.source?.address?.socketAddress?.address;
-      if (door !== 'extauthz' && typeof source === 'string') requestedBy = source;
+      if (door !== 'extauthz') {
+        const source = (input.attributes as Partial<PolicyInput['attributes']> | undefined)?.source?.address?.socketAddress?.address;
+        if (typeof source === 'string') requestedBy = source;
+      }
       carrier = document.attributes?.request?.http?.headers ?? {};
     }
     if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
