@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildBundle, startTollgate, startUpstream, tempDir, type TestLike } from '../helpers/processes.ts';
+import { buildBundle, rawExchange, startTollgate, startUpstream, tempDir, type TestLike } from '../helpers/processes.ts';
 import { closed, openTunnel } from '../tls/fixtures.ts';
 import { pollPause } from '../helpers/poll.ts';
 
@@ -36,6 +36,14 @@ async function startTcpCounter(t: TestLike): Promise<{ port: number; bytes: () =
   return { port: (server.address() as AddressInfo).port, bytes: () => bytes, connections: () => connections };
 }
 
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 function curl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn('curl', ['-sS', '--max-time', '10', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -56,10 +64,12 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
   const upstream = await startUpstream(t);
   const tcp = await startTcpCounter(t);
   const logFile = join(await tempDir(), 'decisions.jsonl');
+  const transparentPort = await freePort();
   const tg = await startTollgate(t, {
     agent: SUPPORT,
     decisionLog: { file: logFile },
     connect: { peekTimeoutMs: 300 },
+    transparent: { enabled: true, listen: `127.0.0.1:${transparentPort}` },
     proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}`, 'payments.internal:8443': `127.0.0.1:${upstream.port}`, 'payments.internal:9000': `127.0.0.1:${tcp.port}` } },
   });
   const proxy = `http://127.0.0.1:${tg.proxyPort}`;
@@ -128,6 +138,25 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
     }
     t.equal(opaque.length, 5, 'each refusal is a recorded decision');
     t.match(opaque[0]!.result.reasons, ['tunnel to payments.internal:9000 carries bytes that are neither TLS nor HTTP']);
+  });
+
+  t.test('on the transparent listener, opaque bytes are a recorded "opaque" decision and HTTP is decided per request', async (t) => {
+    const before = upstream.received.length;
+    const refund = '{"amount": 900}';
+    const denied = await rawExchange(transparentPort, `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal\r\ncontent-type: application/json\r\ncontent-length: ${refund.length}\r\nconnection: close\r\n\r\n${refund}`);
+    t.match(denied, /^HTTP\/1\.1 403 /);
+    t.match(denied, /exceeds the support limit/);
+    t.equal(upstream.received.length, before, 'the refund never reached the tool');
+    const answer = await rawExchange(transparentPort, 'SSH-2.0-OpenSSH_9.6\r\n');
+    t.equal(answer, '', 'closed without an answer');
+    let records: Array<Record<string, any>> = [];
+    const deadline = Date.now() + 5000;
+    while (records.length === 0 && Date.now() < deadline) {
+      await pollPause();
+      records = (await decisionRecords(logFile)).filter((r) => r.input?.connect?.phase === 'opaque' && r.input.connect.port === transparentPort);
+    }
+    t.equal(records.length, 1, 'the refusal is a recorded decision');
+    t.equal(records[0]?.result.allowed, false);
   });
 });
 
