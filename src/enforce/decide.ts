@@ -36,7 +36,7 @@ export interface HttpDecisionRequest {
   readonly request: CanonicalRequest;
   readonly body: BufferedBody;
   /** input.connect, for a request inside a tunnel. */
-  readonly connect?: object;
+  readonly connect?: object | undefined;
   /** The call span the door started (door "http"); absent: the step starts and ends one. */
   readonly trace?: CallTrace;
 }
@@ -45,7 +45,7 @@ export interface HttpDecisionRequest {
 export interface CheckDecisionRequest {
   readonly checkRequest: CheckRequestDocument;
   /** input.connect, for a tunnel phase. */
-  readonly connect?: object;
+  readonly connect?: object | undefined;
   /** The destination host the failure mode is chosen by. */
   readonly host: string;
 }

@@ -150,7 +150,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     const tr = observer.tracing.startCall({ method: request.method, scheme: request.scheme, authority: request.authority, target: request.path, headers: request.headers });
     // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
     res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
-    const verdict = await step.decide({ request, body: head, trace: tr, ...(context.connect === undefined ? {} : { connect: context.connect }) }, 'http');
+    const verdict = await step.decide({ request, body: head, trace: tr, connect: context.connect }, 'http');
     if (verdict.kind !== 'allow') {
       const reply = verdictReply(verdict, denyStatus);
       if (verdict.kind === 'fail') tr.end({ statusCode: reply.status, errorType: verdict.error.code });

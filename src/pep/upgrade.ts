@@ -80,7 +80,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     }
     // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
     (request.headers as Record<string, string>).upgrade = upgrade;
-    const verdict = await step.decide({ request, body: NO_BODY, ...(context.connect === undefined ? {} : { connect: context.connect }) }, 'upgrade');
+    const verdict = await step.decide({ request, body: NO_BODY, connect: context.connect }, 'upgrade');
     if (verdict.kind !== 'allow') {
       writeReply(socket, verdictReply(verdict, config.proxy.denyStatus));
       return;

@@ -2,6 +2,7 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { checkRequestFor, createExtAuthzPdp, decisionFromCheckResponse } from '../../src/pdp/extauthz-client.ts';
 import { inputFromCheckRequest } from '../../src/input/build.ts';
+import { decodeCheckRequest, encodeCheckRequest } from '../../src/proto/ext-authz.ts';
 
 const meta = { decisionId: 'd', revision: 'remote', evalNanos: 1 };
 
@@ -72,4 +73,20 @@ t.test('a body the PEP buffered only in part is flagged as Envoy flags it', asyn
   const whole = inputFromCheckRequest({ attributes: { request: { http: { method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, body: '{"a": 1}' } } } }, agent);
   t.notOk('x-envoy-auth-partial-body' in (checkRequestFor(whole).attributes?.request?.http?.headers ?? {}));
   t.equal(partial.attributes.request.http.headers['x-envoy-auth-partial-body'], undefined, 'the input itself is not changed');
+});
+
+t.test('the agent travels as source.principal and metadata_context.filter_metadata.tollgate', async (t) => {
+  const agent = { id: 'support bot/1', role: 'support', labels: { team: 'refunds' } };
+  const input = inputFromCheckRequest({ attributes: { request: { http: { method: 'GET', path: '/', headers: {} } } } }, agent);
+  const sent = decodeCheckRequest(encodeCheckRequest(checkRequestFor(input)));
+  t.equal(sent.attributes?.source?.principal, 'tollgate://agent/support%20bot%2F1');
+  t.same((sent.attributes?.metadataContext as { filterMetadata: unknown }).filterMetadata, { tollgate: { agent } }, 'survives the wire as a Struct');
+  // A principal Envoy authenticated is kept; Tollgate's own namespace is always Tollgate's.
+  const chained = inputFromCheckRequest(
+    { attributes: { source: { principal: 'spiffe://cluster/ns/a/sa/b' }, metadataContext: { filterMetadata: { tollgate: { agent: { id: 'forged', role: 'admin' } }, other: { x: 1 } } }, request: { http: { method: 'GET', path: '/', headers: {} } } } },
+    agent,
+  );
+  const forwarded = checkRequestFor(chained).attributes!;
+  t.equal(forwarded.source?.principal, 'spiffe://cluster/ns/a/sa/b');
+  t.same((forwarded.metadataContext as { filterMetadata: unknown }).filterMetadata, { tollgate: { agent }, other: { x: 1 } });
 });
