@@ -109,171 +109,200 @@ function checkNumber(literal: string, integer: boolean, at: number): void {
 
 const OBJECT = 0;
 const ARRAY = 1;
+// Members compared one by one up to this count; a Set beyond it keeps large objects linear.
+const LINEAR_MAX = 12;
+
+function skipWs(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+    else return i;
+  }
+}
+
+function hex4(text: string, at: number): number {
+  let v = 0;
+  for (let k = 0; k < 4; k++) {
+    const c = text.charCodeAt(at + k);
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (d < 0) throw ambiguous(`invalid \\u escape at offset ${at - 2}`);
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+// What the last scanString saw, read by the caller for member names (no allocation per string).
+const ESCAPED = 1;
+const UPPER = 2;
+const NON_ASCII = 4;
+let stringFlags = 0;
+
+/** Scans the string whose opening quote is at `i`; returns the index of its closing quote. */
+function scanString(text: string, i: number): number {
+  const open = i++;
+  let flags = 0;
+  for (;;) {
+    const c = text.charCodeAt(i);
+    // Most characters are lower-case letters and digits: one comparison each.
+    if (c > 0x5c) {
+      if (c > 0x7f) flags |= NON_ASCII;
+      i++;
+      continue;
+    }
+    if (c === 0x22) break;
+    if (c !== c) throw ambiguous(`unterminated string starting at offset ${open}`);
+    if (c < 0x20) throw ambiguous(`unescaped control character in a string at offset ${i}`);
+    if (c === 0x5c) {
+      flags |= ESCAPED;
+      const e = text.charCodeAt(i + 1);
+      if (e === 0x75) {
+        const unit = hex4(text, i + 2);
+        if (unit >= 0xd800 && unit <= 0xdbff) {
+          // RFC 8259 §8.2 / RFC 7493 §2.1: a high surrogate escape must pair with a low one.
+          if (text.charCodeAt(i + 6) !== 0x5c || text.charCodeAt(i + 7) !== 0x75) throw ambiguous(`lone surrogate escape at offset ${i}`);
+          const low = hex4(text, i + 8);
+          if (low < 0xdc00 || low > 0xdfff) throw ambiguous(`lone surrogate escape at offset ${i}`);
+          i += 12;
+        } else if (unit >= 0xdc00 && unit <= 0xdfff) throw ambiguous(`lone surrogate escape at offset ${i}`);
+        else i += 6;
+        continue;
+      }
+      // " \ / b f n r t
+      if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+        i += 2;
+        continue;
+      }
+      throw ambiguous(`invalid escape at offset ${i}`);
+    }
+    if (c >= 0x41 && c <= 0x5a) flags |= UPPER;
+    else if (c > 0x7f) flags |= NON_ASCII;
+    i++;
+  }
+  stringFlags = flags;
+  return i;
+}
+
+/** The folded member name of the string scanned from `open` to the quote at `close`. */
+function memberName(text: string, open: number, close: number): string {
+  const flags = stringFlags;
+  if (flags & ESCAPED) return foldKey(JSON.parse(text.slice(open, close + 1)) as string);
+  const raw = text.slice(open + 1, close);
+  if (flags & NON_ASCII) return foldKey(raw);
+  return flags & UPPER ? raw.toLowerCase() : raw;
+}
+
+function skipDigits(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) i++;
+    else return i;
+  }
+}
+
+/** Scans the number starting at `start`; returns the index after it. */
+function scanNumber(text: string, start: number): number {
+  let i = start;
+  if (text.charCodeAt(i) === 0x2d) i++;
+  const first = text.charCodeAt(i);
+  const intStart = i;
+  if (first === 0x30) i++;
+  else if (first >= 0x31 && first <= 0x39) i = skipDigits(text, i + 1);
+  else throw ambiguous(describe(text, start));
+  let digits = i - intStart;
+  let integer = true;
+  if (text.charCodeAt(i) === 0x2e) {
+    const end = skipDigits(text, i + 1);
+    if (end === i + 1) throw ambiguous(`number without fraction digits at offset ${start}`);
+    digits += end - i - 1;
+    i = end;
+    integer = false;
+  }
+  const e = text.charCodeAt(i);
+  if (e === 0x65 || e === 0x45) {
+    i++;
+    const sign = text.charCodeAt(i);
+    if (sign === 0x2b || sign === 0x2d) i++;
+    const end = skipDigits(text, i);
+    if (end === i) throw ambiguous(`number without exponent digits at offset ${start}`);
+    checkNumber(text.slice(start, end), false, start);
+    return end;
+  }
+  // Without an exponent, up to 15 digits lie in the normal range and round-trip exactly
+  // (DBL_DIG is 15): the common case needs no check.
+  if (digits > 15) checkNumber(text.slice(start, i), integer, start);
+  return i;
+}
 
 /**
  * Validates `text` as strict JSON; throws TG_ERR_AMBIGUOUS_BODY naming the first problem.
- * Iterative (an explicit stack), so deep nesting cannot overflow the call stack.
+ * Iterative (an explicit stack), so deep nesting cannot overflow the call stack; one pass,
+ * no allocation but member names of objects with two or more members.
  */
 export function validateStrictJson(text: string): void {
   const n = text.length;
   const kinds: number[] = [];
-  // Folded member names per open object; null until the object's second member.
-  const names: Array<Set<string> | string | null> = [];
+  // Folded member names of the open objects, one flat stack; each open object's first
+  // index in `starts`. Small objects are searched linearly (no allocation); from
+  // LINEAR_MAX members on, an object gets a Set in `sets`.
+  const keys: string[] = [];
+  const starts: number[] = [];
+  const sets: Array<Set<string> | undefined> = [];
   let i = 0;
-  const ws = (): void => {
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
-      else return;
-    }
-  };
-  // Scans a string starting at the opening quote; returns the folded member name when `key`.
-  const string = (key: boolean): string => {
-    const start = ++i;
-    let escaped = false;
-    let upper = false;
-    let nonAscii = false;
-    for (;;) {
-      if (i >= n) throw ambiguous(`unterminated string starting at offset ${start - 1}`);
-      const c = text.charCodeAt(i);
-      if (c === 0x22) break;
-      if (c < 0x20) throw ambiguous(`unescaped control character in a string at offset ${i}`);
-      if (c === 0x5c) {
-        escaped = true;
-        const e = text.charCodeAt(i + 1);
-        if (e === 0x75) {
-          const unit = hex4(i + 2);
-          i += 6;
-          if (unit >= 0xd800 && unit <= 0xdbff) {
-            if (text.charCodeAt(i) !== 0x5c || text.charCodeAt(i + 1) !== 0x75) throw ambiguous(`lone surrogate escape at offset ${i - 6}`);
-            const low = hex4(i + 2);
-            if (low < 0xdc00 || low > 0xdfff) throw ambiguous(`lone surrogate escape at offset ${i - 6}`);
-            i += 6;
-          } else if (unit >= 0xdc00 && unit <= 0xdfff) throw ambiguous(`lone surrogate escape at offset ${i - 6}`);
-          continue;
-        }
-        // " \ / b f n r t
-        if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
-          i += 2;
-          continue;
-        }
-        throw ambiguous(`invalid escape at offset ${i}`);
-      }
-      if (c >= 0x41 && c <= 0x5a) upper = true;
-      else if (c > 0x7f) nonAscii = true;
-      i++;
-    }
-    const end = i++;
-    if (!key) return '';
-    if (escaped) return foldKey(JSON.parse(text.slice(start - 1, end + 1)) as string);
-    const raw = text.slice(start, end);
-    if (nonAscii) return foldKey(raw);
-    return upper ? raw.toLowerCase() : raw;
-  };
-  const hex4 = (at: number): number => {
-    let v = 0;
-    for (let k = 0; k < 4; k++) {
-      const c = text.charCodeAt(at + k);
-      const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-      if (d < 0) throw ambiguous(`invalid \\u escape at offset ${at - 2}`);
-      v = v * 16 + d;
-    }
-    return v;
-  };
-  const digits = (): number => {
-    const start = i;
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c >= 0x30 && c <= 0x39) i++;
-      else return i - start;
-    }
-  };
-  const number = (): void => {
-    const start = i;
-    if (text.charCodeAt(i) === 0x2d) i++;
-    const first = text.charCodeAt(i);
-    if (first === 0x30) i++;
-    else if (first >= 0x31 && first <= 0x39) digits();
-    else throw ambiguous(describe(text, start));
-    let integer = true;
-    if (text.charCodeAt(i) === 0x2e) {
-      i++;
-      integer = false;
-      if (digits() === 0) throw ambiguous(`number without fraction digits at offset ${start}`);
-    }
-    const e = text.charCodeAt(i);
-    if (e === 0x65 || e === 0x45) {
-      i++;
-      integer = false;
-      const s = text.charCodeAt(i);
-      if (s === 0x2b || s === 0x2d) i++;
-      if (digits() === 0) throw ambiguous(`number without exponent digits at offset ${start}`);
-    }
-    // Up to 15 digits an integer is exact in a double: the common case needs no check.
-    if (integer && i - start <= 15) return;
-    checkNumber(text.slice(start, i), integer, start);
-  };
-  const literal = (word: string): void => {
-    if (!text.startsWith(word, i)) throw ambiguous(describe(text, i));
-    i += word.length;
-  };
-  const member = (): void => {
-    if (text.charCodeAt(i) !== 0x22) throw ambiguous(i >= n ? 'unexpected end of JSON' : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`);
-    const at = i;
-    const name = string(true);
-    const top = names.length - 1;
-    const seen = names[top] as Set<string> | string | null;
-    if (seen === null) names[top] = name;
-    else if (typeof seen === 'string') {
-      if (seen === name) throw collision(at, i);
-      names[top] = new Set([seen, name]);
-    } else {
-      if (seen.has(name)) throw collision(at, i);
-      seen.add(name);
-    }
-    ws();
-    if (text.charCodeAt(i) !== 0x3a) throw ambiguous(`expected ":" at offset ${i}`);
-    i++;
-  };
-  const collision = (at: number, end: number): TollgateError => {
-    const raw = JSON.parse(text.slice(at, end)) as string;
-    return ambiguous(`member name ${JSON.stringify(raw)} at offset ${at} repeats a name of its object, exactly or as a case-insensitive decoder would fold it`);
-  };
-
-  ws();
+  let c = 0;
   for (;;) {
-    // A value is expected at i.
-    ws();
-    const c = text.charCodeAt(i);
+    // A value is expected at i; c === 0x3a means "member name expected first".
+    i = skipWs(text, i);
+    if (c === 0x3a) {
+      if (text.charCodeAt(i) !== 0x22) throw ambiguous(i >= n ? 'unexpected end of JSON' : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`);
+      const close = scanString(text, i);
+      const name = memberName(text, i, close);
+      const top = starts.length - 1;
+      const set = sets[top];
+      if (set !== undefined) {
+        if (set.has(name)) throw collision(text, i, close);
+        set.add(name);
+      } else {
+        const start = starts[top]!;
+        const end = keys.length;
+        for (let k = start; k < end; k++) if (keys[k] === name) throw collision(text, i, close);
+        if (end - start >= LINEAR_MAX) {
+          sets[top] = new Set(keys.slice(start)).add(name);
+          keys.length = start;
+        } else keys.push(name);
+      }
+      i = skipWs(text, close + 1);
+      if (text.charCodeAt(i) !== 0x3a) throw ambiguous(`expected ":" at offset ${i}`);
+      i = skipWs(text, i + 1);
+    }
+    c = text.charCodeAt(i);
     if (c === 0x7b) {
-      i++;
-      ws();
-      if (text.charCodeAt(i) === 0x7d) {
-        i++;
-      } else {
+      i = skipWs(text, i + 1);
+      if (text.charCodeAt(i) !== 0x7d) {
         kinds.push(OBJECT);
-        names.push(null);
-        member();
+        starts.push(keys.length);
+        sets.push(undefined);
+        c = 0x3a;
         continue;
       }
-    } else if (c === 0x5b) {
       i++;
-      ws();
-      if (text.charCodeAt(i) === 0x5d) {
-        i++;
-      } else {
+    } else if (c === 0x5b) {
+      i = skipWs(text, i + 1);
+      if (text.charCodeAt(i) !== 0x5d) {
         kinds.push(ARRAY);
+        c = 0;
         continue;
       }
-    } else if (c === 0x22) string(false);
-    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) number();
-    else if (c === 0x74) literal('true');
-    else if (c === 0x66) literal('false');
-    else if (c === 0x6e) literal('null');
+      i++;
+    } else if (c === 0x22) i = scanString(text, i) + 1;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) i = scanNumber(text, i);
+    else if (c === 0x74 && text.startsWith('true', i)) i += 4;
+    else if (c === 0x66 && text.startsWith('false', i)) i += 5;
+    else if (c === 0x6e && text.startsWith('null', i)) i += 4;
     else throw ambiguous(describe(text, i));
-    // After a value: close containers or move to the next element.
+    // After a value: close containers, or move on to the next element or member.
+    c = 0;
     for (;;) {
-      ws();
+      i = skipWs(text, i);
       const depth = kinds.length;
       if (depth === 0) {
         if (i !== n) throw ambiguous(`content after the JSON value at offset ${i}: ${describe(text, i)}`);
@@ -283,24 +312,26 @@ export function validateStrictJson(text: string): void {
       const kind = kinds[depth - 1];
       if (d === 0x2c) {
         i++;
-        ws();
-        if (kind === OBJECT) member();
+        if (kind === OBJECT) c = 0x3a;
         break;
       }
-      if (kind === OBJECT && d === 0x7d) {
+      if (kind === OBJECT ? d === 0x7d : d === 0x5d) {
         kinds.pop();
-        names.pop();
-        i++;
-        continue;
-      }
-      if (kind === ARRAY && d === 0x5d) {
-        kinds.pop();
+        if (kind === OBJECT) {
+          keys.length = starts.pop()!;
+          sets.pop();
+        }
         i++;
         continue;
       }
       throw ambiguous(i >= n ? 'unexpected end of JSON' : `expected "," or "${kind === OBJECT ? '}' : ']'}" at offset ${i}: ${describe(text, i)}`);
     }
   }
+}
+
+function collision(text: string, open: number, close: number): TollgateError {
+  const raw = JSON.parse(text.slice(open, close + 1)) as string;
+  return ambiguous(`member name ${JSON.stringify(raw)} at offset ${open} repeats a name of its object, exactly or as a case-insensitive decoder would fold it`);
 }
 
 /** Parses `text` as strict JSON (validateStrictJson, then JSON.parse); throws TG_ERR_AMBIGUOUS_BODY. */
