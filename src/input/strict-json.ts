@@ -10,7 +10,7 @@
  *     (Go's encoding/json matches struct fields with bytes.EqualFold: "Amount" fills
  *     the field "amount"; K, k and U+212A KELVIN SIGN are one letter to it);
  *   - escapes of lone surrogates (Go writes U+FFFD, Python keeps the surrogate; RFC 7493 §2.1);
- *   - numbers that do not reach the policy unchanged: integers outside ±(2^53−1), literals
+ *   - numbers that do not reach the policy unchanged: integers beyond ±2^53, literals
  *     whose decimal value is not the shortest round-trip value of their double
  *     (500.000000000000001 is 500 to JSON.parse, more than 500 to Java BigDecimal and
  *     Python Decimal), overflow to Infinity, underflow to 0 (RFC 7493 §2.2);
@@ -97,10 +97,8 @@ function decimalKey(literal: string): string {
 function checkNumber(literal: string, integer: boolean, at: number): void {
   const value = Number(literal);
   if (!Number.isFinite(value)) throw ambiguous(`number ${literal} at offset ${at} overflows to Infinity`);
-  if (integer) {
-    if (!Number.isSafeInteger(value)) throw ambiguous(`integer ${literal} at offset ${at} is beyond ±(2^53-1) and is not read exactly by every parser`);
-    return;
-  }
+  // Past 2^53 doubles skip integers: a policy's arithmetic and comparisons are no longer exact.
+  if (integer && Math.abs(value) > 2 ** 53) throw ambiguous(`integer ${literal} at offset ${at} is beyond ±2^53 and is not read exactly by every parser`);
   // Number#toString is the shortest decimal that round-trips (ECMA-262 Number::toString).
   if (decimalKey(literal) !== decimalKey(String(value))) {
     throw ambiguous(`number ${literal} at offset ${at} reads as ${String(value)} in the policy but exactly in decimal parsers`);
