@@ -115,6 +115,8 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   const kind: BodyKind = bodyKind(media);
   const partial = input.truncated || headers['x-envoy-auth-partial-body'] === 'true' || declaredLonger(headers, bytes.length);
   if (partial) {
+    // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
+    // free), so any prefix that opens like JSON (except under form types) is refused too.
     if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text)) || JSONRPC_NAME.test(text))) {
       const limit = input.limit ?? bytes.length;
       throw new TollgateError('TG_ERR_BODY_TOO_LARGE', `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`);
