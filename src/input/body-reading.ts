@@ -137,7 +137,8 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       return { parsed: parseForm(text), truncated: false };
     }
     case 'multipart':
-      return { parsed: parseMultipart(contentType!, text), truncated: false };
+      // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
+      return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
     case 'other': {
       if (!looksLikeJsonRpc(text) && !opensJson(text)) return { parsed: null, truncated: false };
       let reading: ReturnType<typeof readJson>;

@@ -217,3 +217,10 @@ t.test('keeps opa-envoy-plugin parsed_body in the envoy reading and still shows 
   t.notOk('mcp' in gzip);
   t.same(check({ 'content-type': 'Application/JSON' }, CALL).mcp, CALL_MCP);
 });
+
+t.test('reads the JSON parts of a multipart form strictly', async (t) => {
+  const form = (json: string) => `--x\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n${json}\r\n--x--\r\n`;
+  t.same(read(['Content-Type', 'multipart/form-data; boundary=x'], form('{"a": 1}')).parsed_body, { meta: [{ a: 1 }] });
+  t.equal(refusal(['Content-Type', 'multipart/form-data; boundary=x'], form('{"a": 1, "A": 2}')), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal(['Content-Type', 'multipart/form-data; boundary=x'], form('{"a": 1')), 'TG_ERR_AMBIGUOUS_BODY');
+});
