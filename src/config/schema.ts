@@ -68,6 +68,18 @@ const extAuthzSchema = z
   })
   .describe('The Envoy ext_authz gRPC server (Tollgate as the PDP of Envoy or Istio).');
 
+const pathNormalizationSchema = z
+  .enum(['strict', 'base', 'merge_slashes', 'decode_and_merge_slashes'])
+  .default('strict')
+  .describe(
+    'How request paths are normalised before the decision; the normalised path is the one decided and forwarded (docs/path-reading.md). ' +
+      '"base": RFC 3986 only (decode escaped unreserved characters, uppercase escapes, remove dot segments; Istio BASE, Envoy normalize_path). ' +
+      '"merge_slashes": base, then "//" merged (Istio MERGE_SLASHES, Envoy merge_slashes). ' +
+      '"decode_and_merge_slashes": merge_slashes, with %2F and %5C decoded to "/" first (Istio DECODE_AND_MERGE_SLASHES, Envoy UNESCAPE_AND_MERGE). ' +
+      '"strict" (default): merge_slashes, plus refusing with 400 TG_ERR_AMBIGUOUS_TARGET what servers read differently: path parameters (";", %3B), escaped escapes (%252e), escapes that are not shortest-form UTF-8 (%c0%ae), and Unicode forms that fold into "/", "\\", ".", "%", ";", "?" or "#". ' +
+      'Every mode refuses control characters and backslashes; every mode but decode_and_merge_slashes refuses %2F and %5C. There is no "none": Tollgate never decides on an unnormalised path.',
+  );
+
 const proxySchema = z
   .strictObject({
     listen: hostPort.default('127.0.0.1:15001').describe('Outbound listener: explicit proxy (absolute-form) and origin-form (Host) requests.'),
@@ -77,6 +89,7 @@ const proxySchema = z
     upstreamTimeoutMs: z.number().int().positive().default(30000).describe('Time allowed for the upstream to send response headers; past it 504.'),
     upstreamConnectTimeoutMs: z.number().int().positive().default(5000).describe('Time allowed to connect to the upstream; past it 502.'),
     denyStatus: z.number().int().min(400).max(599).default(403).describe('Status of a deny when the policy sets no http_status.'),
+    pathNormalization: pathNormalizationSchema,
   })
   .describe('The outbound HTTP proxy listener.');
 
@@ -220,6 +233,9 @@ export const configSchema = z
 
 /** The validated configuration, as the rest of the code sees it (deep-frozen). */
 export type Config = z.infer<typeof configSchema>;
+
+/** proxy.pathNormalization: how request paths are normalised before the decision. */
+export type PathNormalization = z.infer<typeof pathNormalizationSchema>;
 
 /** The in-process (WASM) PDP settings. */
 export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;
