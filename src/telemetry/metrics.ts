@@ -34,6 +34,18 @@ export interface DecisionSample {
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
+  /**
+   * Distinct values each agent-influenced label (agent, destination, tool) keeps as its own
+   * series; later values are counted under OVERFLOW_LABEL_VALUE. Default 100.
+   */
+  readonly maxLabelValues?: number;
+  /** Longest label value kept (characters); longer values are cut. Default 128. */
+  readonly maxLabelValueLength?: number;
+  /**
+   * Series tollgate_decisions_total keeps (label combinations); a new combination past it is
+   * counted with every agent-influenced label set to OVERFLOW_LABEL_VALUE. Default 2000.
+   */
+  readonly maxSeriesPerMetric?: number;
   /** Also export process_* and nodejs_* metrics (CPU, memory, event-loop lag). Default true. */
   readonly processMetrics?: boolean;
   /** Decision-latency histogram buckets in seconds (default: 50 µs … 1 s; WASM decisions are sub-millisecond). */
@@ -65,6 +77,89 @@ export interface Metrics {
   readonly contentType: string;
 }
 
+/**
+ * The label value that stands for every value past a label's cap: one series for "the rest",
+ * like OpenTelemetry's cardinality limit (the otel.metric.overflow attribute set).
+ */
+export const OVERFLOW_LABEL_VALUE = '__other__';
+
+/** Labels whose values come from the agent's requests (destination, MCP tool) or its token (agent id). */
+export type BoundedLabel = 'agent' | 'destination' | 'tool';
+
+/** Default of MetricsOptions.maxLabelValues. */
+export const DEFAULT_MAX_LABEL_VALUES = 100;
+/** Default of MetricsOptions.maxLabelValueLength. */
+export const DEFAULT_MAX_LABEL_VALUE_LENGTH = 128;
+/** Default of MetricsOptions.maxSeriesPerMetric (OpenTelemetry's default cardinality limit). */
+export const DEFAULT_MAX_SERIES_PER_METRIC = 2000;
+
+// Control characters (C0, DEL, C1) print as nothing or move the cursor in a terminal or a
+// log viewer; the text format would carry them, but an operator must read what is there.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** A label value as the exposition may carry it: control characters replaced, at most maxLength characters, never half a surrogate pair. */
+export function sanitizeLabelValue(value: string, maxLength: number): string {
+  let out = CONTROL.test(value) ? value.replace(CONTROLS, '\ufffd') : value;
+  if (out.length > maxLength) {
+    out = out.slice(0, maxLength);
+    const last = out.charCodeAt(out.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) out = out.slice(0, -1);
+  }
+  return out;
+}
+
+/**
+ * The first `max` distinct (sanitised) values of one label map to themselves, every later
+ * one to OVERFLOW_LABEL_VALUE. Memory is bounded by `max` entries plus a small cache of
+ * raw → kept value, cleared when full, so the hot path is one Map lookup.
+ */
+interface LabelBound {
+  map(raw: string): string;
+  readonly kept: number;
+  readonly overflowed: number;
+}
+
+function createLabelBound(max: number, maxLength: number, onOverflow: () => void): LabelBound {
+  const kept = new Set<string>();
+  // raw → mapped: saves sanitising the same raw value again (most requests repeat a few values).
+  const seen = new Map<string, string>();
+  let overflowed = 0;
+  return {
+    map(raw) {
+      const hit = seen.get(raw);
+      if (hit !== undefined) {
+        if (hit === OVERFLOW_LABEL_VALUE && sanitizeLabelValue(raw, maxLength) !== OVERFLOW_LABEL_VALUE) {
+          overflowed += 1;
+          onOverflow();
+        }
+        return hit;
+      }
+      const value = sanitizeLabelValue(raw, maxLength);
+      let mapped = value;
+      // A value spelled like the overflow value joins that series and takes no slot.
+      if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
+        if (kept.size < max) kept.add(value);
+        else mapped = OVERFLOW_LABEL_VALUE;
+      }
+      if (mapped === OVERFLOW_LABEL_VALUE && value !== OVERFLOW_LABEL_VALUE) {
+        overflowed += 1;
+        onOverflow();
+      }
+      // Bounded too: a stream of distinct hostile values must not grow the cache.
+      if (seen.size >= 4 * max + 64) seen.clear();
+      seen.set(raw, mapped);
+      return mapped;
+    },
+    get kept() {
+      return kept.size;
+    },
+    get overflowed() {
+      return overflowed;
+    },
+  };
+}
+
 const DECISION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const UPSTREAM_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -78,6 +173,36 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const maxLabelValues = options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+  const maxLength = options.maxLabelValueLength ?? DEFAULT_MAX_LABEL_VALUE_LENGTH;
+  const maxSeries = options.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC;
+
+  const labelOverflow = new Counter({
+    name: 'tollgate_metric_label_overflow_total',
+    help: `Recordings whose agent-influenced label value (agent, destination, tool) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
+    labelNames: ['label'] as const,
+    registers,
+  });
+  new Gauge({
+    name: 'tollgate_metric_label_values',
+    help: 'Distinct values an agent-influenced label keeps as their own series (at most metrics.maxLabelValues).',
+    labelNames: ['label'] as const,
+    registers,
+    collect() {
+      for (const [label, bound] of Object.entries(bounds)) this.set({ label }, bound.kept);
+    },
+  });
+  const overflowChildren = {
+    agent: labelOverflow.labels({ label: 'agent' }),
+    destination: labelOverflow.labels({ label: 'destination' }),
+    tool: labelOverflow.labels({ label: 'tool' }),
+    series: labelOverflow.labels({ label: 'series' }),
+  };
+  const bounds: Record<BoundedLabel, LabelBound> = {
+    agent: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.agent.inc()),
+    destination: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.destination.inc()),
+    tool: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.tool.inc()),
+  };
 
   const decisions = new Counter({
     name: 'tollgate_decisions_total',
@@ -85,6 +210,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['decision', 'agent', 'destination', 'tool'] as const,
     registers,
   });
+  // Children of tollgate_decisions_total by label combination: the cap on combinations
+  // (destination × tool × agent can multiply past each label's own cap), and a cached child
+  // saves prom-client hashing the labels on every increment.
+  type CounterChild = ReturnType<typeof decisions.labels>;
+  const decisionChildren = new Map<string, CounterChild>();
+  const decisionChild = (decision: string, agent: string, destination: string, tool: string): CounterChild => {
+    const key = `${decision}\u0000${agent}\u0000${destination}\u0000${tool}`;
+    let child = decisionChildren.get(key);
+    if (child === undefined) {
+      if (decisionChildren.size >= maxSeries) {
+        overflowChildren.series.inc();
+        return decisions.labels({ decision, agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE });
+      }
+      child = decisions.labels({ decision, agent, destination, tool });
+      decisionChildren.set(key, child);
+    }
+    return child;
+  };
   const decisionDuration = new Histogram({
     name: 'tollgate_decision_duration_seconds',
     help: 'Time to obtain a policy decision (or to give up on one), by outcome.',
@@ -143,17 +286,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   return {
     recordDecision(sample) {
-      const tool = sample.tool ?? '';
-      decisions.inc({ decision: sample.outcome, agent: sample.agent, destination: sample.destination, tool });
+      const destination = bounds.destination.map(sample.destination);
+      decisionChild(sample.outcome, bounds.agent.map(sample.agent), destination, bounds.tool.map(sample.tool ?? '')).inc();
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed') pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
-      if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination: sample.destination });
+      if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
     },
     recordPdpError(code) {
       pdpErrors.inc({ code });
     },
     recordUpstream(destination, status, seconds) {
-      upstreamDuration.observe({ destination, status_class: statusClass(status) }, seconds);
+      upstreamDuration.observe({ destination: bounds.destination.map(destination), status_class: statusClass(status) }, seconds);
     },
     connectionOpened(listener) {
       connections.inc({ listener });
