@@ -60,7 +60,7 @@ NOTE=''
 if start_tollgate_config "$WORK/base.yaml" base ${BENCH_NODE_FLAGS:-}; then
   B_PID=$TOLLGATE_PID B_PORT=$TOLLGATE_PORT
 else
-  NOTE="This build refuses \`proxy.pathNormalization: $BASE_MODE\` ($(grep -m1 -io '[^"]*pathNormalization[^"]*' "$WORK/base.out" | head -c 200 || echo 'exited at start')): the second instance is strict too, so this is an A/A run and its ratio is the noise floor, not the gate's cost."
+  NOTE="This build refuses \`proxy.pathNormalization: $BASE_MODE\` ($(grep -m1 'pathNormalization' "$WORK/base.out" | sed 's/^tollgate: //' | head -c 200 || echo 'it exited at start')): the second instance is strict too, so this is an A/A run and its ratio is the noise floor, not the gate's cost."
   log "$NOTE"
   B_LABEL="strict (A/A: pathNormalization refused)"
   write_config "$WORK/base.yaml"
