@@ -198,6 +198,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     tool: labelOverflow.labels({ label: 'tool' }),
     series: labelOverflow.labels({ label: 'series' }),
   };
+  // Exported from the start at 0, so an alert on the rate sees the series before the first overflow.
+  for (const child of Object.values(overflowChildren)) child.inc(0);
   const bounds: Record<BoundedLabel, LabelBound> = {
     agent: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.agent.inc()),
     destination: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.destination.inc()),

@@ -81,3 +81,10 @@ t.test('a tool literally named like the overflow value joins the overflow series
   t.equal(sum(samples, 'tollgate_decisions_total', { tool: OVERFLOW_LABEL_VALUE }), 2);
   t.equal(sum(samples, 'tollgate_metric_label_overflow_total', { label: 'tool' }), 1, 'only c overflowed');
 });
+
+t.test('the overflow counters are exported at 0 before any overflow', async (t) => {
+  const samples = parseExposition(await createMetrics({ processMetrics: false }).render());
+  for (const label of ['agent', 'destination', 'tool', 'series']) {
+    t.equal(samples.find((s) => s.name === 'tollgate_metric_label_overflow_total' && s.labels.label === label)?.value, 0, label);
+  }
+});
