@@ -120,7 +120,7 @@ interface LabelBound {
   readonly overflowed: number;
 }
 
-function createLabelBound(max: number, maxLength: number, onOverflow: () => void): LabelBound {
+function createLabelBound(max: number, maxLength: number): LabelBound {
   const kept = new Set<string>();
   // raw → mapped: saves sanitising the same raw value again (most requests repeat a few values).
   const seen = new Map<string, string>();
@@ -129,10 +129,7 @@ function createLabelBound(max: number, maxLength: number, onOverflow: () => void
     map(raw) {
       const hit = seen.get(raw);
       if (hit !== undefined) {
-        if (hit === OVERFLOW_LABEL_VALUE && sanitizeLabelValue(raw, maxLength) !== OVERFLOW_LABEL_VALUE) {
-          overflowed += 1;
-          onOverflow();
-        }
+        if (hit === OVERFLOW_LABEL_VALUE && sanitizeLabelValue(raw, maxLength) !== OVERFLOW_LABEL_VALUE) overflowed += 1;
         return hit;
       }
       const value = sanitizeLabelValue(raw, maxLength);
@@ -142,10 +139,7 @@ function createLabelBound(max: number, maxLength: number, onOverflow: () => void
         if (kept.size < max) kept.add(value);
         else mapped = OVERFLOW_LABEL_VALUE;
       }
-      if (mapped === OVERFLOW_LABEL_VALUE && value !== OVERFLOW_LABEL_VALUE) {
-        overflowed += 1;
-        onOverflow();
-      }
+      if (mapped === OVERFLOW_LABEL_VALUE && value !== OVERFLOW_LABEL_VALUE) overflowed += 1;
       // Bounded too: a stream of distinct hostile values must not grow the cache.
       if (seen.size >= 4 * max + 64) seen.clear();
       seen.set(raw, mapped);
@@ -177,11 +171,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const maxLength = options.maxLabelValueLength ?? DEFAULT_MAX_LABEL_VALUE_LENGTH;
   const maxSeries = options.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC;
 
-  const labelOverflow = new Counter({
+  // The hot path counts in plain objects; prom-client sees the counts when scraped (collect),
+  // because its own inc() hashes the label object on every call, a cached child included.
+  const bounds: Record<BoundedLabel, LabelBound> = {
+    agent: createLabelBound(maxLabelValues, maxLength),
+    destination: createLabelBound(maxLabelValues, maxLength),
+    tool: createLabelBound(maxLabelValues, maxLength),
+  };
+  let seriesOverflowed = 0;
+  new Counter({
     name: 'tollgate_metric_label_overflow_total',
     help: `Recordings whose agent-influenced label value (agent, destination, tool) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
     labelNames: ['label'] as const,
     registers,
+    collect() {
+      // Exported from the start at 0, so an alert on the rate sees the series before the first overflow.
+      this.reset();
+      for (const [label, bound] of Object.entries(bounds)) this.inc({ label }, bound.overflowed);
+      this.inc({ label: 'series' }, seriesOverflowed);
+    },
   });
   new Gauge({
     name: 'tollgate_metric_label_values',
@@ -192,44 +200,56 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const [label, bound] of Object.entries(bounds)) this.set({ label }, bound.kept);
     },
   });
-  const overflowChildren = {
-    agent: labelOverflow.labels({ label: 'agent' }),
-    destination: labelOverflow.labels({ label: 'destination' }),
-    tool: labelOverflow.labels({ label: 'tool' }),
-    series: labelOverflow.labels({ label: 'series' }),
-  };
-  // Exported from the start at 0, so an alert on the rate sees the series before the first overflow.
-  for (const child of Object.values(overflowChildren)) child.inc(0);
-  const bounds: Record<BoundedLabel, LabelBound> = {
-    agent: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.agent.inc()),
-    destination: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.destination.inc()),
-    tool: createLabelBound(maxLabelValues, maxLength, () => overflowChildren.tool.inc()),
-  };
 
-  const decisions = new Counter({
+  // tollgate_decisions_total by decision → agent → destination → tool (no key string built per
+  // request), at most maxSeries combinations: destination × tool × agent can multiply past each
+  // label's own cap. Past it a new combination counts in its decision's overflow series.
+  type DecisionLabels = { decision: string; agent: string; destination: string; tool: string };
+  interface Series {
+    readonly labels: DecisionLabels;
+    value: number;
+  }
+  const allSeries: Series[] = [];
+  const tree = new Map<string, Map<string, Map<string, Map<string, Series>>>>();
+  const overflowSeries = new Map<string, Series>();
+  const newSeries = (labels: DecisionLabels): Series => {
+    const series = { labels, value: 0 };
+    allSeries.push(series);
+    return series;
+  };
+  const decisionSeries = (decision: string, agent: string, destination: string, tool: string): Series => {
+    const byTool = tree.get(decision)?.get(agent)?.get(destination);
+    const hit = byTool?.get(tool);
+    if (hit !== undefined) return hit;
+    if (allSeries.length - overflowSeries.size < maxSeries) {
+      let byAgent = tree.get(decision);
+      if (byAgent === undefined) tree.set(decision, (byAgent = new Map()));
+      let byDestination = byAgent.get(agent);
+      if (byDestination === undefined) byAgent.set(agent, (byDestination = new Map()));
+      let leaf = byDestination.get(destination);
+      if (leaf === undefined) byDestination.set(destination, (leaf = new Map()));
+      const series = newSeries({ decision, agent, destination, tool });
+      leaf.set(tool, series);
+      return series;
+    }
+    seriesOverflowed += 1;
+    let series = overflowSeries.get(decision);
+    if (series === undefined) {
+      series = newSeries({ decision, agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE });
+      overflowSeries.set(decision, series);
+    }
+    return series;
+  };
+  new Counter({
     name: 'tollgate_decisions_total',
     help: 'Policy decisions by outcome (allow, deny, error, failure_mode_allowed), agent, destination host:port and MCP tool.',
     labelNames: ['decision', 'agent', 'destination', 'tool'] as const,
     registers,
+    collect() {
+      this.reset();
+      for (const series of allSeries) this.inc(series.labels, series.value);
+    },
   });
-  // Children of tollgate_decisions_total by label combination: the cap on combinations
-  // (destination × tool × agent can multiply past each label's own cap), and a cached child
-  // saves prom-client hashing the labels on every increment.
-  type CounterChild = ReturnType<typeof decisions.labels>;
-  const decisionChildren = new Map<string, CounterChild>();
-  const decisionChild = (decision: string, agent: string, destination: string, tool: string): CounterChild => {
-    const key = `${decision}\u0000${agent}\u0000${destination}\u0000${tool}`;
-    let child = decisionChildren.get(key);
-    if (child === undefined) {
-      if (decisionChildren.size >= maxSeries) {
-        overflowChildren.series.inc();
-        return decisions.labels({ decision, agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE });
-      }
-      child = decisions.labels({ decision, agent, destination, tool });
-      decisionChildren.set(key, child);
-    }
-    return child;
-  };
   const decisionDuration = new Histogram({
     name: 'tollgate_decision_duration_seconds',
     help: 'Time to obtain a policy decision (or to give up on one), by outcome.',
@@ -289,7 +309,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     recordDecision(sample) {
       const destination = bounds.destination.map(sample.destination);
-      decisionChild(sample.outcome, bounds.agent.map(sample.agent), destination, bounds.tool.map(sample.tool ?? '')).inc();
+      decisionSeries(sample.outcome, bounds.agent.map(sample.agent), destination, bounds.tool.map(sample.tool ?? '')).value += 1;
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed') pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
       if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
