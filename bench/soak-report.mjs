@@ -31,6 +31,12 @@ const connErrors = count((c) => c === 0);
 const fiveXX = count((c) => c >= 500);
 const unexpected = connErrors + fiveXX;
 const otherErrors = (vegeta.errors ?? []).filter((e) => !/^\d{3} /.test(e) || /^5\d\d /.test(e));
+// vegeta lists each distinct error string once; ports make every socket error distinct.
+const errorPatterns = new Map();
+for (const e of otherErrors) {
+  const pattern = e.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:*');
+  errorPatterns.set(pattern, (errorPatterns.get(pattern) ?? 0) + 1);
+}
 
 // --- memory and descriptors -------------------------------------------------------------
 const soak = samples.filter((s) => s.phase === 'soak');
@@ -55,7 +61,13 @@ const metrics = read('metrics.txt');
 const values = (name, label) => new Set([...metrics.matchAll(new RegExp(`^${name}\\{[^\\n]*\\b${label}="((?:[^"\\\\]|\\\\.)*)"`, 'gm'))].map((m) => m[1]));
 const overflow = (label) => Number(new RegExp(`^tollgate_metric_label_overflow_total\\{label="${label}"\\} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN);
 
+// A paced run only says something about leaks if Tollgate kept up with the pace.
+const achieved = Number(vegeta.throughput ?? 0) + 0;
+const sustained = total > 0 && Number(vegeta.rate ?? 0) >= 0.98 * Number(meta.rate) && (vegeta.latencies?.['99th'] ?? Infinity) < 1e9;
+const others = Number(meta.others_cpu_pct ?? NaN);
 const verdicts = [
+  ['Tollgate kept up with the pace (sent ≥ 98 % of the rate, p99 < 1 s)', sustained, `${Number(vegeta.rate ?? 0).toFixed(0)} of ${meta.rate} req/s sent, ${achieved.toFixed(0)} req/s answered with 2xx/3xx, p99 ${ms(vegeta.latencies?.['99th'] ?? 0)}`],
+  ['the machine was quiet (other processes < 10 % of a core)', others < 10, `${others} % of a core used by other processes`],
   ['unexpected errors (5xx, connection errors, timeouts) = 0', unexpected === 0, `${unexpected} of ${total}`],
   ['RSS growth after warm-up < 10 %', rssGrowth < 0.1, `${mib(rssWarm)} → ${mib(rssEnd)} (${pct(rssGrowth)}; max ${mib(rssMax)})`],
   ['no file-descriptor growth during the load', fdGrowth <= Math.max(8, fdWarm * 0.05), `${fdWarm} after warm-up → ${fdEnd} at the end (max ${fdMax})`],
@@ -69,19 +81,21 @@ out.push(`Machine: ${meta.machine}; pinning ${meta.pin === '1' ? 'on (load gener
 out.push('## Verdict', '', '| check | met | figures |', '|---|---|---|');
 for (const [what, ok, figures] of verdicts) out.push(`| ${what} | ${mark(ok)} | ${figures} |`);
 out.push('');
+if (!sustained || !(others < 10)) out.push('**Not conclusive:** Tollgate did not keep up with the pace or the machine was busy with other work, so queueing (open connections, buffered requests, timeouts) dominates the figures below. Run again on a quiet machine, or with a lower SOAK_LOAD_PCT / SOAK_RATE.', '');
 out.push('## Load', '');
 out.push(`- Maximum of the mix (wrk -c 32, ${meta.max_rps ? `${meta.max_rps} req/s, p99 ${(meta.max_p99_us / 1000).toFixed(2)} ms, socket errors ${meta.max_socket_errors}` : 'skipped: SOAK_RATE fixed the rate'}).`);
 out.push(`- Soak: vegeta at ${meta.rate} req/s for ${meta.soak_seconds} s (warm-up: the first ${meta.warmup_seconds} s); sent ${total}, achieved ${Number(vegeta.rate ?? 0).toFixed(0)} req/s.`);
 out.push(`- Latency over the whole soak: p50 ${ms(vegeta.latencies?.['50th'] ?? 0)}, p90 ${ms(vegeta.latencies?.['90th'] ?? 0)}, p99 ${ms(vegeta.latencies?.['99th'] ?? 0)}, max ${ms(vegeta.latencies?.max ?? 0)}.`);
 out.push(`- Status codes: ${Object.entries(codes).sort().map(([c, n]) => `${c === '0' ? 'no response' : c} × ${n} (${((100 * n) / total).toFixed(1)} %)`).join(', ')}.`);
-if (otherErrors.length > 0) out.push(`- Errors other than 4xx statuses: ${otherErrors.slice(0, 8).map((e) => `\`${e}\``).join(', ')}${otherErrors.length > 8 ? ` and ${otherErrors.length - 8} more` : ''}.`);
+if (otherErrors.length > 0) out.push(`- Errors other than 4xx statuses (distinct messages, ports folded): ${[...errorPatterns].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([e, n]) => `\`${e}\` (${n} distinct)`).join(', ')}.`);
 out.push(`- Tollgate CPU during the soak: ${(100 * cpuSeconds).toFixed(0)} % of a core.`);
 out.push(`- Upstream pools: idle eviction after ${meta.pool_idle_ms} ms, at most ${meta.pool_max} pools, ${meta.pool_hosts} distinct allowed origins in the mix.`, '');
 out.push('## Each kind of request, probed once before the load', '', '| kind | class | expected | got |', '|---|---|---|---|');
 for (const [kind, cls, expect, got] of tsv('probe.tsv')) out.push(`| ${kind} | ${cls} | ${expect} | ${expect.split(' ').includes(got) ? got : `**${got}**`} |`);
 out.push('');
 out.push('## Memory and descriptors of the Tollgate process', '');
-out.push(`Idle before any load: RSS ${mib(at('idle')?.rss_kb ?? 0)}, ${fdIdle} descriptors. After the drain (${meta.pool_idle_ms} ms pool idle time ×1.5 + 6 s): RSS ${mib(at('drained')?.rss_kb ?? 0)}, ${fdDrained} descriptors.`, '');
+const sockets = read('sockets-drained.txt').trim();
+out.push(`Idle before any load: RSS ${mib(at('idle')?.rss_kb ?? 0)}, ${fdIdle} descriptors. After a drain of ${meta.drain_seconds} s without load: RSS ${mib(at('drained')?.rss_kb ?? 0)}, ${fdDrained} descriptors; TCP sockets then: ${sockets === '' ? 'none but the listeners' : sockets.split('\n').join(', ')}.`, '');
 out.push('| s | phase | RSS | fds | threads |', '|---|---|---|---|---|');
 for (const s of samples) out.push(`| ${s.seconds} | ${s.phase} | ${mib(s.rss_kb)} | ${s.fds} | ${s.threads} |`);
 out.push('');

@@ -26,7 +26,8 @@
 # Env: SOAK_SECONDS SOAK_WARMUP SOAK_LOAD_PCT SOAK_RATE (fixed req/s; skips step 2)
 #      SOAK_MAX_SECONDS SOAK_SAMPLE_SECONDS SOAK_POOL_HOSTS SOAK_DENY_HOSTS
 #      SOAK_POOL_IDLE_MS (proxy.upstreamPoolIdleMs, 2000) SOAK_POOL_MAX (proxy.upstreamPoolMax, 32)
-#      SOAK_MAX_LABEL_VALUES (metrics.maxLabelValues, 100)
+#      SOAK_MAX_LABEL_VALUES (metrics.maxLabelValues, 100) SOAK_MAX_WORKERS (vegeta, 512)
+#      SOAK_DRAIN_MAX (longest wait for descriptors to settle after the load, 60 s)
 #      BENCH_PIN BENCH_NODE_FLAGS BENCH_KEEP BENCH_REPORT BENCH_QUIET_PCT BENCH_QUIET_MAX
 # Needs: nginx, wrk, curl (scripts/install-tools.sh debian), vegeta (scripts/install-tools.sh vegeta).
 set -euo pipefail
@@ -53,6 +54,7 @@ log "work dir $WORK; soak ${SOAK_SECONDS}s (warm-up ${WARMUP}s) at ${LOAD_PCT}% 
 # --- upstream and Tollgate ------------------------------------------------------------
 UPSTREAM_PORT=$(free_port)
 start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
+UPSTREAM_PID=$LAST_PID
 wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT/"
 
 # The default policy, with the pool hosts registered for the support role (pdp.data).
@@ -146,11 +148,15 @@ wait_quiet
 sample before-soak
 log "soak: vegeta ${RATE} req/s for ${SOAK_SECONDS}s, sampling every ${SAMPLE}s"
 SOAK_START=$(( $(date +%s) - T0 ))
+task_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $9}' /proc/stat; }
+UPSTREAM_PIDS="$UPSTREAM_PID $(nginx_workers "$UPSTREAM_PID")"
+ours() { local t=0 p; for p in $TOLLGATE_PID $UPSTREAM_PIDS; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
+BUSY0=$(task_busy) OURS0=$(ours) VEGETA_TICKS=0
 (
   unset NO_PROXY no_proxy
   export HTTP_PROXY=http://127.0.0.1:$TOLLGATE_PORT
   exec $([ "$PIN" = 1 ] && echo "taskset -c $LOADGEN_CPU") "$VEGETA" attack -format=json -targets="$WORK/soak.targets.jsonl" \
-    -rate="$RATE/1s" -duration="${SOAK_SECONDS}s" -timeout=10s -max-workers=1024 -output="$WORK/results.bin"
+    -rate="$RATE/1s" -duration="${SOAK_SECONDS}s" -timeout=10s -max-workers="${SOAK_MAX_WORKERS:-512}" -output="$WORK/results.bin"
 ) 2>"$WORK/vegeta.err" &
 VEGETA_PID=$!
 BG_PIDS+=("$VEGETA_PID")
@@ -158,19 +164,45 @@ while alive "$VEGETA_PID"; do
   alive "$TOLLGATE_PID" || { log "Tollgate died during the soak"; break; }
   now=$(( $(date +%s) - T0 - SOAK_START ))
   sample "$([ "$now" -lt "$WARMUP" ] && echo warmup || echo soak)"
+  VEGETA_TICKS=$(cpu_ticks "$VEGETA_PID")
   for _ in $(seq 1 $((SAMPLE * 10))); do alive "$VEGETA_PID" || break; sleep 0.1; done
 done
 wait "$VEGETA_PID" || log "vegeta exited with $?: $(cat "$WORK/vegeta.err")"
 alive "$TOLLGATE_PID" || die "Tollgate is not running after the soak: $(tail -20 "$WORK/tollgate.out")"
 sample end
+# CPU that processes other than Tollgate, the upstream and vegeta used during the soak, in
+# % of one core: a shared machine shows here (the verdicts are not conclusive then).
+meta others_cpu_pct "$(awk -v all=$(( $(task_busy) - BUSY0 )) -v ours=$(( $(ours) - OURS0 + VEGETA_TICKS )) -v hz="$(getconf CLK_TCK)" -v s="$SOAK_SECONDS" \
+  'BEGIN {o = 100 * (all - ours) / (hz * s); printf "%.0f", (o < 0 ? 0 : o)}')"
 
 # --- 4. drain: idle pools evicted, keep-alive sockets closed -----------------------------
 # Pools idle for upstreamPoolIdleMs are swept within 1.5 × that; undici closes idle
-# upstream sockets after 4 s; vegeta's client connections are gone with vegeta.
-DRAIN=$(( POOL_IDLE_MS * 3 / 2000 + 6 ))
-log "drain: ${DRAIN}s without load"
-sleep "$DRAIN"
+# upstream sockets after 4 s; vegeta's client connections are gone with vegeta, but an
+# overloaded Tollgate may still be answering queued requests. Wait at least that long,
+# then until the descriptor count is back to its pre-load value or has not changed for
+# 5 s (at most SOAK_DRAIN_MAX, 60 s).
+DRAIN_MIN=$(( POOL_IDLE_MS * 3 / 2000 + 6 ))
+DRAIN_MAX=${SOAK_DRAIN_MAX:-60}
+FDS_BEFORE=$(awk -F'\t' '$2 == "before-soak" {print $4}' "$SAMPLES")
+log "drain: at least ${DRAIN_MIN}s without load"
+drain_start=$SECONDS last_fds=-1 stable=0
+while :; do
+  sleep 1
+  fds=$(ls "/proc/$TOLLGATE_PID/fd" 2>/dev/null | wc -l)
+  if [ "$fds" = "$last_fds" ]; then stable=$((stable + 1)); else stable=0; last_fds=$fds; fi
+  waited=$((SECONDS - drain_start))
+  [ "$waited" -lt "$DRAIN_MIN" ] && continue
+  { [ "$fds" -le $((FDS_BEFORE + 2)) ] || [ "$stable" -ge 5 ] || [ "$waited" -ge "$DRAIN_MAX" ]; } && break
+done
+meta drain_seconds "$((SECONDS - drain_start))"
 sample drained
+# What the remaining descriptors are: TCP sockets of the process by state and peer.
+ss -tanp 2>/dev/null | awk -v pid="pid=$TOLLGATE_PID," -v up=":$UPSTREAM_PORT" -v px=":$TOLLGATE_PORT" '
+  index($0, pid) && $1 != "LISTEN" {
+    peer = ($5 ~ up "$") ? "to upstream" : (($4 ~ px "$") ? "from clients" : "other")
+    n[$1 " " peer]++
+  }
+  END { for (k in n) printf "%s %d\n", k, n[k] }' | sort >"$WORK/sockets-drained.txt" || true
 curl -s "http://127.0.0.1:$TOLLGATE_ADMIN_PORT/metrics" >"$WORK/metrics.txt" || true
 
 "$VEGETA" report -type=json "$WORK/results.bin" >"$WORK/vegeta.json"
