@@ -40,12 +40,17 @@ for (const e of otherErrors) {
 
 // --- memory and descriptors -------------------------------------------------------------
 const soak = samples.filter((s) => s.phase === 'soak');
-const warm = soak.slice(0, 3);
-const last = soak.slice(-3);
+// Medians of three samples at each end when the run has enough of them (a 10-minute run has
+// over 100); a short validation run compares single samples.
+const k = soak.length >= 9 ? 3 : 1;
+const warm = soak.slice(0, k);
+const last = soak.slice(-k);
 const rssWarm = median(warm.map((s) => s.rss_kb));
 const rssEnd = median(last.map((s) => s.rss_kb));
 const rssMax = Math.max(...soak.map((s) => s.rss_kb));
 const rssGrowth = (rssEnd - rssWarm) / rssWarm;
+const heapWarm = median(warm.map((s) => s.heap_used_kb));
+const heapEnd = median(last.map((s) => s.heap_used_kb));
 const at = (phase) => samples.find((s) => s.phase === phase);
 const fdIdle = at('idle')?.fds;
 const fdBefore = at('before-soak')?.fds;
@@ -96,8 +101,9 @@ out.push('');
 out.push('## Memory and descriptors of the Tollgate process', '');
 const sockets = read('sockets-drained.txt').trim();
 out.push(`Idle before any load: RSS ${mib(at('idle')?.rss_kb ?? 0)}, ${fdIdle} descriptors. After a drain of ${meta.drain_seconds} s without load: RSS ${mib(at('drained')?.rss_kb ?? 0)}, ${fdDrained} descriptors; TCP sockets then: ${sockets === '' ? 'none but the listeners' : sockets.split('\n').join(', ')}.`, '');
-out.push('| s | phase | RSS | fds | threads |', '|---|---|---|---|---|');
-for (const s of samples) out.push(`| ${s.seconds} | ${s.phase} | ${mib(s.rss_kb)} | ${s.fds} | ${s.threads} |`);
+out.push(`V8 heap in use (sampled, so between collections): ${mib(heapWarm)} after the warm-up, ${mib(heapEnd)} at the end.`, '');
+out.push('| s | phase | RSS | heap used / total | fds | threads |', '|---|---|---|---|---|---|');
+for (const s of samples) out.push(`| ${s.seconds} | ${s.phase} | ${mib(s.rss_kb)} | ${mib(s.heap_used_kb)} / ${mib(s.heap_total_kb)} | ${s.fds} | ${s.threads} |`);
 out.push('');
 if (metrics !== '') {
   out.push('## /metrics after the load', '');

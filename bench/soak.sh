@@ -109,11 +109,16 @@ done <"$WORK/soak.kinds.tsv"
 
 # --- sampling of the Tollgate process --------------------------------------------------
 SAMPLES=$WORK/samples.tsv
-printf 'seconds\tphase\trss_kb\tfds\tthreads\tcpu_ticks\n' >"$SAMPLES"
+printf 'seconds\tphase\trss_kb\tfds\tthreads\tcpu_ticks\theap_used_kb\theap_total_kb\n' >"$SAMPLES"
+# V8's heap from Tollgate's own /metrics (prom-client's nodejs_heap_size_*): tells live
+# objects (used) from a heap that grew its spaces (total) when RSS grows.
+heap_kb() { # heap_kb <metric>
+  curl -s --max-time 2 "http://127.0.0.1:$TOLLGATE_ADMIN_PORT/metrics" | awk -v m="$1" '$1 == m {printf "%d", $2 / 1024}'
+}
 sample() { # sample <phase>
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(( $(date +%s) - T0 ))" "$1" "$(rss_kb "$TOLLGATE_PID")" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(( $(date +%s) - T0 ))" "$1" "$(rss_kb "$TOLLGATE_PID")" \
     "$(ls "/proc/$TOLLGATE_PID/fd" 2>/dev/null | wc -l)" "$(awk '/^Threads:/ {print $2}' "/proc/$TOLLGATE_PID/status")" \
-    "$(cpu_ticks "$TOLLGATE_PID")" >>"$SAMPLES"
+    "$(cpu_ticks "$TOLLGATE_PID")" "$(heap_kb nodejs_heap_size_used_bytes)" "$(heap_kb nodejs_heap_size_total_bytes)" >>"$SAMPLES"
 }
 T0=$(date +%s)
 sample idle
