@@ -128,3 +128,14 @@ t.test('treats a trailing dot in Host and its absence in the request-target as o
   t.equal(normalizeRequest(raw('http://127.1/x', ['Host', '[::ffff:127.0.0.1]'])).authority, '127.0.0.1');
   t.equal(code(() => normalizeRequest(raw('http://payments.internal/x', ['Host', '[::ffff:127.0.0.1]']))), 'TG_ERR_BAD_REQUEST');
 });
+
+t.test('canonicalises CONNECT targets with the same rules', async (t) => {
+  const { parseConnectTarget } = await import('../../src/pep/connect.ts');
+  t.same(parseConnectTarget('[::ffff:127.0.0.1]:443'), { host: '127.0.0.1', port: 443 });
+  t.same(parseConnectTarget('0x7f.1:443'), { host: '127.0.0.1', port: 443 });
+  t.same(parseConnectTarget('Payments.Internal.:443'), { host: 'payments.internal', port: 443 });
+  t.same(parseConnectTarget('[0:0::1]:443'), { host: '::1', port: 443 });
+  t.equal(code(() => parseConnectTarget('[::127.0.0.1]:443')), 'TG_ERR_AMBIGUOUS_TARGET');
+  t.equal(code(() => parseConnectTarget('%70ayments.internal:443')), 'TG_ERR_AMBIGUOUS_TARGET');
+  t.equal(code(() => parseConnectTarget('0.0.0.0:443')), 'TG_ERR_AMBIGUOUS_TARGET');
+});
