@@ -120,6 +120,10 @@ interface LabelBound {
   readonly overflowed: number;
 }
 
+// Cached for a raw value that overflowed (and is counted each time it recurs); no sanitised
+// value can equal it, since control characters are replaced.
+const COUNTED_OVERFLOW = '\u0000overflow';
+
 function createLabelBound(max: number, maxLength: number): LabelBound {
   const kept = new Set<string>();
   // raw → mapped: saves sanitising the same raw value again (most requests repeat a few values).
@@ -127,22 +131,23 @@ function createLabelBound(max: number, maxLength: number): LabelBound {
   let overflowed = 0;
   return {
     map(raw) {
-      const hit = seen.get(raw);
-      if (hit !== undefined) {
-        if (hit === OVERFLOW_LABEL_VALUE && sanitizeLabelValue(raw, maxLength) !== OVERFLOW_LABEL_VALUE) overflowed += 1;
-        return hit;
+      let mapped = seen.get(raw);
+      if (mapped === undefined) {
+        const value = sanitizeLabelValue(raw, maxLength);
+        mapped = value;
+        // A value spelled like the overflow value joins that series and takes no slot.
+        if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
+          if (kept.size < max) kept.add(value);
+          else mapped = COUNTED_OVERFLOW;
+        }
+        // Bounded too: a stream of distinct hostile values must not grow the cache.
+        if (seen.size >= 4 * max + 64) seen.clear();
+        seen.set(raw, mapped);
       }
-      const value = sanitizeLabelValue(raw, maxLength);
-      let mapped = value;
-      // A value spelled like the overflow value joins that series and takes no slot.
-      if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
-        if (kept.size < max) kept.add(value);
-        else mapped = OVERFLOW_LABEL_VALUE;
+      if (mapped === COUNTED_OVERFLOW) {
+        overflowed += 1;
+        return OVERFLOW_LABEL_VALUE;
       }
-      if (mapped === OVERFLOW_LABEL_VALUE && value !== OVERFLOW_LABEL_VALUE) overflowed += 1;
-      // Bounded too: a stream of distinct hostile values must not grow the cache.
-      if (seen.size >= 4 * max + 64) seen.clear();
-      seen.set(raw, mapped);
       return mapped;
     },
     get kept() {
