@@ -34,7 +34,7 @@ const otherErrors = (vegeta.errors ?? []).filter((e) => !/^\d{3} /.test(e) || /^
 // vegeta lists each distinct error string once; ports make every socket error distinct.
 const errorPatterns = new Map();
 for (const e of otherErrors) {
-  const pattern = e.replace(/^[A-Z]+ "[^"]*": /, '').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:*');
+  const pattern = e.replace(/^[A-Za-z]+ "[^"]*": /, '').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:*');
   errorPatterns.set(pattern, (errorPatterns.get(pattern) ?? 0) + 1);
 }
 
