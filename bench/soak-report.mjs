@@ -109,6 +109,8 @@ if (metrics !== '') {
   out.push('## /metrics after the load', '');
   out.push(`- tollgate_decisions_total: ${values('tollgate_decisions_total', 'destination').size} destination values, ${values('tollgate_decisions_total', 'tool').size} tool values (cap ${meta.max_label_values} + "__other__"); ${metrics.split('\n').filter((l) => l.startsWith('tollgate_decisions_total{')).length} series.`);
   out.push(`- Overflowed recordings: destination ${overflow('destination')}, tool ${overflow('tool')}, agent ${overflow('agent')}, series ${overflow('series')}.`);
+  const gauge = (name) => new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? '?';
+  out.push(`- Upstream pools kept after the drain: ${gauge('tollgate_upstream_pools')}; closed since the start: ${gauge('tollgate_upstream_pools_evicted_total')}.`);
   out.push(`- Scrape size: ${metrics.split('\n').length} lines, ${(metrics.length / 1024).toFixed(0)} KiB.`, '');
 }
 process.stdout.write(`${out.join('\n')}\n`);

@@ -54,6 +54,14 @@ export interface MetricsOptions {
   readonly upstreamBuckets?: readonly number[];
 }
 
+/** What the upstream pool registry tells the metrics about itself. */
+export interface UpstreamPoolCounts {
+  /** Pools currently kept. */
+  size(): number;
+  /** Pools closed so far because they were idle or past the cap. */
+  evicted(): number;
+}
+
 /** The metrics API the PEP, ext_authz server, bundle loader and decision log call. */
 export interface Metrics {
   recordDecision(sample: DecisionSample): void;
@@ -71,6 +79,8 @@ export interface Metrics {
   recordBundleRejection(reason: string): void;
   /** Decision-log records dropped under back-pressure (the decision log's onDropped). */
   recordDecisionLogDropped(count: number): void;
+  /** Exports the number of per-origin upstream pools kept and closed (read at scrape time). */
+  observeUpstreamPools(pools: UpstreamPoolCounts): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
@@ -305,6 +315,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  let upstreamPools: UpstreamPoolCounts | undefined;
+  new Gauge({
+    name: 'tollgate_upstream_pools',
+    help: 'Per-origin upstream connection pools kept (idle ones are closed after proxy.upstreamPoolIdleMs, and past proxy.upstreamPoolMax).',
+    registers,
+    collect() {
+      this.set(upstreamPools?.size() ?? 0);
+    },
+  });
+  new Counter({
+    name: 'tollgate_upstream_pools_evicted_total',
+    help: 'Per-origin upstream connection pools closed because they were idle or past proxy.upstreamPoolMax.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(upstreamPools?.evicted() ?? 0);
+    },
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
@@ -343,6 +371,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     recordDecisionLogDropped(count) {
       if (count > 0) logDropped.inc(count);
+    },
+    observeUpstreamPools(pools) {
+      upstreamPools = pools;
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,
