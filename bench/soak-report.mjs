@@ -34,7 +34,7 @@ const otherErrors = (vegeta.errors ?? []).filter((e) => !/^\d{3} /.test(e) || /^
 // vegeta lists each distinct error string once; ports make every socket error distinct.
 const errorPatterns = new Map();
 for (const e of otherErrors) {
-  const pattern = e.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:*');
+  const pattern = e.replace(/^[A-Za-z]+ "[^"]*": /, '').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:*');
   errorPatterns.set(pattern, (errorPatterns.get(pattern) ?? 0) + 1);
 }
 
@@ -92,7 +92,7 @@ out.push(`- Maximum of the mix (wrk -c 32, ${meta.max_rps ? `${meta.max_rps} req
 out.push(`- Soak: vegeta at ${meta.rate} req/s for ${meta.soak_seconds} s (warm-up: the first ${meta.warmup_seconds} s); sent ${total}, achieved ${Number(vegeta.rate ?? 0).toFixed(0)} req/s.`);
 out.push(`- Latency over the whole soak: p50 ${ms(vegeta.latencies?.['50th'] ?? 0)}, p90 ${ms(vegeta.latencies?.['90th'] ?? 0)}, p99 ${ms(vegeta.latencies?.['99th'] ?? 0)}, max ${ms(vegeta.latencies?.max ?? 0)}.`);
 out.push(`- Status codes: ${Object.entries(codes).sort().map(([c, n]) => `${c === '0' ? 'no response' : c} × ${n} (${((100 * n) / total).toFixed(1)} %)`).join(', ')}.`);
-if (otherErrors.length > 0) out.push(`- Errors other than 4xx statuses (distinct messages, ports folded): ${[...errorPatterns].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([e, n]) => `\`${e}\` (${n} distinct)`).join(', ')}.`);
+if (otherErrors.length > 0) out.push(`- Errors other than 4xx statuses (by cause; vegeta lists each distinct message once, so the count is of distinct URLs and ports): ${[...errorPatterns].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([e, n]) => `\`${e}\` (${n} distinct)`).join(', ')}.`);
 out.push(`- Tollgate CPU during the soak: ${(100 * cpuSeconds).toFixed(0)} % of a core.`);
 out.push(`- Upstream pools: idle eviction after ${meta.pool_idle_ms} ms, at most ${meta.pool_max} pools, ${meta.pool_hosts} distinct allowed origins in the mix.`, '');
 out.push('## Each kind of request, probed once before the load', '', '| kind | class | expected | got |', '|---|---|---|---|');
@@ -109,6 +109,8 @@ if (metrics !== '') {
   out.push('## /metrics after the load', '');
   out.push(`- tollgate_decisions_total: ${values('tollgate_decisions_total', 'destination').size} destination values, ${values('tollgate_decisions_total', 'tool').size} tool values (cap ${meta.max_label_values} + "__other__"); ${metrics.split('\n').filter((l) => l.startsWith('tollgate_decisions_total{')).length} series.`);
   out.push(`- Overflowed recordings: destination ${overflow('destination')}, tool ${overflow('tool')}, agent ${overflow('agent')}, series ${overflow('series')}.`);
+  const gauge = (name) => new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? '?';
+  out.push(`- Upstream pools kept after the drain: ${gauge('tollgate_upstream_pools')}; closed since the start: ${gauge('tollgate_upstream_pools_evicted_total')}.`);
   out.push(`- Scrape size: ${metrics.split('\n').length} lines, ${(metrics.length / 1024).toFixed(0)} KiB.`, '');
 }
 process.stdout.write(`${out.join('\n')}\n`);

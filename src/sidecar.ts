@@ -160,6 +160,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     idleMs: config.proxy.upstreamPoolIdleMs,
     maxPools: config.proxy.upstreamPoolMax,
   });
+  observer.metrics.observeUpstreamPools(upstreams);
   // Issue 5: CONNECT / TLS interception / upgrade hooks and the transparent listener.
   const egress = createEgress({ config, pdp, upstreams, logger, observer });
   const proxy = createProxy({ config, pdp, upstreams, logger, observer, hooks: egress.hooks });

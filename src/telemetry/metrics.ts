@@ -54,6 +54,14 @@ export interface MetricsOptions {
   readonly upstreamBuckets?: readonly number[];
 }
 
+/** What the upstream pool registry tells the metrics about itself. */
+export interface UpstreamPoolCounts {
+  /** Pools currently kept. */
+  size(): number;
+  /** Pools closed so far because they were idle or past the cap. */
+  evicted(): number;
+}
+
 /** The metrics API the PEP, ext_authz server, bundle loader and decision log call. */
 export interface Metrics {
   recordDecision(sample: DecisionSample): void;
@@ -71,6 +79,8 @@ export interface Metrics {
   recordBundleRejection(reason: string): void;
   /** Decision-log records dropped under back-pressure (the decision log's onDropped). */
   recordDecisionLogDropped(count: number): void;
+  /** Exports the number of per-origin upstream pools kept and closed (read at scrape time). */
+  observeUpstreamPools(pools: UpstreamPoolCounts): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
@@ -120,6 +130,10 @@ interface LabelBound {
   readonly overflowed: number;
 }
 
+// Cached for a raw value that overflowed (and is counted each time it recurs); no sanitised
+// value can equal it, since control characters are replaced.
+const COUNTED_OVERFLOW = '\u0000overflow';
+
 function createLabelBound(max: number, maxLength: number): LabelBound {
   const kept = new Set<string>();
   // raw → mapped: saves sanitising the same raw value again (most requests repeat a few values).
@@ -127,22 +141,23 @@ function createLabelBound(max: number, maxLength: number): LabelBound {
   let overflowed = 0;
   return {
     map(raw) {
-      const hit = seen.get(raw);
-      if (hit !== undefined) {
-        if (hit === OVERFLOW_LABEL_VALUE && sanitizeLabelValue(raw, maxLength) !== OVERFLOW_LABEL_VALUE) overflowed += 1;
-        return hit;
+      let mapped = seen.get(raw);
+      if (mapped === undefined) {
+        const value = sanitizeLabelValue(raw, maxLength);
+        mapped = value;
+        // A value spelled like the overflow value joins that series and takes no slot.
+        if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
+          if (kept.size < max) kept.add(value);
+          else mapped = COUNTED_OVERFLOW;
+        }
+        // Bounded too: a stream of distinct hostile values must not grow the cache.
+        if (seen.size >= 4 * max + 64) seen.clear();
+        seen.set(raw, mapped);
       }
-      const value = sanitizeLabelValue(raw, maxLength);
-      let mapped = value;
-      // A value spelled like the overflow value joins that series and takes no slot.
-      if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
-        if (kept.size < max) kept.add(value);
-        else mapped = OVERFLOW_LABEL_VALUE;
+      if (mapped === COUNTED_OVERFLOW) {
+        overflowed += 1;
+        return OVERFLOW_LABEL_VALUE;
       }
-      if (mapped === OVERFLOW_LABEL_VALUE && value !== OVERFLOW_LABEL_VALUE) overflowed += 1;
-      // Bounded too: a stream of distinct hostile values must not grow the cache.
-      if (seen.size >= 4 * max + 64) seen.clear();
-      seen.set(raw, mapped);
       return mapped;
     },
     get kept() {
@@ -300,6 +315,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  let upstreamPools: UpstreamPoolCounts | undefined;
+  new Gauge({
+    name: 'tollgate_upstream_pools',
+    help: 'Per-origin upstream connection pools kept (idle ones are closed after proxy.upstreamPoolIdleMs, and past proxy.upstreamPoolMax).',
+    registers,
+    collect() {
+      this.set(upstreamPools?.size() ?? 0);
+    },
+  });
+  new Counter({
+    name: 'tollgate_upstream_pools_evicted_total',
+    help: 'Per-origin upstream connection pools closed because they were idle or past proxy.upstreamPoolMax.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(upstreamPools?.evicted() ?? 0);
+    },
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
@@ -338,6 +371,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     recordDecisionLogDropped(count) {
       if (count > 0) logDropped.inc(count);
+    },
+    observeUpstreamPools(pools) {
+      upstreamPools = pools;
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,

@@ -161,6 +161,9 @@ t.test('the sidecar closes an idle upstream pool and reconnects on the next requ
   t.equal(first.status, 200);
   t.equal(first.body, 'ok\n');
   await until('the upstream to see the pool socket close', () => origin.open() === 0);
+  const metrics = await (await fetch(`http://127.0.0.1:${tg.adminPort}/metrics`)).text();
+  t.match(metrics, /^tollgate_upstream_pools 0$/m, 'no pool kept');
+  t.match(metrics, /^tollgate_upstream_pools_evicted_total 1$/m, 'one pool evicted');
   const second = await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' });
   t.equal(second.status, 200, 'a request after the eviction works');
   t.equal(origin.open(), 1);
