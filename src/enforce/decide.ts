@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { wrapError, type TollgateError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { CanonicalRequest } from '../http/normalize.ts';
-import { buildInput, inputFromCheckRequest, type AgentIdentity, type BufferedBody, type CheckRequestDocument, type PolicyInput } from '../input/build.ts';
+import { buildInput, inputFromCheckRequest, type AgentIdentity, type BufferedBody, type BuildInputOptions, type CheckRequestDocument, type PolicyInput } from '../input/build.ts';
 import { verifyAgentToken } from '../input/identity.ts';
 import type { Decision, Pdp } from '../pdp/types.ts';
 import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
@@ -84,6 +84,8 @@ export interface DecisionStepOptions {
   readonly failure?: Pick<Config['pdp'], 'failureModeAllow' | 'failureModeAllowHosts'>;
   /** Status a deny gets when the policy names none (the tunnel span's status). */
   readonly denyStatus?: number;
+  /** The body buffer limit (proxy.maxRequestBytes), named when a JSON-RPC body is past it. */
+  readonly bodyLimit?: number;
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
@@ -92,12 +94,13 @@ export interface DecisionStepOptions {
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
 
 /** The step's options from a validated config. */
-export function decisionStepOptionsFrom(config: Config): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus'> {
+export function decisionStepOptionsFrom(config: Config): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus' | 'bodyLimit'> {
   return {
     agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
     ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
     failure: config.pdp,
     denyStatus: config.proxy.denyStatus,
+    bodyLimit: config.proxy.maxRequestBytes,
   };
 }
 
@@ -114,6 +117,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
   const secret = options.agentToken?.secret ?? '';
   const failure = options.failure ?? FAIL_CLOSED;
   const denyStatus = options.denyStatus ?? 403;
+  // One options object for every request (the strict body reading is buildInput's default).
+  const buildOptions: BuildInputOptions = options.bodyLimit === undefined ? {} : { limit: options.bodyLimit };
 
   /** The agent a token names, or the error; undefined when there is no token. */
   function tokenAgent(token: string | undefined): AgentIdentity | TollgateError | undefined {
@@ -148,7 +153,7 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
         }
       }
       try {
-        input = buildInput(canonical, request.body, agent);
+        input = buildInput(canonical, request.body, agent, Date.now(), buildOptions);
       } catch (err) {
         return { kind: 'refuse', decisionId, error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), stage: 'input' };
       }
