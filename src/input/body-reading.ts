@@ -10,7 +10,7 @@ import { TollgateError } from '../errors.ts';
 import { bodyKind, parseMediaType, type BodyKind, type MediaType } from './media-type.ts';
 import { parseMultipart } from './multipart.ts';
 import { readJsonRpc, type McpInput } from './mcp.ts';
-import { parseStrictJson } from './strict-json.ts';
+import { parseStrictJson, validateStrictJson } from './strict-json.ts';
 
 /** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
 export interface BodyReadingResult {
@@ -30,6 +30,8 @@ export interface StrictBodyInput {
   readonly truncated: boolean;
   /** The buffer limit, named when a JSON-RPC body is past it. */
   readonly limit: number | undefined;
+  /** JSON.parse of `text` when the caller already has it (saves parsing twice). */
+  readonly parsed?: { readonly value: unknown };
 }
 
 // "jsonrpc" as a member name in any case (Go's encoding/json folds case).
@@ -87,9 +89,14 @@ function checkUtf8(bytes: Buffer, what: string): void {
 }
 
 /** The JSON value of a JSON or JSON-RPC body, read strictly. */
-function readJson(bytes: Buffer, text: string): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
+function readJson(bytes: Buffer, text: string, known: { readonly value: unknown } | undefined): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
   checkUtf8(bytes, 'JSON body');
-  const parsed = parseStrictJson(text);
+  let parsed: unknown;
+  if (known === undefined) parsed = parseStrictJson(text);
+  else {
+    validateStrictJson(text);
+    parsed = known.value;
+  }
   const rpc = readJsonRpc(parsed);
   if (rpc === undefined) return { parsed, jsonRpc: false };
   return rpc.mcp === undefined ? { parsed, jsonRpc: true } : { parsed, mcp: rpc.mcp, jsonRpc: true };
@@ -126,7 +133,7 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   switch (kind) {
     case 'json': {
       checkCharset(media, bytes);
-      const { parsed, mcp } = readJson(bytes, text);
+      const { parsed, mcp } = readJson(bytes, text, input.parsed);
       return mcp === undefined ? { parsed, truncated: false } : { parsed, truncated: false, mcp };
     }
     case 'form': {
@@ -144,7 +151,7 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       let reading: ReturnType<typeof readJson>;
       try {
         checkCharset(media, bytes);
-        reading = readJson(bytes, text);
+        reading = readJson(bytes, text, input.parsed);
       } catch (err) {
         // Not JSON and not naming jsonrpc: an opaque body the policy decides on as bytes.
         if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
@@ -163,9 +170,9 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
  * without its refusals (parsed_body stays opa-envoy-plugin's). Undefined when the body is
  * not strictly JSON-RPC, is partial, or is a form.
  */
-export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined): McpInput | undefined {
+export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined, parsed?: { readonly value: unknown }): McpInput | undefined {
   try {
-    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined }, () => null);
+    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) }, () => null);
     return result.mcp;
   } catch {
     return undefined;
