@@ -34,8 +34,9 @@ export interface StrictBodyInput {
   readonly parsed?: { readonly value: unknown };
 }
 
-// "jsonrpc" as a member name in any case (Go's encoding/json folds case).
-const JSONRPC_NAME = /"jsonrpc"/i;
+// "jsonrpc" as a member name in any case, U+017F LONG S included: Go's encoding/json
+// matches member names under Unicode simple case folding, where ſ is s.
+const JSONRPC_NAME = /"j[s\u017f]onrpc"/i;
 
 /** The first byte after an optional BOM and JSON whitespace opens an object or array. */
 function opensJson(text: string): boolean {
@@ -48,8 +49,8 @@ function opensJson(text: string): boolean {
 }
 
 /**
- * Could a server library execute this body as JSON-RPC? It opens with { or [, or names
- * a "jsonrpc" member (in any case), or (opening like JSON) spells names with \u escapes.
+ * Could a server library execute this body as JSON-RPC? It names a "jsonrpc" member (in
+ * any case), or opens like JSON and has \u escapes (which can spell that name).
  */
 function looksLikeJsonRpc(text: string): boolean {
   return JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'));
@@ -147,16 +148,10 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
       return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
     case 'other': {
-      if (!looksLikeJsonRpc(text) && !opensJson(text)) return { parsed: null, truncated: false };
-      let reading: ReturnType<typeof readJson>;
-      try {
-        checkCharset(media, bytes);
-        reading = readJson(bytes, text, input.parsed);
-      } catch (err) {
-        // Not JSON and not naming jsonrpc: an opaque body the policy decides on as bytes.
-        if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
-        throw err;
-      }
+      // A body that cannot be JSON-RPC is opaque: the policy decides on it as bytes.
+      if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
+      checkCharset(media, bytes);
+      const reading = readJson(bytes, text, input.parsed);
       if (!reading.jsonRpc) return { parsed: null, truncated: false };
       return reading.mcp === undefined ? { parsed: reading.parsed, truncated: false } : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
     }
@@ -171,6 +166,8 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
  * not strictly JSON-RPC, is partial, or is a form.
  */
 export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined, parsed?: { readonly value: unknown }): McpInput | undefined {
+  // JSON-RPC opens with { or [ and names its jsonrpc member: everything else is skipped cheaply.
+  if (!opensJson(text) || !looksLikeJsonRpc(text)) return undefined;
   try {
     const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) }, () => null);
     return result.mcp;

@@ -116,6 +116,20 @@ t.test('refuses a body naming jsonrpc that does not parse strictly, whatever the
   t.equal(refusal(['Content-Type', 'text/plain'], `garbage then {"jsonrpc": "2.0"}`), 'TG_ERR_AMBIGUOUS_BODY');
 });
 
+// Go matches member names under Unicode simple folding: U+017F LONG S is s to it.
+t.test('refuses a jsonrpc member spelled with a character that folds to an ASCII letter', async (t) => {
+  t.equal(refusal(['Content-Type', 'text/plain'], '{"jſonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_customer"}}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal([], '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"naḿe": "x", "name": "y"}}'), undefined);
+  t.equal(refusal([], '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "y", "argumentſ": {}}}'), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
+t.test('recognises a jsonrpc member spelled with escapes under any content-type', async (t) => {
+  const escaped = '{"\\u006asonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"\\u006eame": "delete_customer"}}';
+  t.same(read(['Content-Type', 'text/plain'], escaped).mcp, { id: 1, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
+  const envoy = inputFromCheckRequest({ attributes: { request: { http: { method: 'POST', path: '/mcp', headers: { 'content-type': 'text/plain' }, body: escaped } } } }, agent);
+  t.same(envoy.mcp, { id: 1, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
+});
+
 t.test('refuses a JSON-RPC message sent as a urlencoded form', async (t) => {
   t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], CALL), 'TG_ERR_AMBIGUOUS_BODY');
 });

@@ -14,7 +14,7 @@ t.test('strict body reading through the proxy', async (t) => {
 
   // The seed policy's MCP deny-list must see the call whatever the label says or omits.
   t.test('denies a tools/call the policy forbids without, or with any, content-type', async (t) => {
-    for (const headers of [{}, { 'content-type': 'Application/JSON' }, { 'content-type': 'text/plain' }, { 'content-type': 'application/json-rpc' }]) {
+    for (const headers of [{}, { 'content-type': 'Application/JSON' }, { 'content-type': 'text/plain' }, { 'content-type': 'application/json-rpc' }] as Array<Record<string, string>>) {
       const before = upstream.received.length;
       const r = await post('http://mcp.internal/mcp', headers, call('delete_customer'));
       t.equal(r.status, 200, JSON.stringify(headers));
