@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Tollgate's pinned peer tools into the git-ignored .tools/bin, idempotently.
 #
-#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|debian|all]...
+#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|debian|python|oneread|all]...
 #
 # No argument installs opa. A tool is skipped when .tools/bin/<tool> exists and
 # .tools/bin/<tool>.version holds the pinned version below; delete either to force a
@@ -16,6 +16,8 @@ OPA_VERSION=v1.22.2
 GHZ_VERSION=v0.93.0
 GRPCURL_VERSION=v1.9.4
 JAEGER_VERSION=v1.76.0
+# Paced (open-loop) load generator of the soak benchmark (bench/soak.sh).
+VEGETA_VERSION=v12.13.0
 # opa-envoy-plugin is built from an unmodified source tree, not fetched: the Go module proxy
 # reachable here answers 403 for it. Pin = the OPA it embeds + the source commit.
 OPA_ENVOY_PLUGIN_OPA=1.19.1
@@ -75,6 +77,7 @@ go_install() {
 
 install_opa() { go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"; }
 install_ghz() { go_install ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"; }
+install_vegeta() { go_install vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION"; }
 # grpcurl's release builds stamp main.version; without it `grpcurl --version` says "dev build".
 install_grpcurl() {
   go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" \
@@ -196,17 +199,50 @@ install_debian() {
   log "debian: installed ${missing[*]}"
 }
 
-# Python HTTP clients the TLS-interception tests drive as agents (requests, httpx), from PyPI.
-PYTHON_PACKAGES=(requests==2.34.2 httpx==0.28.1)
+# Python packages from PyPI, in a virtual environment under .tools/venv (Debian's own
+# python3 refuses `pip install` outside one: PEP 668 "externally-managed-environment").
+# requests and httpx are the agents the TLS-interception tests drive; starlette, uvicorn
+# and mcp make the Python tool server of the one-reading suites. scripts/test.sh puts
+# .tools/venv/bin first on PATH, so tests that run `python3` get this interpreter.
+PYTHON_PACKAGES=(requests==2.34.2 httpx==0.28.1 starlette==1.10.0 uvicorn==0.54.0 mcp==1.30.0)
+VENV="$TOOLS/venv"
 install_python() {
-  local py
-  py=$(command -v python3) || { log "python: skipped (no python3)"; return 0; }
-  if "$py" -c 'import requests, httpx' 2>/dev/null; then
-    log "python: already present requests httpx"
+  lock python
+  local version="${PYTHON_PACKAGES[*]}"
+  if [[ -x "$VENV/bin/python3" && -f "$VENV/.version" && "$(<"$VENV/.version")" == "$version" ]]; then
+    log "python: already present ($VENV: $version)"
     return 0
   fi
-  "$py" -m pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
-  log "python: installed ${PYTHON_PACKAGES[*]}"
+  command -v python3 >/dev/null 2>&1 ||
+    die "python: python3 is required (Debian: apt-get install -y python3 python3-venv)"
+  rm -f "$VENV/.version"
+  if [[ ! -x "$VENV/bin/python3" ]]; then
+    python3 -m venv "$VENV" ||
+      die "python: python3 -m venv failed; on Debian install python3-venv (apt-get install -y python3-venv, or scripts/install-tools.sh debian as root)"
+  fi
+  "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+  printf '%s\n' "$version" >"$VENV/.version"
+  log "python: installed $version into $VENV"
+}
+
+# The Go tool servers of the one-reading suites (test/fixtures/oneread/go-*), built from
+# their committed modules (the MCP Go SDK comes from the Go module proxy). Rebuilt when
+# their sources change: the version is a hash of them.
+install_oneread() {
+  lock oneread
+  command -v go >/dev/null 2>&1 || die "oneread: go is required to build test/fixtures/oneread/go-*"
+  local mod name version
+  for mod in "$REPO"/test/fixtures/oneread/go-*/; do
+    name="oneread-$(basename "$mod")"
+    version="$(cat "$mod"go.mod "$mod"*.go $([[ -f "$mod"go.sum ]] && echo "$mod"go.sum) | sha256sum | cut -c1-16)"
+    if is_current "$name" "$version"; then
+      log "$name: already present $version"
+      continue
+    fi
+    rm -f "$BIN/$name.version"
+    (cd "$mod" && go build -buildvcs=false -o "$BIN/$name" .)
+    record "$name" "$version"
+  done
 }
 
 main() {
@@ -220,18 +256,22 @@ main() {
       ghz) install_ghz ;;
       grpcurl) install_grpcurl ;;
       jaeger) install_jaeger ;;
+      vegeta) install_vegeta ;;
       debian) install_debian ;;
       python) install_python ;;
+      oneread) install_oneread ;;
       all)
         install_opa
         install_opa_envoy_plugin
         install_ghz
         install_grpcurl
         install_jaeger
+        install_vegeta
         install_debian
         install_python
+        install_oneread
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, debian, python or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, debian, python, oneread or all)" ;;
     esac
   done
 }
