@@ -50,10 +50,12 @@ function opensJson(text: string): boolean {
 
 /**
  * Could a server library execute this body as JSON-RPC? It names a "jsonrpc" member (in
- * any case), or opens like JSON and has \u escapes (which can spell that name).
+ * any case), or opens like JSON and has \u escapes (which can spell that name), or names it
+ * in UTF-16 or UTF-32, which Python's json.loads(bytes) detects by the NUL bytes (RFC 4627 §3).
  */
 function looksLikeJsonRpc(text: string): boolean {
-  return JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'));
+  if (JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'))) return true;
+  return text.includes('\0') && JSONRPC_NAME.test(text.replaceAll('\0', ''));
 }
 
 function ambiguous(message: string): TollgateError {
@@ -125,7 +127,7 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   if (partial) {
     // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
     // free), so any prefix that opens like JSON (except under form types) is refused too.
-    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text)) || JSONRPC_NAME.test(text))) {
+    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) || looksLikeJsonRpc(text))) {
       const limit = input.limit ?? bytes.length;
       throw new TollgateError('TG_ERR_BODY_TOO_LARGE', `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`);
     }

@@ -130,6 +130,21 @@ t.test('recognises a jsonrpc member spelled with escapes under any content-type'
   t.same(envoy.mcp, { id: 1, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
 });
 
+// Python's json.loads(bytes), under FastAPI or Starlette, decodes UTF-16 and UTF-32 it detects.
+t.test('refuses a JSON-RPC message in UTF-16 or UTF-32 whatever the content-type', async (t) => {
+  const utf16le = Buffer.from(CALL, 'utf16le');
+  const utf16be = Buffer.from(utf16le).swap16();
+  const utf32le = Buffer.alloc(CALL.length * 4);
+  for (let k = 0; k < CALL.length; k++) utf32le.writeUInt32LE(CALL.charCodeAt(k), k * 4);
+  for (const body of [utf16le, utf16be, Buffer.concat([Buffer.from([0xff, 0xfe]), utf16le]), Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be]), utf32le]) {
+    t.equal(refusal([], body), 'TG_ERR_AMBIGUOUS_BODY');
+    t.equal(refusal(['Content-Type', 'application/octet-stream'], body), 'TG_ERR_AMBIGUOUS_BODY');
+    t.equal(refusal(['Content-Type', 'application/json'], body), 'TG_ERR_AMBIGUOUS_BODY');
+  }
+  // Binary bodies with NUL bytes that name no jsonrpc stay opaque.
+  t.equal(read(['Content-Type', 'application/octet-stream'], Buffer.from([0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70, 0x7b])).parsed_body, null);
+});
+
 t.test('refuses a JSON-RPC message sent as a urlencoded form', async (t) => {
   t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], CALL), 'TG_ERR_AMBIGUOUS_BODY');
 });
@@ -195,6 +210,7 @@ t.test('refuses a JSON or JSON-RPC body past the buffer limit with 413 naming th
     [['Content-Type', 'text/plain'], 'xx "jsonrpc": "2.0"'],
     // Its "jsonrpc" member may come after the limit; servers that ignore the label would execute it.
     [['Content-Type', 'text/plain'], '{"params": {"arguments": {"blob": "'],
+    [[], Buffer.from('{"params": {"arguments": {"blob": "', 'utf16le').swap16().toString('latin1')],
   ] as Array<[string[], string]>) {
     t.throws(() => read(headers, body, { truncated: true, limit: 65536 }), { code: 'TG_ERR_BODY_TOO_LARGE', message: /65536-byte/ }, body);
   }
