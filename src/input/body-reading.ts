@@ -10,7 +10,7 @@ import { TollgateError } from '../errors.ts';
 import { bodyKind, parseMediaType, type BodyKind, type MediaType } from './media-type.ts';
 import { parseMultipart } from './multipart.ts';
 import { readJsonRpc, type McpInput } from './mcp.ts';
-import { parseStrictJson, validateStrictJson } from './strict-json.ts';
+import { isSyntaxOnly, parseStrictJson, validateStrictJson } from './strict-json.ts';
 
 /** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
 export interface BodyReadingResult {
@@ -150,11 +150,20 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
       return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
     case 'other': {
-      // A body that cannot be JSON-RPC is opaque: the policy decides on it as bytes.
-      if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
-      checkCharset(media, bytes);
-      const reading = readJson(bytes, text, input.parsed);
-      if (!reading.jsonRpc) return { parsed: null, truncated: false };
+      // Tools read JSON whatever the label: Go handlers decode r.Body, Starlette's
+      // request.json() and FastAPI without a Content-Type parse it, MCP SDKs dispatch it.
+      // So a body that opens like JSON (or names jsonrpc) is read as JSON here too.
+      const jsonRpcLike = looksLikeJsonRpc(text);
+      if (!jsonRpcLike && !opensJson(text)) return { parsed: null, truncated: false };
+      let reading: ReturnType<typeof readJson>;
+      try {
+        checkCharset(media, bytes);
+        reading = readJson(bytes, text, input.parsed);
+      } catch (err) {
+        // Not JSON to any tool's parser either (and not JSON-RPC-like): opaque bytes.
+        if (!jsonRpcLike && isSyntaxOnly(err)) return { parsed: null, truncated: false };
+        throw err;
+      }
       return reading.mcp === undefined ? { parsed: reading.parsed, truncated: false } : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
     }
     default:

@@ -47,13 +47,27 @@ t.test('shows a tools/call to the policy whatever the content-type says or omits
   }
 });
 
-t.test('leaves a JSON body under a non-JSON media type unread when it is not JSON-RPC', async (t) => {
-  for (const body of ['{"a": 1}', '[1, 2]', '{not json', 'hello jsonrpc', '{"a": NaN}']) {
+// Go handlers decode r.Body and Starlette's request.json() parses whatever the label says.
+t.test('reads a body that opens like JSON as JSON under any non-form media type', async (t) => {
+  for (const headers of [[], ['Content-Type', 'text/plain'], ['Content-Type', 'application/octet-stream']]) {
+    t.same(read(headers, '{"amount": 900}').parsed_body, { amount: 900 }, JSON.stringify(headers));
+    t.same(read(headers, ' [1, 2]').parsed_body, [1, 2], JSON.stringify(headers));
+    t.notOk('mcp' in read(headers, '{"amount": 900}'));
+    // Read differently or leniently by some tool: refused, as under application/json.
+    for (const body of ['{"amount": 1, "amount": 900}', '{"Amount": 900, "amount": 1}', '{"amount": 900, "x": NaN}', '{"amount": 900}{"amount": 1}', '{"amount": 9007199254740993}', '\ufeff{"amount": 900}']) {
+      t.equal(refusal(headers, body), 'TG_ERR_AMBIGUOUS_BODY', `${body} ${JSON.stringify(headers)}`);
+    }
+    t.equal(refusal(headers, Buffer.from([0x7b, 0x22, 0x61, 0xff, 0x22, 0x3a, 0x31, 0x7d])), 'TG_ERR_AMBIGUOUS_BODY');
+  }
+  t.same(read(['Content-Type', 'application/json; charset=UTF-8'], '{"amount": 120}').parsed_body, { amount: 120 });
+});
+
+t.test('leaves a body that no JSON parser reads opaque under a non-JSON media type', async (t) => {
+  for (const body of ['{not json', '{ a text that opens like JSON }', '[1 2]', "{'a': 1}", '{"a": 1,}', '{"a" 1}', 'hello jsonrpc', 'plain text', '']) {
     const input = read(['Content-Type', 'text/plain'], body);
     t.equal(input.parsed_body, null, body);
     t.notOk('mcp' in input, body);
   }
-  t.same(read(['Content-Type', 'application/json; charset=UTF-8'], '{"amount": 120}').parsed_body, { amount: 120 });
 });
 
 t.test('skips every body rule for a bodyless request', async (t) => {

@@ -31,6 +31,17 @@ t.test('strict body reading through the proxy', async (t) => {
     t.equal(upstream.received.at(-1)!.body, call('lookup_customer'));
   });
 
+  // A Go handler or Starlette's request.json() reads the amount whatever the label says.
+  t.test('denies a refund above the limit sent without a JSON content-type', async (t) => {
+    for (const headers of [{}, { 'content-type': 'text/plain' }] as Array<Record<string, string>>) {
+      const before = upstream.received.length;
+      const r = await post('http://payments.internal/v1/refunds', headers, '{"order": "o-1", "amount": 900}');
+      t.equal(r.status, 403, JSON.stringify(headers));
+      t.match(JSON.parse(r.body).reasons.join(' '), /900/);
+      t.equal(upstream.received.length, before);
+    }
+  });
+
   t.test('refuses bodies with more than one reading before they reach the tool', async (t) => {
     const cases: Array<[string, Record<string, string>, string | Buffer, number, string]> = [
       ['http://payments.internal/v1/refunds', { 'content-type': 'application/json' }, '{"order": "o-1", "amount": 1, "amount": 900}', 400, 'TG_ERR_AMBIGUOUS_BODY'],
