@@ -10,7 +10,7 @@ import { TollgateError } from '../errors.ts';
 import { bodyKind, parseMediaType, type BodyKind, type MediaType } from './media-type.ts';
 import { parseMultipart } from './multipart.ts';
 import { readJsonRpc, type McpInput } from './mcp.ts';
-import { parseStrictJson } from './strict-json.ts';
+import { isSyntaxOnly, parseStrictJson, validateStrictJson } from './strict-json.ts';
 
 /** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
 export interface BodyReadingResult {
@@ -30,10 +30,13 @@ export interface StrictBodyInput {
   readonly truncated: boolean;
   /** The buffer limit, named when a JSON-RPC body is past it. */
   readonly limit: number | undefined;
+  /** JSON.parse of `text` when the caller already has it (saves parsing twice). */
+  readonly parsed?: { readonly value: unknown };
 }
 
-// "jsonrpc" as a member name in any case (Go's encoding/json folds case).
-const JSONRPC_NAME = /"jsonrpc"/i;
+// "jsonrpc" as a member name in any case, U+017F LONG S included: Go's encoding/json
+// matches member names under Unicode simple case folding, where ſ is s.
+const JSONRPC_NAME = /"j[s\u017f]onrpc"/i;
 
 /** The first byte after an optional BOM and JSON whitespace opens an object or array. */
 function opensJson(text: string): boolean {
@@ -46,11 +49,13 @@ function opensJson(text: string): boolean {
 }
 
 /**
- * Could a server library execute this body as JSON-RPC? It opens with { or [, or names
- * a "jsonrpc" member (in any case), or (opening like JSON) spells names with \u escapes.
+ * Could a server library execute this body as JSON-RPC? It names a "jsonrpc" member (in
+ * any case), or opens like JSON and has \u escapes (which can spell that name), or names it
+ * in UTF-16 or UTF-32, which Python's json.loads(bytes) detects by the NUL bytes (RFC 4627 §3).
  */
 function looksLikeJsonRpc(text: string): boolean {
-  return JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'));
+  if (JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'))) return true;
+  return text.includes('\0') && JSONRPC_NAME.test(text.replaceAll('\0', ''));
 }
 
 function ambiguous(message: string): TollgateError {
@@ -87,9 +92,14 @@ function checkUtf8(bytes: Buffer, what: string): void {
 }
 
 /** The JSON value of a JSON or JSON-RPC body, read strictly. */
-function readJson(bytes: Buffer, text: string): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
+function readJson(bytes: Buffer, text: string, known: { readonly value: unknown } | undefined): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
   checkUtf8(bytes, 'JSON body');
-  const parsed = parseStrictJson(text);
+  let parsed: unknown;
+  if (known === undefined) parsed = parseStrictJson(text);
+  else {
+    validateStrictJson(text);
+    parsed = known.value;
+  }
   const rpc = readJsonRpc(parsed);
   if (rpc === undefined) return { parsed, jsonRpc: false };
   return rpc.mcp === undefined ? { parsed, jsonRpc: true } : { parsed, mcp: rpc.mcp, jsonRpc: true };
@@ -117,7 +127,7 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   if (partial) {
     // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
     // free), so any prefix that opens like JSON (except under form types) is refused too.
-    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text)) || JSONRPC_NAME.test(text))) {
+    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) || looksLikeJsonRpc(text))) {
       const limit = input.limit ?? bytes.length;
       throw new TollgateError('TG_ERR_BODY_TOO_LARGE', `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`);
     }
@@ -126,7 +136,7 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   switch (kind) {
     case 'json': {
       checkCharset(media, bytes);
-      const { parsed, mcp } = readJson(bytes, text);
+      const { parsed, mcp } = readJson(bytes, text, input.parsed);
       return mcp === undefined ? { parsed, truncated: false } : { parsed, truncated: false, mcp };
     }
     case 'form': {
@@ -140,17 +150,20 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
       return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
     case 'other': {
-      if (!looksLikeJsonRpc(text) && !opensJson(text)) return { parsed: null, truncated: false };
+      // Tools read JSON whatever the label: Go handlers decode r.Body, Starlette's
+      // request.json() and FastAPI without a Content-Type parse it, MCP SDKs dispatch it.
+      // So a body that opens like JSON (or names jsonrpc) is read as JSON here too.
+      const jsonRpcLike = looksLikeJsonRpc(text);
+      if (!jsonRpcLike && !opensJson(text)) return { parsed: null, truncated: false };
       let reading: ReturnType<typeof readJson>;
       try {
         checkCharset(media, bytes);
-        reading = readJson(bytes, text);
+        reading = readJson(bytes, text, input.parsed);
       } catch (err) {
-        // Not JSON and not naming jsonrpc: an opaque body the policy decides on as bytes.
-        if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
+        // Not JSON to any tool's parser either (and not JSON-RPC-like): opaque bytes.
+        if (!jsonRpcLike && isSyntaxOnly(err)) return { parsed: null, truncated: false };
         throw err;
       }
-      if (!reading.jsonRpc) return { parsed: null, truncated: false };
       return reading.mcp === undefined ? { parsed: reading.parsed, truncated: false } : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
     }
     default:
@@ -163,9 +176,11 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
  * without its refusals (parsed_body stays opa-envoy-plugin's). Undefined when the body is
  * not strictly JSON-RPC, is partial, or is a form.
  */
-export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined): McpInput | undefined {
+export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined, parsed?: { readonly value: unknown }): McpInput | undefined {
+  // JSON-RPC opens with { or [ and names its jsonrpc member: everything else is skipped cheaply.
+  if (!opensJson(text) || !looksLikeJsonRpc(text)) return undefined;
   try {
-    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined }, () => null);
+    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) }, () => null);
     return result.mcp;
   } catch {
     return undefined;

@@ -18,9 +18,10 @@ export interface MediaType {
 /** How Tollgate reads a body of this media type. */
 export type BodyKind = 'json' | 'form' | 'multipart' | 'other';
 
-// RFC 9110 §5.6.2 tchar.
-const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
-const isTchar = (ch: string): boolean => TCHAR.test(ch);
+// RFC 9110 §5.6.2 tchar, as a lookup table by char code.
+const TCHAR = new Uint8Array(128);
+for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[ch.charCodeAt(0)] = 1;
+const isTchar = (ch: string): boolean => TCHAR[ch.charCodeAt(0)] === 1;
 const isOws = (ch: string | undefined): boolean => ch === ' ' || ch === '\t';
 
 function malformed(value: string, why: string): TollgateError {

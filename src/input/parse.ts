@@ -100,7 +100,9 @@ export function parseBody(headers: Record<string, string>, body: string, truncat
   if (result.truncated) return result;
   const text = body !== '' || rawBody === undefined ? body : rawBody.toString('utf8');
   if (text === '') return result;
-  const mcp = recogniseJsonRpc(headers, text, body !== '' ? undefined : rawBody);
+  // opa-envoy-plugin's JSON value is JSON.parse of the same text: reuse it.
+  const known = (headers['content-type'] ?? '').includes('application/json') ? { value: result.parsed } : undefined;
+  const mcp = recogniseJsonRpc(headers, text, body !== '' ? undefined : rawBody, known);
   return mcp === undefined ? result : { ...result, mcp };
 }
 

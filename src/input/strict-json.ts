@@ -24,6 +24,26 @@ function ambiguous(message: string): TollgateError {
   return new TollgateError('TG_ERR_AMBIGUOUS_BODY', message);
 }
 
+// Refusals for text no JSON parser a tool may use (JSON.parse, Go, Python) accepts either.
+const SYNTAX_ONLY = new WeakSet<TollgateError>();
+
+function syntax(message: string): TollgateError {
+  const err = ambiguous(message);
+  SYNTAX_ONLY.add(err);
+  return err;
+}
+
+/** A refusal for what is not JSON to JSON.parse, Go or Python either (as opposed to JSON they read differently, or leniently). */
+export function isSyntaxOnly(err: unknown): boolean {
+  return err instanceof TollgateError && SYNTAX_ONLY.has(err);
+}
+
+/** An unexpected character: NaN and Infinity are JSON to Python's json; the rest to none of the tools' parsers. */
+function unexpected(text: string, at: number): TollgateError {
+  const message = describe(text, at);
+  return /^(NaN|Infinity) literal/.test(message) ? ambiguous(message) : syntax(message);
+}
+
 function describe(text: string, at: number): string {
   if (at >= text.length) return 'unexpected end of JSON';
   const ch = text[at]!;
@@ -123,7 +143,7 @@ function hex4(text: string, at: number): number {
   for (let k = 0; k < 4; k++) {
     const c = text.charCodeAt(at + k);
     const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
-    if (d < 0) throw ambiguous(`invalid \\u escape at offset ${at - 2}`);
+    if (d < 0) throw syntax(`invalid \\u escape at offset ${at - 2}`);
     v = v * 16 + d;
   }
   return v;
@@ -148,8 +168,8 @@ function scanString(text: string, i: number): number {
       continue;
     }
     if (c === 0x22) break;
-    if (c !== c) throw ambiguous(`unterminated string starting at offset ${open}`);
-    if (c < 0x20) throw ambiguous(`unescaped control character in a string at offset ${i}`);
+    if (c !== c) throw syntax(`unterminated string starting at offset ${open}`);
+    if (c < 0x20) throw syntax(`unescaped control character in a string at offset ${i}`);
     if (c === 0x5c) {
       flags |= ESCAPED;
       const e = text.charCodeAt(i + 1);
@@ -170,7 +190,7 @@ function scanString(text: string, i: number): number {
         i += 2;
         continue;
       }
-      throw ambiguous(`invalid escape at offset ${i}`);
+      throw syntax(`invalid escape at offset ${i}`);
     }
     if (c >= 0x41 && c <= 0x5a) flags |= UPPER;
     else if (c > 0x7f) flags |= NON_ASCII;
@@ -205,12 +225,12 @@ function scanNumber(text: string, start: number): number {
   const intStart = i;
   if (first === 0x30) i++;
   else if (first >= 0x31 && first <= 0x39) i = skipDigits(text, i + 1);
-  else throw ambiguous(describe(text, start));
+  else throw unexpected(text, start);
   let digits = i - intStart;
   let integer = true;
   if (text.charCodeAt(i) === 0x2e) {
     const end = skipDigits(text, i + 1);
-    if (end === i + 1) throw ambiguous(`number without fraction digits at offset ${start}`);
+    if (end === i + 1) throw syntax(`number without fraction digits at offset ${start}`);
     digits += end - i - 1;
     i = end;
     integer = false;
@@ -221,7 +241,7 @@ function scanNumber(text: string, start: number): number {
     const sign = text.charCodeAt(i);
     if (sign === 0x2b || sign === 0x2d) i++;
     const end = skipDigits(text, i);
-    if (end === i) throw ambiguous(`number without exponent digits at offset ${start}`);
+    if (end === i) throw syntax(`number without exponent digits at offset ${start}`);
     checkNumber(text.slice(start, end), false, start);
     return end;
   }
@@ -251,7 +271,7 @@ export function validateStrictJson(text: string): void {
     // A value is expected at i; c === 0x3a means "member name expected first".
     i = skipWs(text, i);
     if (c === 0x3a) {
-      if (text.charCodeAt(i) !== 0x22) throw ambiguous(i >= n ? 'unexpected end of JSON' : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`);
+      if (text.charCodeAt(i) !== 0x22) throw syntax(i >= n ? 'unexpected end of JSON' : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`);
       const close = scanString(text, i);
       const name = memberName(text, i, close);
       const top = starts.length - 1;
@@ -269,7 +289,7 @@ export function validateStrictJson(text: string): void {
         } else keys.push(name);
       }
       i = skipWs(text, close + 1);
-      if (text.charCodeAt(i) !== 0x3a) throw ambiguous(`expected ":" at offset ${i}`);
+      if (text.charCodeAt(i) !== 0x3a) throw syntax(`expected ":" at offset ${i}`);
       i = skipWs(text, i + 1);
     }
     c = text.charCodeAt(i);
@@ -296,7 +316,7 @@ export function validateStrictJson(text: string): void {
     else if (c === 0x74 && text.startsWith('true', i)) i += 4;
     else if (c === 0x66 && text.startsWith('false', i)) i += 5;
     else if (c === 0x6e && text.startsWith('null', i)) i += 4;
-    else throw ambiguous(describe(text, i));
+    else throw unexpected(text, i);
     // After a value: close containers, or move on to the next element or member.
     c = 0;
     for (;;) {
@@ -322,7 +342,7 @@ export function validateStrictJson(text: string): void {
         i++;
         continue;
       }
-      throw ambiguous(i >= n ? 'unexpected end of JSON' : `expected "," or "${kind === OBJECT ? '}' : ']'}" at offset ${i}: ${describe(text, i)}`);
+      throw syntax(i >= n ? 'unexpected end of JSON' : `expected "," or "${kind === OBJECT ? '}' : ']'}" at offset ${i}: ${describe(text, i)}`);
     }
   }
 }

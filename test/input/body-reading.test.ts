@@ -47,13 +47,27 @@ t.test('shows a tools/call to the policy whatever the content-type says or omits
   }
 });
 
-t.test('leaves a JSON body under a non-JSON media type unread when it is not JSON-RPC', async (t) => {
-  for (const body of ['{"a": 1}', '[1, 2]', '{not json', 'hello jsonrpc', '{"a": NaN}']) {
+// Go handlers decode r.Body and Starlette's request.json() parses whatever the label says.
+t.test('reads a body that opens like JSON as JSON under any non-form media type', async (t) => {
+  for (const headers of [[], ['Content-Type', 'text/plain'], ['Content-Type', 'application/octet-stream']]) {
+    t.same(read(headers, '{"amount": 900}').parsed_body, { amount: 900 }, JSON.stringify(headers));
+    t.same(read(headers, ' [1, 2]').parsed_body, [1, 2], JSON.stringify(headers));
+    t.notOk('mcp' in read(headers, '{"amount": 900}'));
+    // Read differently or leniently by some tool: refused, as under application/json.
+    for (const body of ['{"amount": 1, "amount": 900}', '{"Amount": 900, "amount": 1}', '{"amount": 900, "x": NaN}', '{"amount": 900}{"amount": 1}', '{"amount": 9007199254740993}', '\ufeff{"amount": 900}']) {
+      t.equal(refusal(headers, body), 'TG_ERR_AMBIGUOUS_BODY', `${body} ${JSON.stringify(headers)}`);
+    }
+    t.equal(refusal(headers, Buffer.from([0x7b, 0x22, 0x61, 0xff, 0x22, 0x3a, 0x31, 0x7d])), 'TG_ERR_AMBIGUOUS_BODY');
+  }
+  t.same(read(['Content-Type', 'application/json; charset=UTF-8'], '{"amount": 120}').parsed_body, { amount: 120 });
+});
+
+t.test('leaves a body that no JSON parser reads opaque under a non-JSON media type', async (t) => {
+  for (const body of ['{not json', '{ a text that opens like JSON }', '[1 2]', "{'a': 1}", '{"a": 1,}', '{"a" 1}', 'hello jsonrpc', 'plain text', '']) {
     const input = read(['Content-Type', 'text/plain'], body);
     t.equal(input.parsed_body, null, body);
     t.notOk('mcp' in input, body);
   }
-  t.same(read(['Content-Type', 'application/json; charset=UTF-8'], '{"amount": 120}').parsed_body, { amount: 120 });
 });
 
 t.test('skips every body rule for a bodyless request', async (t) => {
@@ -114,6 +128,35 @@ t.test('refuses a body naming jsonrpc that does not parse strictly, whatever the
   t.equal(refusal(['Content-Type', 'text/plain'], `{"JSONRPC": "2.0", "method": "tools/call", "x": "\\ud800"}`), 'TG_ERR_AMBIGUOUS_BODY');
   t.equal(refusal(['Content-Type', 'text/plain'], `{"\\u006asonrpc": "2.0", "method": "tools/call", "n": Infinity}`), 'TG_ERR_AMBIGUOUS_BODY');
   t.equal(refusal(['Content-Type', 'text/plain'], `garbage then {"jsonrpc": "2.0"}`), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
+// Go matches member names under Unicode simple folding: U+017F LONG S is s to it.
+t.test('refuses a jsonrpc member spelled with a character that folds to an ASCII letter', async (t) => {
+  t.equal(refusal(['Content-Type', 'text/plain'], '{"jſonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_customer"}}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal([], '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"naḿe": "x", "name": "y"}}'), undefined);
+  t.equal(refusal([], '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "y", "argumentſ": {}}}'), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
+t.test('recognises a jsonrpc member spelled with escapes under any content-type', async (t) => {
+  const escaped = '{"\\u006asonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"\\u006eame": "delete_customer"}}';
+  t.same(read(['Content-Type', 'text/plain'], escaped).mcp, { id: 1, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
+  const envoy = inputFromCheckRequest({ attributes: { request: { http: { method: 'POST', path: '/mcp', headers: { 'content-type': 'text/plain' }, body: escaped } } } }, agent);
+  t.same(envoy.mcp, { id: 1, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
+});
+
+// Python's json.loads(bytes), under FastAPI or Starlette, decodes UTF-16 and UTF-32 it detects.
+t.test('refuses a JSON-RPC message in UTF-16 or UTF-32 whatever the content-type', async (t) => {
+  const utf16le = Buffer.from(CALL, 'utf16le');
+  const utf16be = Buffer.from(utf16le).swap16();
+  const utf32le = Buffer.alloc(CALL.length * 4);
+  for (let k = 0; k < CALL.length; k++) utf32le.writeUInt32LE(CALL.charCodeAt(k), k * 4);
+  for (const body of [utf16le, utf16be, Buffer.concat([Buffer.from([0xff, 0xfe]), utf16le]), Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be]), utf32le]) {
+    t.equal(refusal([], body), 'TG_ERR_AMBIGUOUS_BODY');
+    t.equal(refusal(['Content-Type', 'application/octet-stream'], body), 'TG_ERR_AMBIGUOUS_BODY');
+    t.equal(refusal(['Content-Type', 'application/json'], body), 'TG_ERR_AMBIGUOUS_BODY');
+  }
+  // Binary bodies with NUL bytes that name no jsonrpc stay opaque.
+  t.equal(read(['Content-Type', 'application/octet-stream'], Buffer.from([0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70, 0x7b])).parsed_body, null);
 });
 
 t.test('refuses a JSON-RPC message sent as a urlencoded form', async (t) => {
@@ -181,6 +224,7 @@ t.test('refuses a JSON or JSON-RPC body past the buffer limit with 413 naming th
     [['Content-Type', 'text/plain'], 'xx "jsonrpc": "2.0"'],
     // Its "jsonrpc" member may come after the limit; servers that ignore the label would execute it.
     [['Content-Type', 'text/plain'], '{"params": {"arguments": {"blob": "'],
+    [[], Buffer.from('{"params": {"arguments": {"blob": "', 'utf16le').swap16().toString('latin1')],
   ] as Array<[string[], string]>) {
     t.throws(() => read(headers, body, { truncated: true, limit: 65536 }), { code: 'TG_ERR_BODY_TOO_LARGE', message: /65536-byte/ }, body);
   }

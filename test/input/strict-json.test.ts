@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { foldKey, parseStrictJson } from '../../src/input/strict-json.ts';
+import { foldKey, isSyntaxOnly, parseStrictJson } from '../../src/input/strict-json.ts';
 import { TollgateError } from '../../src/errors.ts';
 
 const refusal = (text: string): string | undefined => {
@@ -181,4 +181,24 @@ t.test('every accepted number reads to the same value in Python Decimal as in th
   const same = JSON.parse(run.stdout) as boolean[];
   t.same(same.slice(0, accepted.length).map((ok, k) => (ok ? null : accepted[k])).filter((x) => x !== null), [], 'accepted literals equal in Python Decimal');
   t.same(same.slice(accepted.length).map((ok, k) => (ok ? refusedDecimal[k] : null)).filter((x) => x !== null), [], 'refused literals differ in Python Decimal');
+});
+
+// The body reading leaves non-JSON text opaque only when no tool's parser reads it as JSON either.
+t.test('tells refusals of text no parser accepts from JSON that parsers read differently', async (t) => {
+  const error = (text: string): unknown => {
+    try {
+      parseStrictJson(text);
+    } catch (err) {
+      return err;
+    }
+    throw new Error(`${text} was accepted`);
+  };
+  for (const text of ['{not json', '[1 2]', "{'a': 1}", '{"a": 1,}', '{"a" 1}', '"open', '"\\x"', '1.', '/* c */ {}', '{"a":1']) {
+    t.ok(isSyntaxOnly(error(text)), text);
+  }
+  // Python reads NaN and Infinity, Go's json.Decoder stops after the first value, every parser reads the rest.
+  for (const text of ['NaN', '{"a": Infinity}', '[-Infinity]', '{"a": 1} {"a": 2}', '{"a": 1, "a": 2}', '{"A": 1, "a": 2}', '1e400', '"\\ud800"']) {
+    t.notOk(isSyntaxOnly(error(text)), text);
+  }
+  t.notOk(isSyntaxOnly(new Error('x')));
 });
