@@ -3,7 +3,8 @@
 # and reference nginx, and Tollgate itself. Everything binds 127.0.0.1 only.
 #
 # Globals the caller may set before sourcing: nothing. Globals set here: ROOT, BENCH,
-# NODE, OPA, WORK, PIN, LOADGEN_CPU, PROXY_CPU, LAST_PID.
+# NODE, OPA, WORK, PIN, LOADGEN_CPU, PROXY_CPU, LAST_PID, TOLLGATE_PID, TOLLGATE_PORT,
+# TOLLGATE_ADMIN_PORT.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -191,16 +192,27 @@ start_tollgate() {
   render "$BENCH/tollgate.yaml.in" "$WORK/tollgate.yaml" "BUNDLE=$BUNDLE" "UPSTREAM_PORT=$upstream_port"
   # TOLLGATE_EXTRA_YAML: more top-level config sections (e.g. tracing) appended as they are.
   [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
-  start_bg "$PROXY_CPU" "$WORK/tollgate.out" "$NODE" "$@" "$ROOT/src/cli/main.ts" run --config "$WORK/tollgate.yaml"
+  start_tollgate_config "$WORK/tollgate.yaml" tollgate "$@"
+}
+
+# start_tollgate_config <config file> <name> [node flags...]: starts Tollgate with a config
+# written by the caller, output to $WORK/<name>.out; sets TOLLGATE_PID, TOLLGATE_PORT and
+# TOLLGATE_ADMIN_PORT. Returns 3 (after printing its output) when Tollgate refuses the
+# config and exits, so a caller can tell an unsupported setting from a crash.
+start_tollgate_config() {
+  local config=$1 name=$2
+  shift 2
+  start_bg "$PROXY_CPU" "$WORK/$name.out" "$NODE" "$@" "$ROOT/src/cli/main.ts" run --config "$config"
   TOLLGATE_PID=$LAST_PID
   local deadline=$((SECONDS + 30))
-  until grep -q 'listening: proxy http://' "$WORK/tollgate.out" 2>/dev/null; do
-    alive "$TOLLGATE_PID" || { cat "$WORK/tollgate.out" >&2; die "tollgate exited during start"; }
-    [ $SECONDS -lt $deadline ] || { cat "$WORK/tollgate.out" >&2; die "tollgate did not start within 30s"; }
+  until grep -q 'listening: proxy http://' "$WORK/$name.out" 2>/dev/null; do
+    alive "$TOLLGATE_PID" || { cat "$WORK/$name.out" >&2; log "tollgate ($name) exited during start"; return 3; }
+    [ $SECONDS -lt $deadline ] || { cat "$WORK/$name.out" >&2; die "tollgate ($name) did not start within 30s"; }
     sleep 0.1
   done
-  TOLLGATE_PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/tollgate.out" | head -1)
-  [ -n "$TOLLGATE_PORT" ] || die "could not read the proxy port from: $(cat "$WORK/tollgate.out")"
+  TOLLGATE_PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/$name.out" | head -1)
+  TOLLGATE_ADMIN_PORT=$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/$name.out" | head -1)
+  [ -n "$TOLLGATE_PORT" ] || die "could not read the proxy port from: $(cat "$WORK/$name.out")"
 }
 
 # start_jaeger: a live collector, Jaeger v2 all-in-one with in-memory storage, every

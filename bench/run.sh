@@ -6,6 +6,8 @@
 #   extauthz Tollgate's ext_authz server vs opa-envoy-plugin with ghz, see extauthz.sh
 #   tracing  Tollgate with tracing off vs on (live Jaeger collector), see tracing.sh
 #   lifecycle bundle swap time and p99 during a swap, replay throughput, see policy-lifecycle.ts
+#   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
+#   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +19,8 @@ case $scenario in
   extauthz) exec bash "$here/extauthz.sh" ;;
   tracing) exec bash "$here/tracing.sh" ;;
   lifecycle) exec "$here/../node_modules/.bin/node" "$here/policy-lifecycle.ts" ;;
-  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle)" >&2; exit 2 ;;
+  soak) exec bash "$here/soak.sh" ;;
+  gate) exec bash "$here/gate-cost.sh" ;;
+  -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate)" >&2; exit 2 ;;
 esac

@@ -73,7 +73,11 @@ function decisionLogMask(config: Config): string[] {
 /** Creates the observer (spans, metrics, decision log) both doors record into. */
 async function createObserver(config: Config, logger: Logger, deps: SidecarDeps): Promise<Observer & { readonly metrics: Metrics; readonly decisionLog?: DecisionLog }> {
   const mask = decisionLogMask(config);
-  const metrics = createMetrics();
+  const metrics = createMetrics({
+    maxLabelValues: config.metrics.maxLabelValues,
+    maxLabelValueLength: config.metrics.maxLabelValueLength,
+    maxSeriesPerMetric: config.metrics.maxSeriesPerMetric,
+  });
   const log = config.decisionLog;
   const decisionLog =
     log.file === '' && log.url === ''
@@ -153,7 +157,10 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     resolve: config.proxy.resolve,
     headersTimeoutMs: config.proxy.upstreamTimeoutMs,
     connectTimeoutMs: config.proxy.upstreamConnectTimeoutMs,
+    idleMs: config.proxy.upstreamPoolIdleMs,
+    maxPools: config.proxy.upstreamPoolMax,
   });
+  observer.metrics.observeUpstreamPools(upstreams);
   // Issue 5: CONNECT / TLS interception / upgrade hooks and the transparent listener.
   const egress = createEgress({ config, pdp, upstreams, logger, observer });
   const proxy = createProxy({ config, pdp, upstreams, logger, observer, hooks: egress.hooks });

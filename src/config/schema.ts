@@ -68,6 +68,18 @@ const extAuthzSchema = z
   })
   .describe('The Envoy ext_authz gRPC server (Tollgate as the PDP of Envoy or Istio).');
 
+const pathNormalizationSchema = z
+  .enum(['strict', 'base', 'merge_slashes', 'decode_and_merge_slashes'])
+  .default('strict')
+  .describe(
+    'How request paths are normalised before the decision; the normalised path is the one decided and forwarded (docs/path-reading.md). ' +
+      '"base": RFC 3986 only (decode escaped unreserved characters, uppercase escapes, remove dot segments; Istio BASE, Envoy normalize_path). ' +
+      '"merge_slashes": base, then "//" merged (Istio MERGE_SLASHES, Envoy merge_slashes). ' +
+      '"decode_and_merge_slashes": merge_slashes, with %2F and %5C decoded to "/" first (Istio DECODE_AND_MERGE_SLASHES, Envoy UNESCAPE_AND_MERGE). ' +
+      '"strict" (default): merge_slashes, plus refusing with 400 TG_ERR_AMBIGUOUS_TARGET what servers read differently: path parameters (";", %3B), escaped escapes (%252e), escapes that are not shortest-form UTF-8 (%c0%ae), and Unicode forms that fold into "/", "\\", ".", "%", ";", "?" or "#". ' +
+      'Every mode refuses control characters and backslashes; every mode but decode_and_merge_slashes refuses %2F and %5C. There is no "none": Tollgate never decides on an unnormalised path.',
+  );
+
 const proxySchema = z
   .strictObject({
     listen: hostPort.default('127.0.0.1:15001').describe('Outbound listener: explicit proxy (absolute-form) and origin-form (Host) requests.'),
@@ -77,6 +89,9 @@ const proxySchema = z
     upstreamTimeoutMs: z.number().int().positive().default(30000).describe('Time allowed for the upstream to send response headers; past it 504.'),
     upstreamConnectTimeoutMs: z.number().int().positive().default(5000).describe('Time allowed to connect to the upstream; past it 502.'),
     denyStatus: z.number().int().min(400).max(599).default(403).describe('Status of a deny when the policy sets no http_status.'),
+    pathNormalization: pathNormalizationSchema,
+    upstreamPoolIdleMs: z.number().int().positive().default(60000).describe('A per-origin upstream connection pool with no request in flight for this long is closed (its idle keep-alive sockets too); the next request to that origin opens a new one.'),
+    upstreamPoolMax: z.number().int().min(1).default(1024).describe('Most per-origin upstream pools kept; past it the least recently used idle pool is closed. Pools with requests in flight are never closed, so the count may exceed this while all are busy.'),
   })
   .describe('The outbound HTTP proxy listener.');
 
@@ -196,6 +211,13 @@ const decisionLogSchema = z
     maxQueue: z.number().int().positive().default(10000).describe('Records waiting to be written; beyond it they are dropped, counted in tollgate_decision_log_dropped_total and noted in the chain as a gap.'),
   })
   .describe('The decision log: every decision as an OPA-format JSON line in a tamper-evident hash chain.');
+const metricsSchema = z
+  .strictObject({
+    maxLabelValues: z.number().int().min(1).max(100000).default(100).describe('Distinct values each agent-influenced label of /metrics (agent, destination, tool) keeps as its own series; later values are counted under "__other__" and in tollgate_metric_label_overflow_total, so an agent calling many hosts or tools cannot grow the scrape without bound. 100 covers the destinations and tools one agent legitimately uses while keeping each histogram under a few thousand lines.'),
+    maxLabelValueLength: z.number().int().min(16).max(4096).default(128).describe('Longest label value kept, in characters (longer ones are cut); control characters are replaced by U+FFFD.'),
+    maxSeriesPerMetric: z.number().int().min(1).max(1000000).default(2000).describe('Label combinations tollgate_decisions_total keeps (agent x destination x tool can multiply past each label\'s cap); a new combination past it is counted with those labels set to "__other__" (OpenTelemetry\'s default cardinality limit).'),
+  })
+  .describe('Prometheus metrics on the admin listener\'s /metrics: cardinality bounds.');
 // ─── end of observability ───
 
 /** The whole tollgate.yaml document. */
@@ -214,12 +236,16 @@ export const configSchema = z
     data: liveDataSchema.prefault({}),
     tracing: tracingSchema.prefault({}),
     decisionLog: decisionLogSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),
   })
   .describe('Tollgate sidecar configuration (tollgate.yaml).');
 
 /** The validated configuration, as the rest of the code sees it (deep-frozen). */
 export type Config = z.infer<typeof configSchema>;
+
+/** proxy.pathNormalization: how request paths are normalised before the decision. */
+export type PathNormalization = z.infer<typeof pathNormalizationSchema>;
 
 /** The in-process (WASM) PDP settings. */
 export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;

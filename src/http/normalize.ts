@@ -5,13 +5,21 @@
  */
 import { TollgateError } from '../errors.ts';
 import { isHopByHop, connectionTokens } from './hop-by-hop.ts';
+import { normalizeHost } from './host.ts';
+import { normalizePath } from './path.ts';
+import type { PathNormalization } from '../config/schema.ts';
+
+// The host and path rules live in their own files; these names stay importable from
+// here because the listeners and CONNECT parsing have always taken them from here.
+export { normalizeHost } from './host.ts';
+export { normalizePath } from './path.ts';
 
 /** A request as every component after the normaliser sees it. */
 export interface CanonicalRequest {
   readonly id: string;
   readonly method: string;
   readonly scheme: 'http' | 'https';
-  /** Lowercase host name or IP literal (IPv6 in brackets), no trailing dot. */
+  /** Canonical host (src/http/host.ts): lowercase name without trailing dot, dotted IPv4 (also for IPv4-mapped IPv6), or RFC 5952 IPv6 in brackets. */
   readonly host: string;
   readonly port: number;
   /** host, plus ":port" when the port is not the scheme's default. */
@@ -46,86 +54,8 @@ const DEFAULT_PORT = { http: 80, https: 443 } as const;
 /** Headers that must not repeat: a second value would let policy and upstream disagree. */
 const SINGLETON_HEADERS = new Set(['host', 'content-length', 'content-type', 'authorization', 'transfer-encoding', 'proxy-authorization']);
 
-// RFC 3986 §2.3 unreserved characters: decoding these never changes meaning.
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-
 function bad(message: string): TollgateError {
   return new TollgateError('TG_ERR_BAD_REQUEST', message);
-}
-
-/**
- * Normalises a path per RFC 3986 §6.2.2: decode percent-encoded unreserved
- * characters, uppercase the remaining escapes, remove dot segments (§5.2.4).
- * Encoded slashes, backslashes and control characters are rejected: upstreams
- * disagree on what they mean, so no decision on them can be trusted.
- */
-export function normalizePath(rawPath: string): string {
-  if (!rawPath.startsWith('/')) throw bad(`path must start with "/": ${JSON.stringify(rawPath.slice(0, 64))}`);
-  let decoded = '';
-  for (let i = 0; i < rawPath.length; i++) {
-    const ch = rawPath[i]!;
-    const code = ch.charCodeAt(0);
-    if (code <= 0x20 || code === 0x7f) throw bad('path contains a control character or space');
-    if (ch === '\\') throw bad('path contains a backslash');
-    if (ch === '%') {
-      const hex = rawPath.slice(i + 1, i + 3);
-      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw bad(`path has an invalid percent-encoding at offset ${i}`);
-      const byte = Number.parseInt(hex, 16);
-      const char = String.fromCharCode(byte);
-      if (byte < 0x20 || byte === 0x7f) throw bad('path contains an encoded control character');
-      if (char === '/' || char === '\\') throw bad('path contains an encoded slash or backslash');
-      decoded += UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
-      i += 2;
-    } else if (code > 0x7e) {
-      decoded += encodeURIComponent(ch);
-    } else {
-      decoded += ch;
-    }
-  }
-  return removeDotSegments(decoded);
-}
-
-function removeDotSegments(path: string): string {
-  const out: string[] = [];
-  const segments = path.split('/');
-  for (let i = 1; i < segments.length; i++) {
-    const seg = segments[i]!;
-    const last = i === segments.length - 1;
-    if (seg === '.') {
-      if (last) out.push('');
-    } else if (seg === '..') {
-      out.pop();
-      if (last) out.push('');
-    } else {
-      out.push(seg);
-    }
-  }
-  return `/${out.join('/')}`;
-}
-
-// Agents call a handful of hosts: remember their canonical form (bounded, cleared when full).
-const hostCache = new Map<string, string>();
-const HOST_CACHE_MAX = 1024;
-
-/** Canonical host: WHATWG host parsing (IDNA, IPv4 forms, IPv6), lowercase, no trailing dot. */
-export function normalizeHost(host: string): string {
-  const cached = hostCache.get(host);
-  if (cached !== undefined) return cached;
-  const canonical = parseHost(host);
-  if (hostCache.size >= HOST_CACHE_MAX) hostCache.clear();
-  hostCache.set(host, canonical);
-  return canonical;
-}
-
-function parseHost(host: string): string {
-  if (host === '' || /[\s/?#@%\\]/.test(host)) throw bad(`invalid host ${JSON.stringify(host.slice(0, 64))}`);
-  let parsed: string;
-  try {
-    parsed = new URL(`http://${host}/`).hostname;
-  } catch {
-    throw bad(`invalid host ${JSON.stringify(host.slice(0, 64))}`);
-  }
-  return parsed.endsWith('.') ? parsed.slice(0, -1) : parsed;
 }
 
 /** Splits an authority ("host[:port]") into a canonical host and port. */
@@ -144,8 +74,14 @@ export function formatAuthority(host: string, port: number, scheme: 'http' | 'ht
   return port === DEFAULT_PORT[scheme] ? host : `${host}:${port}`;
 }
 
-/** Turns a raw request into the canonical request, or throws TG_ERR_BAD_REQUEST. */
-export function normalizeRequest(raw: RawRequest): CanonicalRequest {
+/** How a request is normalised (proxy.* settings that shape the one reading). */
+export interface NormalizeOptions {
+  /** proxy.pathNormalization; default "strict". */
+  readonly pathNormalization?: PathNormalization;
+}
+
+/** Turns a raw request into the canonical request, or throws TG_ERR_BAD_REQUEST / TG_ERR_AMBIGUOUS_TARGET. */
+export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}): CanonicalRequest {
   const headers: Record<string, string> = {};
   const hostValues: string[] = [];
   const raws = raw.rawHeaders;
@@ -196,7 +132,7 @@ export function normalizeRequest(raw: RawRequest): CanonicalRequest {
   const rawPath = queryAt === -1 ? target : target.slice(0, queryAt);
   const query = queryAt === -1 ? '' : target.slice(queryAt);
   if (/[\x00-\x20\x7f]/.test(query)) throw bad('query contains a control character or space');
-  const path = normalizePath(rawPath) + query;
+  const path = normalizePath(rawPath, options.pathNormalization ?? 'strict') + query;
 
   if (raw.tunnelAuthority !== undefined) {
     // A request inside a tunnel must go where the tunnel was opened to: no re-targeting.

@@ -9,8 +9,8 @@
  * same whichever door a request came through.
  */
 import type { CanonicalRequest } from '../http/normalize.ts';
-import { parseBody, parsePath, parsePathQuery } from './parse.ts';
-import { extractMcp, type McpInput } from './mcp.ts';
+import { parseBody, parsePath, parsePathQuery, type BodyReading } from './parse.ts';
+import type { McpInput } from './mcp.ts';
 
 /** input.agent. */
 export interface AgentIdentity {
@@ -85,12 +85,25 @@ export interface BodyHints {
   readonly rawBody?: Buffer;
   /** True when the caller buffered only part of the body (HTTP PEP past its limit). */
   readonly truncated?: boolean;
+  /** How the body is read: 'envoy' (opa-envoy-plugin's parsed_body, the default here) or 'strict'. */
+  readonly reading?: BodyReading;
+  /** The buffer limit (proxy.maxRequestBytes), named when a JSON-RPC body is past it. */
+  readonly limit?: number;
+}
+
+/** Options of buildInput. */
+export interface BuildInputOptions {
+  /** How the body is read: 'strict' (the default: one meaning or refused) or 'envoy' (opa-envoy-plugin's parsed_body). */
+  readonly reading?: BodyReading;
+  /** The buffer limit (proxy.maxRequestBytes), named when a JSON-RPC body is past it; the buffered length when absent. */
+  readonly limit?: number;
 }
 
 /**
  * Builds the policy input from a CheckRequest document (opa-envoy-plugin's
  * RequestToInput) and the agent. Throws TG_ERR_BAD_REQUEST when the path, query or
- * body does not parse — where opa-envoy-plugin answers request_parse_error.
+ * body does not parse — where opa-envoy-plugin answers request_parse_error — and, in the
+ * strict reading, the TollgateError naming why the body has no single reading.
  */
 export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent: AgentIdentity, hints: BodyHints = {}): PolicyInput {
   const http = checkRequest.attributes?.request?.http;
@@ -99,7 +112,7 @@ export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent:
   const parsedPath = parsePath(path);
   const parsedQuery = parsePathQuery(path);
   const rawBody = hints.rawBody ?? (http?.rawBody === undefined ? undefined : Buffer.from(http.rawBody, 'base64'));
-  const { parsed, truncated } = parseBody(headers, http?.body ?? '', hints.truncated ?? false, rawBody);
+  const { parsed, truncated, mcp } = parseBody(headers, http?.body ?? '', hints.truncated ?? false, rawBody, { reading: hints.reading ?? 'envoy', limit: hints.limit });
   const input = {
     ...checkRequest,
     parsed_path: parsedPath,
@@ -111,7 +124,6 @@ export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent:
   } as unknown as PolicyInput;
   const principal = checkRequest.attributes?.source?.principal;
   if (principal !== undefined && principal !== '') input.source_principal = principal;
-  const mcp = parsed === null ? undefined : extractMcp(parsed);
   if (mcp !== undefined) input.mcp = mcp;
   return input;
 }
@@ -150,7 +162,17 @@ export function attributesFromRequest(request: CanonicalRequest, body: BufferedB
   };
 }
 
-/** Builds the policy input for a canonical request (HTTP PEP). Throws TG_ERR_BAD_REQUEST on unparseable path, query or body. */
-export function buildInput(request: CanonicalRequest, body: BufferedBody, agent: AgentIdentity, now = Date.now()): PolicyInput {
-  return inputFromCheckRequest({ attributes: attributesFromRequest(request, body, now) }, agent, { truncated: body.truncated });
+/**
+ * Builds the policy input for a canonical request (HTTP PEP), reading the body strictly
+ * unless options say otherwise. Throws TG_ERR_BAD_REQUEST on unparseable path, query or
+ * body, and TG_ERR_AMBIGUOUS_BODY / TG_ERR_UNSUPPORTED_MEDIA / TG_ERR_BODY_TOO_LARGE when
+ * the body has no single reading (docs/body-reading.md).
+ */
+export function buildInput(request: CanonicalRequest, body: BufferedBody, agent: AgentIdentity, now = Date.now(), options: BuildInputOptions = {}): PolicyInput {
+  return inputFromCheckRequest({ attributes: attributesFromRequest(request, body, now) }, agent, {
+    rawBody: body.bytes,
+    truncated: body.truncated,
+    reading: options.reading ?? 'strict',
+    limit: options.limit,
+  });
 }

@@ -3,6 +3,8 @@
  * the policy sees its method and, for tools/call, the tool name and arguments as
  * input.mcp. A batch exposes every message, so one denied call cannot hide in it.
  */
+import { TollgateError } from '../errors.ts';
+import { foldKey } from './strict-json.ts';
 
 /** One JSON-RPC message as the policy sees it. */
 export interface McpMessage {
@@ -27,7 +29,7 @@ function toMessage(value: unknown): McpMessage | undefined {
   return out;
 }
 
-/** Extracts input.mcp from a parsed JSON body, or undefined when it is not JSON-RPC. */
+/** Extracts input.mcp from a parsed JSON body leniently (skipping what is not JSON-RPC 2.0), or undefined when it is not JSON-RPC. */
 export function extractMcp(parsedBody: unknown): McpInput | undefined {
   if (Array.isArray(parsedBody)) {
     const batch = parsedBody.map(toMessage).filter((m): m is McpMessage => m !== undefined);
@@ -40,4 +42,81 @@ export function extractMcp(parsedBody: unknown): McpInput | undefined {
 export function mcpRequestIds(mcp: McpInput): Array<string | number | null> {
   if ('batch' in mcp) return mcp.batch.filter((m) => m.id !== undefined).map((m) => m.id ?? null);
   return mcp.id === undefined ? [] : [mcp.id];
+}
+
+const MESSAGE_MEMBERS = new Map(['jsonrpc', 'method', 'params', 'id', 'result', 'error'].map((m) => [m, m]));
+const CALL_MEMBERS = new Map(['name', 'arguments'].map((m) => [m, m]));
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** True when a key folds to "jsonrpc" (Go's encoding/json would fill the jsonrpc field from it). */
+function hasJsonRpcMember(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  for (const key of Object.keys(value)) if (key.length === 7 && foldKey(key) === 'jsonrpc') return true;
+  return false;
+}
+
+/** Refuses keys that a case-insensitive decoder (Go's encoding/json) would take for a member the policy reads. */
+function checkSpelling(obj: Record<string, unknown>, members: Map<string, string>, where: string): void {
+  for (const key of Object.keys(obj)) {
+    const wanted = members.get(foldKey(key));
+    if (wanted !== undefined && wanted !== key) {
+      throw new TollgateError('TG_ERR_AMBIGUOUS_BODY', `${where}: member ${JSON.stringify(key)} is read as "${wanted}" by case-insensitive decoders and ignored by others`);
+    }
+  }
+}
+
+function strictMessage(value: unknown, where: string): McpMessage | undefined {
+  const bad = (why: string): TollgateError => new TollgateError('TG_ERR_AMBIGUOUS_BODY', `${where} is not well-formed JSON-RPC 2.0: ${why}`);
+  if (!isObject(value)) throw bad('not an object');
+  checkSpelling(value, MESSAGE_MEMBERS, where);
+  if (value.jsonrpc !== '2.0') throw bad('jsonrpc is not "2.0"');
+  const has = (name: string): boolean => Object.hasOwn(value, name);
+  const hasId = has('id');
+  if (hasId && typeof value.id !== 'string' && typeof value.id !== 'number' && value.id !== null) throw bad('id is not a string, number or null');
+  if (!has('method')) {
+    // A response (MCP clients answer server requests such as sampling by POSTing one).
+    if (!hasId || has('result') === has('error')) throw bad('neither a request (method) nor a response (id with result or error)');
+    return undefined;
+  }
+  if (typeof value.method !== 'string') throw bad('method is not a string');
+  if (has('result') || has('error')) throw bad('a request with result or error');
+  if (has('params') && (typeof value.params !== 'object' || value.params === null)) throw bad('params is not an object or array');
+  const out: McpMessage = { method: value.method };
+  if (hasId) out.id = value.id as string | number | null;
+  if (value.method === 'tools/call') {
+    const params = value.params;
+    if (!isObject(params)) throw bad('tools/call params is not an object');
+    checkSpelling(params, CALL_MEMBERS, `${where} params`);
+    if (typeof params.name !== 'string') throw bad('tools/call params.name is not a string');
+    if (Object.hasOwn(params, 'arguments') && !isObject(params.arguments)) throw bad('tools/call params.arguments is not an object');
+    out.tool = { name: params.name, arguments: params.arguments ?? {} };
+  }
+  return out;
+}
+
+/**
+ * input.mcp from a strictly parsed body: undefined when it is not JSON-RPC (no member
+ * named, or folding to, "jsonrpc"); throws TG_ERR_AMBIGUOUS_BODY when it is JSON-RPC but
+ * a message or batch element is not well-formed JSON-RPC 2.0 (naming the element), since
+ * servers differ on what they execute of it.
+ */
+export function readJsonRpc(parsedBody: unknown): JsonRpcReading | undefined {
+  if (Array.isArray(parsedBody)) {
+    if (!parsedBody.some(hasJsonRpcMember)) return undefined;
+    const batch: McpMessage[] = [];
+    parsedBody.forEach((element, index) => {
+      const message = strictMessage(element, `batch element ${index}`);
+      if (message !== undefined) batch.push(message);
+    });
+    return batch.length === 0 ? {} : { mcp: { method: 'batch', batch } };
+  }
+  if (!hasJsonRpcMember(parsedBody)) return undefined;
+  const message = strictMessage(parsedBody, 'message');
+  return message === undefined ? {} : { mcp: message };
+}
+
+/** A body recognised as JSON-RPC: its requests as input.mcp (absent when it holds only responses). */
+export interface JsonRpcReading {
+  readonly mcp?: McpInput;
 }

@@ -90,8 +90,11 @@ function isLwsp(ch: string): boolean {
   return ch === ' ' || ch === '\t';
 }
 
-/** Parses a multipart/form-data payload into name -> values, as opa-envoy-plugin does. */
-export function parseMultipart(contentType: string, payload: string): Record<string, unknown[]> | null {
+/**
+ * Parses a multipart/form-data payload into name -> values, as opa-envoy-plugin does.
+ * `parseJson` reads the JSON parts (the strict reading passes its strict parser).
+ */
+export function parseMultipart(contentType: string, payload: string, parseJson: (text: string) => unknown = JSON.parse): Record<string, unknown[]> | null {
   const { params } = parseMediaType(contentType);
   const boundary = params.boundary;
   if (boundary === undefined) return null;
@@ -198,11 +201,14 @@ export function parseMultipart(contentType: string, payload: string): Record<str
     }
     if (name === '') continue;
     if ((headers['content-type'] ?? '').includes('application/json')) {
+      let value: unknown;
       try {
-        (values[name] ??= []).push(JSON.parse(body));
+        value = parseJson(body);
       } catch (cause) {
+        if (cause instanceof TollgateError) throw new TollgateError(cause.code, `multipart body: part ${JSON.stringify(name)}: ${cause.message}`, { cause });
         throw new TollgateError('TG_ERR_BAD_REQUEST', `multipart body: part ${JSON.stringify(name)} is not valid JSON`, { cause });
       }
+      (values[name] ??= []).push(value);
     } else {
       (values[name] ??= []).push(body);
     }

@@ -5,10 +5,12 @@
  */
 import { TollgateError } from '../errors.ts';
 import { parseMultipart } from './multipart.ts';
+import { readBodyStrict, recogniseJsonRpc, type BodyReadingResult } from './body-reading.ts';
 
 const decoder = new TextDecoder('utf-8');
+const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
 
-function percentDecode(text: string, plusIsSpace: boolean, what: string): string {
+function percentDecode(text: string, plusIsSpace: boolean, what: string, strict = false): string {
   if (!text.includes('%') && !(plusIsSpace && text.includes('+'))) return text;
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
@@ -26,7 +28,12 @@ function percentDecode(text: string, plusIsSpace: boolean, what: string): string
       for (const b of Buffer.from(ch, 'utf8')) bytes.push(b);
     }
   }
-  return decoder.decode(Uint8Array.from(bytes));
+  if (!strict) return decoder.decode(Uint8Array.from(bytes));
+  try {
+    return fatalDecoder.decode(Uint8Array.from(bytes));
+  } catch (cause) {
+    throw new TollgateError('TG_ERR_AMBIGUOUS_BODY', `percent-escapes in ${what} decode to invalid UTF-8`, { cause });
+  }
 }
 
 /** parsed_path: the decoded path, leading slashes trimmed, split on "/". */
@@ -36,16 +43,21 @@ export function parsePath(path: string): string[] {
   return percentDecode(rawPath, false, 'path').replace(/^\/+/, '').split('/');
 }
 
-/** Go's url.ParseQuery: key → list of values; a ";" separator is an error. */
-export function parseQuery(rawQuery: string): Record<string, string[]> {
+/**
+ * Go's url.ParseQuery: key → list of values; a ";" separator is an error. With `strict`
+ * (form bodies in the strict reading) escapes that decode to invalid UTF-8 are refused
+ * instead of becoming U+FFFD.
+ */
+export function parseQuery(rawQuery: string, strict = false): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   if (rawQuery === '') return out;
   for (const part of rawQuery.split('&')) {
     if (part === '') continue;
     if (part.includes(';')) throw new TollgateError('TG_ERR_BAD_REQUEST', 'invalid semicolon separator in query');
     const eq = part.indexOf('=');
-    const key = percentDecode(eq === -1 ? part : part.slice(0, eq), true, 'query');
-    const value = eq === -1 ? '' : percentDecode(part.slice(eq + 1), true, 'query');
+    const what = strict ? 'form body' : 'query';
+    const key = percentDecode(eq === -1 ? part : part.slice(0, eq), true, what, strict);
+    const value = eq === -1 ? '' : percentDecode(part.slice(eq + 1), true, what, strict);
     (out[key] ??= []).push(value);
   }
   return out;
@@ -61,13 +73,45 @@ export function parsePathQuery(path: string): Record<string, string[]> {
 const GO_INT = /^[+-]?\d+$/;
 
 /**
+ * How a body is read: 'strict' (the HTTP PEP: one meaning or refused, docs/body-reading.md)
+ * or 'envoy' (the ext_authz server: opa-envoy-plugin's parsed_body, input.mcp by content).
+ */
+export type BodyReading = 'strict' | 'envoy';
+
+/** Options of parseBody. */
+export interface ParseBodyOptions {
+  /** The reading; 'envoy' when absent. */
+  readonly reading?: BodyReading;
+  /** The buffer limit (proxy.maxRequestBytes), named when a JSON-RPC body is past it. */
+  readonly limit?: number;
+}
+
+/**
+ * parsed_body, truncated_body and input.mcp in the given reading. Strict: see
+ * readBodyStrict. Envoy: parsed_body as opa-envoy-plugin computes it (envoyBody), and
+ * input.mcp recognised from the content when it is strict JSON-RPC (else absent).
+ */
+export function parseBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer, options: ParseBodyOptions = {}): BodyReadingResult {
+  if (options.reading === 'strict') {
+    const text = body !== '' || rawBody === undefined ? body : rawBody.toString('utf8');
+    return readBodyStrict({ headers, text, bytes: rawBody, truncated, limit: options.limit }, (form) => parseQuery(form, true));
+  }
+  const result = envoyBody(headers, body, truncated, rawBody);
+  if (result.truncated) return result;
+  const text = body !== '' || rawBody === undefined ? body : rawBody.toString('utf8');
+  if (text === '') return result;
+  const mcp = recogniseJsonRpc(headers, text, body !== '' ? undefined : rawBody);
+  return mcp === undefined ? result : { ...result, mcp };
+}
+
+/**
  * parsed_body as opa-envoy-plugin computes it from the content-type: JSON, form,
  * multipart form, or null (envoyauth/request.go getParsedBody). The text is `body`, else `rawBody`
  * (CheckRequest raw_body, sent by Envoy with pack_as_bytes). Returns truncated when
  * the body is known to be partial. Throws TG_ERR_BAD_REQUEST when a JSON or form body
  * does not parse (opa-envoy-plugin errors too).
  */
-export function parseBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer): { parsed: unknown; truncated: boolean } {
+export function envoyBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer): { parsed: unknown; truncated: boolean } {
   if (truncated || headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true };
   const contentType = headers['content-type'];
   if (contentType === undefined) return { parsed: null, truncated: false };

@@ -34,12 +34,32 @@ export interface DecisionSample {
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
+  /**
+   * Distinct values each agent-influenced label (agent, destination, tool) keeps as its own
+   * series; later values are counted under OVERFLOW_LABEL_VALUE. Default 100.
+   */
+  readonly maxLabelValues?: number;
+  /** Longest label value kept (characters); longer values are cut. Default 128. */
+  readonly maxLabelValueLength?: number;
+  /**
+   * Series tollgate_decisions_total keeps (label combinations); a new combination past it is
+   * counted with every agent-influenced label set to OVERFLOW_LABEL_VALUE. Default 2000.
+   */
+  readonly maxSeriesPerMetric?: number;
   /** Also export process_* and nodejs_* metrics (CPU, memory, event-loop lag). Default true. */
   readonly processMetrics?: boolean;
   /** Decision-latency histogram buckets in seconds (default: 50 µs … 1 s; WASM decisions are sub-millisecond). */
   readonly decisionBuckets?: readonly number[];
   /** Upstream-latency histogram buckets in seconds (default: 1 ms … 30 s). */
   readonly upstreamBuckets?: readonly number[];
+}
+
+/** What the upstream pool registry tells the metrics about itself. */
+export interface UpstreamPoolCounts {
+  /** Pools currently kept. */
+  size(): number;
+  /** Pools closed so far because they were idle or past the cap. */
+  evicted(): number;
 }
 
 /** The metrics API the PEP, ext_authz server, bundle loader and decision log call. */
@@ -59,10 +79,94 @@ export interface Metrics {
   recordBundleRejection(reason: string): void;
   /** Decision-log records dropped under back-pressure (the decision log's onDropped). */
   recordDecisionLogDropped(count: number): void;
+  /** Exports the number of per-origin upstream pools kept and closed (read at scrape time). */
+  observeUpstreamPools(pools: UpstreamPoolCounts): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
   readonly contentType: string;
+}
+
+/**
+ * The label value that stands for every value past a label's cap: one series for "the rest",
+ * like OpenTelemetry's cardinality limit (the otel.metric.overflow attribute set).
+ */
+export const OVERFLOW_LABEL_VALUE = '__other__';
+
+/** Labels whose values come from the agent's requests (destination, MCP tool) or its token (agent id). */
+export type BoundedLabel = 'agent' | 'destination' | 'tool';
+
+/** Default of MetricsOptions.maxLabelValues. */
+export const DEFAULT_MAX_LABEL_VALUES = 100;
+/** Default of MetricsOptions.maxLabelValueLength. */
+export const DEFAULT_MAX_LABEL_VALUE_LENGTH = 128;
+/** Default of MetricsOptions.maxSeriesPerMetric (OpenTelemetry's default cardinality limit). */
+export const DEFAULT_MAX_SERIES_PER_METRIC = 2000;
+
+// Control characters (C0, DEL, C1) print as nothing or move the cursor in a terminal or a
+// log viewer; the text format would carry them, but an operator must read what is there.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** A label value as the exposition may carry it: control characters replaced, at most maxLength characters, never half a surrogate pair. */
+export function sanitizeLabelValue(value: string, maxLength: number): string {
+  let out = CONTROL.test(value) ? value.replace(CONTROLS, '\ufffd') : value;
+  if (out.length > maxLength) {
+    out = out.slice(0, maxLength);
+    const last = out.charCodeAt(out.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) out = out.slice(0, -1);
+  }
+  return out;
+}
+
+/**
+ * The first `max` distinct (sanitised) values of one label map to themselves, every later
+ * one to OVERFLOW_LABEL_VALUE. Memory is bounded by `max` entries plus a small cache of
+ * raw → kept value, cleared when full, so the hot path is one Map lookup.
+ */
+interface LabelBound {
+  map(raw: string): string;
+  readonly kept: number;
+  readonly overflowed: number;
+}
+
+// Cached for a raw value that overflowed (and is counted each time it recurs); no sanitised
+// value can equal it, since control characters are replaced.
+const COUNTED_OVERFLOW = '\u0000overflow';
+
+function createLabelBound(max: number, maxLength: number): LabelBound {
+  const kept = new Set<string>();
+  // raw → mapped: saves sanitising the same raw value again (most requests repeat a few values).
+  const seen = new Map<string, string>();
+  let overflowed = 0;
+  return {
+    map(raw) {
+      let mapped = seen.get(raw);
+      if (mapped === undefined) {
+        const value = sanitizeLabelValue(raw, maxLength);
+        mapped = value;
+        // A value spelled like the overflow value joins that series and takes no slot.
+        if (value !== OVERFLOW_LABEL_VALUE && !kept.has(value)) {
+          if (kept.size < max) kept.add(value);
+          else mapped = COUNTED_OVERFLOW;
+        }
+        // Bounded too: a stream of distinct hostile values must not grow the cache.
+        if (seen.size >= 4 * max + 64) seen.clear();
+        seen.set(raw, mapped);
+      }
+      if (mapped === COUNTED_OVERFLOW) {
+        overflowed += 1;
+        return OVERFLOW_LABEL_VALUE;
+      }
+      return mapped;
+    },
+    get kept() {
+      return kept.size;
+    },
+    get overflowed() {
+      return overflowed;
+    },
+  };
 }
 
 const DECISION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
@@ -78,12 +182,88 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const maxLabelValues = options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+  const maxLength = options.maxLabelValueLength ?? DEFAULT_MAX_LABEL_VALUE_LENGTH;
+  const maxSeries = options.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC;
 
-  const decisions = new Counter({
+  // The hot path counts in plain objects; prom-client sees the counts when scraped (collect),
+  // because its own inc() hashes the label object on every call, a cached child included.
+  const bounds: Record<BoundedLabel, LabelBound> = {
+    agent: createLabelBound(maxLabelValues, maxLength),
+    destination: createLabelBound(maxLabelValues, maxLength),
+    tool: createLabelBound(maxLabelValues, maxLength),
+  };
+  let seriesOverflowed = 0;
+  new Counter({
+    name: 'tollgate_metric_label_overflow_total',
+    help: `Recordings whose agent-influenced label value (agent, destination, tool) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
+    labelNames: ['label'] as const,
+    registers,
+    collect() {
+      // Exported from the start at 0, so an alert on the rate sees the series before the first overflow.
+      this.reset();
+      for (const [label, bound] of Object.entries(bounds)) this.inc({ label }, bound.overflowed);
+      this.inc({ label: 'series' }, seriesOverflowed);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_metric_label_values',
+    help: 'Distinct values an agent-influenced label keeps as their own series (at most metrics.maxLabelValues).',
+    labelNames: ['label'] as const,
+    registers,
+    collect() {
+      for (const [label, bound] of Object.entries(bounds)) this.set({ label }, bound.kept);
+    },
+  });
+
+  // tollgate_decisions_total by decision → agent → destination → tool (no key string built per
+  // request), at most maxSeries combinations: destination × tool × agent can multiply past each
+  // label's own cap. Past it a new combination counts in its decision's overflow series.
+  type DecisionLabels = { decision: string; agent: string; destination: string; tool: string };
+  interface Series {
+    readonly labels: DecisionLabels;
+    value: number;
+  }
+  const allSeries: Series[] = [];
+  const tree = new Map<string, Map<string, Map<string, Map<string, Series>>>>();
+  const overflowSeries = new Map<string, Series>();
+  const newSeries = (labels: DecisionLabels): Series => {
+    const series = { labels, value: 0 };
+    allSeries.push(series);
+    return series;
+  };
+  const decisionSeries = (decision: string, agent: string, destination: string, tool: string): Series => {
+    const byTool = tree.get(decision)?.get(agent)?.get(destination);
+    const hit = byTool?.get(tool);
+    if (hit !== undefined) return hit;
+    if (allSeries.length - overflowSeries.size < maxSeries) {
+      let byAgent = tree.get(decision);
+      if (byAgent === undefined) tree.set(decision, (byAgent = new Map()));
+      let byDestination = byAgent.get(agent);
+      if (byDestination === undefined) byAgent.set(agent, (byDestination = new Map()));
+      let leaf = byDestination.get(destination);
+      if (leaf === undefined) byDestination.set(destination, (leaf = new Map()));
+      const series = newSeries({ decision, agent, destination, tool });
+      leaf.set(tool, series);
+      return series;
+    }
+    seriesOverflowed += 1;
+    let series = overflowSeries.get(decision);
+    if (series === undefined) {
+      series = newSeries({ decision, agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE });
+      overflowSeries.set(decision, series);
+    }
+    return series;
+  };
+  new Counter({
     name: 'tollgate_decisions_total',
     help: 'Policy decisions by outcome (allow, deny, error, failure_mode_allowed), agent, destination host:port and MCP tool.',
     labelNames: ['decision', 'agent', 'destination', 'tool'] as const,
     registers,
+    collect() {
+      this.reset();
+      for (const series of allSeries) this.inc(series.labels, series.value);
+    },
   });
   const decisionDuration = new Histogram({
     name: 'tollgate_decision_duration_seconds',
@@ -135,6 +315,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  let upstreamPools: UpstreamPoolCounts | undefined;
+  new Gauge({
+    name: 'tollgate_upstream_pools',
+    help: 'Per-origin upstream connection pools kept (idle ones are closed after proxy.upstreamPoolIdleMs, and past proxy.upstreamPoolMax).',
+    registers,
+    collect() {
+      this.set(upstreamPools?.size() ?? 0);
+    },
+  });
+  new Counter({
+    name: 'tollgate_upstream_pools_evicted_total',
+    help: 'Per-origin upstream connection pools closed because they were idle or past proxy.upstreamPoolMax.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(upstreamPools?.evicted() ?? 0);
+    },
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
@@ -143,17 +341,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   return {
     recordDecision(sample) {
-      const tool = sample.tool ?? '';
-      decisions.inc({ decision: sample.outcome, agent: sample.agent, destination: sample.destination, tool });
+      const destination = bounds.destination.map(sample.destination);
+      decisionSeries(sample.outcome, bounds.agent.map(sample.agent), destination, bounds.tool.map(sample.tool ?? '')).value += 1;
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed') pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
-      if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination: sample.destination });
+      if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
     },
     recordPdpError(code) {
       pdpErrors.inc({ code });
     },
     recordUpstream(destination, status, seconds) {
-      upstreamDuration.observe({ destination, status_class: statusClass(status) }, seconds);
+      upstreamDuration.observe({ destination: bounds.destination.map(destination), status_class: statusClass(status) }, seconds);
     },
     connectionOpened(listener) {
       connections.inc({ listener });
@@ -173,6 +371,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     recordDecisionLogDropped(count) {
       if (count > 0) logDropped.inc(count);
+    },
+    observeUpstreamPools(pools) {
+      upstreamPools = pools;
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,

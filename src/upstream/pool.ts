@@ -1,11 +1,23 @@
 /**
  * Upstream connections: one undici Pool per origin (scheme + connect address),
- * created on first use and closed with the sidecar. TLS certificate verification
- * stays on; the TLS server name is the requested host even when a static
- * resolve override changes the address connected to.
+ * created on first use. TLS certificate verification stays on; the TLS server name
+ * is the requested host even when a static resolve override changes the address
+ * connected to.
+ *
+ * Origins come from agent requests, so the set of pools is bounded: a pool with no
+ * request in flight and none started for `idleMs` is closed by one periodic sweep
+ * (an unref'd timer; the request path only moves its entry to the back of the map),
+ * and past `maxPools` the least recently used idle pool is closed when a new one is
+ * made. A pool with requests in flight (a long SSE stream, a slow upload) is never
+ * closed, so while every pool is busy the count may exceed `maxPools`.
  */
 import { Pool } from 'undici';
 import { splitHostPort } from '../config/load.ts';
+
+/** Default of UpstreamOptions.idleMs. */
+export const DEFAULT_POOL_IDLE_MS = 60_000;
+/** Default of UpstreamOptions.maxPools. */
+export const DEFAULT_MAX_POOLS = 1024;
 
 /** Options of createUpstreams. */
 export interface UpstreamOptions {
@@ -13,42 +25,110 @@ export interface UpstreamOptions {
   readonly resolve: Readonly<Record<string, string>>;
   readonly headersTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** A pool idle (nothing in flight, nothing started) this long is closed. Default 60 s. */
+  readonly idleMs?: number;
+  /** Most pools kept; past it the least recently used idle one is closed. Default 1024. */
+  readonly maxPools?: number;
 }
 
 /** The pools, keyed by origin. */
 export interface Upstreams {
-  /** The pool for a request to scheme://host:port. */
+  /** The pool for a request to scheme://host:port; dispatch on it before yielding to the event loop. */
   pool(scheme: 'http' | 'https', host: string, port: number): Pool;
+  /** Pools currently kept. */
+  size(): number;
+  /** Pools closed so far because they were idle or past maxPools. */
+  evicted(): number;
+  /** Closes idle pools now (what the periodic sweep does). */
+  sweep(): void;
   close(): Promise<void>;
+}
+
+interface Entry {
+  readonly pool: Pool;
+  /** performance.now() of the last pool() call for this origin. */
+  used: number;
+}
+
+/** True when the pool has no request queued, pending or running (a streaming body counts as running). */
+function isIdle(pool: Pool): boolean {
+  return pool.stats.size === 0;
 }
 
 /** Creates the per-origin pool registry. */
 export function createUpstreams(options: UpstreamOptions): Upstreams {
-  const pools = new Map<string, Pool>();
+  const idleMs = options.idleMs ?? DEFAULT_POOL_IDLE_MS;
+  const maxPools = options.maxPools ?? DEFAULT_MAX_POOLS;
+  // Insertion order is recency order: pool() re-inserts the entry it returns.
+  const pools = new Map<string, Entry>();
+  let evictions = 0;
+
+  const retire = (key: string, entry: Entry): void => {
+    pools.delete(key);
+    evictions += 1;
+    // Graceful: an idle pool has nothing to wait for, so its keep-alive sockets close now.
+    entry.pool.close().catch(() => entry.pool.destroy().catch(() => undefined));
+  };
+
+  const sweep = (): void => {
+    const cutoff = performance.now() - idleMs;
+    for (const [key, entry] of pools) {
+      // Recency order: once one entry is recent, all after it are.
+      if (entry.used > cutoff) break;
+      if (isIdle(entry.pool)) retire(key, entry);
+    }
+  };
+
+  // Checks often enough that a pool lives at most ~1.5 × idleMs after its last use.
+  const timer = setInterval(sweep, Math.max(10, Math.min(idleMs / 2, 30_000)));
+  timer.unref();
+
+  /** Makes room for one more pool: closes the least recently used idle pool. */
+  const makeRoom = (): void => {
+    for (const [key, entry] of pools) {
+      if (isIdle(entry.pool)) {
+        retire(key, entry);
+        return;
+      }
+    }
+  };
+
+  const create = (scheme: 'http' | 'https', host: string, port: number): Pool => {
+    const override = options.resolve[`${host}:${port}`];
+    const target = override === undefined ? { host, port } : splitHostPort(override);
+    const connectHost = target.host.includes(':') && !target.host.startsWith('[') ? `[${target.host}]` : target.host;
+    const servername = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : host;
+    return new Pool(`${scheme}://${connectHost}:${target.port}`, {
+      connect: { timeout: options.connectTimeoutMs, ...(scheme === 'https' && servername ? { servername } : {}) },
+      headersTimeout: options.headersTimeoutMs,
+      // Streams (SSE, long downloads) may idle for long; the agent decides when to give up.
+      bodyTimeout: 0,
+      keepAliveTimeout: 4_000,
+    });
+  };
+
   return {
     pool(scheme, host, port) {
       const key = `${scheme}://${host}:${port}`;
-      let pool = pools.get(key);
-      if (pool === undefined) {
-        const override = options.resolve[`${host}:${port}`];
-        const target = override === undefined ? { host, port } : splitHostPort(override);
-        const connectHost = target.host.includes(':') && !target.host.startsWith('[') ? `[${target.host}]` : target.host;
-        const servername = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : host;
-        pool = new Pool(`${scheme}://${connectHost}:${target.port}`, {
-          connect: { timeout: options.connectTimeoutMs, ...(scheme === 'https' && servername ? { servername } : {}) },
-          headersTimeout: options.headersTimeoutMs,
-          // Streams (SSE, long downloads) may idle for long; the agent decides when to give up.
-          bodyTimeout: 0,
-          keepAliveTimeout: 4_000,
-        });
-        pools.set(key, pool);
+      let entry = pools.get(key);
+      if (entry === undefined) {
+        if (pools.size >= maxPools) makeRoom();
+        entry = { pool: create(scheme, host, port), used: 0 };
+      } else {
+        pools.delete(key);
       }
-      return pool;
+      entry.used = performance.now();
+      pools.set(key, entry);
+      return entry.pool;
     },
+    size: () => pools.size,
+    evicted: () => evictions,
+    sweep,
     async close() {
+      clearInterval(timer);
       const all = [...pools.values()];
       pools.clear();
-      await Promise.all(all.map((p) => p.close().catch(() => p.destroy())));
+      await Promise.all(all.map((e) => e.pool.close().catch(() => e.pool.destroy())));
     },
   };
 }

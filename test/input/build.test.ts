@@ -78,11 +78,15 @@ t.test('omits body and nanos when they are empty, as protobuf reflection does', 
   t.notOk('mcp' in input);
 });
 
+// The envoy reading; the strict reading refuses a truncated JSON object (test/input/body-reading.test.ts).
 t.test('marks a body past the buffer limit truncated and leaves parsed_body null', async (t) => {
-  const input = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'application/json']), { bytes: Buffer.from('{"amount": 1'), truncated: true }, agent);
+  const input = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'application/json']), { bytes: Buffer.from('{"amount": 1'), truncated: true }, agent, Date.now(), { reading: 'envoy' });
   t.equal(input.truncated_body, true);
   t.equal(input.parsed_body, null);
   t.equal(input.attributes.request.http.body, '{"amount": 1');
+  const text = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'text/csv']), { bytes: Buffer.from('a,b\n1,2'), truncated: true }, agent);
+  t.equal(text.truncated_body, true);
+  t.equal(text.parsed_body, null);
 });
 
 t.test('parses form bodies into lists of values', async (t) => {

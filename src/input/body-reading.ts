@@ -1,0 +1,173 @@
+/**
+ * The strict body reading of the HTTP PEP: a body reaches the policy with exactly the
+ * meaning the tool's parser will give it, or the request is refused (docs/body-reading.md
+ * lists every rule). JSON-RPC is recognised by content, not by Content-Type, because MCP
+ * server libraries (Python SDK/Starlette, Go SDK, FastAPI) parse the body whatever the
+ * header says. Pure functions: no I/O.
+ */
+import { isUtf8 } from 'node:buffer';
+import { TollgateError } from '../errors.ts';
+import { bodyKind, parseMediaType, type BodyKind, type MediaType } from './media-type.ts';
+import { parseMultipart } from './multipart.ts';
+import { readJsonRpc, type McpInput } from './mcp.ts';
+import { parseStrictJson } from './strict-json.ts';
+
+/** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
+export interface BodyReadingResult {
+  readonly parsed: unknown;
+  readonly truncated: boolean;
+  readonly mcp?: McpInput;
+}
+
+/** What a strict reading needs besides the headers. */
+export interface StrictBodyInput {
+  readonly headers: Record<string, string>;
+  /** The body as text (UTF-8 decoded), '' when none. */
+  readonly text: string;
+  /** The body bytes when known (the text alone cannot show invalid UTF-8). */
+  readonly bytes: Buffer | undefined;
+  /** True when only a prefix of the body is here. */
+  readonly truncated: boolean;
+  /** The buffer limit, named when a JSON-RPC body is past it. */
+  readonly limit: number | undefined;
+}
+
+// "jsonrpc" as a member name in any case (Go's encoding/json folds case).
+const JSONRPC_NAME = /"jsonrpc"/i;
+
+/** The first byte after an optional BOM and JSON whitespace opens an object or array. */
+function opensJson(text: string): boolean {
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+    else return c === 0x7b || c === 0x5b;
+  }
+}
+
+/**
+ * Could a server library execute this body as JSON-RPC? It opens with { or [, or names
+ * a "jsonrpc" member (in any case), or (opening like JSON) spells names with \u escapes.
+ */
+function looksLikeJsonRpc(text: string): boolean {
+  return JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'));
+}
+
+function ambiguous(message: string): TollgateError {
+  return new TollgateError('TG_ERR_AMBIGUOUS_BODY', message);
+}
+
+/** RFC 9110 §8.4: a content coding other than identity hides the body from the policy. */
+function checkContentEncoding(headers: Record<string, string>): void {
+  const coding = headers['content-encoding'];
+  if (coding === undefined) return;
+  for (const token of coding.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== 'identity' && name !== '') {
+      throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `content-encoding ${JSON.stringify(coding)} is refused: the policy cannot read through it as the tool will`);
+    }
+  }
+}
+
+/** Only UTF-8 is read (RFC 8259 §8.1); us-ascii is its subset when every byte is ASCII. */
+function checkCharset(media: MediaType | undefined, bytes: Buffer): void {
+  const charset = media?.parameters.get('charset')?.toLowerCase();
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return;
+  if (charset === 'us-ascii' || charset === 'ascii') {
+    for (let k = 0; k < bytes.length; k++) if (bytes[k]! > 0x7f) throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `charset ${charset} declared but the body has a non-ASCII byte at offset ${k}`);
+    return;
+  }
+  throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `charset ${JSON.stringify(charset)} is refused: only utf-8 is read`);
+}
+
+/** The bytes are UTF-8 without a byte order mark (RFC 8259 §8.1: no BOM; Python's json reads through one). */
+function checkUtf8(bytes: Buffer, what: string): void {
+  if (!isUtf8(bytes)) throw ambiguous(`${what} is not valid UTF-8 (decoders replace or reject the bytes differently)`);
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) throw ambiguous(`${what} starts with a UTF-8 byte order mark`);
+}
+
+/** The JSON value of a JSON or JSON-RPC body, read strictly. */
+function readJson(bytes: Buffer, text: string): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
+  checkUtf8(bytes, 'JSON body');
+  const parsed = parseStrictJson(text);
+  const rpc = readJsonRpc(parsed);
+  if (rpc === undefined) return { parsed, jsonRpc: false };
+  return rpc.mcp === undefined ? { parsed, jsonRpc: true } : { parsed, mcp: rpc.mcp, jsonRpc: true };
+}
+
+function declaredLonger(headers: Record<string, string>, byteLength: number): boolean {
+  const declared = headers['content-length'];
+  if (declared === undefined) return false;
+  if (!/^[+-]?\d+$/.test(declared)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
+  const cl = Number(declared);
+  return cl !== -1 && cl > byteLength;
+}
+
+/** Reads a body strictly (see the module comment); throws the TollgateError that names why it cannot be read in one way. */
+export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string) => unknown): BodyReadingResult {
+  const { headers, text } = input;
+  const bytes = input.bytes ?? Buffer.from(text, 'utf8');
+  // A bodyless request skips every rule: nothing can be read differently.
+  if (bytes.length === 0 && !input.truncated) return { parsed: null, truncated: false };
+  checkContentEncoding(headers);
+  const contentType = headers['content-type'];
+  const media = contentType === undefined ? undefined : parseMediaType(contentType);
+  const kind: BodyKind = bodyKind(media);
+  const partial = input.truncated || headers['x-envoy-auth-partial-body'] === 'true' || declaredLonger(headers, bytes.length);
+  if (partial) {
+    // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
+    // free), so any prefix that opens like JSON (except under form types) is refused too.
+    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text)) || JSONRPC_NAME.test(text))) {
+      const limit = input.limit ?? bytes.length;
+      throw new TollgateError('TG_ERR_BODY_TOO_LARGE', `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`);
+    }
+    return { parsed: null, truncated: true };
+  }
+  switch (kind) {
+    case 'json': {
+      checkCharset(media, bytes);
+      const { parsed, mcp } = readJson(bytes, text);
+      return mcp === undefined ? { parsed, truncated: false } : { parsed, truncated: false, mcp };
+    }
+    case 'form': {
+      // A JSON-RPC message labelled as a form is executed by servers that ignore the label.
+      if (opensJson(text) && looksLikeJsonRpc(text)) throw ambiguous('a JSON-RPC message sent as application/x-www-form-urlencoded');
+      checkCharset(media, bytes);
+      if (!isUtf8(bytes)) throw ambiguous('form body is not valid UTF-8');
+      return { parsed: parseForm(text), truncated: false };
+    }
+    case 'multipart':
+      // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
+      return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
+    case 'other': {
+      if (!looksLikeJsonRpc(text) && !opensJson(text)) return { parsed: null, truncated: false };
+      let reading: ReturnType<typeof readJson>;
+      try {
+        checkCharset(media, bytes);
+        reading = readJson(bytes, text);
+      } catch (err) {
+        // Not JSON and not naming jsonrpc: an opaque body the policy decides on as bytes.
+        if (!looksLikeJsonRpc(text)) return { parsed: null, truncated: false };
+        throw err;
+      }
+      if (!reading.jsonRpc) return { parsed: null, truncated: false };
+      return reading.mcp === undefined ? { parsed: reading.parsed, truncated: false } : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
+    }
+    default:
+      return kind satisfies never;
+  }
+}
+
+/**
+ * input.mcp for the ext_authz reading: the JSON-RPC recognition of the strict reading
+ * without its refusals (parsed_body stays opa-envoy-plugin's). Undefined when the body is
+ * not strictly JSON-RPC, is partial, or is a form.
+ */
+export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined): McpInput | undefined {
+  try {
+    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined }, () => null);
+    return result.mcp;
+  } catch {
+    return undefined;
+  }
+}
