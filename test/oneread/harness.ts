@@ -479,6 +479,19 @@ export interface Verdict {
 /** Interval between two reads of the tool counters while they settle (a polled condition, not a sleep). */
 const SETTLE_MS = 20;
 
+/** Waits until no tool counter has moved for `quietMs` (or 5 s passed). */
+export async function quiet(tools: Record<ToolName, ToolServer>, quietMs: number): Promise<void> {
+  let last = await counts(tools);
+  let since = Date.now();
+  const giveUp = Date.now() + 5000;
+  while (Date.now() - since < quietMs && Date.now() < giveUp) {
+    await delay(SETTLE_MS);
+    const again = await counts(tools);
+    if (!TOOL_NAMES.every((n) => again[n] === last[n])) since = Date.now();
+    last = again;
+  }
+}
+
 /** Counters of every tool. */
 export async function counts(tools: Record<ToolName, ToolServer>): Promise<Record<ToolName, number>> {
   const states = await Promise.all(TOOL_NAMES.map((n) => tools[n].state()));

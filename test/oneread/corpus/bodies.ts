@@ -137,7 +137,7 @@ export function jsonCases(): CorpusCase[] {
     ['case-Name-after', rpc('{"name":"lookup_order","Name":"delete_customer","arguments":{}}'), 'refused'],
     ['case-NAME-before', rpc('{"NAME":"delete_customer","name":"lookup_order","arguments":{}}'), 'refused'],
     ['case-Params', rpc('{"name":"lookup_order","arguments":{}}', '"Params":{"name":"delete_customer","arguments":{}},'), 'refused'],
-    ['case-long-s-params', utf8('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{}},"para\u017fms":{"name":"delete_customer","arguments":{}}}'), 'refused'],
+    ['case-long-s-params', utf8('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{}},"para\u017fms":{"name":"delete_customer","arguments":{}}}'), 'decided'],
     ['case-Method', '{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete_customer","arguments":{}}}', 'refused'],
     ['case-Amount-argument', rpc('{"name":"refund","arguments":{"amount":1,"Amount":900}}'), 'refused'],
     ['escaped-name', rpc('{"name":"\\u0064elete_customer","arguments":{}}'), 'decided'],
