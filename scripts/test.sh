@@ -15,7 +15,8 @@ need() { # need COMMAND WHAT-PROVIDES-IT
 stop_if_missing() {
   ((${#missing[@]} == 0)) && return 0
   {
-    echo "npm test cannot run: missing ${missing[*]}"
+    echo "npm test cannot run; missing:"
+    printf '  - %s\n' "${missing[@]}"
     echo "$1"
   } >&2
   exit 1
