@@ -47,6 +47,8 @@ function parseHost(host: string): string {
     throw ambiguous(host.startsWith('[') ? `ipv6 zone identifier in host ${quoted(host)}` : `percent-encoded host ${quoted(host)}`);
   }
   if (/[\s/?#@\\]/.test(host)) throw bad(`invalid host ${quoted(host)}`);
+  // A port belongs to the authority, not the host: WHATWG would silently drop it.
+  if (!host.startsWith('[') && host.includes(':')) throw bad(`host ${quoted(host)} contains ":" outside an ipv6 literal`);
   let parsed: string;
   try {
     parsed = new URL(`http://${host}/`).hostname;

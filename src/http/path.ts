@@ -73,13 +73,18 @@ function normalizeSlowly(rawPath: string, mode: PathNormalization): string {
   const strict = mode === 'strict';
   let out = '';
   let nonAscii = false;
+  // Printable ASCII is copied in runs; only escapes, non-ASCII and refusals stop a run.
+  let run = 0;
   for (let i = 0; i < rawPath.length; i++) {
     const code = rawPath.charCodeAt(i);
+    if (code > 0x20 && code < 0x7f && code !== 0x25 && code !== 0x5c && code !== 0x3b) continue;
     if (code <= 0x20 || code === 0x7f) throw bad('path contains a control character or space');
     if (code === 0x5c) throw ambiguous('path contains a backslash: windows and WHATWG readers treat it as "/", others as a character');
-    if (code === 0x3b && strict) {
-      throw ambiguous('path contains ";" (a path parameter): java servlet containers strip ";…" from each segment, other servers keep it');
+    if (code === 0x3b) {
+      if (strict) throw ambiguous('path contains ";" (a path parameter): java servlet containers strip ";…" from each segment, other servers keep it');
+      continue;
     }
+    out += rawPath.slice(run, i);
     if (code === 0x25) {
       const byte = hexByte(rawPath, i + 1);
       if (byte < 0) throw bad(`path has an invalid percent-encoding at offset ${i}`);
@@ -88,37 +93,32 @@ function normalizeSlowly(rawPath: string, mode: PathNormalization): string {
       if (byte === 0x2f || byte === 0x5c) {
         // Envoy's UNESCAPE_AND_MERGE / Istio's DECODE_AND_MERGE_SLASHES: the escape
         // becomes a separator, so the policy and the tool both see it as one.
-        if (mode === 'decode_and_merge_slashes') {
-          out += '/';
-          continue;
+        if (mode !== 'decode_and_merge_slashes') {
+          throw ambiguous('path contains an encoded slash or backslash: some servers decode it into a separator, others keep it in the segment');
         }
-        throw ambiguous('path contains an encoded slash or backslash: some servers decode it into a separator, others keep it in the segment');
-      }
-      if (byte === 0x3b && strict) {
+        out += '/';
+      } else if (byte === 0x3b && strict) {
         throw ambiguous('path contains an encoded ";" (%3B): servers that decode before stripping path parameters read a different path');
-      }
-      if (byte < 0x80 && UNRESERVED[byte] === 1) {
+      } else if (byte < 0x80 && UNRESERVED[byte] === 1) {
         out += String.fromCharCode(byte);
       } else {
         if (byte >= 0x80) nonAscii = true;
         out += `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
       }
-    } else if (code > 0x7e) {
+    } else {
       // Raw non-ASCII (HTTP/2 paths; Node's HTTP/1 parser refuses it): UTF-8, escaped.
       const end = code >= 0xd800 && code <= 0xdbff && i + 1 < rawPath.length ? i + 2 : i + 1;
-      let escaped: string;
       try {
-        escaped = encodeURIComponent(rawPath.slice(i, end));
+        out += encodeURIComponent(rawPath.slice(i, end));
       } catch (err) {
         throw new TollgateError('TG_ERR_AMBIGUOUS_TARGET', 'path contains a lone utf-16 surrogate', { cause: err });
       }
-      out += escaped;
       nonAscii = true;
       i = end - 1;
-    } else {
-      out += rawPath[i];
     }
+    run = i + 1;
   }
+  out += rawPath.slice(run);
   if (strict) {
     // A literal "%" followed by two hex digits: a server that decodes twice (or a proxy
     // and then the application) reads "%252e" as ".", "%252f" as "/".

@@ -16,6 +16,13 @@ t.test('spells every IPv4 form glibc inet_aton accepts as dotted decimal', async
   for (const h of ['127.0.0.1', '127.1', '0x7f.1', '0x7F000001', '2130706433', '017700000001', '0177.0.0.1', '127.0.0.1.']) {
     t.equal(normalizeHost(h), '127.0.0.1', h);
   }
+  // inet_aton reads a leading zero as octal, and so does the canonical form.
+  t.equal(normalizeHost('010.0.0.1'), '8.0.0.1');
+});
+
+t.test('refuses a port or a bare IPv6 address passed as a host', async (t) => {
+  t.equal(code(() => normalizeHost('a.test:80')), 'TG_ERR_BAD_REQUEST');
+  t.equal(code(() => normalizeHost('::1')), 'TG_ERR_BAD_REQUEST');
 });
 
 t.test('spells IPv4-mapped IPv6 as the IPv4 address a dual-stack socket reaches', async (t) => {
@@ -120,4 +127,15 @@ t.test('treats a trailing dot in Host and its absence in the request-target as o
   t.equal(normalizeRequest(raw('http://payments.internal./x', ['Host', 'PAYMENTS.internal'])).authority, 'payments.internal');
   t.equal(normalizeRequest(raw('http://127.1/x', ['Host', '[::ffff:127.0.0.1]'])).authority, '127.0.0.1');
   t.equal(code(() => normalizeRequest(raw('http://payments.internal/x', ['Host', '[::ffff:127.0.0.1]']))), 'TG_ERR_BAD_REQUEST');
+});
+
+t.test('canonicalises CONNECT targets with the same rules', async (t) => {
+  const { parseConnectTarget } = await import('../../src/pep/connect.ts');
+  t.same(parseConnectTarget('[::ffff:127.0.0.1]:443'), { host: '127.0.0.1', port: 443 });
+  t.same(parseConnectTarget('0x7f.1:443'), { host: '127.0.0.1', port: 443 });
+  t.same(parseConnectTarget('Payments.Internal.:443'), { host: 'payments.internal', port: 443 });
+  t.same(parseConnectTarget('[0:0::1]:443'), { host: '::1', port: 443 });
+  t.equal(code(() => parseConnectTarget('[::127.0.0.1]:443')), 'TG_ERR_AMBIGUOUS_TARGET');
+  t.equal(code(() => parseConnectTarget('%70ayments.internal:443')), 'TG_ERR_AMBIGUOUS_TARGET');
+  t.equal(code(() => parseConnectTarget('0.0.0.0:443')), 'TG_ERR_AMBIGUOUS_TARGET');
 });

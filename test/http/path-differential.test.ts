@@ -204,3 +204,52 @@ t.test('the listed hostile paths are refused in strict mode and each reader conf
     t.same(outcome(p, 'strict'), { refused: 'TG_ERR_AMBIGUOUS_TARGET' }, p);
   }
 });
+
+// The plain RFC 3986 §6.2.2 algorithm, one character at a time (Tollgate's reading
+// before the strict mode): base mode must stay exactly this, whatever the fast paths do.
+function rfc3986Reference(p: string): string | undefined {
+  if (!p.startsWith('/')) return undefined;
+  let out = '';
+  for (let i = 0; i < p.length; i++) {
+    const ch = p[i]!;
+    const c = ch.charCodeAt(0);
+    if (c <= 0x20 || c === 0x7f || ch === '\\') return undefined;
+    if (ch === '%') {
+      const hex = p.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+      const byte = Number.parseInt(hex, 16);
+      const decoded = String.fromCharCode(byte);
+      if (byte < 0x20 || byte === 0x7f || decoded === '/' || decoded === '\\') return undefined;
+      out += /[A-Za-z0-9\-._~]/.test(decoded) ? decoded : `%${hex.toUpperCase()}`;
+      i += 2;
+    } else if (c > 0x7e) {
+      const cp = p.codePointAt(i)!;
+      if (cp >= 0xd800 && cp <= 0xdfff) return undefined;
+      out += encodeURIComponent(String.fromCodePoint(cp));
+      if (cp > 0xffff) i++;
+    } else {
+      out += ch;
+    }
+  }
+  const segs: string[] = [];
+  const parts = out.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const s = parts[i]!;
+    const last = i === parts.length - 1;
+    if (s === '.') { if (last) segs.push(''); } else if (s === '..') { segs.pop(); if (last) segs.push(''); } else segs.push(s);
+  }
+  return `/${segs.join('/')}`;
+}
+
+t.test('base mode is RFC 3986 normalisation and nothing else', async (t) => {
+  const raw = fc.oneof(anyPath, fc.string({ unit: 'grapheme', maxLength: 12 }).map((s) => `/${s}`));
+  fc.assert(
+    fc.property(raw, (p) => {
+      const r = outcome(p, 'base');
+      const want = rfc3986Reference(p);
+      return 'path' in r ? r.path === want : want === undefined;
+    }),
+    { seed: SEED, numRuns: RUNS },
+  );
+  t.pass(`base mode equals the reference over ${RUNS} paths (seed ${SEED})`);
+});
