@@ -177,7 +177,7 @@ const ipSpelling = fc.constantFrom(
 );
 const hostCase = fc.record({ spell: ipSpelling });
 
-t.test('one reading between the policy and real tool servers for generated requests', async (t) => {
+t.test('generated requests keep one reading between the policy and real tool servers', async (t) => {
   t.comment(`seed ${SEED} (replay with ONEREAD_SEED=${SEED}); ${RUNS} runs per property`);
   const tools = await startToolServers(t);
   const gate = await startGate(t, tools);

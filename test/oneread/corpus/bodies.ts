@@ -202,7 +202,7 @@ export function batchCases(): CorpusCase[] {
     ['jsonrpc-number-element', `[${del.replace('"2.0"', '2.0')}]`, 'refused'],
     ['notification-delete', `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}]`, 'decided'],
     ['non-object-element', `[${lookup},42]`, 'refused'],
-    ['empty-batch', '[]', 'refused'],
+    ['empty-batch', '[]', 'decided'],
     ['nested-batch', `[[${del}]]`, 'refused'],
     ['params-array', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["delete_customer",{}]}', 'refused'],
     ['name-array', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["delete_customer"],"arguments":{}}}', 'refused'],
