@@ -143,7 +143,9 @@ async function startTool(t: TestLike, name: ToolName): Promise<ToolServer> {
         : name === 'ip-denied'
           ? [join(ROOT, '.tools/bin/oneread-go-json'), [`${DENIED_IP}:0`]]
           : [join(ROOT, `.tools/bin/oneread-${name}`), []];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin stays open as a lifeline: the servers exit when it closes, so a test killed at
+  // its timeout leaves no tool server behind.
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
