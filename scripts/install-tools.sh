@@ -23,7 +23,9 @@ VEGETA_VERSION=v12.13.0
 OPA_ENVOY_PLUGIN_OPA=1.19.1
 OPA_ENVOY_PLUGIN_COMMIT=07a1fd15b3f5b9e9259bd2db9d6658cf6e3e8137
 OPA_ENVOY_PLUGIN_VERSION="${OPA_ENVOY_PLUGIN_OPA}-envoy+${OPA_ENVOY_PLUGIN_COMMIT:0:12}"
-DEBIAN_PACKAGES=(nginx-light squid wrk iptables iproute2 curl)
+# iptables and iproute2 are what the test suite needs (transparent-mode e2e in network
+# namespaces); python3-venv lets Debian's python3 build .tools/venv; the rest is for bench/.
+DEBIAN_PACKAGES=(nginx-light squid wrk iptables iproute2 curl python3 python3-venv)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 TOOLS="$REPO/.tools"
@@ -138,7 +140,20 @@ install_opa_envoy_plugin() {
   found="$(PATH="$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$BIN" | paste -sd: -)" \
     command -v opa-envoy-plugin || true)"
   [[ -n "$found" ]] && { link_prebuilt_opa_envoy_plugin "$found" "PATH"; return 0; }
-  die "opa-envoy-plugin: no source at $OPA_ENVOY_PLUGIN_SRC and none on PATH; set TOLLGATE_OPA_ENVOY_PLUGIN to a prebuilt binary"
+  # Last resort, what works wherever the Go module proxy serves the module: go install of the
+  # pinned commit (stamped like the source build above).
+  local pkg=github.com/open-policy-agent/opa-envoy-plugin/cmd/opa-envoy-plugin
+  local way_out="set TOLLGATE_OPA_ENVOY_PLUGIN to a prebuilt opa-envoy-plugin binary (e.g. from the openpolicyagent/opa:latest-envoy image), put one on PATH, or place its source at $OPA_ENVOY_PLUGIN_SRC"
+  command -v go >/dev/null 2>&1 ||
+    die "opa-envoy-plugin: no source at $OPA_ENVOY_PLUGIN_SRC, none on PATH, and no go to run 'go install $pkg@$OPA_ENVOY_PLUGIN_COMMIT'; $way_out"
+  log "opa-envoy-plugin: no source at $OPA_ENVOY_PLUGIN_SRC and none on PATH; trying go install $pkg@$OPA_ENVOY_PLUGIN_COMMIT"
+  rm -f "$BIN/opa-envoy-plugin.version" "$BIN/opa-envoy-plugin"
+  local v=github.com/open-policy-agent/opa/v1/version
+  if ! go install -ldflags "-X $v.Version=${OPA_ENVOY_PLUGIN_OPA}-envoy -X $v.Vcs=${OPA_ENVOY_PLUGIN_COMMIT}" \
+    "$pkg@$OPA_ENVOY_PLUGIN_COMMIT"; then
+    die "opa-envoy-plugin: 'go install $pkg@$OPA_ENVOY_PLUGIN_COMMIT' failed (some Go module proxies refuse this module); $way_out"
+  fi
+  record opa-envoy-plugin "$OPA_ENVOY_PLUGIN_VERSION"
 }
 
 # Jaeger's go.mod has a replace directive, so `go install …@version` refuses it: build it from

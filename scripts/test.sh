@@ -1,11 +1,43 @@
 #!/usr/bin/env bash
-# The whole test suite (README command 2, called by .ci/run): installs the pinned
-# tools the tests use, type-checks, runs the policy checks (opa fmt/check/test and
-# the committed-bundle freshness check), then every tap test.
+# The whole test suite (README command 2, `npm ci && npm test`, called by .ci/run): installs
+# everything the tests use that it can — Debian packages when run as root with apt-get, the
+# pinned Go tools, the Python packages in .tools/venv, the Go tool servers of the
+# one-reading suites — or stops at once naming what is missing and how to install it; then
+# type-checks, runs the policy checks (opa fmt/check/test and the committed-bundle freshness
+# check), then every tap test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger
+missing=()
+need() { # need COMMAND WHAT-PROVIDES-IT
+  command -v "$1" >/dev/null 2>&1 || missing+=("$1 ($2)")
+}
+stop_if_missing() {
+  ((${#missing[@]} == 0)) && return 0
+  {
+    echo "npm test cannot run; missing:"
+    printf '  - %s\n' "${missing[@]}"
+    echo "$1"
+  } >&2
+  exit 1
+}
+
+# Before anything slow: what no script here can install.
+[[ -x node_modules/.bin/tap ]] || missing+=("node_modules (npm ci)")
+need go "Go 1.24 or later, https://go.dev/dl/: builds opa, grpcurl, jaeger and the Go tool servers"
+need python3 "Debian: apt-get install -y python3 python3-venv"
+stop_if_missing "Install them, then run npm ci && npm test again."
+
+# Debian packages: installed when root with apt-get, otherwise demanded.
+bash scripts/install-tools.sh debian
+export PATH="$PATH:/usr/sbin:/sbin"
+need iptables "Debian package iptables"
+need ip "Debian package iproute2"
+stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2)."
+
+bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger python oneread
+# The Python agents and tool servers run from .tools/venv (tests call plain `python3`).
+export PATH="$PWD/.tools/venv/bin:$PATH"
 
 echo "== typecheck"
 npx --no-install tsc --noEmit -p .

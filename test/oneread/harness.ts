@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildBundle, ROOT, startTollgate, tempDir, type TestLike, type Tollgate } from '../helpers/processes.ts';
-import { pollPause } from '../helpers/poll.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 
 const run = promisify(execFile);
 
@@ -52,28 +52,44 @@ deny contains "rule:amount over 500" if {
 
 deny contains "rule:path /admin" if startswith(concat("/", array.concat([""], input.parsed_path)), "/admin")
 
-hostname := lower(trim_suffix(split(input.attributes.request.http.host, ":")[0], "."))
+host_only(h) := substring(h, 0, indexof(h, "]") + 1) if startswith(h, "[")
+
+host_only(h) := split(h, ":")[0] if not startswith(h, "[")
+
+hostname := lower(trim_suffix(host_only(input.attributes.request.http.host), "."))
 
 deny contains "rule:host blocked.test" if hostname == "blocked.test"
+
+deny contains "rule:host 127.0.0.9" if hostname == "127.0.0.9"
+
+deny contains "rule:host 127.0.0.9" if object.get(object.get(input, "connect", {}), "host", "") == "127.0.0.9"
+
+deny contains "rule:truncated body" if input.truncated_body
 
 deny contains "rule:host blocked.test" if lower(object.get(object.get(input, "connect", {}), "host", "")) == "blocked.test"
 `;
 
-/** A tool server family. */
-export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py';
+/** A tool server family (routable), or the copy of go-json on 127.0.0.9, a destination the policy denies. */
+export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied';
 
-/** Every family, in the order suites iterate them. */
-export const TOOL_NAMES: readonly ToolName[] = ['ts-mcp', 'go-mcp', 'go-json', 'py'];
+/** The routable families, in the order suites iterate them. */
+export const ROUTED_TOOLS: ReadonlyArray<Exclude<ToolName, 'ip-denied'>> = ['ts-mcp', 'go-mcp', 'go-json', 'py'];
+
+/** Every tool server whose counter a verdict watches. */
+export const TOOL_NAMES: readonly ToolName[] = [...ROUTED_TOOLS, 'ip-denied'];
+
+/** The loopback address of the denied-destination tool (policy rule "host 127.0.0.9"). */
+export const DENIED_IP = '127.0.0.9';
 
 /** The host name each family is reached by through the proxy (proxy.resolve). */
-export const TOOL_HOSTS: Readonly<Record<ToolName, string>> = { 'ts-mcp': 'ts.test', 'go-mcp': 'gomcp.test', 'go-json': 'gojson.test', py: 'py.test' };
+export const TOOL_HOSTS: Readonly<Record<Exclude<ToolName, 'ip-denied'>, string>> = { 'ts-mcp': 'ts.test', 'go-mcp': 'gomcp.test', 'go-json': 'gojson.test', py: 'py.test' };
 
 /** One request as a tool read it. */
 export interface ToolEcho {
   n: number;
   method: string;
   host: string | null;
-  path: string;
+  path: string | null;
   query: Record<string, string[]>;
   route: string;
   body?: unknown;
@@ -124,8 +140,12 @@ async function startTool(t: TestLike, name: ToolName): Promise<ToolServer> {
       ? [process.execPath, [join(ROOT, 'test/fixtures/oneread/ts-mcp-server.ts')]]
       : name === 'py'
         ? [join(ROOT, '.tools/venv/bin/python3'), [join(ROOT, 'test/fixtures/oneread/python/server.py')]]
-        : [join(ROOT, `.tools/bin/oneread-${name}`), []];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        : name === 'ip-denied'
+          ? [join(ROOT, '.tools/bin/oneread-go-json'), [`${DENIED_IP}:0`]]
+          : [join(ROOT, `.tools/bin/oneread-${name}`), []];
+  // stdin stays open as a lifeline: the servers exit when it closes, so a test killed at
+  // its timeout leaves no tool server behind.
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4000)));
@@ -146,7 +166,12 @@ async function startTool(t: TestLike, name: ToolName): Promise<ToolServer> {
     name,
     port,
     async state() {
-      const res = await fetch(`http://127.0.0.1:${port}/__oneread`);
+      let res: Response;
+      try {
+        res = await fetch(`http://${name === 'ip-denied' ? DENIED_IP : '127.0.0.1'}:${port}/__oneread`);
+      } catch (cause) {
+        throw new Error(`tool server ${name} does not answer (exit ${child.exitCode}): ${err}`, { cause });
+      }
       // The Go MCP SDK hands its tools the arguments as raw JSON text: their integers are
       // exact. The Python server tags its exact integers itself; the TypeScript SDK and
       // Go's map[string]any hold doubles, which JSON.parse reproduces.
@@ -184,7 +209,7 @@ export async function startGate(t: TestLike, tools: Record<ToolName, ToolServer>
   const dir = await tempDir('tollgate-oneread-');
   const logFile = join(dir, 'decisions.jsonl');
   const resolve: Record<string, string> = {};
-  for (const name of TOOL_NAMES) {
+  for (const name of ROUTED_TOOLS) {
     for (const port of [80, 443, 8080]) resolve[`${TOOL_HOSTS[name]}:${port}`] = `127.0.0.1:${tools[name].port}`;
   }
   for (const port of [80, 443]) resolve[`blocked.test:${port}`] = `127.0.0.1:${tools['go-json'].port}`;
@@ -224,7 +249,7 @@ export async function startGate(t: TestLike, tools: Record<ToolName, ToolServer>
         await refresh();
         if (seen.has(id)) return seen.get(id);
         if (Date.now() > deadline) return undefined;
-        await pollPause();
+        await delay(SETTLE_MS);
       }
     },
   };
@@ -242,13 +267,15 @@ export interface RawReply {
   readonly errorCodes: string[];
   /** True when the connection was closed by the proxy (not by our deadline). */
   readonly closed: boolean;
+  /** True when the client gave up at its deadline without the responses it waited for. */
+  readonly timedOut: boolean;
 }
 
-function summarise(text: string, closed: boolean): RawReply {
+function summarise(text: string, closed: boolean, timedOut: boolean): RawReply {
   const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
   const decisionIds = [...text.matchAll(/x-tollgate-decision-id: ([0-9a-f-]{36})/gi)].map((m) => m[1]!);
   const errorCodes = [...new Set([...text.matchAll(/TG_ERR_[A-Z_]+/g)].map((m) => m[0]))];
-  return { text, statuses, decisionIds, errorCodes, closed };
+  return { text, statuses, decisionIds, errorCodes, closed, timedOut };
 }
 
 /** True when `data` holds `expected` complete HTTP responses (by Content-Length or chunked end). */
@@ -308,14 +335,14 @@ export function sendRaw(port: number, bytes: Buffer | string, options: SendOptio
     let tunnelled = options.tunnel === undefined;
     let offsetAfterConnect = 0;
     let done = false;
-    const finish = (closed: boolean): void => {
+    const finish = (closed: boolean, timedOut = false): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve(summarise(data, closed));
+      resolve(summarise(data, closed, timedOut));
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = setTimeout(() => finish(false, true), timeoutMs);
     socket.setNoDelay(true);
     socket.on('data', (c: Buffer) => {
       data += c.toString('latin1');
@@ -390,10 +417,13 @@ export function sameReading(policy: unknown, tool: unknown): boolean {
 }
 
 /** The rules the test policy denies, applied to a tool's reading: what it must never execute. */
-export function deniedInToolReading(echo: ToolEcho): string[] {
+export function deniedInToolReading(echo: ToolEcho, tool?: ToolName): string[] {
   const out: string[] = [];
+  if (tool === 'ip-denied') out.push(`destination ${DENIED_IP}`);
   const amountOver = (v: unknown): boolean =>
-    (typeof v === 'number' && v > 500) || (v !== null && typeof v === 'object' && '$int' in (v as object) && BigInt((v as { $int: string }).$int) > 500n);
+    (typeof v === 'number' && v > 500) ||
+    (v !== null && typeof v === 'object' && '$int' in (v as object) && BigInt((v as { $int: string }).$int) > 500n) ||
+    (v !== null && typeof v === 'object' && (v as { $float?: string }).$float === 'inf');
   for (const c of echo.calls) {
     if (c.name === 'delete_customer') out.push('tool delete_customer');
     if (c.arguments !== null && typeof c.arguments === 'object' && amountOver((c.arguments as Record<string, unknown>).amount)) out.push('amount over 500 (tool arguments)');
@@ -448,6 +478,22 @@ export interface Verdict {
   views: PolicyView[];
 }
 
+/** Interval between two reads of the tool counters while they settle (a polled condition, not a sleep). */
+const SETTLE_MS = 20;
+
+/** Waits until no tool counter has moved for `quietMs` (or 5 s passed). */
+export async function quiet(tools: Record<ToolName, ToolServer>, quietMs: number): Promise<void> {
+  let last = await counts(tools);
+  let since = Date.now();
+  const giveUp = Date.now() + 5000;
+  while (Date.now() - since < quietMs && Date.now() < giveUp) {
+    await delay(SETTLE_MS);
+    const again = await counts(tools);
+    if (!TOOL_NAMES.every((n) => again[n] === last[n])) since = Date.now();
+    last = again;
+  }
+}
+
 /** Counters of every tool. */
 export async function counts(tools: Record<ToolName, ToolServer>): Promise<Record<ToolName, number>> {
   const states = await Promise.all(TOOL_NAMES.map((n) => tools[n].state()));
@@ -462,14 +508,17 @@ export async function counts(tools: Record<ToolName, ToolServer>): Promise<Recor
 export async function judge(gate: Gate, tools: Record<ToolName, ToolServer>, bytes: Buffer | string, options: SendOptions = {}): Promise<Verdict> {
   const before = await counts(tools);
   const reply = await sendRaw(gate.port, bytes, options);
-  // A forwarded request may still be in flight to the tool when the client gave up:
-  // wait briefly for the counters to settle (each poll re-reads them).
+  // A forwarded (or smuggled) request may still be on its way to a tool when the answer
+  // came: re-read the counters until they stay put for a while — longer when the client
+  // gave up waiting, since the proxy may still forward what it was holding.
   let after = await counts(tools);
-  const deadline = Date.now() + (reply.decisionIds.length > 0 || reply.statuses.length === 0 ? 300 : 0);
-  while (Date.now() < deadline) {
-    await pollPause();
+  const quietMs = reply.timedOut ? 400 : SETTLE_MS;
+  let quietSince = Date.now();
+  const giveUp = Date.now() + 5000;
+  while (Date.now() - quietSince < quietMs && Date.now() < giveUp) {
+    await delay(SETTLE_MS);
     const again = await counts(tools);
-    if (TOOL_NAMES.every((n) => again[n] === after[n])) break;
+    if (!TOOL_NAMES.every((n) => again[n] === after[n])) quietSince = Date.now();
     after = again;
   }
   const echoes: Array<{ tool: ToolName; echo: ToolEcho }> = [];
@@ -481,18 +530,24 @@ export async function judge(gate: Gate, tools: Record<ToolName, ToolServer>, byt
   }
   const views: PolicyView[] = [];
   const problems: string[] = [];
-  for (const id of reply.decisionIds) {
-    const rec = await gate.decision(id);
-    if (rec === undefined) problems.push(`decision ${id} is not in the decision log`);
-    else views.push(policyView(rec));
+  // Only a policy deny (403, or MCP's JSON-RPC error -32001) has a record worth waiting for.
+  const maybeDenied = echoes.length > 0 || reply.statuses.includes(403) || reply.text.includes('-32001');
+  for (const id of maybeDenied ? reply.decisionIds : []) {
+    // A refusal before any decision carries an id too, but no record: only a request
+    // that reached a tool must have one (and gets the long deadline).
+    const rec = await gate.decision(id, echoes.length > 0 ? 5000 : 300);
+    if (rec !== undefined) views.push(policyView(rec));
+    else if (echoes.length > 0) problems.push(`decision ${id} is not in the decision log`);
   }
   if (echoes.length === 0) return { kind: views.some((v) => !v.allowed) ? 'denied' : 'refused', problems, reply, echoes, views };
   const allowedViews = views.filter((v) => v.allowed);
   if (echoes.length > allowedViews.length) {
-    problems.push(`${echoes.length} request(s) reached a tool with ${allowedViews.length} allowing decision(s) (${views.length} decisions seen): undecided request(s) executed`);
+    problems.push(`${echoes.length} request(s) reached a tool but the client got ${allowedViews.length} allowing decision(s) (${reply.decisionIds.length} decision ids, ${views.length} in the log): undecided request(s) executed`);
   }
   echoes.forEach(({ tool, echo }, i) => {
-    const denied = deniedInToolReading(echo);
+    // A tool that refused the request itself (its framework rejected the target) executed nothing.
+    if (echo.route === 'rejected') return;
+    const denied = deniedInToolReading(echo, tool);
     if (denied.length > 0) problems.push(`${tool} executed what a rule denies: ${denied.join(', ')}`);
     const view = allowedViews[i];
     if (view) for (const d of readingDifferences(view, echo)) problems.push(`${tool} read differently: ${d}`);
