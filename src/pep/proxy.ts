@@ -127,12 +127,13 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
   const observer = options.observer ?? createNoopObserver();
   const log = options.logger.child({ component: 'pep' });
   const denyStatus = config.proxy.denyStatus;
+  const pathOptions = { pathNormalization: config.proxy.pathNormalization } as const;
 
   async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const requestId = randomUUID();
     let request: CanonicalRequest;
     try {
-      request = normalizeRequest(rawRequestOf(req, context, requestId));
+      request = normalizeRequest(rawRequestOf(req, context, requestId), pathOptions);
     } catch (err) {
       send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err)), true);
       return;

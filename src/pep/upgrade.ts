@@ -60,6 +60,7 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
   const { config } = options;
   const log = options.logger.child({ component: 'upgrade' });
+  const pathOptions = { pathNormalization: config.proxy.pathNormalization } as const;
   const step = options.step;
 
   async function handle(req: IncomingMessage, socket: Duplex, head: Buffer, context: RequestContext): Promise<void> {
@@ -73,7 +74,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     const upgrade = req.headers.upgrade!;
     let request: CanonicalRequest;
     try {
-      request = normalizeRequest(rawRequestOf(req, context, randomUUID()));
+      request = normalizeRequest(rawRequestOf(req, context, randomUUID()), pathOptions);
     } catch (err) {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;
