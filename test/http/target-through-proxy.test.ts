@@ -92,3 +92,16 @@ t.test('paths and hosts through the proxy', async (t) => {
     t.equal(upstream.received.length, before, 'nothing was forwarded');
   });
 });
+
+t.test('proxy.pathNormalization reaches the proxy: base keeps what strict refuses', async (t) => {
+  const bundle = await buildBundle({ 'policy.rego': POLICY }, ['tollgate/authz/decision'], 'paths-2');
+  const upstream = await startUpstream(t);
+  const tg = await startTollgate(t, { pdp: { bundle }, proxy: { pathNormalization: 'base', resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } } });
+  const send = (target: string) => rawExchange(tg.proxyPort, `GET ${target} HTTP/1.1\r\nHost: tool.test\r\nConnection: close\r\n\r\n`);
+  // base is RFC 3986 normalisation only: a path parameter and doubled slashes are kept.
+  t.match(await send('http://tool.test/x;y//z'), /^HTTP\/1\.1 200 /);
+  t.equal(upstream.received.at(-1)!.url, '/x;y//z');
+  // Encoded slashes stay refused in every mode but decode_and_merge_slashes.
+  t.match(await send('http://tool.test/x%2fadmin'), /"code":"TG_ERR_AMBIGUOUS_TARGET"/);
+  t.equal(upstream.received.length, 1);
+});
