@@ -44,7 +44,7 @@ t.test('every corpus request has exactly one reading or is refused before reachi
   for (const c of cases) {
     families.set(c.family, (families.get(c.family) ?? 0) + 1);
     const caseStart = Date.now();
-    const send = (): Promise<Verdict> => judge(gate, tools, c.bytes, { tunnel: c.tunnel, responses: c.responses, timeoutMs: c.timeoutMs ?? 1500 });
+    const send = (): Promise<Verdict> => judge(gate, tools, c.bytes, { tunnel: c.tunnel, responses: c.responses, timeoutMs: c.timeoutMs ?? 1500, tunnelDelayMs: c.tunnelDelayMs });
     let v = await send();
     if (v.kind === 'bypass') {
       // Confirm on a quiet system: a request of an earlier case arriving late (the machine

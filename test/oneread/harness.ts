@@ -69,20 +69,27 @@ deny contains "rule:truncated body" if input.truncated_body
 deny contains "rule:host blocked.test" if lower(object.get(object.get(input, "connect", {}), "host", "")) == "blocked.test"
 `;
 
-/** A tool server family (routable), or the copy of go-json on 127.0.0.9, a destination the policy denies. */
-export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied';
+/**
+ * A tool server family (routable), the copy of go-json on 127.0.0.9 (a destination the
+ * policy denies), or go-decoder: a Go handler reading with json.NewDecoder, reached only
+ * by the cases that name it (godec.test).
+ */
+export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied' | 'go-decoder';
 
 /** The routable families, in the order suites iterate them. */
-export const ROUTED_TOOLS: ReadonlyArray<Exclude<ToolName, 'ip-denied'>> = ['ts-mcp', 'go-mcp', 'go-json', 'py'];
+export const ROUTED_TOOLS: ReadonlyArray<Exclude<ToolName, 'ip-denied' | 'go-decoder'>> = ['ts-mcp', 'go-mcp', 'go-json', 'py'];
 
 /** Every tool server whose counter a verdict watches. */
-export const TOOL_NAMES: readonly ToolName[] = [...ROUTED_TOOLS, 'ip-denied'];
+export const TOOL_NAMES: readonly ToolName[] = [...ROUTED_TOOLS, 'go-decoder', 'ip-denied'];
+
+/** The host name go-decoder is reached by through the proxy. */
+export const DECODER_HOST = 'godec.test';
 
 /** The loopback address of the denied-destination tool (policy rule "host 127.0.0.9"). */
 export const DENIED_IP = '127.0.0.9';
 
 /** The host name each family is reached by through the proxy (proxy.resolve). */
-export const TOOL_HOSTS: Readonly<Record<Exclude<ToolName, 'ip-denied'>, string>> = { 'ts-mcp': 'ts.test', 'go-mcp': 'gomcp.test', 'go-json': 'gojson.test', py: 'py.test' };
+export const TOOL_HOSTS: Readonly<Record<Exclude<ToolName, 'ip-denied' | 'go-decoder'>, string>> = { 'ts-mcp': 'ts.test', 'go-mcp': 'gomcp.test', 'go-json': 'gojson.test', py: 'py.test' };
 
 /** One request as a tool read it. */
 export interface ToolEcho {
@@ -212,6 +219,7 @@ export async function startGate(t: TestLike, tools: Record<ToolName, ToolServer>
   for (const name of ROUTED_TOOLS) {
     for (const port of [80, 443, 8080]) resolve[`${TOOL_HOSTS[name]}:${port}`] = `127.0.0.1:${tools[name].port}`;
   }
+  if (tools['go-decoder'] !== undefined) resolve[`${DECODER_HOST}:80`] = `127.0.0.1:${tools['go-decoder'].port}`;
   for (const port of [80, 443]) resolve[`blocked.test:${port}`] = `127.0.0.1:${tools['go-json'].port}`;
   const extraProxy = (extraConfig.proxy ?? {}) as Record<string, unknown>;
   const tollgate = await startTollgate(t, {
@@ -318,6 +326,8 @@ export interface SendOptions {
   readonly responses?: number;
   /** Hang up after this long without a complete answer (default 2000 ms). */
   readonly timeoutMs?: number;
+  /** Wait this long after the CONNECT is answered before writing `tunnel` (a silent start). */
+  readonly tunnelDelayMs?: number;
 }
 
 /**
@@ -352,7 +362,11 @@ export function sendRaw(port: number, bytes: Buffer | string, options: SendOptio
         if (!/^HTTP\/1\.[01] 2\d\d/.test(data)) return finish(false);
         tunnelled = true;
         offsetAfterConnect = head + 4;
-        socket.write(Buffer.from(options.tunnel!, 'latin1'));
+        const write = (): void => {
+          if (!done) socket.write(Buffer.from(options.tunnel!, 'latin1'));
+        };
+        if (options.tunnelDelayMs === undefined) write();
+        else setTimeout(write, options.tunnelDelayMs);
         if (data.length === offsetAfterConnect) return;
       }
       if (completeResponses(data.slice(offsetAfterConnect), expected)) finish(false);

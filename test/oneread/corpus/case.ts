@@ -26,6 +26,8 @@ export interface CorpusCase {
   readonly responses?: number;
   /** Client deadline (default 1500 ms). */
   readonly timeoutMs?: number;
+  /** Wait this long after the CONNECT is answered before writing `tunnel`. */
+  readonly tunnelDelayMs?: number;
 }
 
 /** The MCP tools/call body for a tool name and arguments. */
