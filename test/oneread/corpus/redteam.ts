@@ -134,6 +134,17 @@ export function decoderCases(): CorpusCase[] {
     ['plain/application-json', REFUND_900, 'application/json', 'decided'],
   ];
   const out: CorpusCase[] = bodies.map(([name, body, ct, expect]) => ({ id: `redteam/decoder/${name}/go-decoder`, family: fam, expect, bytes: decoderPost(body, ct) }));
+  // A typed JSON-RPC handler decoding the same stream (as net/rpc/jsonrpc's codec does).
+  const rpcPost = (body: string, contentType: string | null): string =>
+    raw(DECODER_HOST, { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]])], body });
+  const rpcBodies: Array<[string, string, string | null, CorpusCase['expect']]> = [
+    ['rpc-multipart-preamble', `${DELETE}\r\n--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n`, 'multipart/form-data; boundary=b', 'refused'],
+    ['rpc-multipart-no-boundary', DELETE, 'multipart/form-data', 'refused'],
+    ['rpc-trailing-text/text-plain', `${DELETE} x`, 'text/plain', 'refused'],
+    ['rpc-form', DELETE, 'application/x-www-form-urlencoded', 'refused'],
+    ['rpc-then-lookup/application-json', `${DELETE}${LOOKUP}`, 'application/json', 'refused'],
+  ];
+  out.push(...rpcBodies.map(([name, body, ct, expect]) => ({ id: `redteam/decoder/${name}/go-decoder`, family: fam, expect, bytes: rpcPost(body, ct) })));
   out.push({ id: 'redteam/decoder/control-refund-10/go-decoder', family: fam, expect: 'pass', bytes: decoderPost('{"amount": 10, "kind": "refund", "name": "n"}', 'application/json') });
   out.push({ id: 'redteam/decoder/control-get/go-decoder', family: fam, expect: 'pass', bytes: raw(DECODER_HOST, { path: '/ok?x=1' }) });
   return out;
