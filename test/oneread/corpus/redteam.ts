@@ -112,6 +112,12 @@ export function multipartCases(): CorpusCase[] {
   const polyglot = `${REFUND_900}\r\n--b\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1\r\n--b--\r\n`;
   out.push({ id: 'redteam/multipart/json-preamble/go-decoder', family: fam, expect: 'refused', bytes: decoderPost(polyglot, 'multipart/form-data; boundary=b') });
   out.push(...perTool((tool) => ({ id: 'redteam/multipart/json-preamble', family: fam, expect: 'decided', bytes: restPost(tool, polyglot, 'multipart/form-data; boundary=b') }), REST_READERS));
+  // Controls: a well-formed multipart form and a plain-text note still pass.
+  const form = '--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--b--\r\n';
+  out.push(
+    ...perTool((tool) => ({ id: 'redteam/multipart/control-form-data', family: fam, expect: 'pass', bytes: restPost(tool, form, 'multipart/form-data; boundary=b') }), REST_READERS),
+    ...perTool((tool) => ({ id: 'redteam/multipart/control-text-plain', family: fam, expect: 'pass', bytes: restPost(tool, 'a note, not JSON', 'text/plain; charset=utf-8') }), REST_READERS),
+  );
   const rpcPolyglot = `${DELETE}\r\n--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n`;
   out.push(...perTool((tool) => ({ id: 'redteam/multipart/jsonrpc-preamble', family: fam, expect: 'refused', bytes: mcpPost(tool, rpcPolyglot, 'multipart/form-data; boundary=b') })));
   return out;
