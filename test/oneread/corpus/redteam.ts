@@ -260,6 +260,26 @@ export function miscCases(): CorpusCase[] {
     ...perTool((tool) => ({ id: 'redteam/target/absolute-no-path-query', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}?x=1` }) }), HTTP_STACKS),
     ...perTool((tool) => ({ id: 'redteam/target/port-leading-zeros', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}:0080/admin`, host: `${hostOf(tool)}:0080` }) }), HTTP_STACKS),
   );
+  // Header spellings the brief of a firewall review lists: codings, parameters, forwarding headers, methods.
+  const codingBody = DELETE;
+  for (const [name, headers, expect] of [
+    ['coding-Identity', [['Content-Encoding', 'Identity']], 'decided'],
+    ['coding-gzip-trailing-space', [['Content-Encoding', 'gzip ']], 'refused'],
+    ['coding-empty-then-gzip', [['Content-Encoding', ''], ['Content-Encoding', 'gzip']], 'refused'],
+    ['coding-identity-gzip', [['Content-Encoding', 'identity, gzip']], 'refused'],
+    ['charset-twice', [['X-Dummy', '1']], 'refused'],
+  ] as Array<[string, Array<[string, string]>, CorpusCase['expect']]>) {
+    const ct = name === 'charset-twice' ? 'application/json; charset=utf-8; charset=utf-16' : 'application/json';
+    out.push(...perTool((tool) => ({ id: `redteam/headers/${name}`, family: fam, expect, bytes: mcpPost(tool, codingBody, ct, headers) }), MCP_TOOLS));
+  }
+  out.push(
+    ...perTool((tool) => ({ id: 'redteam/headers/x-forwarded-host-blocked', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { path: '/ok', headers: [['X-Forwarded-Host', 'blocked.test'], ['Forwarded', 'host=blocked.test;proto=https'], ['X-Forwarded-Proto', 'https']] }) }), HTTP_STACKS),
+    ...perTool((tool) => ({ id: 'redteam/headers/trailer-content-type', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked'], ['Trailer', 'Content-Type']], body: `${DELETE.length.toString(16)}\r\n${DELETE}\r\n0\r\nContent-Type: text/plain\r\n\r\n` }) }), MCP_TOOLS),
+    ...perTool((tool) => ({ id: 'redteam/headers/long-header-before-delete', family: fam, expect: 'decided', bytes: mcpPost(tool, DELETE, 'application/json', [['X-Pad', 'p'.repeat(15_000)]]) }), MCP_TOOLS),
+    ...perTool((tool) => ({ id: 'redteam/method/lower-case-plain-listener', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { method: 'get', path: '/admin' }) }), HTTP_STACKS),
+    ...perTool((tool) => ({ id: 'redteam/method/unknown-plain-listener', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { method: 'FOO', path: '/admin' }) }), HTTP_STACKS),
+    ...perTool((tool) => ({ id: 'redteam/method/query-with-body', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { method: 'QUERY', path: '/refund', headers: [['Content-Type', 'application/json']], body: REFUND_900 }) }), ['go-json', 'py']),
+  );
   // Keys JavaScript treats specially: the policy must still see them as plain members.
   out.push(
     ...perTool((tool) => ({ id: 'redteam/json/proto-key-rest', family: fam, expect: 'decided', bytes: restPost(tool, '{"amount":1,"__proto__":{"amount":900}}') }), ['go-json', 'py']),
