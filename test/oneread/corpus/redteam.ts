@@ -190,7 +190,7 @@ export function opaqueCases(): CorpusCase[] {
     ),
     ...perTool(
       (tool) => ({ id: 'redteam/opaque/silent-then-mcp-delete', family: fam, expect: 'decided', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: mcpDelete(tool, ''), tunnelDelayMs: 1300, timeoutMs: 3500 }),
-      MCP_TOOLS,
+      ['go-mcp'],
     ),
   );
   return out;
