@@ -2,12 +2,12 @@
 // the MCP Python SDK) behind a real sidecar: every body is refused, denied, or read by each
 // tool exactly as the policy read it. Never a bypass.
 import t from 'tap';
-import { judge, startGate, startToolServers, TOOL_HOSTS, type ToolName } from '../oneread/harness.ts';
+import { judge, startGate, startToolServers, TOOL_HOSTS } from '../oneread/harness.ts';
 
 const call = (name: string, args: Record<string, unknown> = { id: 'c-1' }) => JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: args } });
 
 /** A raw HTTP/1.1 POST through the proxy to a tool. */
-function post(tool: ToolName, path: string, headers: string[], body: string | Buffer): Buffer {
+function post(tool: keyof typeof TOOL_HOSTS, path: string, headers: string[], body: string | Buffer): Buffer {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;
   const head = [`POST http://${TOOL_HOSTS[tool]}${path} HTTP/1.1`, `Host: ${TOOL_HOSTS[tool]}`, 'Accept: application/json, text/event-stream', ...headers, `Content-Length: ${bytes.length}`, 'Connection: close', '', ''].join('\r\n');
   return Buffer.concat([Buffer.from(head), bytes]);
@@ -47,7 +47,7 @@ t.test('bodies are refused, denied, or read by every tool as the policy read the
   const tools = await startToolServers(t);
   const gate = await startGate(t, tools);
   const kinds = new Map<string, number>();
-  for (const tool of ['go-json', 'py', 'ts-mcp', 'go-mcp'] as ToolName[]) {
+  for (const tool of ['go-json', 'py', 'ts-mcp', 'go-mcp'] as Array<keyof typeof TOOL_HOSTS>) {
     const path = tool === 'go-json' || tool === 'py' ? '/echo' : '/mcp';
     for (const [label, headers, body] of BODIES) {
       // The MCP servers only take JSON-RPC; plain bodies go to the echo tools.
