@@ -10,6 +10,11 @@
 # 2 KB, in turn). Reported per round and as medians: requests/s, Tollgate CPU µs per
 # request, and strict / base (the strict gate's cost is 1 − that ratio; target < 5 %).
 #
+# GATE_BASE_REV=<git revision> runs the second instance from that revision's source
+# instead (same config without pathNormalization): the whole cost of the strict gate —
+# path and host rules, strict body reading, the one decision step — against the code
+# before it, e.g. GATE_BASE_REV=61c61e4.
+#
 # When this build refuses `proxy.pathNormalization` (the setting is not there yet), the
 # report says so and measures strict against a second strict instance instead: an A/A
 # run whose ratio is the noise floor of this machine.
@@ -53,9 +58,20 @@ write_config "$WORK/strict.yaml"
 start_tollgate_config "$WORK/strict.yaml" strict ${BENCH_NODE_FLAGS:-}
 STRICT_PID=$TOLLGATE_PID STRICT_PORT=$TOLLGATE_PORT
 
+NOTE=''
+if [ -n "${GATE_BASE_REV:-}" ]; then
+  # The earlier revision's source beside this one's dependencies.
+  mkdir -p "$WORK/base-tree"
+  git -C "$ROOT" archive "$GATE_BASE_REV" src policies proto package.json | tar -x -C "$WORK/base-tree"
+  ln -s "$ROOT/node_modules" "$WORK/base-tree/node_modules"
+  write_config "$WORK/base.yaml"
+  B_LABEL="before the strict gate ($(git -C "$ROOT" rev-parse --short "$GATE_BASE_REV"))"
+  # shellcheck disable=SC2086
+  TOLLGATE_ROOT=$WORK/base-tree start_tollgate_config "$WORK/base.yaml" base ${BENCH_NODE_FLAGS:-}
+  B_PID=$TOLLGATE_PID B_PORT=$TOLLGATE_PORT
+else
 write_config "$WORK/base.yaml" "$BASE_MODE"
 B_LABEL="pathNormalization: $BASE_MODE"
-NOTE=''
 # shellcheck disable=SC2086
 if start_tollgate_config "$WORK/base.yaml" base ${BENCH_NODE_FLAGS:-}; then
   B_PID=$TOLLGATE_PID B_PORT=$TOLLGATE_PORT
@@ -67,6 +83,7 @@ else
   # shellcheck disable=SC2086
   start_tollgate_config "$WORK/base.yaml" base ${BENCH_NODE_FLAGS:-}
   B_PID=$TOLLGATE_PID B_PORT=$TOLLGATE_PORT
+fi
 fi
 
 # Every request of the mix must be allowed and forwarded by both, or the comparison is moot.
@@ -138,4 +155,4 @@ done
   const r = median(ratios), c = median(cpuRatios);
   out.push("", `Median throughput ratio strict / other: **${r.toFixed(3)}** (strict gate cost ${(100 * (1 - r)).toFixed(1)} % of throughput; range ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}). Median CPU per request ratio: ${c.toFixed(3)}. Target: cost under 5 %.`);
   process.stdout.write(out.join("\n") + "\n");
-' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). Command: GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"
+' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). Command: ${GATE_BASE_REV:+GATE_BASE_REV=$GATE_BASE_REV }GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"

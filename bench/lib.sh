@@ -202,7 +202,8 @@ start_tollgate() {
 start_tollgate_config() {
   local config=$1 name=$2
   shift 2
-  start_bg "$PROXY_CPU" "$WORK/$name.out" "$NODE" "$@" "$ROOT/src/cli/main.ts" run --config "$config"
+  # TOLLGATE_ROOT: another source tree of Tollgate (e.g. an earlier revision) to run instead.
+  start_bg "$PROXY_CPU" "$WORK/$name.out" "$NODE" "$@" "${TOLLGATE_ROOT:-$ROOT}/src/cli/main.ts" run --config "$config"
   TOLLGATE_PID=$LAST_PID
   local deadline=$((SECONDS + 30))
   until grep -q 'listening: proxy http://' "$WORK/$name.out" 2>/dev/null; do

@@ -101,6 +101,13 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
     }
   }
   if (hostValues.length > 1) throw bad('duplicate host header');
+  // RFC 9112 §6.1: chunked is the only transfer coding Tollgate (and most tools) decode;
+  // a list such as "identity, chunked" or "gzip, chunked" frames the body one way here and
+  // may frame it another way in the tool, so it is refused (501, as Envoy answers).
+  const transferEncoding = headers['transfer-encoding'];
+  if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
+    throw new TollgateError('TG_ERR_UNSUPPORTED', `transfer-encoding ${JSON.stringify(transferEncoding.slice(0, 64))} is not supported: only chunked`);
+  }
 
   let scheme = raw.scheme;
   let authority: string;

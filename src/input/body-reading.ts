@@ -140,8 +140,10 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       return mcp === undefined ? { parsed, truncated: false } : { parsed, truncated: false, mcp };
     }
     case 'form': {
-      // A JSON-RPC message labelled as a form is executed by servers that ignore the label.
-      if (opensJson(text) && looksLikeJsonRpc(text)) throw ambiguous('a JSON-RPC message sent as application/x-www-form-urlencoded');
+      // JSON labelled as a form is read as JSON by servers that ignore the label (Go
+      // handlers decoding r.Body, Starlette's request.json()): the policy's form reading
+      // would be the only one. No form body opens with "{" or "[".
+      if (opensJson(text)) throw ambiguous(looksLikeJsonRpc(text) ? 'a JSON-RPC message sent as application/x-www-form-urlencoded' : 'a JSON body sent as application/x-www-form-urlencoded');
       checkCharset(media, bytes);
       if (!isUtf8(bytes)) throw ambiguous('form body is not valid UTF-8');
       return { parsed: parseForm(text), truncated: false };

@@ -103,6 +103,10 @@ function strictMessage(value: unknown, where: string): McpMessage | undefined {
  */
 export function readJsonRpc(parsedBody: unknown): JsonRpcReading | undefined {
   if (Array.isArray(parsedBody)) {
+    // JSON-RPC 2.0 batches do not nest; a server that flattens [[…]] would run what the
+    // policy never saw as a call.
+    const nested = parsedBody.findIndex((e) => Array.isArray(e) && e.some((m) => hasJsonRpcMember(m) || Array.isArray(m)));
+    if (nested !== -1) throw new TollgateError('TG_ERR_AMBIGUOUS_BODY', `batch element ${nested} is itself a batch: JSON-RPC 2.0 batches do not nest`);
     if (!parsedBody.some(hasJsonRpcMember)) return undefined;
     const batch: McpMessage[] = [];
     parsedBody.forEach((element, index) => {

@@ -138,7 +138,7 @@ export function createConnectHandler(options: ConnectOptions): (req: IncomingMes
     // Neither TLS nor HTTP (or nothing at all, or a broken ClientHello): relayed only
     // when the policy explicitly allows the opaque phase.
     if (!(await decideAgain({ ...connect, phase: 'opaque' }, host))) {
-      log.debug({ authority, kind: hello.kind }, 'opaque bytes refused in a tunnel');
+      log.debug({ code: 'TG_ERR_PROTOCOL_REFUSED', authority, kind: hello.kind }, 'opaque bytes refused in a tunnel');
       upstream?.destroy();
       socket.destroy();
       return;

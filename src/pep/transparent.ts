@@ -85,7 +85,7 @@ export function createTransparentListener(options: TransparentOptions): Transpar
     const connect: ConnectInput = { phase, authority, host, port: destination.port, mode: 'tunnel', ...base };
     const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
     if (!verdict.allowed || original === undefined) {
-      log.debug({ authority, phase, kind: hello.kind, reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons }, 'transparent connection without a name denied');
+      log.debug({ ...(phase === 'opaque' ? { code: 'TG_ERR_PROTOCOL_REFUSED' } : {}), authority, phase, kind: hello.kind, reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons }, 'transparent connection without a name denied');
       socket.destroy();
       return;
     }

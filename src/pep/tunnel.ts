@@ -129,18 +129,23 @@ export type PlainKind = 'http' | 'opaque' | 'need-more';
 /** The longest method token looked at (RFC 9110 §9: registered methods are at most 17 characters). */
 const MAX_METHOD = 20;
 
+/** RFC 9110 §5.6.2 tchar: the bytes a method token may hold. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
 /**
  * Classifies the first bytes of a non-TLS stream. An HTTP/1.x request starts with a
- * method token and a space (RFC 9112 §3); registered methods are upper-case letters,
- * "-" and "_". Anything else is opaque: no HTTP server would read it as a request.
+ * method token and a space (RFC 9112 §3). Any token counts, not only the registered
+ * upper-case methods: Go's net/http serves `get /admin` as a request with method "get",
+ * so such bytes go to Tollgate's own HTTP parser, which decides the request or refuses
+ * a method it does not know with 400, and are never relayed as opaque bytes.
  */
 export function classifyPlain(bytes: Buffer): PlainKind {
   const n = Math.min(bytes.length, MAX_METHOD + 1);
   for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
     if (c === 0x20) return i > 0 ? 'http' : 'opaque';
-    const tokenChar = (c >= 0x41 && c <= 0x5a) || c === 0x2d || c === 0x5f;
-    if (!tokenChar) return 'opaque';
+    if (TCHAR[c] === 0) return 'opaque';
   }
   return bytes.length > MAX_METHOD ? 'opaque' : 'need-more';
 }

@@ -57,11 +57,21 @@ t.test('enforces the remote PDP decisions and fails closed while it is hung or d
   });
 
   await t.test('a body past the PEP\'s buffer reaches the remote flagged as partial, so its policy sees truncated_body', async (t) => {
-    // Chunked, so there is no content-length from which the remote could tell.
-    const body = `{"amount": 50, "pad": "${'x'.repeat(70_000)}"}`;
-    const reply = await viaProxy(tollgate.proxyPort, { method: 'POST', url: 'http://api.test/pay', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body });
+    // Chunked, so there is no content-length from which the remote could tell. Not JSON:
+    // a truncated JSON body is refused by the PEP itself (next test).
+    const body = `amount 50 ${'x'.repeat(70_000)}`;
+    const reply = await viaProxy(tollgate.proxyPort, { method: 'POST', url: 'http://api.test/pay', headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' }, body });
     t.equal(reply.status, 429, 'denied by the remote policy (parsed_body is null), not a request_parse_error 400');
     t.equal(reply.body, 'denied by the remote PDP');
+  });
+
+  await t.test('a JSON body past the PEP\'s buffer is refused with 413 before any PDP or upstream sees it', async (t) => {
+    const before = upstream.received.length;
+    const body = `{"amount": 50, "pad": "${'x'.repeat(70_000)}"}`;
+    const reply = await viaProxy(tollgate.proxyPort, { method: 'POST', url: 'http://api.test/pay', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body });
+    t.equal(reply.status, 413);
+    t.equal(errorCode(reply), 'TG_ERR_BODY_TOO_LARGE');
+    t.equal(upstream.received.length, before);
   });
 
   await t.test('deny: the remote PDP\'s status, body and headers reach the client; nothing reaches the upstream', async (t) => {

@@ -146,3 +146,12 @@ t.test('inside a tunnel, a request may only target the tunnel authority', async 
   t.equal(code(() => inTunnel('/x', 'other.test')), 'TG_ERR_BAD_REQUEST');
   t.equal(code(() => inTunnel('/x', 'tool.test:8443')), 'TG_ERR_BAD_REQUEST');
 });
+
+// "identity, chunked" or "gzip, chunked" could be framed one way here and another way in the tool.
+t.test('refuses a transfer-encoding other than chunked with 501', async (t) => {
+  const raw = (te: string) => ({ id: 'r', method: 'POST', target: '/x', rawHeaders: ['Host', 'a.test', 'Transfer-Encoding', te], httpVersion: '1.1', scheme: 'http' as const, source: { address: '127.0.0.1', port: 1 }, destination: { address: '127.0.0.1', port: 2 } });
+  for (const te of ['identity, chunked', 'gzip, chunked', 'identity']) {
+    t.throws(() => normalizeRequest(raw(te)), { code: 'TG_ERR_UNSUPPORTED' }, te);
+  }
+  t.equal(normalizeRequest(raw('Chunked')).path, '/x');
+});

@@ -163,6 +163,17 @@ t.test('refuses a JSON-RPC message sent as a urlencoded form', async (t) => {
   t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], CALL), 'TG_ERR_AMBIGUOUS_BODY');
 });
 
+// Go handlers and Starlette's request.json() read it as JSON whatever the label says.
+t.test('refuses any JSON sent as a urlencoded form', async (t) => {
+  t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], '{"amount": 900}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], ' [1]'), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
+t.test('refuses a batch nested in a batch', async (t) => {
+  t.equal(refusal(['Content-Type', 'application/json'], `[[${CALL}]]`), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal([], `[${CALL}, [${CALL}]]`), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
 t.test('reads form bodies as before and refuses escapes that decode to invalid UTF-8', async (t) => {
   t.same(read(['Content-Type', 'application/x-www-form-urlencoded'], 'a=1&a=2&b=%C3%A9+x').parsed_body, { a: ['1', '2'], b: ['é x'] });
   t.equal(refusal(['Content-Type', 'application/x-www-form-urlencoded'], 'a=%FF'), 'TG_ERR_AMBIGUOUS_BODY');

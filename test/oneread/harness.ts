@@ -32,11 +32,20 @@ tool_calls contains m.tool if {
 	m.tool
 }
 
-amounts contains input.parsed_body.amount if is_object(input.parsed_body)
+# Go's encoding/json fills a struct field from a member whose name matches it
+# case-insensitively ("AMOUNT" fills Amount), so a rule guarding Go tools matches names
+# that way; the gate refuses two names that fold together, so there is one such member.
+amounts contains v if {
+	is_object(input.parsed_body)
+	some k, v in input.parsed_body
+	lower(k) == "amount"
+}
 
-amounts contains c.arguments.amount if {
+amounts contains v if {
 	some c in tool_calls
 	is_object(c.arguments)
+	some k, v in c.arguments
+	lower(k) == "amount"
 }
 
 deny contains "rule:tool delete_customer" if {
@@ -450,6 +459,11 @@ export function deniedInToolReading(echo: ToolEcho, tool?: ToolName): string[] {
   return out;
 }
 
+/** A member name as Go's encoding/json compares it with a field name (simple case folding, incl. K and ſ). */
+function goFold(name: string): string {
+  return name.replace(/\u212A/g, 'k').replace(/\u017F/g, 's').toLowerCase();
+}
+
 /** Differences between the policy's reading and one tool echo (empty: one reading). */
 export function readingDifferences(view: PolicyView, echo: ToolEcho): string[] {
   const diffs: string[] = [];
@@ -463,9 +477,13 @@ export function readingDifferences(view: PolicyView, echo: ToolEcho): string[] {
     if (!sameReading(view.body, echo.body)) diffs.push(`body: policy ${JSON.stringify(view.body)} tool ${JSON.stringify(echo.body)}`);
   }
   if (echo.typed) {
+    // The struct reading takes the one member whose name folds to the field's (Go's
+    // case-insensitive match); the policy saw that member under the name the agent spelled.
     const pb = (view.body ?? {}) as Record<string, unknown>;
+    const folded = new Map(Object.entries(pb).map(([k, v]) => [goFold(k), v] as const));
     for (const [k, v] of Object.entries(echo.typed)) {
-      if (!sameReading(pb[k], v)) diffs.push(`typed ${k}: policy ${JSON.stringify(pb[k])} tool struct ${JSON.stringify(v)}`);
+      const seen = folded.get(goFold(k));
+      if (!sameReading(seen, v)) diffs.push(`typed ${k}: policy ${JSON.stringify(seen)} tool struct ${JSON.stringify(v)}`);
     }
   }
   for (const call of echo.calls) {

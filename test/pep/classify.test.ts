@@ -7,8 +7,8 @@ import { classifyPlain } from '../../src/pep/tunnel.ts';
 import { upgradeRefusal } from '../../src/pep/upgrade.ts';
 
 t.test('classifies the first bytes of a non-TLS stream', async (t) => {
-  for (const text of ['GET / HTTP/1.1\r\n', 'POST /v1/refunds HTTP/1.1', 'VERSION-CONTROL /x HTTP/1.1', 'PRI * HTTP/2.0']) t.equal(classifyPlain(Buffer.from(text)), 'http', text);
-  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', 'get / HTTP/1.1', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', 'A'.repeat(21)]) t.equal(classifyPlain(Buffer.from(text, 'latin1')), 'opaque', JSON.stringify(text));
+  for (const text of ['GET / HTTP/1.1\r\n', 'POST /v1/refunds HTTP/1.1', 'VERSION-CONTROL /x HTTP/1.1', 'PRI * HTTP/2.0', 'get / HTTP/1.1', 'M-SEARCH * HTTP/1.1']) t.equal(classifyPlain(Buffer.from(text)), 'http', text);
+  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', 'A'.repeat(21)]) t.equal(classifyPlain(Buffer.from(text, 'latin1')), 'opaque', JSON.stringify(text));
   for (const text of ['', 'G', 'POS', 'A'.repeat(20)]) t.equal(classifyPlain(Buffer.from(text)), 'need-more', JSON.stringify(text));
 });
 
