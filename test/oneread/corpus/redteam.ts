@@ -167,6 +167,8 @@ export function opaqueCases(): CorpusCase[] {
   const variants: Array<[string, (tool: Routed) => string, readonly Routed[]]> = [
     ['leading-crlf-admin', (tool) => `\r\n${admin(tool)}`, HTTP_STACKS],
     ['leading-lf-admin', (tool) => `\n${admin(tool)}`, HTTP_STACKS],
+    ['leading-crlf-twice-admin', (tool) => `\r\n\r\n${admin(tool)}`, HTTP_STACKS],
+    ['method-21-chars', (tool) => admin(tool, 'ABCDEFGHIJKLMNOPQRSTU'), HTTP_STACKS],
     ['leading-crlf-refund-900', (tool) => refund(tool, '\r\n'), ['go-json', 'py']],
     ['leading-crlf-mcp-delete', (tool) => mcpDelete(tool, '\r\n'), MCP_TOOLS],
     ['leading-space-admin', (tool) => ` ${admin(tool)}`, HTTP_STACKS],
