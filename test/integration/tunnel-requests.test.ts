@@ -121,7 +121,7 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
   });
 
   t.test('never relays bytes that are neither TLS nor HTTP, and records the refusal', async (t) => {
-    for (const payload of [Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), Buffer.from([0x00, 0xff, 0x13, 0x37]), Buffer.from('get / http/1.1\r\n\r\n'), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x03, 0xde, 0xad, 0xbe])]) {
+    for (const payload of [Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), Buffer.from([0x00, 0xff, 0x13, 0x37]), Buffer.from('*1\r\n$4\r\nPING\r\n'), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x03, 0xde, 0xad, 0xbe])]) {
       const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:9000');
       t.equal(tunnel.status, 200, 'the CONNECT itself is allowed');
       tunnel.socket.write(payload);
@@ -138,6 +138,19 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
     }
     t.equal(opaque.length, 5, 'each refusal is a recorded decision');
     t.match(opaque[0]!.result.reasons, ['tunnel to payments.internal:9000 carries bytes that are neither TLS nor HTTP']);
+  });
+
+  // Go's net/http serves "get /admin" as a request: any method token goes to Tollgate's own
+  // HTTP parser, which refuses a method it does not know, instead of being relayed as opaque bytes.
+  t.test('reads a lower-case method inside a tunnel as HTTP and refuses it', async (t) => {
+    const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:9000');
+    let answer = '';
+    tunnel.socket.setEncoding('latin1');
+    tunnel.socket.on('data', (c: string) => (answer += c));
+    tunnel.socket.write('get /v1/refunds HTTP/1.1\r\nHost: payments.internal:9000\r\n\r\n');
+    await closed(tunnel.socket);
+    t.match(answer, /^HTTP\/1\.1 400 /);
+    t.equal(tcp.bytes(), 0, 'the upstream received no byte');
   });
 
   t.test('on the transparent listener, opaque bytes are a recorded "opaque" decision and HTTP is decided per request', async (t) => {
