@@ -30,7 +30,13 @@ const call = {
       amount: 120.5,
       currency: 'EUR',
       reason: 'Customer reported the parcel arrived damaged; photos attached in ticket T-5521.',
-      items: Array.from({ length: 10 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i + 1, price: 9.75 + i, note: 'ok', warehouse: `eu-west-${i % 3}` })),
+      items: Array.from({ length: 10 }, (_, i) => ({
+        sku: `SKU-${1000 + i}`,
+        qty: i + 1,
+        price: 9.75 + i,
+        note: 'ok',
+        warehouse: `eu-west-${i % 3}`,
+      })),
       meta: { agent: 'support-bot', trace: 'abcdef0123456789', tags: ['refund', 'damaged', 'priority'] },
     },
   },
@@ -46,8 +52,20 @@ function bigCall(): string {
 }
 
 function request(length: number) {
-  const headers = length === 0 ? ['Host', 'mcp.internal'] : ['Host', 'mcp.internal', 'Content-Type', 'application/json', 'Content-Length', String(length)];
-  return normalizeRequest({ id: 'r', method: length === 0 ? 'GET' : 'POST', target: 'http://mcp.internal/mcp', rawHeaders: headers, httpVersion: '1.1', scheme: 'http', source: { address: '127.0.0.1', port: 40000 }, destination: { address: '127.0.0.1', port: 15001 } });
+  const headers =
+    length === 0
+      ? ['Host', 'mcp.internal']
+      : ['Host', 'mcp.internal', 'Content-Type', 'application/json', 'Content-Length', String(length)];
+  return normalizeRequest({
+    id: 'r',
+    method: length === 0 ? 'GET' : 'POST',
+    target: 'http://mcp.internal/mcp',
+    rawHeaders: headers,
+    httpVersion: '1.1',
+    scheme: 'http',
+    source: { address: '127.0.0.1', port: 40000 },
+    destination: { address: '127.0.0.1', port: 15001 },
+  });
 }
 
 function cpuNs(fn: () => void, iterations: number): number {
@@ -59,16 +77,29 @@ function cpuNs(fn: () => void, iterations: number): number {
 
 console.log('| body | bytes | JSON.parse | strict scan | scan ÷ JSON.parse | buildInput (strict) |');
 console.log('|---|---:|---:|---:|---:|---:|');
-for (const [label, text, iterations] of [['bodyless GET', '', 20_000], ['MCP tools/call', JSON.stringify(call), 10_000], ['64 KiB JSON-RPC', bigCall(), 200]] as const) {
+for (const [label, text, iterations] of [
+  ['bodyless GET', '', 20_000],
+  ['MCP tools/call', JSON.stringify(call), 10_000],
+  ['64 KiB JSON-RPC', bigCall(), 200],
+] as const) {
   const bytes = Buffer.from(text);
   const req = request(bytes.length);
   const best = { parse: Infinity, scan: Infinity, strict: Infinity };
   for (let round = 0; round < ROUNDS; round++) {
     if (text !== '') {
-      best.parse = Math.min(best.parse, cpuNs(() => JSON.parse(text), iterations));
-      best.scan = Math.min(best.scan, cpuNs(() => validateStrictJson(text), iterations));
+      best.parse = Math.min(
+        best.parse,
+        cpuNs(() => JSON.parse(text), iterations),
+      );
+      best.scan = Math.min(
+        best.scan,
+        cpuNs(() => validateStrictJson(text), iterations),
+      );
     }
-    best.strict = Math.min(best.strict, cpuNs(() => buildInput(req, { bytes, truncated: false }, agent, 0, { reading: 'strict' }), iterations));
+    best.strict = Math.min(
+      best.strict,
+      cpuNs(() => buildInput(req, { bytes, truncated: false }, agent, 0, { reading: 'strict' }), iterations),
+    );
   }
   const us = (ns: number): string => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(1)} µs` : '—');
   const ratio = Number.isFinite(best.parse) ? (best.scan / best.parse).toFixed(2) : '—';

@@ -16,7 +16,8 @@ const shortUrl = (url) =>
     .replace(/^file:\/\/.*?\/node_modules\//, '')
     .replace(/^file:\/\/.*?\/(src\/)/, '$1')
     .replace(/^file:\/\//, '');
-const key = (cf) => `${(cf.functionName || '(anonymous)').slice(0, 60)}\t${shortUrl(cf.url)}${cf.url ? `:${cf.lineNumber + 1}` : ''}`;
+const key = (cf) =>
+  `${(cf.functionName || '(anonymous)').slice(0, 60)}\t${shortUrl(cf.url)}${cf.url ? `:${cf.lineNumber + 1}` : ''}`;
 
 function area(cf) {
   const { url, functionName } = cf;
@@ -84,11 +85,16 @@ const pct = (x) => `${((100 * x) / busy).toFixed(1)}%`;
 const msf = (us) => `${(us / 1000).toFixed(0)} ms`;
 
 const lines = [];
-lines.push(`profile ${file}: ${(all / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (idle ${((100 * idle) / all).toFixed(1)}%); percentages are of busy time`);
+lines.push(
+  `profile ${file}: ${(all / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (idle ${((100 * idle) / all).toFixed(1)}%); percentages are of busy time`,
+);
 lines.push('');
 lines.push('| self | % busy | function | where |');
 lines.push('|---:|---:|---|---|');
-for (const [k, v] of [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top)) {
+for (const [k, v] of [...self]
+  .filter(([k]) => !k.startsWith('(idle)'))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top)) {
   const [fn, where] = k.split('\t');
   lines.push(`| ${msf(v)} | ${pct(v)} | \`${fn}\` | ${where || '(native)'} |`);
 }
@@ -97,7 +103,10 @@ lines.push('Self time by area:');
 lines.push('');
 lines.push('| self | % busy | area |');
 lines.push('|---:|---:|---|');
-for (const [a, v] of [...areas].filter(([a]) => a !== 'idle').sort((x, y) => y[1] - x[1]).slice(0, top)) {
+for (const [a, v] of [...areas]
+  .filter(([a]) => a !== 'idle')
+  .sort((x, y) => y[1] - x[1])
+  .slice(0, top)) {
   lines.push(`| ${msf(v)} | ${pct(v)} | ${a} |`);
 }
 lines.push('');
@@ -114,7 +123,10 @@ lines.push("Total (inclusive) time of Tollgate's own functions (src/):");
 lines.push('');
 lines.push('| total | % busy | function | where |');
 lines.push('|---:|---:|---|---|');
-for (const [k, v] of [...total].filter(([k]) => k.includes('\tsrc/')).sort((a, b) => b[1] - a[1]).slice(0, top)) {
+for (const [k, v] of [...total]
+  .filter(([k]) => k.includes('\tsrc/'))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top)) {
   const [fn, where] = k.split('\t');
   lines.push(`| ${msf(v)} | ${pct(v)} | \`${fn}\` | ${where} |`);
 }

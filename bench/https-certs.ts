@@ -9,5 +9,8 @@ if (dir === undefined) throw new Error('usage: https-certs.ts <dir>');
 const pair = generateCa({ commonName: 'bench upstream CA' });
 const key = generateLeafKey();
 writeFileSync(join(dir, 'upstream-ca.crt'), pair.certPem);
-writeFileSync(join(dir, 'upstream.crt'), issueLeaf(loadCa(pair.certPem, pair.keyPem), 'payments.internal', key.key).certPem);
+writeFileSync(
+  join(dir, 'upstream.crt'),
+  issueLeaf(loadCa(pair.certPem, pair.keyPem), 'payments.internal', key.key).certPem,
+);
 writeFileSync(join(dir, 'upstream.key'), key.keyPem, { mode: 0o600 });

@@ -45,7 +45,9 @@ function tcp() {
 
 function secure(raw) {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ socket: raw, servername: target.servername, ca, ALPNProtocols: ['http/1.1'] }, () => resolve(s));
+    const s = tlsConnect({ socket: raw, servername: target.servername, ca, ALPNProtocols: ['http/1.1'] }, () =>
+      resolve(s),
+    );
     s.once('error', reject);
   });
 }
@@ -102,7 +104,15 @@ if (mode === 'rps') {
   const elapsed = ms(process.hrtime.bigint() - started) / 1000;
   for (const s of sockets) s.destroy();
   latencies.sort((x, y) => x - y);
-  console.log(JSON.stringify({ rps: Math.round(latencies.length / elapsed), p50_ms: +pct(latencies, 50).toFixed(3), p99_ms: +pct(latencies, 99).toFixed(3), requests: latencies.length, errors }));
+  console.log(
+    JSON.stringify({
+      rps: Math.round(latencies.length / elapsed),
+      p50_ms: +pct(latencies, 50).toFixed(3),
+      p99_ms: +pct(latencies, 99).toFixed(3),
+      requests: latencies.length,
+      errors,
+    }),
+  );
 } else if (mode === 'handshake') {
   const count = Number(a);
   const handshakes = [];
@@ -122,7 +132,16 @@ if (mode === 'rps') {
   }
   handshakes.sort((x, y) => x - y);
   firsts.sort((x, y) => x - y);
-  console.log(JSON.stringify({ connections: handshakes.length, handshake_p50_ms: +pct(handshakes, 50).toFixed(3), handshake_p99_ms: +pct(handshakes, 99).toFixed(3), first_response_p50_ms: +pct(firsts, 50).toFixed(3), first_response_p99_ms: +pct(firsts, 99).toFixed(3), per_second: Math.round(1000 / (firsts.reduce((x, y) => x + y, 0) / firsts.length)) }));
+  console.log(
+    JSON.stringify({
+      connections: handshakes.length,
+      handshake_p50_ms: +pct(handshakes, 50).toFixed(3),
+      handshake_p99_ms: +pct(handshakes, 99).toFixed(3),
+      first_response_p50_ms: +pct(firsts, 50).toFixed(3),
+      first_response_p99_ms: +pct(firsts, 99).toFixed(3),
+      per_second: Math.round(1000 / (firsts.reduce((x, y) => x + y, 0) / firsts.length)),
+    }),
+  );
 } else {
   console.error('usage: https-load.mjs rps|handshake <target.json> ...');
   process.exit(2);

@@ -24,7 +24,13 @@ import { recordDecisionLog, SEED_BUNDLE, TRAFFIC } from '../test/replay/record.t
 import { OPA } from '../test/helpers/processes.ts';
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { rules: { type: 'string', default: '1000' }, 'data-mb': { type: 'string', default: '10' }, replay: { type: 'string', default: '20000' } } });
+const { values } = parseArgs({
+  options: {
+    rules: { type: 'string', default: '1000' },
+    'data-mb': { type: 'string', default: '10' },
+    replay: { type: 'string', default: '20000' },
+  },
+});
 const RULES = Number(values.rules);
 const DATA_MB = Number(values['data-mb']);
 const REPLAY = Number(values.replay);
@@ -38,7 +44,11 @@ const publicKey = keys.publicKey.export({ type: 'spki', format: 'pem' }) as stri
 async function build(revision: string): Promise<string> {
   const src = join(dir, revision);
   await mkdir(src, { recursive: true });
-  const rules = Array.from({ length: RULES }, (_, i) => `deny contains "rule ${i}: ${revision} denies /blocked/${i}" if input.attributes.request.http.path == "/blocked/${i}"\n`).join('\n');
+  const rules = Array.from(
+    { length: RULES },
+    (_, i) =>
+      `deny contains "rule ${i}: ${revision} denies /blocked/${i}" if input.attributes.request.http.path == "/blocked/${i}"\n`,
+  ).join('\n');
   await writeFile(
     join(src, 'policy.rego'),
     `package tollgate.authz\n\nimport rego.v1\n\n${rules}\nallowed if {\n\tcount(deny) == 0\n\tdata.tollgate.hosts[input.attributes.request.http.host]\n}\n\ndefault allowed := false\n\ndecision := {"allowed": allowed, "reasons": sort([r | some r in deny])}\n`,
@@ -46,10 +56,34 @@ async function build(revision: string): Promise<string> {
   // ~DATA_MB of customer records the policy does not read: what a big allow-list or risk table costs to load.
   const records: Record<string, { tier: string; limit: number; note: string }> = {};
   const per = 86; // bytes per record as serialised
-  for (let i = 0; i < (DATA_MB * 1024 * 1024) / per; i++) records[`customer-${i}`] = { tier: i % 3 === 0 ? 'gold' : 'silver', limit: i % 1000, note: 'x'.repeat(30) };
-  await writeFile(join(src, 'data.json'), JSON.stringify({ tollgate: { hosts: { 'api.example': true }, customers: records } }));
+  for (let i = 0; i < (DATA_MB * 1024 * 1024) / per; i++)
+    records[`customer-${i}`] = { tier: i % 3 === 0 ? 'gold' : 'silver', limit: i % 1000, note: 'x'.repeat(30) };
+  await writeFile(
+    join(src, 'data.json'),
+    JSON.stringify({ tollgate: { hosts: { 'api.example': true }, customers: records } }),
+  );
   const out = join(dir, `${revision}.tar.gz`);
-  await run(OPA, ['build', '-b', '-t', 'wasm', '-e', 'tollgate/authz/decision', '--revision', revision, '--signing-key', join(dir, 'key.pem'), '--signing-alg', 'RS256', '-o', out, src], { maxBuffer: 64 * 1024 * 1024 });
+  await run(
+    OPA,
+    [
+      'build',
+      '-b',
+      '-t',
+      'wasm',
+      '-e',
+      'tollgate/authz/decision',
+      '--revision',
+      revision,
+      '--signing-key',
+      join(dir, 'key.pem'),
+      '--signing-alg',
+      'RS256',
+      '-o',
+      out,
+      src,
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
   return out;
 }
 
@@ -73,8 +107,15 @@ const first = await pdp.activate(bundleA, 'startup');
 // the event loop is free; latency = completion − scheduled arrival, so a stall of the event
 // loop during the swap shows up in every request that arrived while it lasted.
 const RATE_PER_MS = 5; // 5,000 decisions/s
-const inputs = [requestInput('GET', 'http://api.example/ok'), requestInput('GET', 'http://api.example/blocked/999'), requestInput('GET', 'http://other.example/x')];
-async function measure(ms: number, during?: () => Promise<unknown>): Promise<{ latencies: number[]; decisions: number; revisions: Set<string>; failures: number }> {
+const inputs = [
+  requestInput('GET', 'http://api.example/ok'),
+  requestInput('GET', 'http://api.example/blocked/999'),
+  requestInput('GET', 'http://other.example/x'),
+];
+async function measure(
+  ms: number,
+  during?: () => Promise<unknown>,
+): Promise<{ latencies: number[]; decisions: number; revisions: Set<string>; failures: number }> {
   const latencies: number[] = [];
   const revisions = new Set<string>();
   let failures = 0;
@@ -115,7 +156,11 @@ const swapping = await measure(3000, async () => {
 // Replay throughput over a recorded log of REPLAY decisions (the seed policy, real inputs).
 const log = join(dir, 'decisions.jsonl');
 await recordDecisionLog(log, Math.ceil(REPLAY / TRAFFIC.length));
-const report = await replayDecisionLog({ log, bundle: await loadBundle(SEED_BUNDLE), decisionPath: 'tollgate/authz/decision' });
+const report = await replayDecisionLog({
+  log,
+  bundle: await loadBundle(SEED_BUNDLE),
+  decisionPath: 'tollgate/authz/decision',
+});
 
 const row = (name: string, m: Awaited<ReturnType<typeof measure>>): string =>
   `| ${name} | ${m.decisions} | ${percentile(m.latencies, 50).toFixed(3)} | ${percentile(m.latencies, 99).toFixed(3)} | ${(m.latencies.at(-1) ?? 0).toFixed(1)} | ${m.failures} | ${[...m.revisions].sort().join(', ')} |`;

@@ -6,8 +6,15 @@ import { readFileSync } from 'node:fs';
 const [rowsFile, metaFile] = process.argv.slice(2);
 const [header, ...lines] = readFileSync(rowsFile, 'utf8').trim().split('\n');
 const keys = header.split('\t');
-const rows = lines.map((line) => Object.fromEntries(line.split('\t').map((v, i) => [keys[i], i === 1 || i === 2 ? v : Number(v)])));
-const meta = Object.fromEntries(readFileSync(metaFile, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('\t')), l.slice(l.indexOf('\t') + 1)]));
+const rows = lines.map((line) =>
+  Object.fromEntries(line.split('\t').map((v, i) => [keys[i], i === 1 || i === 2 ? v : Number(v)])),
+);
+const meta = Object.fromEntries(
+  readFileSync(metaFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => [l.slice(0, l.indexOf('\t')), l.slice(l.indexOf('\t') + 1)]),
+);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -19,7 +26,11 @@ const kib = (kb) => `${(Number(kb) / 1024).toFixed(1)} MiB`;
 const loads = meta.loads.split(/\s+/);
 const loadLabel = (l) => (l.includes('@') ? `-c ${l.split('@')[0]}, ${l.split('@')[1]} ms think time` : `-c ${l}`);
 const targets = [...new Set(rows.map((r) => r.target))];
-const label = { direct: 'direct (wrk → upstream)', tollgate: 'Tollgate (explicit proxy)', nginx: 'nginx reverse proxy' };
+const label = {
+  direct: 'direct (wrk → upstream)',
+  tollgate: 'Tollgate (explicit proxy)',
+  nginx: 'nginx reverse proxy',
+};
 
 // The machine may be shared: a round in which other processes used more than QUIET
 // percent of a core is "disturbed". A cell is the median over its undisturbed rounds
@@ -40,7 +51,9 @@ const range = (s, f) => (s.n > 1 ? ` (${f(s.min)}–${f(s.max)})` : '');
 const out = [];
 out.push(`- date: ${meta.date}; commit ${meta.commit}`);
 out.push(`- machine: ${meta.machine}`);
-out.push(`- load: ${meta.wrk}; pinning ${meta.pin === '1' ? 'on (wrk + upstream on CPU 0, proxy under test on CPU 1)' : 'off'}`);
+out.push(
+  `- load: ${meta.wrk}; pinning ${meta.pin === '1' ? 'on (wrk + upstream on CPU 0, proxy under test on CPU 1)' : 'off'}`,
+);
 out.push(`- Tollgate: node ${meta.node_version}, policy bundle: ${meta.bundle}`);
 out.push(`- nginx ${meta.nginx_version}, 1 worker, keepalive to upstream`);
 out.push('');
@@ -63,7 +76,9 @@ for (const conns of loads) {
   }
 }
 out.push('');
-out.push(`Medians over rounds; (min–max) when there were several. p50/p99 are wrk's latency percentiles. proxy CPU: the proxy's processes as % of one core. others: share of one core used by processes outside the benchmark (this machine is shared), highest over the rounds used. rounds: rounds used / run; a round with others > ${QUIET}% is dropped when the cell has an undisturbed one († some dropped; ‡ none undisturbed, all used).`);
+out.push(
+  `Medians over rounds; (min–max) when there were several. p50/p99 are wrk's latency percentiles. proxy CPU: the proxy's processes as % of one core. others: share of one core used by processes outside the benchmark (this machine is shared), highest over the rounds used. rounds: rounds used / run; a round with others > ${QUIET}% is dropped when the cell has an undisturbed one († some dropped; ‡ none undisturbed, all used).`,
+);
 out.push('');
 
 const hi = loads[0];
@@ -77,7 +92,9 @@ for (const conns of loads) {
   if (t !== undefined && n !== undefined) {
     const ratio = t / n;
     const verdict = conns === hi ? (ratio >= 0.5 ? ' — target ≥ 50%: **met**' : ' — target ≥ 50%: **not met**') : '';
-    out.push(`- ${loadLabel(conns)}: Tollgate / nginx requests/s = ${(100 * ratio).toFixed(0)}%${verdict}${d ? `; Tollgate / direct = ${((100 * t) / d).toFixed(0)}%, nginx / direct = ${((100 * n) / d).toFixed(0)}%` : ''}`);
+    out.push(
+      `- ${loadLabel(conns)}: Tollgate / nginx requests/s = ${(100 * ratio).toFixed(0)}%${verdict}${d ? `; Tollgate / direct = ${((100 * t) / d).toFixed(0)}%, nginx / direct = ${((100 * n) / d).toFixed(0)}%` : ''}`,
+    );
   }
 }
 for (const conns of loads) {
@@ -88,7 +105,14 @@ for (const conns of loads) {
   const parts = [];
   if (t !== undefined) {
     const added = t - d;
-    const verdict = added < 0 ? ' (negative: the direct baseline was disturbed, not a measurement)' : conns !== hi ? (added <= 1000 ? ' — target ≤ 1 ms: **met**' : ' — target ≤ 1 ms: **not met**') : '';
+    const verdict =
+      added < 0
+        ? ' (negative: the direct baseline was disturbed, not a measurement)'
+        : conns !== hi
+          ? added <= 1000
+            ? ' — target ≤ 1 ms: **met**'
+            : ' — target ≤ 1 ms: **not met**'
+          : '';
     parts.push(`Tollgate +${ms(added)} ms${verdict}`);
   }
   if (n !== undefined) parts.push(`nginx +${ms(n - d)} ms`);
@@ -104,11 +128,17 @@ const nrps = v('nginx', hi, 'rps');
 if (tcpu && trps && ncpu && nrps) {
   const tc = (tcpu / 100 / trps) * 1e6;
   const nc = (ncpu / 100 / nrps) * 1e6;
-  out.push(`- CPU per request at ${loadLabel(hi)}: Tollgate ${tc.toFixed(0)} µs, nginx ${nc.toFixed(0)} µs (${(tc / nc).toFixed(1)}×)`);
+  out.push(
+    `- CPU per request at ${loadLabel(hi)}: Tollgate ${tc.toFixed(0)} µs, nginx ${nc.toFixed(0)} µs (${(tc / nc).toFixed(1)}×)`,
+  );
 }
 out.push('');
 out.push('**Memory (RSS)**');
 out.push('');
-out.push(`- Tollgate: ${kib(meta.tollgate_rss_start_kb)} after start; ${loads.map((c) => `${kib(rows.filter((r) => r.target === 'tollgate' && r.load === c).at(-1)?.proxy_rss_kb ?? 0)} at the end of ${loadLabel(c)}`).join(', ')}; ${kib(meta.tollgate_rss_end_kb)} at the end of the run, peak (VmHWM) ${kib(meta.tollgate_hwm_kb)}`);
-out.push(`- nginx reverse proxy (master + worker): ${kib(meta.nginx_rss_start_kb)} after start (worker ${kib(meta.nginx_worker_rss_start_kb)}); ${kib(meta.nginx_rss_end_kb)} at the end, worker peak ${kib(meta.nginx_worker_hwm_kb)}`);
+out.push(
+  `- Tollgate: ${kib(meta.tollgate_rss_start_kb)} after start; ${loads.map((c) => `${kib(rows.filter((r) => r.target === 'tollgate' && r.load === c).at(-1)?.proxy_rss_kb ?? 0)} at the end of ${loadLabel(c)}`).join(', ')}; ${kib(meta.tollgate_rss_end_kb)} at the end of the run, peak (VmHWM) ${kib(meta.tollgate_hwm_kb)}`,
+);
+out.push(
+  `- nginx reverse proxy (master + worker): ${kib(meta.nginx_rss_start_kb)} after start (worker ${kib(meta.nginx_worker_rss_start_kb)}); ${kib(meta.nginx_rss_end_kb)} at the end, worker peak ${kib(meta.nginx_worker_hwm_kb)}`,
+);
 process.stdout.write(`${out.join('\n')}\n`);

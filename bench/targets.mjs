@@ -23,7 +23,8 @@ const DENY_HOSTS = Number(process.env.SOAK_DENY_HOSTS ?? 2000);
 
 const json = { 'content-type': 'application/json' };
 const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-const toolCall = (name, args, id = 1) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const toolCall = (name, args, id = 1) =>
+  JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 /** A JSON object padded with a filler field to about `bytes` bytes. */
 const padded = (object, bytes) => {
   const base = JSON.stringify({ ...object, note: '' });
@@ -33,29 +34,138 @@ const padded = (object, bytes) => {
 // kind: what the request is; class: allowed | denied | hostile; expect: statuses that are
 // a correct answer (anything else, 5xx and connection errors above all, is unexpected).
 const KINDS = {
-  'get-refund': { class: 'allowed', expect: '200', make: () => ({ method: 'GET', url: 'http://payments.internal/v1/refunds/r-1?expand=customer&fields=amount,status' }) },
-  'post-refund': { class: 'allowed', expect: '200', make: () => ({ method: 'POST', url: 'http://payments.internal/v1/refunds', header: json, body: padded({ amount: 10, currency: 'EUR', ticket: 'T-1' }, 1024) }) },
-  'mcp-call': { class: 'allowed', expect: '200', make: (i) => ({ method: 'POST', url: 'http://mcp.internal/mcp', header: mcpHeaders, body: toolCall('get_ticket', { ticket: `T-${i}`, context: 'y'.repeat(1900) }, i) }) },
+  'get-refund': {
+    class: 'allowed',
+    expect: '200',
+    make: () => ({
+      method: 'GET',
+      url: 'http://payments.internal/v1/refunds/r-1?expand=customer&fields=amount,status',
+    }),
+  },
+  'post-refund': {
+    class: 'allowed',
+    expect: '200',
+    make: () => ({
+      method: 'POST',
+      url: 'http://payments.internal/v1/refunds',
+      header: json,
+      body: padded({ amount: 10, currency: 'EUR', ticket: 'T-1' }, 1024),
+    }),
+  },
+  'mcp-call': {
+    class: 'allowed',
+    expect: '200',
+    make: (i) => ({
+      method: 'POST',
+      url: 'http://mcp.internal/mcp',
+      header: mcpHeaders,
+      body: toolCall('get_ticket', { ticket: `T-${i}`, context: 'y'.repeat(1900) }, i),
+    }),
+  },
   // Ten calls in a row to one origin, then the next: each pool is busy briefly, then idle
   // until the list comes round again, so idle eviction and the pool cap both work.
-  'pool-host': { class: 'allowed', expect: '200', make: (i) => ({ method: 'GET', url: `http://svc${Math.floor(i / 10) % POOL_HOSTS}.pool.soak/v1/status` }) },
-  'deny-refund': { class: 'denied', expect: '403', make: () => ({ method: 'POST', url: 'http://payments.internal/v1/refunds', header: json, body: JSON.stringify({ amount: 900 }) }) },
-  'deny-host': { class: 'denied', expect: '403', make: () => ({ method: 'GET', url: 'http://hr.internal/v1/employees' }) },
+  'pool-host': {
+    class: 'allowed',
+    expect: '200',
+    make: (i) => ({ method: 'GET', url: `http://svc${Math.floor(i / 10) % POOL_HOSTS}.pool.soak/v1/status` }),
+  },
+  'deny-refund': {
+    class: 'denied',
+    expect: '403',
+    make: () => ({
+      method: 'POST',
+      url: 'http://payments.internal/v1/refunds',
+      header: json,
+      body: JSON.stringify({ amount: 900 }),
+    }),
+  },
+  'deny-host': {
+    class: 'denied',
+    expect: '403',
+    make: () => ({ method: 'GET', url: 'http://hr.internal/v1/employees' }),
+  },
   // A denied tools/call is answered as a JSON-RPC error in a 200 (or a 403).
-  'deny-tool': { class: 'denied', expect: '200 403', make: (i) => ({ method: 'POST', url: 'http://mcp.internal/mcp', header: mcpHeaders, body: toolCall('delete_customer', { id: `c-${i}` }, i) }) },
-  'many-destinations': { class: 'denied', expect: '403', make: (i) => ({ method: 'GET', url: `http://h${i % DENY_HOSTS}.deny.soak:${8000 + (i % 50)}/x` }) },
+  'deny-tool': {
+    class: 'denied',
+    expect: '200 403',
+    make: (i) => ({
+      method: 'POST',
+      url: 'http://mcp.internal/mcp',
+      header: mcpHeaders,
+      body: toolCall('delete_customer', { id: `c-${i}` }, i),
+    }),
+  },
+  'many-destinations': {
+    class: 'denied',
+    expect: '403',
+    make: (i) => ({ method: 'GET', url: `http://h${i % DENY_HOSTS}.deny.soak:${8000 + (i % 50)}/x` }),
+  },
   // Tools the policy does not deny, each name distinct: forwarded, and past the tool label's cap.
-  'many-tools': { class: 'allowed', expect: '200', make: (i) => ({ method: 'POST', url: 'http://mcp.internal/mcp', header: mcpHeaders, body: toolCall(`lookup_${i % DENY_HOSTS}`, { id: i }, i) }) },
-  'dot-segment': { class: 'hostile', expect: '400 403', make: () => ({ method: 'GET', url: 'http://payments.internal/v1/refunds/..%2F..%2Fadmin' }) },
-  'encoded-slash': { class: 'hostile', expect: '400 403', make: () => ({ method: 'GET', url: 'http://payments.internal/v1%2frefunds%2fr-1' }) },
-  'bad-json': { class: 'hostile', expect: '400 403', make: () => ({ method: 'POST', url: 'http://payments.internal/v1/refunds', header: json, body: '{"amount": 10,' }) },
-  'duplicate-key': { class: 'hostile', expect: '400 403', make: () => ({ method: 'POST', url: 'http://payments.internal/v1/refunds', header: json, body: '{"amount": 10, "amount": 900}' }) },
-  'unknown-tool-host': { class: 'hostile', expect: '200 400 403', make: (i) => ({ method: 'POST', url: `http://t${i % DENY_HOSTS}.tools.soak/mcp`, header: mcpHeaders, body: toolCall(`tool_${i % DENY_HOSTS}`, {}, i) }) },
+  'many-tools': {
+    class: 'allowed',
+    expect: '200',
+    make: (i) => ({
+      method: 'POST',
+      url: 'http://mcp.internal/mcp',
+      header: mcpHeaders,
+      body: toolCall(`lookup_${i % DENY_HOSTS}`, { id: i }, i),
+    }),
+  },
+  'dot-segment': {
+    class: 'hostile',
+    expect: '400 403',
+    make: () => ({ method: 'GET', url: 'http://payments.internal/v1/refunds/..%2F..%2Fadmin' }),
+  },
+  'encoded-slash': {
+    class: 'hostile',
+    expect: '400 403',
+    make: () => ({ method: 'GET', url: 'http://payments.internal/v1%2frefunds%2fr-1' }),
+  },
+  'bad-json': {
+    class: 'hostile',
+    expect: '400 403',
+    make: () => ({ method: 'POST', url: 'http://payments.internal/v1/refunds', header: json, body: '{"amount": 10,' }),
+  },
+  'duplicate-key': {
+    class: 'hostile',
+    expect: '400 403',
+    make: () => ({
+      method: 'POST',
+      url: 'http://payments.internal/v1/refunds',
+      header: json,
+      body: '{"amount": 10, "amount": 900}',
+    }),
+  },
+  'unknown-tool-host': {
+    class: 'hostile',
+    expect: '200 400 403',
+    make: (i) => ({
+      method: 'POST',
+      url: `http://t${i % DENY_HOSTS}.tools.soak/mcp`,
+      header: mcpHeaders,
+      body: toolCall(`tool_${i % DENY_HOSTS}`, {}, i),
+    }),
+  },
 };
 
 // Weights per 100 requests of each mix.
 const MIXES = {
-  soak: { 'get-refund': 20, 'post-refund': 12, 'mcp-call': 12, 'pool-host': 11, 'deny-refund': 6, 'deny-host': 5, 'deny-tool': 5, 'many-destinations': 9, 'many-tools': 3, 'dot-segment': 4, 'encoded-slash': 3, 'bad-json': 4, 'duplicate-key': 3, 'unknown-tool-host': 3 },
+  soak: {
+    'get-refund': 20,
+    'post-refund': 12,
+    'mcp-call': 12,
+    'pool-host': 11,
+    'deny-refund': 6,
+    'deny-host': 5,
+    'deny-tool': 5,
+    'many-destinations': 9,
+    'many-tools': 3,
+    'dot-segment': 4,
+    'encoded-slash': 3,
+    'bad-json': 4,
+    'duplicate-key': 3,
+    'unknown-tool-host': 3,
+  },
   gate: { 'get-refund': 1, 'post-refund': 1, 'mcp-call': 1 },
 };
 const weights = MIXES[mix];
@@ -63,7 +173,13 @@ if (!weights) throw new Error(`unknown mix ${mix} (soak, gate)`);
 
 // Interleave the kinds (a weighted round-robin), for enough rounds that the distinct
 // destinations and tools all occur: 2,000 distinct deny hosts at 9 per 100 need ~22,000 lines.
-const rounds = mix === 'soak' ? Math.max(Math.ceil(DENY_HOSTS / weights['many-destinations']), Math.ceil((10 * POOL_HOSTS) / weights['pool-host'])) : 1;
+const rounds =
+  mix === 'soak'
+    ? Math.max(
+        Math.ceil(DENY_HOSTS / weights['many-destinations']),
+        Math.ceil((10 * POOL_HOSTS) / weights['pool-host']),
+      )
+    : 1;
 const list = [];
 const counters = Object.fromEntries(Object.keys(weights).map((k) => [k, 0]));
 for (let r = 0; r < rounds; r++) {
@@ -95,11 +211,18 @@ const lua = (s) => {
 const host = (url) => new URL(url).host;
 const luaLines = list.map(({ method, url, header, body }) => {
   const headers = { Host: host(url), ...(header ?? {}) };
-  const h = Object.entries(headers).map(([k, v]) => `[${lua(k)}] = ${lua(v)}`).join(', ');
+  const h = Object.entries(headers)
+    .map(([k, v]) => `[${lua(k)}] = ${lua(v)}`)
+    .join(', ');
   return `  {${lua(method)}, ${lua(url)}, {${h}}, ${body === undefined ? 'nil' : lua(body)}},`;
 });
 writeFileSync(join(out, `${mix}.requests.lua`), `return {\n${luaLines.join('\n')}\n}\n`);
-writeFileSync(join(out, `${mix}.kinds.tsv`), `${Object.entries(weights).map(([k, w]) => `${k}\t${KINDS[k].class}\t${KINDS[k].expect}\t${w}`).join('\n')}\n`);
+writeFileSync(
+  join(out, `${mix}.kinds.tsv`),
+  `${Object.entries(weights)
+    .map(([k, w]) => `${k}\t${KINDS[k].class}\t${KINDS[k].expect}\t${w}`)
+    .join('\n')}\n`,
+);
 
 if (mix === 'soak') {
   const pool = Array.from({ length: POOL_HOSTS }, (_, i) => `svc${i}.pool.soak`);

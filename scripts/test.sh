@@ -39,6 +39,9 @@ bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger python oneread
 # The Python agents and tool servers run from .tools/venv (tests call plain `python3`).
 export PATH="$PWD/.tools/venv/bin:$PATH"
 
+echo "== format"
+npx --no-install prettier --check --log-level warn . || { echo "run npm run format" >&2; exit 1; }
+
 echo "== typecheck"
 npx --no-install tsc --noEmit -p .
 
@@ -48,11 +51,13 @@ bash scripts/test-policies.sh
 echo "== tap"
 mkdir -p .tap
 set +e
-npx --no-install tap "$@" 2>&1 | tee .tap/last-run.txt
+# Outside .tap/, which tap clears when it starts (another tap run must not erase it).
+run_log=$(mktemp "${TMPDIR:-/tmp}/tollgate-tap.XXXXXX")
+npx --no-install tap "$@" 2>&1 | tee "$run_log"
 status=${PIPESTATUS[0]}
 set -e
 # A plain closing line any CI reader understands.
-summary=$(grep -E '^# \{ total: ' .tap/last-run.txt | tail -n 1 || true)
+summary=$(grep -aE '^# \{ total: ' "$run_log" | tail -n 1 || true)
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")

@@ -9,16 +9,36 @@ export const ERROR_CODES = {
   TG_ERR_CONFIG_INVALID: { status: 500, summary: 'the configuration file is invalid' },
   TG_ERR_BUNDLE_INVALID: { status: 500, summary: 'a policy bundle could not be read or instantiated' },
   TG_ERR_POLICY_EVAL: { status: 500, summary: 'the policy failed while evaluating an input' },
-  TG_ERR_POLICY_RESULT: { status: 500, summary: 'the policy returned a result that does not follow the result contract' },
+  TG_ERR_POLICY_RESULT: {
+    status: 500,
+    summary: 'the policy returned a result that does not follow the result contract',
+  },
   TG_ERR_POLICY_UNDEFINED: { status: 500, summary: 'the decision path is undefined for the input' },
   TG_ERR_PDP_TIMEOUT: { status: 500, summary: 'the PDP did not answer within its deadline' },
   TG_ERR_PDP_UNAVAILABLE: { status: 500, summary: 'the PDP could not be reached' },
   TG_ERR_BAD_REQUEST: { status: 400, summary: 'the request is malformed or ambiguous' },
-  TG_ERR_AMBIGUOUS_TARGET: { status: 400, summary: 'the host or path can be read in more than one way by the servers behind Tollgate' },
-  TG_ERR_AMBIGUOUS_BODY: { status: 400, summary: 'the body can be read in more than one way (duplicate or case-colliding keys, lossy numbers, invalid UTF-8, malformed JSON-RPC)' },
-  TG_ERR_UNSUPPORTED_MEDIA: { status: 415, summary: 'the body uses a charset or content coding the policy cannot read as the tool will' },
-  TG_ERR_PROTOCOL_REFUSED: { status: 400, summary: 'the bytes are neither HTTP nor TLS, or the upgrade is not to WebSocket, and the policy did not allow them' },
-  TG_ERR_BODY_TOO_LARGE: { status: 413, summary: 'a body the policy must read whole (JSON-RPC) is larger than the buffer limit' },
+  TG_ERR_AMBIGUOUS_TARGET: {
+    status: 400,
+    summary: 'the host or path can be read in more than one way by the servers behind Tollgate',
+  },
+  TG_ERR_AMBIGUOUS_BODY: {
+    status: 400,
+    summary:
+      'the body can be read in more than one way (duplicate or case-colliding keys, lossy numbers, invalid UTF-8, malformed JSON-RPC)',
+  },
+  TG_ERR_UNSUPPORTED_MEDIA: {
+    status: 415,
+    summary: 'the body uses a charset or content coding the policy cannot read as the tool will',
+  },
+  TG_ERR_PROTOCOL_REFUSED: {
+    status: 400,
+    summary:
+      'the bytes are neither HTTP nor TLS, or the upgrade is not to WebSocket, and the policy did not allow them',
+  },
+  TG_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    summary: 'a body the policy must read whole (JSON-RPC) is larger than the buffer limit',
+  },
   TG_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the limit' },
   TG_ERR_IDENTITY: { status: 401, summary: 'the agent identity token is invalid' },
   TG_ERR_UNSUPPORTED: { status: 501, summary: 'the request uses a feature Tollgate does not serve' },

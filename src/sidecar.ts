@@ -57,22 +57,36 @@ export interface Sidecar {
 /** Creates the configured PDP (loading its bundle). */
 export async function createPdp(config: Config): Promise<Pdp> {
   if (config.pdp.type === 'extauthz') {
-    return createExtAuthzPdp({ target: config.pdp.target, timeoutMs: config.pdp.timeoutMs, circuitBreaker: config.pdp.circuitBreaker });
+    return createExtAuthzPdp({
+      target: config.pdp.target,
+      timeoutMs: config.pdp.timeoutMs,
+      circuitBreaker: config.pdp.circuitBreaker,
+    });
   }
   const bundle = await loadBundle(config.pdp.bundle === '' ? DEFAULT_BUNDLE : config.pdp.bundle);
-  return createWasmPdp({ bundle, decisionPath: config.pdp.decisionPath, data: config.pdp.data, timeoutMs: config.pdp.timeoutMs });
+  return createWasmPdp({
+    bundle,
+    decisionPath: config.pdp.decisionPath,
+    data: config.pdp.data,
+    timeoutMs: config.pdp.timeoutMs,
+  });
 }
 
 /** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
 /** The decision-log mask: the configured one, plus the agent token header when tokens are on. */
 function decisionLogMask(config: Config): string[] {
   const mask = [...(config.decisionLog.mask ?? DEFAULT_MASK)];
-  if (config.agent.token !== undefined) mask.push(`/input/attributes/request/http/headers/${config.agent.token.header.toLowerCase()}`);
+  if (config.agent.token !== undefined)
+    mask.push(`/input/attributes/request/http/headers/${config.agent.token.header.toLowerCase()}`);
   return mask;
 }
 
 /** Creates the observer (spans, metrics, decision log) both doors record into. */
-async function createObserver(config: Config, logger: Logger, deps: SidecarDeps): Promise<Observer & { readonly metrics: Metrics; readonly decisionLog?: DecisionLog }> {
+async function createObserver(
+  config: Config,
+  logger: Logger,
+  deps: SidecarDeps,
+): Promise<Observer & { readonly metrics: Metrics; readonly decisionLog?: DecisionLog }> {
   const mask = decisionLogMask(config);
   const metrics = createMetrics({
     maxLabelValues: config.metrics.maxLabelValues,
@@ -125,7 +139,10 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
         },
         onShadowDisagreement: (d) => {
           observer.metrics.recordShadow(d.kind);
-          logger.warn({ component: 'shadow', decisionId: d.decisionId, kind: d.kind, active: d.active, candidate: d.candidate }, 'shadow policy disagrees with the active policy');
+          logger.warn(
+            { component: 'shadow', decisionId: d.decisionId, kind: d.kind, active: d.active, candidate: d.candidate },
+            'shadow policy disagrees with the active policy',
+          );
         },
         onSourceError: (error) => observer.metrics.recordPdpError(error.code),
         // Every live-data change is its own decision-log record (no input: replay skips it).
@@ -135,7 +152,12 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
             timestamp: new Date(e.timestamp),
             path: 'system/tollgate/data_change',
             input: undefined,
-            result: { origin: e.origin, patch: e.patch, data_version: e.dataVersion, ...(e.error === undefined ? {} : { error: e.error }) },
+            result: {
+              origin: e.origin,
+              patch: e.patch,
+              data_version: e.dataVersion,
+              ...(e.error === undefined ? {} : { error: e.error }),
+            },
             revision: e.revision,
           }),
       },
@@ -172,10 +194,17 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     pdp,
     version: VERSION,
     metrics: observer.metrics,
-    ...(lifecycle === undefined ? {} : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
+    ...(lifecycle === undefined
+      ? {}
+      : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
   });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
-  const closers: Array<() => Promise<void>> = [async () => observer.decisionLog?.close(), () => (lifecycle ?? pdp).close(), () => upstreams.close(), () => egress.close()];
+  const closers: Array<() => Promise<void>> = [
+    async () => observer.decisionLog?.close(),
+    () => (lifecycle ?? pdp).close(),
+    () => upstreams.close(),
+    () => egress.close(),
+  ];
   try {
     const proxyAddress = await proxy.listen();
     closers.push(() => proxy.close());
@@ -195,7 +224,12 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
     return {
-      addresses: { proxy: proxyAddress, admin: adminAddress, ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }), ...(transparentAddress === undefined ? {} : { transparent: transparentAddress }) },
+      addresses: {
+        proxy: proxyAddress,
+        admin: adminAddress,
+        ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }),
+        ...(transparentAddress === undefined ? {} : { transparent: transparentAddress }),
+      },
       pdp,
       metrics: observer.metrics,
       ...(lifecycle === undefined ? {} : { lifecycle }),

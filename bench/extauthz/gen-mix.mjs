@@ -20,18 +20,35 @@ function http(method, host, path, headers = {}, extra = {}) {
   n++;
   return {
     attributes: {
-      source: { address: { socketAddress: { address: '10.0.0.7', portValue: 43210 } }, principal: 'spiffe://cluster.local/ns/agents/sa/support-bot' },
+      source: {
+        address: { socketAddress: { address: '10.0.0.7', portValue: 43210 } },
+        principal: 'spiffe://cluster.local/ns/agents/sa/support-bot',
+      },
       destination: { address: { socketAddress: { address: '10.0.0.8', portValue: 80 } } },
       request: {
         time: '2025-11-24T16:00:00.123Z',
-        http: { id: String(1000 + n), method, host, path, scheme: 'http', protocol: 'HTTP/1.1', headers: { ...envoyHeaders(method, host, path, n), ...headers }, ...extra },
+        http: {
+          id: String(1000 + n),
+          method,
+          host,
+          path,
+          scheme: 'http',
+          protocol: 'HTTP/1.1',
+          headers: { ...envoyHeaders(method, host, path, n), ...headers },
+          ...extra,
+        },
       },
     },
   };
 }
-const jsonHeaders = (body) => ({ 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
-const post = (host, path, body, headers = jsonHeaders(body), extra = {}) => http('POST', host, path, headers, { body, size: String(Buffer.byteLength(body)), ...extra });
-const mcp = (name, args) => JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: args } });
+const jsonHeaders = (body) => ({
+  'content-type': 'application/json',
+  'content-length': String(Buffer.byteLength(body)),
+});
+const post = (host, path, body, headers = jsonHeaders(body), extra = {}) =>
+  http('POST', host, path, headers, { body, size: String(Buffer.byteLength(body)), ...extra });
+const mcp = (name, args) =>
+  JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: args } });
 const rawRefund = '{"amount": 80, "order": "o-77"}';
 
 const mix = [
@@ -40,9 +57,16 @@ const mix = [
   http('GET', 'crm.internal', '/v1/customers?email=a%40b.example&limit=20'),
   http('GET', 'payments.internal', '/v1/refunds/r-1'),
   post('payments.internal', '/v1/refunds', '{"amount": 120, "order": "o-1", "reason": "damaged"}'),
-  post('payments.internal', '/v1/refunds', 'amount=100&order=o-1', { 'content-type': 'application/x-www-form-urlencoded' }),
-  http('POST', 'payments.internal', '/v1/refunds', jsonHeaders(rawRefund), { rawBody: Buffer.from(rawRefund).toString('base64') }),
-  post('mcp.internal', '/mcp', mcp('issue_refund', { order: 'o-9', amount: 50 }), { ...jsonHeaders(mcp('issue_refund', { order: 'o-9', amount: 50 })), 'mcp-session-id': 's-1' }),
+  post('payments.internal', '/v1/refunds', 'amount=100&order=o-1', {
+    'content-type': 'application/x-www-form-urlencoded',
+  }),
+  http('POST', 'payments.internal', '/v1/refunds', jsonHeaders(rawRefund), {
+    rawBody: Buffer.from(rawRefund).toString('base64'),
+  }),
+  post('mcp.internal', '/mcp', mcp('issue_refund', { order: 'o-9', amount: 50 }), {
+    ...jsonHeaders(mcp('issue_refund', { order: 'o-9', amount: 50 })),
+    'mcp-session-id': 's-1',
+  }),
   // denied
   post('payments.internal', '/v1/refunds', '{"amount": 500.01, "order": "o-2"}'),
   post('payments.internal', '/v1/refunds', '{"amount": 900, "order": "o-3"}'),

@@ -7,7 +7,11 @@
 // only (when there are both kinds), and the per-round Tollgate / opa-envoy-plugin ratios.
 import { readFileSync } from 'node:fs';
 
-const rows = readFileSync(process.argv[2], 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const rows = readFileSync(process.argv[2], 'utf8')
+  .trim()
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => JSON.parse(l));
 const others = (r) => (100 * Math.max(0, r.machineBusyS - r.serverCpuS - r.ghzCpuS)) / r.totalS;
 const mb = (kb) => (kb / 1024).toFixed(1);
 const lines = [
@@ -15,7 +19,9 @@ const lines = [
   '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 for (const r of rows) {
-  lines.push(`| ${r.run ?? ''} ${r.round} | ${r.server} | ${r.rps} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${mb(r.rssWarmKb)} | ${mb(r.rssEndKb)} | ${mb(r.hwmKb)} | ${r.heap?.heapUsedKb === undefined ? '-' : `${mb(r.heap.heapUsedKb)} / ${mb(r.heap.heapTotalKb)}`} | ${r.serverCpuUsPerReq} | ${r.serverCpuS} | ${r.ghzCpuS} | ${others(r).toFixed(0)}${others(r) > 20 ? ' disturbed' : ''} | ${r.totalS} |`);
+  lines.push(
+    `| ${r.run ?? ''} ${r.round} | ${r.server} | ${r.rps} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${mb(r.rssWarmKb)} | ${mb(r.rssEndKb)} | ${mb(r.hwmKb)} | ${r.heap?.heapUsedKb === undefined ? '-' : `${mb(r.heap.heapUsedKb)} / ${mb(r.heap.heapTotalKb)}`} | ${r.serverCpuUsPerReq} | ${r.serverCpuS} | ${r.ghzCpuS} | ${others(r).toFixed(0)}${others(r) > 20 ? ' disturbed' : ''} | ${r.totalS} |`,
+  );
 }
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -24,31 +30,52 @@ const median = (xs) => {
 const servers = [...new Set(rows.map((r) => r.server))];
 const summary = (title, pick) => {
   const med = {};
-  const out = ['', `| ${title} | req/s | p50 ms | p99 ms | errors (sum) | RSS end MiB | server CPU µs/req |`, '|---|---:|---:|---:|---:|---:|---:|'];
+  const out = [
+    '',
+    `| ${title} | req/s | p50 ms | p99 ms | errors (sum) | RSS end MiB | server CPU µs/req |`,
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const s of servers) {
     const rs = rows.filter((r) => r.server === s && pick(r));
     if (rs.length === 0) continue;
-    med[s] = { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50Ms)), p99: median(rs.map((r) => r.p99Ms)), rss: median(rs.map((r) => r.rssEndKb)), cpu: median(rs.map((r) => r.serverCpuUsPerReq)) };
-    out.push(`| ${s} (${rs.length}) | ${med[s].rps} | ${med[s].p50.toFixed(2)} | ${med[s].p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${mb(med[s].rss)} | ${med[s].cpu} |`);
+    med[s] = {
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50Ms)),
+      p99: median(rs.map((r) => r.p99Ms)),
+      rss: median(rs.map((r) => r.rssEndKb)),
+      cpu: median(rs.map((r) => r.serverCpuUsPerReq)),
+    };
+    out.push(
+      `| ${s} (${rs.length}) | ${med[s].rps} | ${med[s].p50.toFixed(2)} | ${med[s].p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${mb(med[s].rss)} | ${med[s].cpu} |`,
+    );
   }
   const t = med.tollgate;
   const o = med['opa-envoy-plugin'];
-  if (t && o) out.push('', `Tollgate / opa-envoy-plugin (${title}): req/s ${(t.rps / o.rps).toFixed(2)}x, p50 ${(t.p50 / o.p50).toFixed(2)}x, p99 ${(t.p99 / o.p99).toFixed(2)}x (lower is better), RSS ${(t.rss / o.rss).toFixed(2)}x, CPU/request ${(t.cpu / o.cpu).toFixed(2)}x`);
+  if (t && o)
+    out.push(
+      '',
+      `Tollgate / opa-envoy-plugin (${title}): req/s ${(t.rps / o.rps).toFixed(2)}x, p50 ${(t.p50 / o.p50).toFixed(2)}x, p99 ${(t.p99 / o.p99).toFixed(2)}x (lower is better), RSS ${(t.rss / o.rss).toFixed(2)}x, CPU/request ${(t.cpu / o.cpu).toFixed(2)}x`,
+    );
   return out;
 };
 lines.push(...summary('median, all rounds (n)', () => true));
-if (rows.some((r) => others(r) <= 20) && rows.some((r) => others(r) > 20)) lines.push(...summary('median, undisturbed rounds only (n)', (r) => others(r) <= 20));
+if (rows.some((r) => others(r) <= 20) && rows.some((r) => others(r) > 20))
+  lines.push(...summary('median, undisturbed rounds only (n)', (r) => others(r) <= 20));
 // Each round measures both servers back to back, so their ratio shares most of the noise.
 const rounds = [...new Set(rows.map((r) => `${r.run ?? ''} ${r.round}`))];
 const ratios = [];
 for (const round of rounds) {
   const t = rows.find((r) => `${r.run ?? ''} ${r.round}` === round && r.server === 'tollgate');
   const o = rows.find((r) => `${r.run ?? ''} ${r.round}` === round && r.server === 'opa-envoy-plugin');
-  if (t && o) ratios.push({ round, rps: t.rps / o.rps, p99: t.p99Ms / o.p99Ms, cpu: t.serverCpuUsPerReq / o.serverCpuUsPerReq });
+  if (t && o)
+    ratios.push({ round, rps: t.rps / o.rps, p99: t.p99Ms / o.p99Ms, cpu: t.serverCpuUsPerReq / o.serverCpuUsPerReq });
 }
 if (ratios.length > 0) {
   lines.push('', '| run round | req/s ratio | p99 ratio | CPU/request ratio |', '|---:|---:|---:|---:|');
-  for (const r of ratios) lines.push(`| ${r.round} | ${r.rps.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.cpu.toFixed(2)} |`);
-  lines.push(`| median | ${median(ratios.map((r) => r.rps)).toFixed(2)} | ${median(ratios.map((r) => r.p99)).toFixed(2)} | ${median(ratios.map((r) => r.cpu)).toFixed(2)} |`);
+  for (const r of ratios)
+    lines.push(`| ${r.round} | ${r.rps.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.cpu.toFixed(2)} |`);
+  lines.push(
+    `| median | ${median(ratios.map((r) => r.rps)).toFixed(2)} | ${median(ratios.map((r) => r.p99)).toFixed(2)} | ${median(ratios.map((r) => r.cpu)).toFixed(2)} |`,
+  );
 }
 process.stdout.write(`${lines.join('\n')}\n`);

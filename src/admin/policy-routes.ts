@@ -23,7 +23,11 @@ export interface PolicyRoutes {
   readonly maxBodyBytes?: number;
 }
 
-const ROUTES: Record<string, string> = { '/v1/bundle/status': 'GET', '/v1/bundle/rollback': 'POST', '/v1/data': 'PATCH' };
+const ROUTES: Record<string, string> = {
+  '/v1/bundle/status': 'GET',
+  '/v1/bundle/rollback': 'POST',
+  '/v1/data': 'PATCH',
+};
 
 function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -40,16 +44,24 @@ function authorized(routes: PolicyRoutes, header: string | undefined): boolean {
 
 /** True for a loopback peer address (IPv4 127/8, ::1, IPv4-mapped 127/8). */
 export function isLoopback(address: string | undefined): boolean {
-  return address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
+  return (
+    address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'))
+  );
 }
 
 function errorBody(err: unknown): { status: number; body: unknown } {
-  if (err instanceof TollgateError) return { status: err.code === 'TG_ERR_BAD_REQUEST' ? 400 : 409, body: { error: err.message, code: err.code } };
+  if (err instanceof TollgateError)
+    return { status: err.code === 'TG_ERR_BAD_REQUEST' ? 400 : 409, body: { error: err.message, code: err.code } };
   return { status: 500, body: { error: (err as Error).message } };
 }
 
 /** Serves a policy route; returns false when the path is not one (the caller continues). */
-export function handlePolicyRoute(routes: PolicyRoutes, path: string, req: IncomingMessage, res: ServerResponse): boolean {
+export function handlePolicyRoute(
+  routes: PolicyRoutes,
+  path: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
   const method = ROUTES[path];
   if (method === undefined || routes.token === '') return false;
   if (!routes.allowRemote && !isLoopback(req.socket.remoteAddress)) {
@@ -77,7 +89,12 @@ export function handlePolicyRoute(routes: PolicyRoutes, path: string, req: Incom
     if (path === '/v1/data') {
       try {
         const event = routes.lifecycle.patchData(Buffer.concat(chunks).toString('utf8'));
-        return send(res, 200, { revision: event.revision, data_version: event.dataVersion, operations: event.patch.length, timestamp: event.timestamp });
+        return send(res, 200, {
+          revision: event.revision,
+          data_version: event.dataVersion,
+          operations: event.patch.length,
+          timestamp: event.timestamp,
+        });
       } catch (err) {
         const { status, body } = errorBody(err);
         return send(res, status, body);

@@ -30,7 +30,10 @@ export interface Admin {
 
 /** Creates the admin listener. */
 export function createAdmin(options: AdminOptions): Admin {
-  const json = (status: number, body: unknown): { status: number; body: string } => ({ status, body: JSON.stringify(body) });
+  const json = (status: number, body: unknown): { status: number; body: string } => ({
+    status,
+    body: JSON.stringify(body),
+  });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (options.policy !== undefined && handlePolicyRoute(options.policy, path ?? '/', req, res)) return;
@@ -52,7 +55,8 @@ export function createAdmin(options: AdminOptions): Admin {
     let out: { status: number; body: string };
     if (req.method !== 'GET' && req.method !== 'HEAD') out = json(405, { error: 'method not allowed' });
     else if (path === '/healthz') out = json(200, { status: 'ok' });
-    else if (path === '/readyz') out = info ? json(200, { status: 'ready', revision: info.revision }) : json(503, { status: 'no policy loaded' });
+    else if (path === '/readyz')
+      out = info ? json(200, { status: 'ready', revision: info.revision }) : json(503, { status: 'no policy loaded' });
     else if (path === '/version') out = json(200, { version: options.version, policy: info ?? null });
     else out = json(404, { error: `no admin endpoint ${path}` });
     res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });

@@ -68,7 +68,16 @@ export function createHttpSink(options: HttpSinkOptions): HttpSink {
       const now = Date.now();
       if (now - lastWarn >= 30_000) {
         lastWarn = now;
-        options.warn({ component: 'decision-log', url: options.url, err: err instanceof Error ? err.message : String(err), failures, buffered: buffer.length }, 'decision log upload failed; will retry');
+        options.warn(
+          {
+            component: 'decision-log',
+            url: options.url,
+            err: err instanceof Error ? err.message : String(err),
+            failures,
+            buffered: buffer.length,
+          },
+          'decision log upload failed; will retry',
+        );
         failures = 0;
       }
       return false;
@@ -120,7 +129,10 @@ export function createHttpSink(options: HttpSinkOptions): HttpSink {
       await flush();
       if (buffer.length > 0) {
         options.onDropped(buffer.length);
-        options.warn({ component: 'decision-log', url: options.url, dropped: buffer.length }, 'decision log records not uploaded before shutdown');
+        options.warn(
+          { component: 'decision-log', url: options.url, dropped: buffer.length },
+          'decision log records not uploaded before shutdown',
+        );
         buffer = [];
       }
     },

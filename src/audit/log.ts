@@ -79,7 +79,9 @@ export interface DecisionLog {
   stats(): { readonly queued: number; readonly written: number; readonly dropped: number };
 }
 
-type Item = { readonly kind: 'event'; readonly event: DecisionEvent; readonly at: Date } | { kind: 'gap'; dropped: number; readonly at: Date };
+type Item =
+  | { readonly kind: 'event'; readonly event: DecisionEvent; readonly at: Date }
+  | { kind: 'gap'; dropped: number; readonly at: Date };
 
 interface ChainState {
   chainId: string;
@@ -91,7 +93,11 @@ type ChainRecord = { seq?: unknown; hash?: unknown; chain_id?: unknown };
 
 function chainState(last: ChainRecord, genesis: ChainRecord | undefined): ChainState | undefined {
   if (typeof last.seq !== 'number' || typeof last.hash !== 'string') return undefined;
-  return { chainId: typeof genesis?.chain_id === 'string' ? genesis.chain_id : randomUUID(), seq: last.seq, hash: last.hash };
+  return {
+    chainId: typeof genesis?.chain_id === 'string' ? genesis.chain_id : randomUUID(),
+    seq: last.seq,
+    hash: last.hash,
+  };
 }
 
 function parseRecord(line: string | undefined): ChainRecord | undefined {
@@ -145,7 +151,12 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   }
 
   function genesis(prevFile?: string): string {
-    return seal({ type: 'genesis', chain_id: chain.chainId, created: now().toISOString(), ...(prevFile !== undefined ? { prev_file: prevFile } : {}) });
+    return seal({
+      type: 'genesis',
+      chain_id: chain.chainId,
+      created: now().toISOString(),
+      ...(prevFile !== undefined ? { prev_file: prevFile } : {}),
+    });
   }
 
   if (options.file !== undefined) {
@@ -161,7 +172,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       const aside = await openFileSink(path, 0);
       rotated = await aside.rotate();
       await aside.close();
-      warn({ component: 'decision-log', file: path, rotated }, 'decision log file ends in a damaged record; kept it as is and continued the chain in a new file');
+      warn(
+        { component: 'decision-log', file: path, rotated },
+        'decision log file ends in a damaged record; kept it as is and continued the chain in a new file',
+      );
     }
     file = await openFileSink(path, options.file.maxFiles ?? 10);
     if (continued !== undefined) chain = continued;
@@ -178,7 +192,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     warnTimer = undefined;
     if (unwarned === 0) return;
     lastWarn = Date.now();
-    warn({ component: 'decision-log', dropped: unwarned, droppedTotal }, `decision log queue full: dropped ${unwarned} records`);
+    warn(
+      { component: 'decision-log', dropped: unwarned, droppedTotal },
+      `decision log queue full: dropped ${unwarned} records`,
+    );
     unwarned = 0;
   };
   const dropped = (count: number): void => {
@@ -195,7 +212,8 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     }
   };
 
-  const http: HttpSink | undefined = options.http !== undefined ? createHttpSink({ ...options.http, onDropped: dropped, warn }) : undefined;
+  const http: HttpSink | undefined =
+    options.http !== undefined ? createHttpSink({ ...options.http, onDropped: dropped, warn }) : undefined;
 
   const queue: Item[] = [];
   let draining: Promise<void> | undefined;
@@ -213,7 +231,9 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       metrics: event.evalNanos !== undefined ? { timer_rego_query_eval_ns: event.evalNanos } : {},
       labels,
       ...(erased.length > 0 ? { erased } : {}),
-      ...(event.error !== undefined ? { error: { code: event.error.code, message: event.error.message, failure_mode: event.error.failureMode } } : {}),
+      ...(event.error !== undefined
+        ? { error: { code: event.error.code, message: event.error.message, failure_mode: event.error.failureMode } }
+        : {}),
       ...(event.traceId !== undefined ? { trace_id: event.traceId } : {}),
       ...(event.spanId !== undefined ? { span_id: event.spanId } : {}),
       ...(event.requestedBy !== undefined ? { requested_by: event.requestedBy } : {}),
@@ -222,7 +242,9 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
 
   /** The record an item becomes (before sealing). */
   function recordOf(item: Item): Record<string, unknown> {
-    return item.kind === 'gap' ? { type: 'gap', dropped: item.dropped, timestamp: item.at.toISOString() } : decisionRecord(item.event, item.at);
+    return item.kind === 'gap'
+      ? { type: 'gap', dropped: item.dropped, timestamp: item.at.toISOString() }
+      : decisionRecord(item.event, item.at);
   }
 
   async function drain(): Promise<void> {
@@ -238,7 +260,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
             record = recordOf(item);
           } catch (err) {
             // An event that cannot be serialised (e.g. a cycle) is dropped and counted, not thrown.
-            warn({ component: 'decision-log', err: err instanceof Error ? err.message : String(err) }, 'decision could not be serialised for the log');
+            warn(
+              { component: 'decision-log', err: err instanceof Error ? err.message : String(err) },
+              'decision could not be serialised for the log',
+            );
             dropped(1);
             continue;
           }
@@ -264,7 +289,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
         }
         if (file !== undefined) await file.append(text);
       } catch (err) {
-        warn({ component: 'decision-log', err: err instanceof Error ? err.message : String(err) }, 'decision log file write failed');
+        warn(
+          { component: 'decision-log', err: err instanceof Error ? err.message : String(err) },
+          'decision log file write failed',
+        );
         dropped(decisionLines.length);
         continue;
       }
@@ -274,12 +302,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   }
 
   function schedule(): Promise<void> {
-    draining ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(drain)
-      .finally(() => {
-        draining = undefined;
-        if (queue.length > 0) void schedule();
-      });
+    draining ??= new Promise<void>((resolve) => setImmediate(resolve)).then(drain).finally(() => {
+      draining = undefined;
+      if (queue.length > 0) void schedule();
+    });
     return draining;
   }
 

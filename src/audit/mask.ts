@@ -35,7 +35,9 @@ export function parsePointer(pointer: string): string[] {
 
 /** The header names a mask list erases (for span hygiene: the same list keeps them off spans). */
 export function maskedHeaderNames(mask: readonly string[]): string[] {
-  return mask.filter((p) => p.startsWith(HEADERS_PREFIX) && p.indexOf('/', HEADERS_PREFIX.length) === -1).map((p) => parsePointer(p).at(-1)!.toLowerCase());
+  return mask
+    .filter((p) => p.startsWith(HEADERS_PREFIX) && p.indexOf('/', HEADERS_PREFIX.length) === -1)
+    .map((p) => parsePointer(p).at(-1)!.toLowerCase());
 }
 
 function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {

@@ -18,7 +18,8 @@ import { ZERO_HASH, recomputeHash } from './chain.ts';
 import { rotatedFiles } from './file-sink.ts';
 
 /** What is wrong at one line. */
-export type ProblemKind = 'malformed' | 'edited' | 'removed' | 'reordered' | 'inserted' | 'broken-link' | 'genesis' | 'file-link';
+export type ProblemKind =
+  'malformed' | 'edited' | 'removed' | 'reordered' | 'inserted' | 'broken-link' | 'genesis' | 'file-link';
 
 /** One problem, located. */
 export interface VerifyProblem {
@@ -135,14 +136,20 @@ export async function verifyFiles(files: readonly string[]): Promise<VerifyRepor
 
     const firstOfFile = e.line === 1;
     if (e.type === 'genesis' && !firstOfFile) problem(e, 'genesis', 'genesis record in the middle of a file');
-    if (firstOfFile && e.type !== 'genesis') problem(e, 'genesis', 'file does not start with a genesis record: its first records were removed');
+    if (firstOfFile && e.type !== 'genesis')
+      problem(e, 'genesis', 'file does not start with a genesis record: its first records were removed');
     if (firstOfFile && e.type === 'genesis') {
       if (e.fileIndex === 0) {
-        if (e.prevHash !== ZERO_HASH) notes.push(`${e.file} continues a chain from earlier files not given (prev_hash ${e.prevHash}, seq ${seq})`);
+        if (e.prevHash !== ZERO_HASH)
+          notes.push(`${e.file} continues a chain from earlier files not given (prev_hash ${e.prevHash}, seq ${seq})`);
         expectedPrev = undefined;
         expectedSeq = undefined;
       } else if (expectedPrev !== undefined && e.prevHash !== expectedPrev) {
-        problem(e, 'file-link', `genesis does not continue ${previous?.file ?? 'the previous file'}: its last records were removed, or the files are out of order`);
+        problem(
+          e,
+          'file-link',
+          `genesis does not continue ${previous?.file ?? 'the previous file'}: its last records were removed, or the files are out of order`,
+        );
         expectedPrev = undefined;
         expectedSeq = undefined;
       }
@@ -151,17 +158,37 @@ export async function verifyFiles(files: readonly string[]): Promise<VerifyRepor
     if (expectedSeq !== undefined && seq !== expectedSeq && e.hashOk) {
       if (seq > expectedSeq) {
         const later = (positions.get(expectedSeq) ?? []).some((p) => p > i);
-        if (later) problem(e, 'reordered', `seq ${seq} where ${expectedSeq} was expected; ${expectedSeq} comes later: records were reordered`);
-        else problem(e, 'removed', `seq jumps from ${expectedSeq - 1} to ${seq}: ${seq - expectedSeq} record(s) removed before this line`);
+        if (later)
+          problem(
+            e,
+            'reordered',
+            `seq ${seq} where ${expectedSeq} was expected; ${expectedSeq} comes later: records were reordered`,
+          );
+        else
+          problem(
+            e,
+            'removed',
+            `seq jumps from ${expectedSeq - 1} to ${seq}: ${seq - expectedSeq} record(s) removed before this line`,
+          );
       } else {
         const earlier = seen.get(seq);
-        if (earlier !== undefined) problem(e, 'inserted', `seq ${seq} already appeared at ${earlier.file}:${earlier.line}: a record was inserted`);
+        if (earlier !== undefined)
+          problem(
+            e,
+            'inserted',
+            `seq ${seq} already appeared at ${earlier.file}:${earlier.line}: a record was inserted`,
+          );
         else problem(e, 'reordered', `seq ${seq} after ${expectedSeq - 1}: records were reordered`);
         // Going backwards: skip this record and keep expecting what came before it.
         seen.set(seq, e);
         return;
       }
-    } else if (expectedPrev !== undefined && e.prevHash !== expectedPrev && e.hashOk && !(firstOfFile && e.type === 'genesis')) {
+    } else if (
+      expectedPrev !== undefined &&
+      e.prevHash !== expectedPrev &&
+      e.hashOk &&
+      !(firstOfFile && e.type === 'genesis')
+    ) {
       problem(
         e,
         'broken-link',

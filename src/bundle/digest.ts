@@ -35,7 +35,18 @@ function goString(s: string): string {
     if (ch === '"') out += '\\"';
     else if (ch === '\\') out += '\\\\';
     else if (c < 0x20) {
-      out += ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : ch === '\t' ? '\\t' : ch === '\b' ? '\\b' : ch === '\f' ? '\\f' : `\\u00${c.toString(16).padStart(2, '0')}`;
+      out +=
+        ch === '\n'
+          ? '\\n'
+          : ch === '\r'
+            ? '\\r'
+            : ch === '\t'
+              ? '\\t'
+              : ch === '\b'
+                ? '\\b'
+                : ch === '\f'
+                  ? '\\f'
+                  : `\\u00${c.toString(16).padStart(2, '0')}`;
     } else if (c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16)}`;
     else if (c >= 0xd800 && c <= 0xdfff) out += '\\ufffd';
     else out += ch;
@@ -128,7 +139,9 @@ export function canonicalJson(bytes: Buffer): string {
 export function fileDigest(path: string, bytes: Buffer, algorithm: string): string {
   const name = ALGORITHMS[algorithm];
   if (name === undefined) throw new Error(`unsupported hashing algorithm ${JSON.stringify(algorithm)}`);
-  return createHash(name).update(isStructuredDoc(path) ? Buffer.from(canonicalJson(bytes), 'utf8') : bytes).digest('hex');
+  return createHash(name)
+    .update(isStructuredDoc(path) ? Buffer.from(canonicalJson(bytes), 'utf8') : bytes)
+    .digest('hex');
 }
 
 /**
@@ -144,8 +157,16 @@ export function digestMatches(path: string, bytes: Buffer, algorithm: string, ex
     // opa writes compact JSON plus a trailing newline; whitespace around the value is not hashed.
     let start = 0;
     let end = bytes.length;
-    while (start < end && (bytes[start] === 0x20 || bytes[start] === 0x0a || bytes[start] === 0x0d || bytes[start] === 0x09)) start++;
-    while (end > start && (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d || bytes[end - 1] === 0x09)) end--;
+    while (
+      start < end &&
+      (bytes[start] === 0x20 || bytes[start] === 0x0a || bytes[start] === 0x0d || bytes[start] === 0x09)
+    )
+      start++;
+    while (
+      end > start &&
+      (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d || bytes[end - 1] === 0x09)
+    )
+      end--;
     if (name !== undefined && createHash(name).update(bytes.subarray(start, end)).digest('hex') === want) return true;
   }
   return fileDigest(path, bytes, algorithm) === want;

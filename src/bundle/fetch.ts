@@ -31,7 +31,12 @@ export interface DownloadOptions {
 
 /** The outcome of one download. */
 export type Download =
-  | { readonly status: 'modified'; readonly bytes: Buffer; readonly etag: string | undefined; readonly longPolling: boolean }
+  | {
+      readonly status: 'modified';
+      readonly bytes: Buffer;
+      readonly etag: string | undefined;
+      readonly longPolling: boolean;
+    }
   | { readonly status: 'not-modified'; readonly longPolling: boolean };
 
 function fail(url: string, message: string, cause?: unknown): TollgateError {
@@ -51,7 +56,9 @@ export async function downloadBundle(options: DownloadOptions): Promise<Download
   try {
     res = await fetch(options.url, { headers, signal, redirect: 'follow' });
   } catch (cause) {
-    const why = timeout.aborted ? `no answer within ${options.timeoutMs + wait * 1000} ms` : `unreachable (${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message})`;
+    const why = timeout.aborted
+      ? `no answer within ${options.timeoutMs + wait * 1000} ms`
+      : `unreachable (${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message})`;
     throw fail(options.url, why, cause);
   }
   const longPolling = (res.headers.get('content-type') ?? '').startsWith(LONG_POLL_CONTENT_TYPE);
@@ -61,7 +68,10 @@ export async function downloadBundle(options: DownloadOptions): Promise<Download
   }
   if (res.status !== 200) {
     const text = await res.text().catch(() => '');
-    throw fail(options.url, `answered ${res.status}${text === '' ? '' : `: ${text.slice(0, 200).replace(/\s+/g, ' ')}`}`);
+    throw fail(
+      options.url,
+      `answered ${res.status}${text === '' ? '' : `: ${text.slice(0, 200).replace(/\s+/g, ' ')}`}`,
+    );
   }
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > options.maxBytes) {
@@ -78,7 +88,13 @@ export async function downloadBundle(options: DownloadOptions): Promise<Download
     }
   } catch (cause) {
     if (cause instanceof TollgateError) throw cause;
-    throw fail(options.url, timeout.aborted ? `body not received within ${options.timeoutMs + wait * 1000} ms` : `body interrupted (${(cause as Error).message})`, cause);
+    throw fail(
+      options.url,
+      timeout.aborted
+        ? `body not received within ${options.timeoutMs + wait * 1000} ms`
+        : `body interrupted (${(cause as Error).message})`,
+      cause,
+    );
   }
   return { status: 'modified', bytes: Buffer.concat(chunks), etag: res.headers.get('etag') ?? undefined, longPolling };
 }
@@ -130,7 +146,14 @@ export function createBundlePoller(options: PollerOptions): BundlePoller {
       return 'activated';
     } catch (err) {
       longPolling = false;
-      if (!closed) options.onError(err instanceof TollgateError ? err : new TollgateError('TG_ERR_BUNDLE_INVALID', `bundle server ${options.url}: ${(err as Error).message}`, { cause: err }));
+      if (!closed)
+        options.onError(
+          err instanceof TollgateError
+            ? err
+            : new TollgateError('TG_ERR_BUNDLE_INVALID', `bundle server ${options.url}: ${(err as Error).message}`, {
+                cause: err,
+              }),
+        );
       return 'failed';
     }
   }

@@ -34,14 +34,18 @@ export function parsePatch(text: string, source = 'patch'): PatchOperation[] {
 export function validatePatch(doc: unknown, source = 'patch'): PatchOperation[] {
   if (!Array.isArray(doc)) throw invalid(`${source}: a JSON Patch must be an array of operations (RFC 6902)`);
   doc.forEach((op: unknown, i) => {
-    if (typeof op !== 'object' || op === null || Array.isArray(op)) throw invalid(`${source}: /${i}: expected an operation object`);
+    if (typeof op !== 'object' || op === null || Array.isArray(op))
+      throw invalid(`${source}: /${i}: expected an operation object`);
     const o = op as Record<string, unknown>;
-    if (typeof o.op !== 'string' || !OPS.has(o.op)) throw invalid(`${source}: /${i}/op: expected one of add, remove, replace, move, copy, test`);
+    if (typeof o.op !== 'string' || !OPS.has(o.op))
+      throw invalid(`${source}: /${i}/op: expected one of add, remove, replace, move, copy, test`);
     if (typeof o.path !== 'string') throw invalid(`${source}: /${i}/path: expected a JSON pointer string`);
     parsePointer(o.path, `${source}: /${i}/path`);
-    if ((o.op === 'move' || o.op === 'copy') && typeof o.from !== 'string') throw invalid(`${source}: /${i}/from: expected a JSON pointer string`);
+    if ((o.op === 'move' || o.op === 'copy') && typeof o.from !== 'string')
+      throw invalid(`${source}: /${i}/from: expected a JSON pointer string`);
     if (typeof o.from === 'string') parsePointer(o.from, `${source}: /${i}/from`);
-    if ((o.op === 'add' || o.op === 'replace' || o.op === 'test') && !('value' in o)) throw invalid(`${source}: /${i}/value: missing`);
+    if ((o.op === 'add' || o.op === 'replace' || o.op === 'test') && !('value' in o))
+      throw invalid(`${source}: /${i}/value: missing`);
   });
   return doc as PatchOperation[];
 }
@@ -140,7 +144,8 @@ export function applyPatch<T>(document: T, patch: readonly PatchOperation[]): T 
         doc = add(doc, tokens, structuredClone(get(doc, parsePointer(op.from, path), path)), path);
         break;
       case 'test':
-        if (!isDeepStrictEqual(get(doc, tokens, path), op.value)) throw invalid(`${path}: test failed: the value differs`);
+        if (!isDeepStrictEqual(get(doc, tokens, path), op.value))
+          throw invalid(`${path}: test failed: the value differs`);
         break;
       default:
         op satisfies never;

@@ -13,7 +13,17 @@ import type { BundleConfig, LiveDataConfig, ShadowConfig, WasmPdpConfig } from '
 import { TollgateError } from '../errors.ts';
 import type { PolicyInput } from '../input/build.ts';
 import { createShadowPdp, type ShadowDisagreement } from '../pdp/shadow.ts';
-import { createSwappablePdp, type ActivationEvent, type ActivationOrigin, type DataChangeEvent, type RejectionEvent, type RejectionReason, type SwapHooks, type SwappablePdp, type SwapStatus } from '../pdp/swap.ts';
+import {
+  createSwappablePdp,
+  type ActivationEvent,
+  type ActivationOrigin,
+  type DataChangeEvent,
+  type RejectionEvent,
+  type RejectionReason,
+  type SwapHooks,
+  type SwappablePdp,
+  type SwapStatus,
+} from '../pdp/swap.ts';
 import type { Pdp } from '../pdp/types.ts';
 import { createBundlePoller, downloadBundle, type BundlePoller } from './fetch.ts';
 import { parsePatch } from './json-patch.ts';
@@ -80,11 +90,22 @@ async function verifierFor(config: BundleConfig): Promise<BundleVerifier | undef
     try {
       publicKey = await readFile(v.publicKeyFile, 'utf8');
     } catch (cause) {
-      throw new TollgateError('TG_ERR_CONFIG_INVALID', `/bundle/verification/publicKeyFile: cannot read ${v.publicKeyFile}`, { cause });
+      throw new TollgateError(
+        'TG_ERR_CONFIG_INVALID',
+        `/bundle/verification/publicKeyFile: cannot read ${v.publicKeyFile}`,
+        { cause },
+      );
     }
   }
-  if (publicKey === '') throw new TollgateError('TG_ERR_CONFIG_INVALID', '/bundle/verification: publicKey or publicKeyFile is required');
-  return createBundleVerifier({ keyId: v.keyId, publicKey, algorithm: v.algorithm, scope: v.scope, excludeFiles: v.excludeFiles });
+  if (publicKey === '')
+    throw new TollgateError('TG_ERR_CONFIG_INVALID', '/bundle/verification: publicKey or publicKeyFile is required');
+  return createBundleVerifier({
+    keyId: v.keyId,
+    publicKey,
+    algorithm: v.algorithm,
+    scope: v.scope,
+    excludeFiles: v.excludeFiles,
+  });
 }
 
 /** One bundle location feeding one swappable PDP. */
@@ -113,24 +134,42 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
   let seen: string | undefined;
   let lastDigest: string | undefined;
 
-  const activate = async (bundle: Bundle, origin: ActivationOrigin, tag: string | undefined): Promise<ActivationEvent> => {
+  const activate = async (
+    bundle: Bundle,
+    origin: ActivationOrigin,
+    tag: string | undefined,
+  ): Promise<ActivationEvent> => {
     const event = await o.target.activate(bundle, origin);
     if (o.store !== undefined && origin !== 'last-known-good') {
-      await o.store.save(bundle, tag).catch((err: unknown) => o.logger.warn({ err }, 'could not persist the last-known-good bundle'));
+      await o.store
+        .save(bundle, tag)
+        .catch((err: unknown) => o.logger.warn({ err }, 'could not persist the last-known-good bundle'));
     }
     return event;
   };
 
   const fromLastKnownGood = async (why: TollgateError): Promise<ActivationEvent> => {
-    const stored = o.store === undefined ? undefined : await o.store.load().catch((err: unknown) => {
-      o.logger.warn({ err }, 'the last-known-good bundle is unreadable');
-      return undefined;
-    });
-    if (stored === undefined) throw new TollgateError('TG_ERR_BUNDLE_INVALID', `no policy could be activated from ${o.location}: ${why.message}${o.store === undefined ? ' (no bundle.persistenceDir for a last-known-good bundle)' : ' (no last-known-good bundle stored)'}`, { cause: why });
-    o.logger.warn({ source: o.location, revision: stored.bundle.manifest.revision, err: why }, 'bundle source unavailable at start; enforcing the last-known-good bundle');
+    const stored =
+      o.store === undefined
+        ? undefined
+        : await o.store.load().catch((err: unknown) => {
+            o.logger.warn({ err }, 'the last-known-good bundle is unreadable');
+            return undefined;
+          });
+    if (stored === undefined)
+      throw new TollgateError(
+        'TG_ERR_BUNDLE_INVALID',
+        `no policy could be activated from ${o.location}: ${why.message}${o.store === undefined ? ' (no bundle.persistenceDir for a last-known-good bundle)' : ' (no last-known-good bundle stored)'}`,
+        { cause: why },
+      );
+    o.logger.warn(
+      { source: o.location, revision: stored.bundle.manifest.revision, err: why },
+      'bundle source unavailable at start; enforcing the last-known-good bundle',
+    );
     const event = await o.target.activate(stored.bundle, 'last-known-good');
     etag = stored.meta.etag;
-    if (stored.bundle.archive !== undefined) lastDigest = createHash('sha256').update(stored.bundle.archive).digest('hex');
+    if (stored.bundle.archive !== undefined)
+      lastDigest = createHash('sha256').update(stored.bundle.archive).digest('hex');
     return event;
   };
 
@@ -138,8 +177,17 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
     async first() {
       try {
         if (isUrl(o.location)) {
-          const got = await downloadBundle({ url: o.location, token: o.config.token, timeoutMs: o.config.timeoutMs, maxBytes: o.config.maxBytes });
-          if (got.status !== 'modified') throw new TollgateError('TG_ERR_BUNDLE_INVALID', `bundle server ${o.location}: answered 304 to a request without If-None-Match`);
+          const got = await downloadBundle({
+            url: o.location,
+            token: o.config.token,
+            timeoutMs: o.config.timeoutMs,
+            maxBytes: o.config.maxBytes,
+          });
+          if (got.status !== 'modified')
+            throw new TollgateError(
+              'TG_ERR_BUNDLE_INVALID',
+              `bundle server ${o.location}: answered 304 to a request without If-None-Match`,
+            );
           const event = await activate(await parseBundleArchive(o.location, got.bytes), 'startup', got.etag);
           etag = got.etag;
           lastDigest = createHash('sha256').update(got.bytes).digest('hex');
@@ -148,7 +196,10 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
         seen = await fingerprint(o.location).catch(() => undefined);
         return await activate(await loadBundle(o.location), 'startup', undefined);
       } catch (err) {
-        const error = err instanceof TollgateError ? err : new TollgateError('TG_ERR_BUNDLE_INVALID', `${o.location}: ${(err as Error).message}`, { cause: err });
+        const error =
+          err instanceof TollgateError
+            ? err
+            : new TollgateError('TG_ERR_BUNDLE_INVALID', `${o.location}: ${(err as Error).message}`, { cause: err });
         o.onSourceError(error);
         return fromLastKnownGood(error);
       }
@@ -189,7 +240,8 @@ function createSourceRunner(o: RunnerOptions): SourceRunner {
             if (!(err instanceof TollgateError)) throw err; // rejections are reported by the swap hooks
           });
         },
-        onError: (err) => o.onSourceError(new TollgateError('TG_ERR_BUNDLE_INVALID', `${o.location}: ${err.message}`, { cause: err })),
+        onError: (err) =>
+          o.onSourceError(new TollgateError('TG_ERR_BUNDLE_INVALID', `${o.location}: ${err.message}`, { cause: err })),
       });
     },
     async close() {
@@ -205,7 +257,14 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
   const log = logger.child({ component: 'bundle' });
   const hooks = options.hooks ?? {};
   const verifier = await verifierFor(options.bundle);
-  const rejections: Record<RejectionReason, number> = { unsigned: 0, bad_signature: 0, digest_mismatch: 0, malformed: 0, invalid: 0, smoke: 0 };
+  const rejections: Record<RejectionReason, number> = {
+    unsigned: 0,
+    bad_signature: 0,
+    digest_mismatch: 0,
+    malformed: 0,
+    invalid: 0,
+    smoke: 0,
+  };
   let sourceErrors = 0;
   let compared = 0;
   let disagreements = 0;
@@ -219,12 +278,24 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
 
   const swapHooks = (role: 'active' | 'shadow'): SwapHooks => ({
     onActivate(event) {
-      log.info({ role, revision: event.revision, previous: event.previousRevision, origin: event.origin, prepareMs: event.prepareMs }, `${role} policy revision ${event.revision} activated`);
+      log.info(
+        {
+          role,
+          revision: event.revision,
+          previous: event.previousRevision,
+          origin: event.origin,
+          prepareMs: event.prepareMs,
+        },
+        `${role} policy revision ${event.revision} activated`,
+      );
       if (role === 'active') safe(() => hooks.onActivate?.(event));
     },
     onReject(event: RejectionEvent) {
       if (role === 'active') rejections[event.reason] += 1;
-      log.warn({ role, reason: event.reason, code: event.error.code, err: event.error.message, kept: event.activeRevision }, `bundle rejected (${event.reason}); revision ${event.activeRevision ?? '(none)'} stays active`);
+      log.warn(
+        { role, reason: event.reason, code: event.error.code, err: event.error.message, kept: event.activeRevision },
+        `bundle rejected (${event.reason}); revision ${event.activeRevision ?? '(none)'} stays active`,
+      );
       if (role === 'active') safe(() => hooks.onReject?.(event));
     },
     onDataChange(event) {
@@ -233,22 +304,56 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
   });
 
   const base = { decisionPath: options.pdp.decisionPath, timeoutMs: options.pdp.timeoutMs, data: options.pdp.data };
-  const smoke = options.bundle.smoke && { input: options.bundle.smoke.input as unknown as PolicyInput, ...(options.bundle.smoke.expectAllowed === undefined ? {} : { expectAllowed: options.bundle.smoke.expectAllowed }) };
-  const common = { ...base, ...(smoke === undefined ? {} : { smoke }), ...(verifier === undefined ? {} : { verifier }) };
+  const smoke = options.bundle.smoke && {
+    input: options.bundle.smoke.input as unknown as PolicyInput,
+    ...(options.bundle.smoke.expectAllowed === undefined ? {} : { expectAllowed: options.bundle.smoke.expectAllowed }),
+  };
+  const common = {
+    ...base,
+    ...(smoke === undefined ? {} : { smoke }),
+    ...(verifier === undefined ? {} : { verifier }),
+  };
   const active = createSwappablePdp({ ...common, hooks: swapHooks('active') });
-  const candidate = options.shadow.bundle === '' ? undefined : createSwappablePdp({ ...common, hooks: swapHooks('shadow') });
+  const candidate =
+    options.shadow.bundle === '' ? undefined : createSwappablePdp({ ...common, hooks: swapHooks('shadow') });
 
   const dynamic = options.bundle.source !== '';
-  const location = dynamic ? options.bundle.source : options.pdp.bundle === '' ? options.defaultBundle : options.pdp.bundle;
+  const location = dynamic
+    ? options.bundle.source
+    : options.pdp.bundle === ''
+      ? options.defaultBundle
+      : options.pdp.bundle;
   const store = options.bundle.persistenceDir === '' ? undefined : createBundleStore(options.bundle.persistenceDir);
-  const sourceError = (role: 'active' | 'shadow') => (error: TollgateError): void => {
-    if (role === 'active') sourceErrors += 1;
-    log.warn({ role, code: error.code, err: error.message }, `bundle source failed; the ${role} revision stays`);
-    safe(() => hooks.onSourceError?.(error, role));
-  };
-  const runner = createSourceRunner({ location, target: active, role: 'active', config: options.bundle, follow: dynamic, store, logger: log, onSourceError: sourceError('active') });
+  const sourceError =
+    (role: 'active' | 'shadow') =>
+    (error: TollgateError): void => {
+      if (role === 'active') sourceErrors += 1;
+      log.warn({ role, code: error.code, err: error.message }, `bundle source failed; the ${role} revision stays`);
+      safe(() => hooks.onSourceError?.(error, role));
+    };
+  const runner = createSourceRunner({
+    location,
+    target: active,
+    role: 'active',
+    config: options.bundle,
+    follow: dynamic,
+    store,
+    logger: log,
+    onSourceError: sourceError('active'),
+  });
   const shadowRunner =
-    candidate === undefined ? undefined : createSourceRunner({ location: options.shadow.bundle, target: candidate, role: 'shadow', config: options.bundle, follow: true, store: undefined, logger: log, onSourceError: sourceError('shadow') });
+    candidate === undefined
+      ? undefined
+      : createSourceRunner({
+          location: options.shadow.bundle,
+          target: candidate,
+          role: 'shadow',
+          config: options.bundle,
+          follow: true,
+          store: undefined,
+          logger: log,
+          onSourceError: sourceError('shadow'),
+        });
 
   const pdp: Pdp =
     candidate === undefined
@@ -262,7 +367,10 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
             safe(() => hooks.onShadowCompared?.(agreed));
           },
           onDisagreement(d) {
-            log.warn({ decisionId: d.decisionId, kind: d.kind, active: d.active, candidate: d.candidate }, `shadow policy disagrees (${d.kind})`);
+            log.warn(
+              { decisionId: d.decisionId, kind: d.kind, active: d.active, candidate: d.candidate },
+              `shadow policy disagrees (${d.kind})`,
+            );
             safe(() => hooks.onShadowDisagreement?.(d));
           },
         });
@@ -281,7 +389,12 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
       }
       log.info({ file: options.data.watchFile, operations: patch.length }, 'live data file applied');
     } catch (err) {
-      const error = err instanceof TollgateError ? err : new TollgateError('TG_ERR_BAD_REQUEST', `${options.data.watchFile}: ${(err as Error).message}`, { cause: err });
+      const error =
+        err instanceof TollgateError
+          ? err
+          : new TollgateError('TG_ERR_BAD_REQUEST', `${options.data.watchFile}: ${(err as Error).message}`, {
+              cause: err,
+            });
       log.warn({ code: error.code, err: error.message }, 'live data file rejected; data unchanged');
       safe(() => hooks.onDataRejected?.(error, 'file'));
     }
@@ -295,7 +408,11 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
       const event = await runner.first();
       runner.follow();
       if (shadowRunner !== undefined) {
-        await shadowRunner.first().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'shadow candidate not loaded; shadow mode idle until it is'));
+        await shadowRunner
+          .first()
+          .catch((err: unknown) =>
+            log.warn({ err: (err as Error).message }, 'shadow candidate not loaded; shadow mode idle until it is'),
+          );
         shadowRunner.follow();
       }
       if (options.data.watchFile !== '') {
@@ -314,7 +431,10 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
     async rollback() {
       const event = await active.rollback();
       const bundle = active.activeBundle();
-      if (store !== undefined && bundle !== undefined) await store.save(bundle, undefined).catch((err: unknown) => log.warn({ err }, 'could not persist the rolled-back bundle'));
+      if (store !== undefined && bundle !== undefined)
+        await store
+          .save(bundle, undefined)
+          .catch((err: unknown) => log.warn({ err }, 'could not persist the rolled-back bundle'));
       return event;
     },
     patchData(text) {
@@ -331,7 +451,10 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
         log.info({ dataVersion: event.dataVersion, operations: patch.length }, 'live data patched');
         return event;
       } catch (err) {
-        const error = err instanceof TollgateError ? err : new TollgateError('TG_ERR_BAD_REQUEST', (err as Error).message, { cause: err });
+        const error =
+          err instanceof TollgateError
+            ? err
+            : new TollgateError('TG_ERR_BAD_REQUEST', (err as Error).message, { cause: err });
         safe(() => hooks.onDataRejected?.(error, 'api'));
         throw error;
       }
@@ -342,7 +465,9 @@ export async function createPolicyLifecycle(options: PolicyLifecycleOptions): Pr
         source: location,
         rejections: { ...rejections },
         sourceErrors,
-        ...(candidate === undefined ? {} : { shadow: { ...candidate.status(), source: options.shadow.bundle, compared, disagreements } }),
+        ...(candidate === undefined
+          ? {}
+          : { shadow: { ...candidate.status(), source: options.shadow.bundle, compared, disagreements } }),
       };
     },
     async close() {

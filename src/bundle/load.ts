@@ -40,7 +40,15 @@ async function untar(source: string, gz: Buffer): Promise<Map<string, Buffer>> {
     tar = await gunzipAsync(gz, { maxOutputLength: MAX_BUNDLE_BYTES });
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw invalid(source, code === 'Z_BUF_ERROR' ? 'truncated gzip stream' : code === 'ERR_BUFFER_TOO_LARGE' ? `larger than ${MAX_BUNDLE_BYTES} bytes uncompressed` : 'not a gzip file', cause);
+    throw invalid(
+      source,
+      code === 'Z_BUF_ERROR'
+        ? 'truncated gzip stream'
+        : code === 'ERR_BUFFER_TOO_LARGE'
+          ? `larger than ${MAX_BUNDLE_BYTES} bytes uncompressed`
+          : 'not a gzip file',
+      cause,
+    );
   }
   const files = new Map<string, Buffer>();
   const ex = extract();
@@ -55,7 +63,9 @@ async function untar(source: string, gz: Buffer): Promise<Map<string, Buffer>> {
       stream.on('error', reject);
     });
     ex.on('finish', resolve);
-    ex.on('error', (cause: Error) => reject(invalid(source, `truncated or corrupt tar archive (${cause.message})`, cause)));
+    ex.on('error', (cause: Error) =>
+      reject(invalid(source, `truncated or corrupt tar archive (${cause.message})`, cause)),
+    );
   });
   ex.end(tar);
   await done;
@@ -118,11 +128,13 @@ export function bundleFromFiles(source: string, files: Map<string, Buffer>, arch
   const revision = manifest.revision ?? '';
   if (typeof revision !== 'string') throw invalid(source, '/.manifest revision must be a string');
   const roots = manifest.roots ?? [''];
-  if (!Array.isArray(roots) || roots.some((r) => typeof r !== 'string')) throw invalid(source, '/.manifest roots must be an array of strings');
+  if (!Array.isArray(roots) || roots.some((r) => typeof r !== 'string'))
+    throw invalid(source, '/.manifest roots must be an array of strings');
   // OPA's Manifest.validateAndInjectDefaults: roots of one bundle may not overlap.
   for (let i = 0; i < roots.length; i++) {
     for (let j = i + 1; j < roots.length; j++) {
-      if (rootsOverlap(roots[i] as string, roots[j] as string)) throw invalid(source, `manifest has overlapped roots: "${roots[i]}" and "${roots[j]}"`);
+      if (rootsOverlap(roots[i] as string, roots[j] as string))
+        throw invalid(source, `manifest has overlapped roots: "${roots[i]}" and "${roots[j]}"`);
     }
   }
   checkDataWithinRoots(source, data, roots as string[]);

@@ -55,7 +55,12 @@ export function createBundleStore(dir: string): BundleStore {
     async save(bundle, etag) {
       if (bundle.archive === undefined) return;
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const meta: StoredMeta = { revision: bundle.manifest.revision, ...(etag === undefined ? {} : { etag }), source: bundle.source, savedAt: new Date().toISOString() };
+      const meta: StoredMeta = {
+        revision: bundle.manifest.revision,
+        ...(etag === undefined ? {} : { etag }),
+        source: bundle.source,
+        savedAt: new Date().toISOString(),
+      };
       // Bundle first, then meta: a crash between them leaves meta describing the older bundle,
       // and the ETag in it only causes one extra download.
       await writeAtomic(bundlePath, bundle.archive);
@@ -67,7 +72,9 @@ export function createBundleStore(dir: string): BundleStore {
         bytes = await readFile(bundlePath);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw new TollgateError('TG_ERR_BUNDLE_INVALID', `${bundlePath}: cannot read the last-known-good bundle`, { cause: err });
+        throw new TollgateError('TG_ERR_BUNDLE_INVALID', `${bundlePath}: cannot read the last-known-good bundle`, {
+          cause: err,
+        });
       }
       let meta: StoredMeta = { revision: '', source: bundlePath, savedAt: '' };
       try {
@@ -77,7 +84,13 @@ export function createBundleStore(dir: string): BundleStore {
       }
       const bundle = await parseBundleArchive(`${bundlePath} (last-known-good of ${meta.source})`, bytes);
       // The ETag only describes the persisted bytes if the revisions agree.
-      return { bundle, meta: meta.revision === bundle.manifest.revision ? meta : { revision: bundle.manifest.revision, source: meta.source, savedAt: meta.savedAt } };
+      return {
+        bundle,
+        meta:
+          meta.revision === bundle.manifest.revision
+            ? meta
+            : { revision: bundle.manifest.revision, source: meta.source, savedAt: meta.savedAt },
+      };
     },
   };
 }

@@ -12,7 +12,17 @@ import { digestMatches, fileDigest } from './digest.ts';
 import type { Bundle } from './load.ts';
 
 /** JWS algorithms accepted for bundle signatures. */
-export const SIGNING_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
+export const SIGNING_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
 
 /** A JWS algorithm name. */
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
@@ -50,7 +60,12 @@ function b64url(part: string): Buffer {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
+  );
 }
 
 /**
@@ -59,9 +74,14 @@ function globToRegExp(glob: string): RegExp {
  * bundle root, so a common prefix is stripped when it is a trailing part of the
  * bundle's own path (never an arbitrary prefix).
  */
-function stripDirectoryPrefix(source: string, listed: Map<string, { name: string; hash: string; algorithm: string }>): void {
+function stripDirectoryPrefix(
+  source: string,
+  listed: Map<string, { name: string; hash: string; algorithm: string }>,
+): void {
   if (listed.has('policy.wasm') || listed.has('.manifest') || listed.has('data.json')) return;
-  const anchor = [...listed.keys()].find((n) => /(^|\/)(policy\.wasm|\.manifest|data\.json)$/.test(n) && n.split('/').length > 1);
+  const anchor = [...listed.keys()].find(
+    (n) => /(^|\/)(policy\.wasm|\.manifest|data\.json)$/.test(n) && n.split('/').length > 1,
+  );
   if (anchor === undefined) return;
   const prefix = anchor.slice(0, anchor.lastIndexOf('/') + 1);
   const dir = `${source.replace(/\/+$/, '')}/`;
@@ -83,15 +103,21 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
   try {
     publicKey = createPublicKey(key.publicKey);
   } catch (cause) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', `bundle verification key "${key.keyId}" is not a PEM public key`, { cause });
+    throw new TollgateError('TG_ERR_CONFIG_INVALID', `bundle verification key "${key.keyId}" is not a PEM public key`, {
+      cause,
+    });
   }
   const excluded = (key.excludeFiles ?? []).map(globToRegExp);
   const hash = HASHES[key.algorithm.slice(2)]!;
   const family = key.algorithm.slice(0, 2);
 
-  function checkJws(source: string, token: string): { files: Array<{ name: string; hash: string; algorithm: string }> } {
+  function checkJws(
+    source: string,
+    token: string,
+  ): { files: Array<{ name: string; hash: string; algorithm: string }> } {
     const parts = token.split('.');
-    if (parts.length !== 3) throw new SignatureError('malformed', `${source}: .signatures.json: the signature is not a compact JWS`);
+    if (parts.length !== 3)
+      throw new SignatureError('malformed', `${source}: .signatures.json: the signature is not a compact JWS`);
     const [h, p, s] = parts as [string, string, string];
     let header: { alg?: unknown; kid?: unknown };
     let payload: { files?: unknown; scope?: unknown; keyid?: unknown };
@@ -99,13 +125,28 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
       header = JSON.parse(b64url(h).toString('utf8'));
       payload = JSON.parse(b64url(p).toString('utf8'));
     } catch (cause) {
-      throw new SignatureError('malformed', `${source}: .signatures.json: the JWS header or payload is not JSON`, { cause });
+      throw new SignatureError('malformed', `${source}: .signatures.json: the JWS header or payload is not JSON`, {
+        cause,
+      });
     }
     // OPA uses the configured key id first; a signature that names a different key is refused
     // outright (stricter than OPA, which would try the configured key anyway and fail later).
-    const kid = typeof header.kid === 'string' && header.kid !== '' ? header.kid : typeof payload.keyid === 'string' && payload.keyid !== '' ? payload.keyid : key.keyId;
-    if (kid !== key.keyId) throw new SignatureError('bad_signature', `${source}: .signatures.json: signed with key "${kid}", only "${key.keyId}" is trusted`);
-    if (header.alg !== key.algorithm) throw new SignatureError('bad_signature', `${source}: .signatures.json: algorithm ${String(header.alg)} does not match the configured ${key.algorithm}`);
+    const kid =
+      typeof header.kid === 'string' && header.kid !== ''
+        ? header.kid
+        : typeof payload.keyid === 'string' && payload.keyid !== ''
+          ? payload.keyid
+          : key.keyId;
+    if (kid !== key.keyId)
+      throw new SignatureError(
+        'bad_signature',
+        `${source}: .signatures.json: signed with key "${kid}", only "${key.keyId}" is trusted`,
+      );
+    if (header.alg !== key.algorithm)
+      throw new SignatureError(
+        'bad_signature',
+        `${source}: .signatures.json: algorithm ${String(header.alg)} does not match the configured ${key.algorithm}`,
+      );
     const signed = Buffer.from(`${h}.${p}`, 'ascii');
     const sig = b64url(s);
     let ok: boolean;
@@ -114,24 +155,47 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
         family === 'ES'
           ? cryptoVerify(hash, signed, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig)
           : family === 'PS'
-            ? cryptoVerify(hash, signed, { key: publicKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: -1 }, sig)
+            ? cryptoVerify(
+                hash,
+                signed,
+                { key: publicKey, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: -1 },
+                sig,
+              )
             : cryptoVerify(hash, signed, publicKey, sig);
     } catch (cause) {
-      throw new SignatureError('bad_signature', `${source}: .signatures.json: the signature could not be checked with key "${key.keyId}"`, { cause });
+      throw new SignatureError(
+        'bad_signature',
+        `${source}: .signatures.json: the signature could not be checked with key "${key.keyId}"`,
+        { cause },
+      );
     }
-    if (!ok) throw new SignatureError('bad_signature', `${source}: .signatures.json: failed to verify the JWT signature with key "${key.keyId}"`);
+    if (!ok)
+      throw new SignatureError(
+        'bad_signature',
+        `${source}: .signatures.json: failed to verify the JWT signature with key "${key.keyId}"`,
+      );
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
-    if (scope !== key.scope) throw new SignatureError('bad_signature', `${source}: .signatures.json: scope mismatch (signed "${scope}", expected "${key.scope}")`);
-    if (!Array.isArray(payload.files)) throw new SignatureError('malformed', `${source}: .signatures.json: the payload lists no files`);
+    if (scope !== key.scope)
+      throw new SignatureError(
+        'bad_signature',
+        `${source}: .signatures.json: scope mismatch (signed "${scope}", expected "${key.scope}")`,
+      );
+    if (!Array.isArray(payload.files))
+      throw new SignatureError('malformed', `${source}: .signatures.json: the payload lists no files`);
     return payload as { files: Array<{ name: string; hash: string; algorithm: string }> };
   }
 
   return {
     verify(bundle) {
       const files = bundle.files;
-      if (files === undefined) throw new SignatureError('malformed', `${bundle.source}: the bundle's files were not kept; cannot verify`);
+      if (files === undefined)
+        throw new SignatureError('malformed', `${bundle.source}: the bundle's files were not kept; cannot verify`);
       const sigFile = files.get('/.signatures.json');
-      if (sigFile === undefined) throw new SignatureError('unsigned', `${bundle.source}: bundle missing .signatures.json file (a verification key is configured)`);
+      if (sigFile === undefined)
+        throw new SignatureError(
+          'unsigned',
+          `${bundle.source}: bundle missing .signatures.json file (a verification key is configured)`,
+        );
       let doc: { signatures?: unknown };
       try {
         doc = JSON.parse(sigFile.toString('utf8'));
@@ -139,9 +203,15 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
         throw new SignatureError('malformed', `${bundle.source}: .signatures.json is not valid JSON`, { cause });
       }
       const tokens = doc.signatures;
-      if (!Array.isArray(tokens) || tokens.length === 0) throw new SignatureError('unsigned', `${bundle.source}: .signatures.json: missing JWT (expected exactly one)`);
-      if (tokens.length > 1) throw new SignatureError('malformed', `${bundle.source}: .signatures.json: multiple JWTs not supported (expected exactly one)`);
-      if (typeof tokens[0] !== 'string') throw new SignatureError('malformed', `${bundle.source}: .signatures.json: the signature is not a string`);
+      if (!Array.isArray(tokens) || tokens.length === 0)
+        throw new SignatureError('unsigned', `${bundle.source}: .signatures.json: missing JWT (expected exactly one)`);
+      if (tokens.length > 1)
+        throw new SignatureError(
+          'malformed',
+          `${bundle.source}: .signatures.json: multiple JWTs not supported (expected exactly one)`,
+        );
+      if (typeof tokens[0] !== 'string')
+        throw new SignatureError('malformed', `${bundle.source}: .signatures.json: the signature is not a string`);
       const payload = checkJws(bundle.source, tokens[0]);
       const listed = new Map(payload.files.map((f) => [String(f.name).replace(/^\/+/, ''), f]));
       stripDirectoryPrefix(bundle.source, listed);
@@ -153,17 +223,33 @@ export function createBundleVerifier(key: VerificationKey): BundleVerifier {
           continue;
         }
         const entry = listed.get(name);
-        if (entry === undefined) throw new SignatureError('digest_mismatch', `${bundle.source}: file ${name} is not included in the bundle signature`);
+        if (entry === undefined)
+          throw new SignatureError(
+            'digest_mismatch',
+            `${bundle.source}: file ${name} is not included in the bundle signature`,
+          );
         let matches: boolean;
         try {
           matches = digestMatches(name, bytes, entry.algorithm, String(entry.hash));
         } catch (cause) {
-          throw new SignatureError('digest_mismatch', `${bundle.source}: ${name}: cannot compute the ${entry.algorithm} digest (${(cause as Error).message})`, { cause });
+          throw new SignatureError(
+            'digest_mismatch',
+            `${bundle.source}: ${name}: cannot compute the ${entry.algorithm} digest (${(cause as Error).message})`,
+            { cause },
+          );
         }
-        if (!matches) throw new SignatureError('digest_mismatch', `${bundle.source}: ${name}: digest mismatch (signed ${entry.hash}, got ${fileDigest(name, bytes, entry.algorithm)})`);
+        if (!matches)
+          throw new SignatureError(
+            'digest_mismatch',
+            `${bundle.source}: ${name}: digest mismatch (signed ${entry.hash}, got ${fileDigest(name, bytes, entry.algorithm)})`,
+          );
         listed.delete(name);
       }
-      if (listed.size > 0) throw new SignatureError('digest_mismatch', `${bundle.source}: file(s) ${[...listed.keys()].join(', ')} specified in the bundle signature but not found in the bundle`);
+      if (listed.size > 0)
+        throw new SignatureError(
+          'digest_mismatch',
+          `${bundle.source}: file(s) ${[...listed.keys()].join(', ')} specified in the bundle signature but not found in the bundle`,
+        );
     },
   };
 }

@@ -21,11 +21,16 @@ export async function auditVerify(path: string, out: Output): Promise<number> {
     return 1;
   }
   for (const note of report.notes) out.write(`note: ${note}\n`);
-  for (const gap of report.gaps) out.write(`gap: ${gap.file}:${gap.line}: ${gap.dropped} decision(s) dropped under back-pressure (recorded in the chain)\n`);
+  for (const gap of report.gaps)
+    out.write(
+      `gap: ${gap.file}:${gap.line}: ${gap.dropped} decision(s) dropped under back-pressure (recorded in the chain)\n`,
+    );
   for (const p of report.problems) out.write(`${p.file}:${p.line}: ${p.kind}: ${p.message}\n`);
   const files = report.files.length === 1 ? report.files[0] : `${report.files.length} files`;
   if (report.ok) {
-    out.write(`ok: ${files}: ${report.records} records (${report.decisions} decisions), chain intact; head ${report.head ?? '(empty)'}\n`);
+    out.write(
+      `ok: ${files}: ${report.records} records (${report.decisions} decisions), chain intact; head ${report.head ?? '(empty)'}\n`,
+    );
     return 0;
   }
   out.write(`FAILED: ${files}: ${report.problems.length} problem(s) in ${report.records} records\n`);

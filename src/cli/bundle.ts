@@ -39,25 +39,35 @@ export interface BundleCommandOptions {
   readonly err: (text: string) => void;
   readonly timeoutMs?: number;
   /** For "verify": the bundle path and verification key settings. */
-  readonly verify?: { readonly bundle: string; readonly keyFile: string; readonly algorithm: string; readonly keyId: string; readonly scope: string };
+  readonly verify?: {
+    readonly bundle: string;
+    readonly keyFile: string;
+    readonly algorithm: string;
+    readonly keyId: string;
+    readonly scope: string;
+  };
 }
 
 /** Parses `tollgate bundle` arguments (env supplies defaults; main.ts passes process.env); throws TG_ERR_INPUT_INVALID on bad usage. */
-export async function parseBundleArgs(args: readonly string[], env: Record<string, string | undefined>, readStdin: () => Promise<string>): Promise<Omit<BundleCommandOptions, 'out' | 'err'>> {
+export async function parseBundleArgs(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  readStdin: () => Promise<string>,
+): Promise<Omit<BundleCommandOptions, 'out' | 'err'>> {
   let parsed;
   try {
     parsed = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      admin: { type: 'string', short: 'a' },
-      token: { type: 'string', short: 't' },
-      key: { type: 'string', short: 'k' },
-      alg: { type: 'string', default: 'RS256' },
-      'key-id': { type: 'string', default: 'default' },
-      scope: { type: 'string', default: '' },
-    },
-  });
+      args: [...args],
+      allowPositionals: true,
+      options: {
+        admin: { type: 'string', short: 'a' },
+        token: { type: 'string', short: 't' },
+        key: { type: 'string', short: 'k' },
+        alg: { type: 'string', default: 'RS256' },
+        'key-id': { type: 'string', default: 'default' },
+        scope: { type: 'string', default: '' },
+      },
+    });
   } catch (cause) {
     throw new TollgateError('TG_ERR_INPUT_INVALID', `bundle: ${(cause as Error).message}`, { cause });
   }
@@ -65,16 +75,27 @@ export async function parseBundleArgs(args: readonly string[], env: Record<strin
   const [subcommand = '', file] = positionals;
   let patch: string | undefined;
   if (subcommand === 'patch') {
-    if (file === undefined) throw new TollgateError('TG_ERR_INPUT_INVALID', 'bundle patch needs a FILE (or "-" for stdin)');
+    if (file === undefined)
+      throw new TollgateError('TG_ERR_INPUT_INVALID', 'bundle patch needs a FILE (or "-" for stdin)');
     try {
       patch = file === '-' ? await readStdin() : await readFile(file, 'utf8');
     } catch (cause) {
-      throw new TollgateError('TG_ERR_INPUT_INVALID', `cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+      throw new TollgateError(
+        'TG_ERR_INPUT_INVALID',
+        `cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`,
+        { cause },
+      );
     }
   }
   const verify =
     subcommand === 'verify'
-      ? { bundle: file ?? '', keyFile: values.key ?? '', algorithm: values.alg ?? 'RS256', keyId: values['key-id'] ?? 'default', scope: values.scope ?? '' }
+      ? {
+          bundle: file ?? '',
+          keyFile: values.key ?? '',
+          algorithm: values.alg ?? 'RS256',
+          keyId: values['key-id'] ?? 'default',
+          scope: values.scope ?? '',
+        }
       : undefined;
   return {
     ...(verify === undefined ? {} : { verify }),
@@ -104,8 +125,15 @@ async function verifyOffline(options: BundleCommandOptions): Promise<number> {
   try {
     const bundle = await loadBundle(v.bundle);
     const publicKey = await readFile(v.keyFile, 'utf8');
-    createBundleVerifier({ keyId: v.keyId, publicKey, algorithm: v.algorithm as SigningAlgorithm, scope: v.scope }).verify(bundle);
-    options.out(`${v.bundle}: signature valid (revision ${bundle.manifest.revision}, ${bundle.files?.size ?? 0} files, key ${v.keyId}, ${v.algorithm})\n`);
+    createBundleVerifier({
+      keyId: v.keyId,
+      publicKey,
+      algorithm: v.algorithm as SigningAlgorithm,
+      scope: v.scope,
+    }).verify(bundle);
+    options.out(
+      `${v.bundle}: signature valid (revision ${bundle.manifest.revision}, ${bundle.files?.size ?? 0} files, key ${v.keyId}, ${v.algorithm})\n`,
+    );
     return 0;
   } catch (err) {
     options.err(`tollgate: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}\n`);
@@ -126,12 +154,17 @@ export async function runBundleCommand(options: BundleCommandOptions): Promise<n
   try {
     res = await fetch(new URL(route.path, base), {
       method: route.method,
-      headers: { authorization: `Bearer ${options.token}`, ...(options.patch === undefined ? {} : { 'content-type': 'application/json-patch+json' }) },
+      headers: {
+        authorization: `Bearer ${options.token}`,
+        ...(options.patch === undefined ? {} : { 'content-type': 'application/json-patch+json' }),
+      },
       ...(options.patch === undefined ? {} : { body: options.patch }),
       signal: AbortSignal.timeout(options.timeoutMs ?? 10000),
     });
   } catch (cause) {
-    options.err(`tollgate: cannot reach the admin API at ${base} (${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message})\n`);
+    options.err(
+      `tollgate: cannot reach the admin API at ${base} (${(cause as Error).cause instanceof Error ? ((cause as Error).cause as Error).message : (cause as Error).message})\n`,
+    );
     return 1;
   }
   const text = await res.text();
@@ -145,8 +178,10 @@ export async function runBundleCommand(options: BundleCommandOptions): Promise<n
     options.err(`tollgate: ${options.subcommand} refused (${res.status}): ${String(body.error ?? text)}\n`);
     return 1;
   }
-  if (options.subcommand === 'rollback') options.out(`rolled back: ${String(body.previous_revision)} -> ${String(body.revision)}\n`);
-  else if (options.subcommand === 'patch') options.out(`data patched: revision ${String(body.revision)}, data version ${String(body.data_version)}\n`);
+  if (options.subcommand === 'rollback')
+    options.out(`rolled back: ${String(body.previous_revision)} -> ${String(body.revision)}\n`);
+  else if (options.subcommand === 'patch')
+    options.out(`data patched: revision ${String(body.revision)}, data version ${String(body.data_version)}\n`);
   else options.out(`${JSON.stringify(body, null, 2)}\n`);
   return 0;
 }
@@ -160,7 +195,11 @@ if (import.meta.main) {
   };
   try {
     const options = await parseBundleArgs(process.argv.slice(2), process.env, readStdin);
-    process.exitCode = await runBundleCommand({ ...options, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+    process.exitCode = await runBundleCommand({
+      ...options,
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+    });
   } catch (err) {
     process.stderr.write(`tollgate: ${(err as Error).message}\n${BUNDLE_HELP}`);
     process.exitCode = 1;

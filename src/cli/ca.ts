@@ -33,7 +33,8 @@ async function writeNew(path: string, text: string, mode: number, force: boolean
     handle = await open(path, force ? 'w' : 'wx', mode);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new TollgateError('TG_ERR_INPUT_INVALID', `${path} exists; pass --force to replace it`, { cause: err });
+    if (code === 'EEXIST')
+      throw new TollgateError('TG_ERR_INPUT_INVALID', `${path} exists; pass --force to replace it`, { cause: err });
     throw new TollgateError('TG_ERR_INPUT_INVALID', `cannot write ${path} (${code ?? 'error'})`, { cause: err });
   }
   try {
@@ -47,7 +48,10 @@ async function writeNew(path: string, text: string, mode: number, force: boolean
 /** Creates an ECDSA P-256 CA in options.out. */
 export async function caInit(options: CaInitOptions): Promise<CaInitResult> {
   await mkdir(options.out, { recursive: true, mode: 0o755 });
-  const pair = generateCa({ ...(options.commonName === undefined ? {} : { commonName: options.commonName }), ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
+  const pair = generateCa({
+    ...(options.commonName === undefined ? {} : { commonName: options.commonName }),
+    ...(options.validDays === undefined ? {} : { validDays: options.validDays }),
+  });
   const certFile = join(options.out, 'ca.crt');
   const keyFile = join(options.out, 'ca.key');
   const force = options.force ?? false;

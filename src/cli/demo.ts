@@ -19,14 +19,29 @@ interface Sample {
 
 const SAMPLES: Sample[] = [
   { what: 'support-bot reads a refund', method: 'GET', url: 'http://payments.internal/v1/refunds/r-1001' },
-  { what: 'support-bot issues a $120 refund', method: 'POST', url: 'http://payments.internal/v1/refunds', body: { order: 'o-77', amount: 120 } },
-  { what: 'support-bot issues a $900 refund', method: 'POST', url: 'http://payments.internal/v1/refunds', body: { order: 'o-78', amount: 900 } },
+  {
+    what: 'support-bot issues a $120 refund',
+    method: 'POST',
+    url: 'http://payments.internal/v1/refunds',
+    body: { order: 'o-77', amount: 120 },
+  },
+  {
+    what: 'support-bot issues a $900 refund',
+    method: 'POST',
+    url: 'http://payments.internal/v1/refunds',
+    body: { order: 'o-78', amount: 900 },
+  },
   { what: 'support-bot reads HR records', method: 'GET', url: 'http://hr.internal/v1/employees' },
   {
     what: 'support-bot calls MCP tool delete_customer',
     method: 'POST',
     url: 'http://mcp.internal/mcp',
-    body: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'delete_customer', arguments: { id: 'c-1' } } },
+    body: {
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name: 'delete_customer', arguments: { id: 'c-1' } },
+    },
   },
 ];
 
@@ -39,7 +54,10 @@ function call(proxy: AddressInfo, sample: Sample): Promise<{ status: number; bod
         port: proxy.port,
         method: sample.method,
         path: sample.url,
-        headers: { host: new URL(sample.url).host, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+        headers: {
+          host: new URL(sample.url).host,
+          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        },
       },
       (res) => {
         let body = '';
@@ -88,7 +106,9 @@ export const runDemo = {
           const { status, body } = await call(proxy, sample);
           print(`  ${status}  ${sample.what.padEnd(44)} ${summary(status, body)}`);
         }
-        print(`try: curl -x http://${proxy.address}:${proxy.port} -H 'content-type: application/json' -d '{"amount": 501}' http://payments.internal/v1/refunds`);
+        print(
+          `try: curl -x http://${proxy.address}:${proxy.port} -H 'content-type: application/json' -d '{"amount": 501}' http://payments.internal/v1/refunds`,
+        );
         print('stop with Ctrl-C');
       },
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),

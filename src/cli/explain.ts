@@ -14,7 +14,11 @@ function get(doc: unknown, ...path: string[]): unknown {
 }
 
 function text(value: unknown): string {
-  return value === undefined || value === null || value === '' ? '-' : typeof value === 'string' ? value : JSON.stringify(value);
+  return value === undefined || value === null || value === ''
+    ? '-'
+    : typeof value === 'string'
+      ? value
+      : JSON.stringify(value);
 }
 
 /** Renders the decision on an input as a few lines of plain text. */
@@ -38,7 +42,10 @@ export function explainDecision(input: Record<string, unknown>, decision: Decisi
     lines.push(decision.allowed ? 'no rule objected.' : 'the policy gave no reason.');
   }
   if (!decision.allowed && decision.httpStatus !== undefined) lines.push(`status ${decision.httpStatus}`);
-  const changes = [...decision.headers.map(([n, v]) => `set header ${n}: ${v}`), ...decision.requestHeadersToRemove.map((n) => `remove header ${n}`)];
+  const changes = [
+    ...decision.headers.map(([n, v]) => `set header ${n}: ${v}`),
+    ...decision.requestHeadersToRemove.map((n) => `remove header ${n}`),
+  ];
   if (decision.allowed && changes.length > 0) {
     lines.push('', 'the forwarded request is changed:');
     for (const change of changes) lines.push(`  - ${change}`);

@@ -94,7 +94,12 @@ function readStdin(): Promise<string> {
 }
 
 async function readInput(path: string): Promise<unknown> {
-  const text = path === '-' ? await readStdin() : await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read ${path} (${err.code ?? err.message})`));
+  const text =
+    path === '-'
+      ? await readStdin()
+      : await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) =>
+          fail(`cannot read ${path} (${err.code ?? err.message})`),
+        );
   try {
     return JSON.parse(text);
   } catch {
@@ -138,12 +143,28 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'ca': {
       const [sub, ...caArgs] = rest;
-      const { values } = parseArgs({ args: caArgs, options: { out: { type: 'string', short: 'o' }, force: { type: 'boolean', default: false }, cn: { type: 'string' }, days: { type: 'string' } } });
-      if (sub !== 'init' || values.out === undefined) fail('usage: tollgate ca init --out DIR [--force] [--cn NAME] [--days N]');
+      const { values } = parseArgs({
+        args: caArgs,
+        options: {
+          out: { type: 'string', short: 'o' },
+          force: { type: 'boolean', default: false },
+          cn: { type: 'string' },
+          days: { type: 'string' },
+        },
+      });
+      if (sub !== 'init' || values.out === undefined)
+        fail('usage: tollgate ca init --out DIR [--force] [--cn NAME] [--days N]');
       const days = values.days === undefined ? undefined : Number(values.days);
       if (days !== undefined && !(Number.isInteger(days) && days > 0)) fail('--days must be a positive integer');
-      const result = await caInit({ out: values.out, force: values.force, ...(values.cn === undefined ? {} : { commonName: values.cn }), ...(days === undefined ? {} : { validDays: days }) });
-      process.stdout.write(`CA certificate ${result.certFile}\nCA key         ${result.keyFile} (0600)\nSHA-256        ${result.fingerprint}\n`);
+      const result = await caInit({
+        out: values.out,
+        force: values.force,
+        ...(values.cn === undefined ? {} : { commonName: values.cn }),
+        ...(days === undefined ? {} : { validDays: days }),
+      });
+      process.stdout.write(
+        `CA certificate ${result.certFile}\nCA key         ${result.keyFile} (0600)\nSHA-256        ${result.fingerprint}\n`,
+      );
       return;
     }
     case 'audit': {
@@ -154,38 +175,66 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'replay': {
       const options = parseReplayArgs(rest);
-      process.exitCode = await runReplay({ ...options, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      process.exitCode = await runReplay({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
       return;
     }
     case 'bundle': {
       const options = await parseBundleArgs(rest, process.env, () => readStdin());
-      process.exitCode = await runBundleCommand({ ...options, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      process.exitCode = await runBundleCommand({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
       return;
     }
     case 'explain':
     case 'check': {
-      const { values } = parseArgs({ args: rest, options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } },
+      });
       if (values.input === undefined) fail('check needs --input <file>');
       const cfg = await config(values.config);
       const input = await readInput(values.input);
-      if (typeof input !== 'object' || input === null || Array.isArray(input)) fail(`${values.input}: the policy input must be a JSON object`);
+      if (typeof input !== 'object' || input === null || Array.isArray(input))
+        fail(`${values.input}: the policy input must be a JSON object`);
       const pdp = await createPdp(cfg);
       const decision = await pdp.decide(input as never, crypto.randomUUID());
       if (command === 'explain') {
-        process.stdout.write(explainDecision(input as Record<string, unknown>, decision, pdp.info()?.decisionPath ?? cfg.pdp.type));
+        process.stdout.write(
+          explainDecision(input as Record<string, unknown>, decision, pdp.info()?.decisionPath ?? cfg.pdp.type),
+        );
         process.exitCode = decision.allowed ? 0 : 2;
         return;
       }
-      process.stdout.write(`${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`,
+      );
       process.exitCode = decision.allowed ? 0 : 2;
       return;
     }
     case 'run': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, demo: { type: 'boolean', default: false } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: 'string', short: 'c' }, demo: { type: 'boolean', default: false } },
+      });
       let cfg = await config(values.config);
       const demo = values.demo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
       if (demo) cfg = demo.config;
-      const logger = pino({ level: cfg.logLevel, base: { service: 'tollgate' }, redact: ['req.headers.authorization', 'req.headers["proxy-authorization"]', 'req.headers.cookie', 'res.headers["set-cookie"]'] });
+      const logger = pino({
+        level: cfg.logLevel,
+        base: { service: 'tollgate' },
+        redact: [
+          'req.headers.authorization',
+          'req.headers["proxy-authorization"]',
+          'req.headers.cookie',
+          'res.headers["set-cookie"]',
+        ],
+      });
       const telemetry = setupTelemetry({
         enabled: cfg.tracing.enabled,
         serviceName: cfg.tracing.serviceName,
@@ -219,9 +268,9 @@ async function main(argv: string[]): Promise<void> {
         Promise.all([sidecar.close(), demo?.close()])
           .then(() => telemetry.shutdown())
           .then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
+            () => process.exit(0),
+            () => process.exit(1),
+          );
       };
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -235,5 +284,5 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof TollgateError) fail(`${err.code}: ${err.message}`);
-  fail(err instanceof Error ? err.stack ?? err.message : String(err));
+  fail(err instanceof Error ? (err.stack ?? err.message) : String(err));
 });

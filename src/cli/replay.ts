@@ -52,14 +52,29 @@ export function parseReplayArgs(args: readonly string[]): Omit<ReplayCommandOpti
   } catch (cause) {
     throw new TollgateError('TG_ERR_INPUT_INVALID', `replay: ${(cause as Error).message}`, { cause });
   }
-  if (values.log === undefined || values.bundle === undefined) throw new TollgateError('TG_ERR_INPUT_INVALID', 'replay needs --log <decisions.jsonl> and --bundle <candidate.tar.gz>');
-  if (values.format !== 'text' && values.format !== 'json') throw new TollgateError('TG_ERR_INPUT_INVALID', `replay: --format must be text or json, not "${values.format}"`);
+  if (values.log === undefined || values.bundle === undefined)
+    throw new TollgateError(
+      'TG_ERR_INPUT_INVALID',
+      'replay needs --log <decisions.jsonl> and --bundle <candidate.tar.gz>',
+    );
+  if (values.format !== 'text' && values.format !== 'json')
+    throw new TollgateError('TG_ERR_INPUT_INVALID', `replay: --format must be text or json, not "${values.format}"`);
   let maxFlips: number | undefined;
   if (values['max-flips'] !== undefined) {
     maxFlips = Number(values['max-flips']);
-    if (!Number.isInteger(maxFlips) || maxFlips < 0) throw new TollgateError('TG_ERR_INPUT_INVALID', `replay: --max-flips must be a non-negative integer, not "${values['max-flips']}"`);
+    if (!Number.isInteger(maxFlips) || maxFlips < 0)
+      throw new TollgateError(
+        'TG_ERR_INPUT_INVALID',
+        `replay: --max-flips must be a non-negative integer, not "${values['max-flips']}"`,
+      );
   }
-  return { log: values.log, bundle: values.bundle, format: values.format, decisionPath: values['decision-path'] ?? 'tollgate/authz/decision', ...(maxFlips === undefined ? {} : { maxFlips }) };
+  return {
+    log: values.log,
+    bundle: values.bundle,
+    format: values.format,
+    decisionPath: values['decision-path'] ?? 'tollgate/authz/decision',
+    ...(maxFlips === undefined ? {} : { maxFlips }),
+  };
 }
 
 /** Runs the replay and prints the report; resolves to the exit code. */
@@ -67,7 +82,9 @@ export async function runReplay(options: ReplayCommandOptions): Promise<number> 
   try {
     const bundle = await loadBundle(options.bundle);
     const report = await replayDecisionLog({ log: options.log, bundle, decisionPath: options.decisionPath });
-    options.out(options.format === 'json' ? formatJson(report, options.maxFlips) : formatText(report, options.maxFlips));
+    options.out(
+      options.format === 'json' ? formatJson(report, options.maxFlips) : formatText(report, options.maxFlips),
+    );
     return options.maxFlips !== undefined && report.totals.flips > options.maxFlips ? 2 : 0;
   } catch (err) {
     options.err(`tollgate: ${err instanceof TollgateError ? `${err.code}: ` : ''}${(err as Error).message}\n`);

@@ -40,7 +40,11 @@ function deepFreeze<T>(value: T): T {
 /** Validates a parsed document (already YAML-decoded) into a frozen Config. */
 export function parseConfig(doc: unknown, env: Record<string, string | undefined> = {}, source = 'config'): Config {
   const base: Record<string, unknown> =
-    doc === null || doc === undefined ? {} : typeof doc === 'object' && !Array.isArray(doc) ? structuredClone(doc as Record<string, unknown>) : { __invalid: doc };
+    doc === null || doc === undefined
+      ? {}
+      : typeof doc === 'object' && !Array.isArray(doc)
+        ? structuredClone(doc as Record<string, unknown>)
+        : { __invalid: doc };
   if ('__invalid' in base) {
     throw new TollgateError('TG_ERR_CONFIG_INVALID', `${source}: expected a mapping at the top level`);
   }
@@ -57,19 +61,30 @@ export function parseConfig(doc: unknown, env: Record<string, string | undefined
 }
 
 /** Reads and validates a YAML config file; an absent path yields the defaults. */
-export async function loadConfig(path: string | undefined, env: Record<string, string | undefined> = {}): Promise<Config> {
+export async function loadConfig(
+  path: string | undefined,
+  env: Record<string, string | undefined> = {},
+): Promise<Config> {
   if (path === undefined) return parseConfig({}, env, 'defaults');
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', `${path}: cannot read the file (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, { cause });
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      `${path}: cannot read the file (${(cause as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause },
+    );
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (cause) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', `${path}: not valid YAML: ${(cause as Error).message.split('\n')[0]}`, { cause });
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      `${path}: not valid YAML: ${(cause as Error).message.split('\n')[0]}`,
+      { cause },
+    );
   }
   return parseConfig(doc, env, path);
 }

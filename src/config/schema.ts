@@ -5,9 +5,7 @@
  */
 import { z } from 'zod';
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port');
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port');
 
 const agentSchema = z
   .strictObject({
@@ -16,24 +14,58 @@ const agentSchema = z
     labels: z.record(z.string(), z.string()).default({}).describe('Free-form labels reported as input.agent.labels.'),
     token: z
       .strictObject({
-        header: z.string().default('x-tollgate-agent-token').describe('Request header carrying an HS256 JWT that overrides the agent identity.'),
+        header: z
+          .string()
+          .default('x-tollgate-agent-token')
+          .describe('Request header carrying an HS256 JWT that overrides the agent identity.'),
         secret: z.string().min(16).describe('Shared HS256 secret used to verify the token (at least 16 characters).'),
       })
       .optional()
-      .describe('When set, a verified token in this header overrides id/role/labels; an invalid token is refused with 401. The header is never forwarded.'),
+      .describe(
+        'When set, a verified token in this header overrides id/role/labels; an invalid token is refused with 401. The header is never forwarded.',
+      ),
   })
   .describe('The identity of the agent this sidecar serves.');
 
-const failureModeAllow = z.boolean().default(false).describe('Allow the request when no decision could be made (Envoy\'s failure_mode_allow). Default: fail closed.');
-const failureModeAllowHosts = z.array(z.string()).default([]).describe('Destination hosts (no port) for which a PDP failure allows the request; all others fail closed.');
+const failureModeAllow = z
+  .boolean()
+  .default(false)
+  .describe("Allow the request when no decision could be made (Envoy's failure_mode_allow). Default: fail closed.");
+const failureModeAllowHosts = z
+  .array(z.string())
+  .default([])
+  .describe('Destination hosts (no port) for which a PDP failure allows the request; all others fail closed.');
 
 const wasmPdpSchema = z
   .strictObject({
-    type: z.literal('wasm').default('wasm').describe('PDP kind: "wasm" evaluates an OPA WASM bundle in-process (the default); "extauthz" asks a remote Envoy ext_authz server.'),
-    bundle: z.string().default('').describe('Path to an OPA bundle (.tar.gz built by `opa build -t wasm`) or a directory holding policy.wasm and data.json. Empty: the embedded default bundle.'),
-    decisionPath: z.string().default('tollgate/authz/decision').describe('The entrypoint whose value is the decision (boolean or opa-envoy-plugin result object).'),
-    data: z.record(z.string(), z.unknown()).default({}).describe('Data merged over the bundle\'s data.json at load (deep merge; objects merge, other values replace).'),
-    timeoutMs: z.number().int().positive().default(100).describe('Evaluation deadline in milliseconds; a decision that takes longer is discarded and the failure mode applies.'),
+    type: z
+      .literal('wasm')
+      .default('wasm')
+      .describe(
+        'PDP kind: "wasm" evaluates an OPA WASM bundle in-process (the default); "extauthz" asks a remote Envoy ext_authz server.',
+      ),
+    bundle: z
+      .string()
+      .default('')
+      .describe(
+        'Path to an OPA bundle (.tar.gz built by `opa build -t wasm`) or a directory holding policy.wasm and data.json. Empty: the embedded default bundle.',
+      ),
+    decisionPath: z
+      .string()
+      .default('tollgate/authz/decision')
+      .describe('The entrypoint whose value is the decision (boolean or opa-envoy-plugin result object).'),
+    data: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("Data merged over the bundle's data.json at load (deep merge; objects merge, other values replace)."),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(100)
+      .describe(
+        'Evaluation deadline in milliseconds; a decision that takes longer is discarded and the failure mode applies.',
+      ),
     failureModeAllow,
     failureModeAllowHosts,
   })
@@ -41,30 +73,76 @@ const wasmPdpSchema = z
 
 const circuitBreakerSchema = z
   .strictObject({
-    failureThreshold: z.number().int().positive().default(3).describe('Consecutive timeouts or connection failures that open the circuit; while open, decisions fail at once (failure mode applies) instead of each waiting for the deadline.'),
-    openMs: z.number().int().positive().default(2000).describe('Cool-down before a half-open circuit lets one probe request through; its success closes the circuit, its failure opens it again.'),
+    failureThreshold: z
+      .number()
+      .int()
+      .positive()
+      .default(3)
+      .describe(
+        'Consecutive timeouts or connection failures that open the circuit; while open, decisions fail at once (failure mode applies) instead of each waiting for the deadline.',
+      ),
+    openMs: z
+      .number()
+      .int()
+      .positive()
+      .default(2000)
+      .describe(
+        'Cool-down before a half-open circuit lets one probe request through; its success closes the circuit, its failure opens it again.',
+      ),
   })
   .describe('Circuit breaker in front of the remote PDP, so a dead PDP costs one timeout, not one per request.');
 
 const extAuthzPdpSchema = z
   .strictObject({
-    type: z.literal('extauthz').describe('PDP kind: "extauthz" sends an Envoy v3 CheckRequest per request to a remote ext_authz server (opa-envoy-plugin, another Tollgate) and enforces its CheckResponse.'),
-    target: hostPort.describe('host:port of the remote ext_authz gRPC server (plaintext HTTP/2, one long-lived channel).'),
-    timeoutMs: z.number().int().positive().default(200).describe('Deadline of each Check call in milliseconds; past it the failure mode applies (Envoy ext_authz timeout).'),
+    type: z
+      .literal('extauthz')
+      .describe(
+        'PDP kind: "extauthz" sends an Envoy v3 CheckRequest per request to a remote ext_authz server (opa-envoy-plugin, another Tollgate) and enforces its CheckResponse.',
+      ),
+    target: hostPort.describe(
+      'host:port of the remote ext_authz gRPC server (plaintext HTTP/2, one long-lived channel).',
+    ),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(200)
+      .describe(
+        'Deadline of each Check call in milliseconds; past it the failure mode applies (Envoy ext_authz timeout).',
+      ),
     failureModeAllow,
     failureModeAllowHosts,
     circuitBreaker: circuitBreakerSchema.prefault({}),
   })
-  .describe('Remote PDP over Envoy\'s ext_authz v3 gRPC protocol.');
+  .describe("Remote PDP over Envoy's ext_authz v3 gRPC protocol.");
 
-const pdpSchema = z.discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema]).describe('The policy decision point: "wasm" (in-process, default) or "extauthz" (remote).');
+const pdpSchema = z
+  .discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema])
+  .describe('The policy decision point: "wasm" (in-process, default) or "extauthz" (remote).');
 
 const extAuthzSchema = z
   .strictObject({
-    enabled: z.boolean().default(true).describe('Serve Envoy\'s ext_authz v3 gRPC API (envoy.service.auth.v3.Authorization/Check), with grpc.health.v1 and server reflection, deciding with the same PDP as the proxy.'),
-    listen: hostPort.default('127.0.0.1:9191').describe('ext_authz gRPC listener (plaintext HTTP/2); 9191 as opa-envoy-plugin.'),
-    dryRun: z.boolean().default(false).describe('Always answer OK while still evaluating and logging the real decision (opa-envoy-plugin\'s dry-run).'),
-    maxReceiveBytes: z.number().int().min(1024).default(4194304).describe('Largest CheckRequest accepted in bytes; larger gets RESOURCE_EXHAUSTED (gRPC\'s and opa-envoy-plugin\'s 4 MiB default).'),
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Serve Envoy's ext_authz v3 gRPC API (envoy.service.auth.v3.Authorization/Check), with grpc.health.v1 and server reflection, deciding with the same PDP as the proxy.",
+      ),
+    listen: hostPort
+      .default('127.0.0.1:9191')
+      .describe('ext_authz gRPC listener (plaintext HTTP/2); 9191 as opa-envoy-plugin.'),
+    dryRun: z
+      .boolean()
+      .default(false)
+      .describe("Always answer OK while still evaluating and logging the real decision (opa-envoy-plugin's dry-run)."),
+    maxReceiveBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4194304)
+      .describe(
+        "Largest CheckRequest accepted in bytes; larger gets RESOURCE_EXHAUSTED (gRPC's and opa-envoy-plugin's 4 MiB default).",
+      ),
   })
   .describe('The Envoy ext_authz gRPC server (Tollgate as the PDP of Envoy or Istio).');
 
@@ -82,16 +160,65 @@ const pathNormalizationSchema = z
 
 const proxySchema = z
   .strictObject({
-    listen: hostPort.default('127.0.0.1:15001').describe('Outbound listener: explicit proxy (absolute-form) and origin-form (Host) requests.'),
-    maxRequestBytes: z.number().int().nonnegative().default(65536).describe('Request body bytes buffered for the policy (Envoy\'s max_request_bytes); beyond it input.truncated_body is true.'),
-    maxHeaderBytes: z.number().int().min(1024).default(16384).describe('Largest accepted request head; larger gets 431.'),
-    resolve: z.record(z.string(), hostPort).default({}).describe('Static address overrides, like curl --resolve: "name:port" -> "ip:port". The policy and the upstream Host still see the name.'),
-    upstreamTimeoutMs: z.number().int().positive().default(30000).describe('Time allowed for the upstream to send response headers; past it 504.'),
-    upstreamConnectTimeoutMs: z.number().int().positive().default(5000).describe('Time allowed to connect to the upstream; past it 502.'),
-    denyStatus: z.number().int().min(400).max(599).default(403).describe('Status of a deny when the policy sets no http_status.'),
+    listen: hostPort
+      .default('127.0.0.1:15001')
+      .describe('Outbound listener: explicit proxy (absolute-form) and origin-form (Host) requests.'),
+    maxRequestBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(65536)
+      .describe(
+        "Request body bytes buffered for the policy (Envoy's max_request_bytes); beyond it input.truncated_body is true.",
+      ),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(16384)
+      .describe('Largest accepted request head; larger gets 431.'),
+    resolve: z
+      .record(z.string(), hostPort)
+      .default({})
+      .describe(
+        'Static address overrides, like curl --resolve: "name:port" -> "ip:port". The policy and the upstream Host still see the name.',
+      ),
+    upstreamTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(30000)
+      .describe('Time allowed for the upstream to send response headers; past it 504.'),
+    upstreamConnectTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Time allowed to connect to the upstream; past it 502.'),
+    denyStatus: z
+      .number()
+      .int()
+      .min(400)
+      .max(599)
+      .default(403)
+      .describe('Status of a deny when the policy sets no http_status.'),
     pathNormalization: pathNormalizationSchema,
-    upstreamPoolIdleMs: z.number().int().positive().default(60000).describe('A per-origin upstream connection pool with no request in flight for this long is closed (its idle keep-alive sockets too); the next request to that origin opens a new one.'),
-    upstreamPoolMax: z.number().int().min(1).default(1024).describe('Most per-origin upstream pools kept; past it the least recently used idle pool is closed. Pools with requests in flight are never closed, so the count may exceed this while all are busy.'),
+    upstreamPoolIdleMs: z
+      .number()
+      .int()
+      .positive()
+      .default(60000)
+      .describe(
+        'A per-origin upstream connection pool with no request in flight for this long is closed (its idle keep-alive sockets too); the next request to that origin opens a new one.',
+      ),
+    upstreamPoolMax: z
+      .number()
+      .int()
+      .min(1)
+      .default(1024)
+      .describe(
+        'Most per-origin upstream pools kept; past it the least recently used idle pool is closed. Pools with requests in flight are never closed, so the count may exceed this while all are busy.',
+      ),
   })
   .describe('The outbound HTTP proxy listener.');
 
@@ -105,12 +232,41 @@ const adminSchema = z
 
 const tlsSchema = z
   .strictObject({
-    caCertFile: z.string().default('').describe('PEM certificate of the local CA that signs intercepted hosts\' leaf certificates (`tollgate ca init --out DIR` writes DIR/ca.crt). Empty: no interception; CONNECT is tunnel-only.'),
-    caKeyFile: z.string().default('').describe('PEM (PKCS#8) ECDSA P-256 key of the local CA (DIR/ca.key, mode 0600). Required with caCertFile.'),
-    leafCacheSize: z.number().int().min(1).default(1000).describe('Leaf certificates (TLS contexts) kept in the LRU cache; older ones are re-issued on demand.'),
-    leafValidDays: z.number().int().min(1).max(397).default(30).describe('Validity of issued leaf certificates in days (never past the CA\'s own expiry).'),
-    handshakeTimeoutMs: z.number().int().positive().default(10000).describe('Time allowed for an agent to finish the TLS handshake with Tollgate; past it the connection is closed.'),
-    upstreamCaFiles: z.array(z.string()).default([]).describe('Extra PEM CA files trusted for upstream TLS, added to the system roots (verification is always on).'),
+    caCertFile: z
+      .string()
+      .default('')
+      .describe(
+        "PEM certificate of the local CA that signs intercepted hosts' leaf certificates (`tollgate ca init --out DIR` writes DIR/ca.crt). Empty: no interception; CONNECT is tunnel-only.",
+      ),
+    caKeyFile: z
+      .string()
+      .default('')
+      .describe('PEM (PKCS#8) ECDSA P-256 key of the local CA (DIR/ca.key, mode 0600). Required with caCertFile.'),
+    leafCacheSize: z
+      .number()
+      .int()
+      .min(1)
+      .default(1000)
+      .describe('Leaf certificates (TLS contexts) kept in the LRU cache; older ones are re-issued on demand.'),
+    leafValidDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(397)
+      .default(30)
+      .describe("Validity of issued leaf certificates in days (never past the CA's own expiry)."),
+    handshakeTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(10000)
+      .describe(
+        'Time allowed for an agent to finish the TLS handshake with Tollgate; past it the connection is closed.',
+      ),
+    upstreamCaFiles: z
+      .array(z.string())
+      .default([])
+      .describe('Extra PEM CA files trusted for upstream TLS, added to the system roots (verification is always on).'),
   })
   .describe('TLS interception: the local CA and upstream trust.');
 
@@ -118,66 +274,179 @@ const destinationMode = z.enum(['tunnel', 'intercept']);
 
 const connectSchema = z
   .strictObject({
-    enabled: z.boolean().default(true).describe('Serve CONNECT on the outbound listener (decided by the policy with method CONNECT before any byte flows). false: 501.'),
-    defaultMode: z.enum(['auto', 'tunnel', 'intercept']).default('auto').describe('Mode for destinations not listed in `modes`: "tunnel" relays bytes after the L4 decision; "intercept" terminates TLS with a leaf from the local CA and decides on every request; "auto" = intercept when tls.caCertFile is set, else tunnel.'),
-    modes: z.record(z.string(), destinationMode).default({}).describe('Per-destination mode: host name (or "*.suffix") -> "tunnel" | "intercept".'),
-    passThrough: z.array(z.string()).default([]).describe('Hosts (or "*.suffix") that are always tunnelled, never intercepted: certificate-pinned or mutual-TLS destinations.'),
-    peekTimeoutMs: z.number().int().positive().default(1000).describe('How long to wait for the agent\'s first bytes (the ClientHello) after the tunnel opens; a tunnel whose client stays silent (server-speaks-first protocol) is relayed without SNI, an intercepted one is closed.'),
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Serve CONNECT on the outbound listener (decided by the policy with method CONNECT before any byte flows). false: 501.',
+      ),
+    defaultMode: z
+      .enum(['auto', 'tunnel', 'intercept'])
+      .default('auto')
+      .describe(
+        'Mode for destinations not listed in `modes`: "tunnel" relays bytes after the L4 decision; "intercept" terminates TLS with a leaf from the local CA and decides on every request; "auto" = intercept when tls.caCertFile is set, else tunnel.',
+      ),
+    modes: z
+      .record(z.string(), destinationMode)
+      .default({})
+      .describe('Per-destination mode: host name (or "*.suffix") -> "tunnel" | "intercept".'),
+    passThrough: z
+      .array(z.string())
+      .default([])
+      .describe(
+        'Hosts (or "*.suffix") that are always tunnelled, never intercepted: certificate-pinned or mutual-TLS destinations.',
+      ),
+    peekTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe(
+        "How long to wait for the agent's first bytes (the ClientHello) after the tunnel opens; a tunnel whose client stays silent (server-speaks-first protocol) is relayed without SNI, an intercepted one is closed.",
+      ),
   })
   .describe('CONNECT tunnels on the outbound listener.');
 
 const transparentSchema = z
   .strictObject({
-    enabled: z.boolean().default(false).describe('Serve the transparent listener for iptables-redirected traffic (scripts/iptables-redirect.sh).'),
-    listen: hostPort.default('127.0.0.1:15002').describe('Transparent listener: nat OUTPUT REDIRECT target. The original destination comes from SO_ORIGINAL_DST.'),
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe('Serve the transparent listener for iptables-redirected traffic (scripts/iptables-redirect.sh).'),
+    listen: hostPort
+      .default('127.0.0.1:15002')
+      .describe(
+        'Transparent listener: nat OUTPUT REDIRECT target. The original destination comes from SO_ORIGINAL_DST.',
+      ),
   })
   .describe('Transparent mode: outbound TCP redirected by iptables reaches Tollgate without proxy settings.');
 
 // ─── Policy lifecycle (issue 6): bundle sources, signatures, shadow mode, live data ───
 const bundleVerificationSchema = z
   .strictObject({
-    keyId: z.string().min(1).default('default').describe('Key id the bundle signature must name (JWT header kid, or the payload keyid); `opa sign`/`opa build --signing-key` write "default" unless --signing-key-id is given.'),
-    publicKey: z.string().default('').describe('PEM public key (or certificate) of the signer. Either this or publicKeyFile.'),
+    keyId: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe(
+        'Key id the bundle signature must name (JWT header kid, or the payload keyid); `opa sign`/`opa build --signing-key` write "default" unless --signing-key-id is given.',
+      ),
+    publicKey: z
+      .string()
+      .default('')
+      .describe('PEM public key (or certificate) of the signer. Either this or publicKeyFile.'),
     publicKeyFile: z.string().default('').describe('Path to the PEM public key of the signer (read at start).'),
-    algorithm: z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']).default('RS256').describe('JWS algorithm of the signature (opa --signing-alg).'),
-    scope: z.string().default('').describe('Scope the signature must carry (opa --scope); empty when the signer set none.'),
-    excludeFiles: z.array(z.string()).default([]).describe('Bundle paths (glob) excluded from digest checks, as OPA\'s verification.exclude_files.'),
+    algorithm: z
+      .enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'])
+      .default('RS256')
+      .describe('JWS algorithm of the signature (opa --signing-alg).'),
+    scope: z
+      .string()
+      .default('')
+      .describe('Scope the signature must carry (opa --scope); empty when the signer set none.'),
+    excludeFiles: z
+      .array(z.string())
+      .default([])
+      .describe("Bundle paths (glob) excluded from digest checks, as OPA's verification.exclude_files."),
   })
-  .describe('Signature verification of bundles (.signatures.json as `opa sign` writes it). When set, unsigned or tampered bundles are rejected and the previous revision stays active.');
+  .describe(
+    'Signature verification of bundles (.signatures.json as `opa sign` writes it). When set, unsigned or tampered bundles are rejected and the previous revision stays active.',
+  );
 
 const bundleSchema = z
   .strictObject({
-    source: z.string().default('').describe('Where the policy bundle comes from: an http(s):// URL of an OPA bundle server (bundle protocol: ETag/If-None-Match polling), a .tar.gz file or a directory (re-read when it changes). Empty: the static pdp.bundle (or the embedded default).'),
+    source: z
+      .string()
+      .default('')
+      .describe(
+        'Where the policy bundle comes from: an http(s):// URL of an OPA bundle server (bundle protocol: ETag/If-None-Match polling), a .tar.gz file or a directory (re-read when it changes). Empty: the static pdp.bundle (or the embedded default).',
+      ),
     token: z.string().default('').describe('Bearer token sent to the bundle server (Authorization: Bearer ...).'),
-    minDelayMs: z.number().int().positive().default(60000).describe('Shortest wait between two polls (a random delay between minDelayMs and maxDelayMs is drawn each time: jitter).'),
+    minDelayMs: z
+      .number()
+      .int()
+      .positive()
+      .default(60000)
+      .describe(
+        'Shortest wait between two polls (a random delay between minDelayMs and maxDelayMs is drawn each time: jitter).',
+      ),
     maxDelayMs: z.number().int().positive().default(120000).describe('Longest wait between two polls.'),
-    longPollSeconds: z.number().int().nonnegative().default(0).describe('Long polling: ask the server to hold each request up to this many seconds (Prefer: wait=N); 0 disables.'),
-    timeoutMs: z.number().int().positive().default(10000).describe('Time allowed for one bundle download (on top of the long-poll wait); past it the poll fails and the active revision stays.'),
+    longPollSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe(
+        'Long polling: ask the server to hold each request up to this many seconds (Prefer: wait=N); 0 disables.',
+      ),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(10000)
+      .describe(
+        'Time allowed for one bundle download (on top of the long-poll wait); past it the poll fails and the active revision stays.',
+      ),
     maxBytes: z.number().int().positive().default(104857600).describe('Largest bundle download accepted, in bytes.'),
     verification: bundleVerificationSchema.optional(),
     smoke: z
       .strictObject({
-        input: z.record(z.string(), z.unknown()).describe('A policy input document every new bundle must evaluate without error before it is activated.'),
-        expectAllowed: z.boolean().optional().describe('When set, the smoke decision must be allowed (true) or denied (false).'),
+        input: z
+          .record(z.string(), z.unknown())
+          .describe('A policy input document every new bundle must evaluate without error before it is activated.'),
+        expectAllowed: z
+          .boolean()
+          .optional()
+          .describe('When set, the smoke decision must be allowed (true) or denied (false).'),
       })
       .optional()
       .describe('Smoke check of a new bundle before the swap.'),
-    persistenceDir: z.string().default('').describe('Directory where the last activated bundle is persisted (atomic write + rename) and loaded from at start when the source is unreachable. Empty: no persistence.'),
+    persistenceDir: z
+      .string()
+      .default('')
+      .describe(
+        'Directory where the last activated bundle is persisted (atomic write + rename) and loaded from at start when the source is unreachable. Empty: no persistence.',
+      ),
   })
   .describe('Policy bundle lifecycle: source, polling, signature verification, smoke check, last-known-good.');
 
 const shadowSchema = z
   .strictObject({
-    bundle: z.string().default('').describe('Candidate bundle evaluated beside the active one on live traffic (URL, .tar.gz or directory, polled like bundle.source). Only the active bundle enforces; disagreements are counted and logged with both results. Empty: shadow mode off.'),
+    bundle: z
+      .string()
+      .default('')
+      .describe(
+        'Candidate bundle evaluated beside the active one on live traffic (URL, .tar.gz or directory, polled like bundle.source). Only the active bundle enforces; disagreements are counted and logged with both results. Empty: shadow mode off.',
+      ),
   })
   .describe('Shadow mode: try a candidate policy on production traffic without enforcing it.');
 
 const liveDataSchema = z
   .strictObject({
-    token: z.string().default('').describe('Bearer token for the policy admin endpoints (PATCH /v1/data with an RFC 6902 JSON Patch, POST /v1/bundle/rollback). Empty: those endpoints are disabled.'),
-    allowRemote: z.boolean().default(false).describe('Accept policy admin requests from non-loopback peers (default: loopback only, even with a valid token).'),
-    watchFile: z.string().default('').describe('A file holding an RFC 6902 JSON Patch applied over the bundle data; re-applied when its content changes. Empty: no watched file.'),
-    watchIntervalMs: z.number().int().positive().default(1000).describe('How often the watched data file is checked for changes.'),
+    token: z
+      .string()
+      .default('')
+      .describe(
+        'Bearer token for the policy admin endpoints (PATCH /v1/data with an RFC 6902 JSON Patch, POST /v1/bundle/rollback). Empty: those endpoints are disabled.',
+      ),
+    allowRemote: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Accept policy admin requests from non-loopback peers (default: loopback only, even with a valid token).',
+      ),
+    watchFile: z
+      .string()
+      .default('')
+      .describe(
+        'A file holding an RFC 6902 JSON Patch applied over the bundle data; re-applied when its content changes. Empty: no watched file.',
+      ),
+    watchIntervalMs: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('How often the watched data file is checked for changes.'),
   })
   .describe('Live policy data: changes without a new bundle, each recorded in the decision log.');
 // ─── end of policy lifecycle ───
@@ -185,39 +454,137 @@ const liveDataSchema = z
 // ─── Observability (issue 4): tracing, metrics, decision log ───
 const tracingSchema = z
   .strictObject({
-    enabled: z.boolean().default(false).describe('Export spans over OTLP. An OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT in the environment also turns it on; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off.'),
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Export spans over OTLP. An OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT in the environment also turns it on; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off.',
+      ),
     serviceName: z.string().default('tollgate').describe('service.name (OTEL_SERVICE_NAME wins).'),
-    protocol: z.enum(['grpc', 'http/protobuf', 'http/json']).default('grpc').describe('OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL wins).'),
-    endpoint: z.string().default('').describe('Collector base URL, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP; /v1/traces is appended). Empty: the OTEL_* environment or the SDK default.'),
-    headers: z.record(z.string(), z.string()).default({}).describe('Headers (gRPC metadata) sent with every export, e.g. an API key.'),
-    samplerRatio: z.number().min(0).max(1).default(0.1).describe('Parent-based sampler: ratio of new root traces (calls that carry no trace context) sampled; children follow the incoming traceparent flag; denied decisions are always sampled unless alwaysSampleDenied is false.'),
-    alwaysSampleDenied: z.boolean().default(true).describe('Export the spans of denied decisions even when head sampling dropped the trace.'),
-    propagators: z.array(z.enum(['tracecontext', 'baggage', 'b3', 'b3multi'])).default(['tracecontext', 'baggage']).describe('Context propagation formats (OTEL_PROPAGATORS wins).'),
-    attributeValueLengthLimit: z.number().int().positive().default(4096).describe('Longest span attribute value; longer ones are truncated.'),
+    protocol: z
+      .enum(['grpc', 'http/protobuf', 'http/json'])
+      .default('grpc')
+      .describe('OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL wins).'),
+    endpoint: z
+      .string()
+      .default('')
+      .describe(
+        'Collector base URL, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318 (HTTP; /v1/traces is appended). Empty: the OTEL_* environment or the SDK default.',
+      ),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Headers (gRPC metadata) sent with every export, e.g. an API key.'),
+    samplerRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe(
+        'Parent-based sampler: ratio of new root traces (calls that carry no trace context) sampled; children follow the incoming traceparent flag; denied decisions are always sampled unless alwaysSampleDenied is false.',
+      ),
+    alwaysSampleDenied: z
+      .boolean()
+      .default(true)
+      .describe('Export the spans of denied decisions even when head sampling dropped the trace.'),
+    propagators: z
+      .array(z.enum(['tracecontext', 'baggage', 'b3', 'b3multi']))
+      .default(['tracecontext', 'baggage'])
+      .describe('Context propagation formats (OTEL_PROPAGATORS wins).'),
+    attributeValueLengthLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(4096)
+      .describe('Longest span attribute value; longer ones are truncated.'),
     attributeCountLimit: z.number().int().positive().default(128).describe('Most attributes per span.'),
-    recordRequestHeaders: z.array(z.string()).default([]).describe('Request headers recorded as http.request.header.<name>; credential headers are never recorded.'),
-    recordInput: z.boolean().default(false).describe('Attach the masked policy input to the span that records the decision (off by default: inputs can hold bodies).'),
+    recordRequestHeaders: z
+      .array(z.string())
+      .default([])
+      .describe('Request headers recorded as http.request.header.<name>; credential headers are never recorded.'),
+    recordInput: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Attach the masked policy input to the span that records the decision (off by default: inputs can hold bodies).',
+      ),
   })
   .describe('OpenTelemetry tracing: one trace agent → Tollgate → tool, one span per call carrying its decision.');
 
 const decisionLogSchema = z
   .strictObject({
-    file: z.string().default('').describe('Path of the hash-chained JSON-lines decision log (OPA decision-log fields plus prev_hash/hash). Empty: no file.'),
-    maxBytes: z.number().int().positive().default(104857600).describe('Rotate the file when it would pass this size; the new file\'s genesis links to the old file\'s last hash.'),
+    file: z
+      .string()
+      .default('')
+      .describe(
+        'Path of the hash-chained JSON-lines decision log (OPA decision-log fields plus prev_hash/hash). Empty: no file.',
+      ),
+    maxBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(104857600)
+      .describe(
+        "Rotate the file when it would pass this size; the new file's genesis links to the old file's last hash.",
+      ),
     maxFiles: z.number().int().nonnegative().default(10).describe('Rotated files kept (0 keeps all).'),
-    url: z.string().default('').describe('OPA decision-log upload endpoint (gzip JSON array POSTs), e.g. http://collector:8181/logs. Empty: no upload.'),
-    headers: z.record(z.string(), z.string()).default({}).describe('Headers sent with every upload (e.g. Authorization).'),
-    mask: z.array(z.string()).optional().describe('JSON pointers erased from every record (like OPA\'s system.log.mask); default: authorization, cookie and agent-token headers.'),
-    maxQueue: z.number().int().positive().default(10000).describe('Records waiting to be written; beyond it they are dropped, counted in tollgate_decision_log_dropped_total and noted in the chain as a gap.'),
+    url: z
+      .string()
+      .default('')
+      .describe(
+        'OPA decision-log upload endpoint (gzip JSON array POSTs), e.g. http://collector:8181/logs. Empty: no upload.',
+      ),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Headers sent with every upload (e.g. Authorization).'),
+    mask: z
+      .array(z.string())
+      .optional()
+      .describe(
+        "JSON pointers erased from every record (like OPA's system.log.mask); default: authorization, cookie and agent-token headers.",
+      ),
+    maxQueue: z
+      .number()
+      .int()
+      .positive()
+      .default(10000)
+      .describe(
+        'Records waiting to be written; beyond it they are dropped, counted in tollgate_decision_log_dropped_total and noted in the chain as a gap.',
+      ),
   })
   .describe('The decision log: every decision as an OPA-format JSON line in a tamper-evident hash chain.');
 const metricsSchema = z
   .strictObject({
-    maxLabelValues: z.number().int().min(1).max(100000).default(100).describe('Distinct values each agent-influenced label of /metrics (agent, destination, tool) keeps as its own series; later values are counted under "__other__" and in tollgate_metric_label_overflow_total, so an agent calling many hosts or tools cannot grow the scrape without bound. 100 covers the destinations and tools one agent legitimately uses while keeping each histogram under a few thousand lines.'),
-    maxLabelValueLength: z.number().int().min(16).max(4096).default(128).describe('Longest label value kept, in characters (longer ones are cut); control characters are replaced by U+FFFD.'),
-    maxSeriesPerMetric: z.number().int().min(1).max(1000000).default(2000).describe('Label combinations tollgate_decisions_total keeps (agent x destination x tool can multiply past each label\'s cap); a new combination past it is counted with those labels set to "__other__" (OpenTelemetry\'s default cardinality limit).'),
+    maxLabelValues: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(100)
+      .describe(
+        'Distinct values each agent-influenced label of /metrics (agent, destination, tool) keeps as its own series; later values are counted under "__other__" and in tollgate_metric_label_overflow_total, so an agent calling many hosts or tools cannot grow the scrape without bound. 100 covers the destinations and tools one agent legitimately uses while keeping each histogram under a few thousand lines.',
+      ),
+    maxLabelValueLength: z
+      .number()
+      .int()
+      .min(16)
+      .max(4096)
+      .default(128)
+      .describe(
+        'Longest label value kept, in characters (longer ones are cut); control characters are replaced by U+FFFD.',
+      ),
+    maxSeriesPerMetric: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000000)
+      .default(2000)
+      .describe(
+        'Label combinations tollgate_decisions_total keeps (agent x destination x tool can multiply past each label\'s cap); a new combination past it is counted with those labels set to "__other__" (OpenTelemetry\'s default cardinality limit).',
+      ),
   })
-  .describe('Prometheus metrics on the admin listener\'s /metrics: cardinality bounds.');
+  .describe("Prometheus metrics on the admin listener's /metrics: cardinality bounds.");
 // ─── end of observability ───
 
 /** The whole tollgate.yaml document. */
@@ -237,7 +604,10 @@ export const configSchema = z
     tracing: tracingSchema.prefault({}),
     decisionLog: decisionLogSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the structured (pino) log.'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('Log level of the structured (pino) log.'),
   })
   .describe('Tollgate sidecar configuration (tollgate.yaml).');
 

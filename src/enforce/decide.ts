@@ -13,10 +13,24 @@ import type { Logger } from 'pino';
 import { wrapError, type TollgateError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { CanonicalRequest } from '../http/normalize.ts';
-import { buildInput, inputFromCheckRequest, type AgentIdentity, type BufferedBody, type BuildInputOptions, type CheckRequestDocument, type PolicyInput } from '../input/build.ts';
+import {
+  buildInput,
+  inputFromCheckRequest,
+  type AgentIdentity,
+  type BufferedBody,
+  type BuildInputOptions,
+  type CheckRequestDocument,
+  type PolicyInput,
+} from '../input/build.ts';
 import { verifyAgentToken } from '../input/identity.ts';
 import type { Decision, Pdp } from '../pdp/types.ts';
-import { createNoopObserver, decisionMeta, recordDecision, recordFailure, type Observer } from '../telemetry/observer.ts';
+import {
+  createNoopObserver,
+  decisionMeta,
+  recordDecision,
+  recordFailure,
+  type Observer,
+} from '../telemetry/observer.ts';
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
 import { failureMode } from './failure-mode.ts';
 import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
@@ -60,9 +74,20 @@ export type DecisionRequest = HttpDecisionRequest | CheckDecisionRequest;
  * ext_authz door: no decision at all).
  */
 export type Verdict =
-  | { readonly kind: 'allow'; readonly decisionId: string; readonly input: PolicyInput; readonly decision: Decision | undefined; readonly tokenRemoved: boolean }
+  | {
+      readonly kind: 'allow';
+      readonly decisionId: string;
+      readonly input: PolicyInput;
+      readonly decision: Decision | undefined;
+      readonly tokenRemoved: boolean;
+    }
   | { readonly kind: 'deny'; readonly decisionId: string; readonly input: PolicyInput; readonly decision: Decision }
-  | { readonly kind: 'refuse'; readonly decisionId: string; readonly error: TollgateError; readonly stage: 'identity' | 'input' }
+  | {
+      readonly kind: 'refuse';
+      readonly decisionId: string;
+      readonly error: TollgateError;
+      readonly stage: 'identity' | 'input';
+    }
   | { readonly kind: 'fail'; readonly decisionId: string; readonly input: PolicyInput; readonly error: TollgateError };
 
 /** The decision step. */
@@ -94,7 +119,9 @@ export interface DecisionStepOptions {
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
 
 /** The step's options from a validated config. */
-export function decisionStepOptionsFrom(config: Config): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus' | 'bodyLimit'> {
+export function decisionStepOptionsFrom(
+  config: Config,
+): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus' | 'bodyLimit'> {
   return {
     agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
     ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
@@ -155,7 +182,12 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       try {
         input = buildInput(canonical, request.body, agent, Date.now(), buildOptions);
       } catch (err) {
-        return { kind: 'refuse', decisionId, error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), stage: 'input' };
+        return {
+          kind: 'refuse',
+          decisionId,
+          error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err),
+          stage: 'input',
+        };
       }
       host = canonical.host;
       destination = canonical.authority;
@@ -165,22 +197,35 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       const http = document.attributes?.request?.http;
       if (tokenHeader !== undefined && http?.headers?.[tokenHeader] !== undefined) {
         const found = tokenAgent(http.headers[tokenHeader]);
-        if (found !== undefined && !('id' in found)) return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
+        if (found !== undefined && !('id' in found))
+          return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
         agent = found as AgentIdentity;
         tokenRemoved = true;
         const headers = { ...http.headers };
         delete headers[tokenHeader];
-        document = { ...document, attributes: { ...document.attributes, request: { ...document.attributes!.request, http: { ...http, headers } } } };
+        document = {
+          ...document,
+          attributes: {
+            ...document.attributes,
+            request: { ...document.attributes!.request, http: { ...http, headers } },
+          },
+        };
       }
       try {
         input = inputFromCheckRequest(document, agent);
       } catch (err) {
-        return { kind: 'refuse', decisionId, error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err), stage: 'input' };
+        return {
+          kind: 'refuse',
+          decisionId,
+          error: wrapError('TG_ERR_BAD_REQUEST', 'bad request', err),
+          stage: 'input',
+        };
       }
       host = request.host;
       destination = typeof http?.host === 'string' ? http.host : '';
       if (door !== 'extauthz') {
-        const source = (input.attributes as Partial<PolicyInput['attributes']> | undefined)?.source?.address?.socketAddress?.address;
+        const source = (input.attributes as Partial<PolicyInput['attributes']> | undefined)?.source?.address
+          ?.socketAddress?.address;
         if (typeof source === 'string') requestedBy = source;
       }
       carrier = document.attributes?.request?.http?.headers ?? {};
@@ -199,11 +244,25 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       span = request.trace.startDecision(meta);
     } else {
       const http = input.attributes.request.http;
-      ownTrace = observer.tracing.startCall({ method: http.method, scheme: http.scheme === 'https' ? 'https' : 'http', authority: http.host, ...(http.path === undefined ? {} : { target: http.path }), headers: http.headers });
+      ownTrace = observer.tracing.startCall({
+        method: http.method,
+        scheme: http.scheme === 'https' ? 'https' : 'http',
+        authority: http.host,
+        ...(http.path === undefined ? {} : { target: http.path }),
+        headers: http.headers,
+      });
       span = ownTrace.startDecision(meta);
     }
     const started = process.hrtime.bigint();
-    const facts = () => ({ decisionId, policyPath, input, destination, span, seconds: Number(process.hrtime.bigint() - started) / 1e9, ...(requestedBy === undefined ? {} : { requestedBy }) });
+    const facts = () => ({
+      decisionId,
+      policyPath,
+      input,
+      destination,
+      span,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      ...(requestedBy === undefined ? {} : { requestedBy }),
+    });
     let decision: Decision;
     try {
       decision = await pdp.decide(input, decisionId);
@@ -213,12 +272,15 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       const mode = door === 'extauthz' ? 'deny' : failureMode(failure as Config['pdp'], host);
       recordFailure(observer, facts(), error, mode, info?.revision ?? '');
       ownTrace?.end({ statusCode: mode === 'allow' ? 200 : 403, errorType: error.code });
-      log.warn({ err: error, code: error.code, decisionId, door, host, failureMode: mode, trace_id: span.traceId }, 'no policy decision');
+      log.warn(
+        { err: error, code: error.code, decisionId, door, host, failureMode: mode, trace_id: span.traceId },
+        'no policy decision',
+      );
       if (mode === 'allow') return { kind: 'allow', decisionId, input, decision: undefined, tokenRemoved };
       return { kind: 'fail', decisionId, input, error };
     }
     recordDecision(observer, facts(), decision);
-    ownTrace?.end({ statusCode: decision.allowed ? 200 : decision.httpStatus ?? denyStatus });
+    ownTrace?.end({ statusCode: decision.allowed ? 200 : (decision.httpStatus ?? denyStatus) });
     if (decision.allowed) return { kind: 'allow', decisionId, input, decision, tokenRemoved };
     return { kind: 'deny', decisionId, input, decision };
   }

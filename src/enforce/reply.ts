@@ -36,7 +36,11 @@ export function denyReply(decision: Decision, defaultStatus: number, mcp: McpInp
     const errors = ids.map((id) => ({
       jsonrpc: '2.0',
       id,
-      error: { code: JSONRPC_DENIED, message: `denied by policy: ${reasons.join('; ')}`, data: { decision_id: decision.decisionId, reasons, revision: decision.revision } },
+      error: {
+        code: JSONRPC_DENIED,
+        message: `denied by policy: ${reasons.join('; ')}`,
+        data: { decision_id: decision.decisionId, reasons, revision: decision.revision },
+      },
     }));
     headers.push(['content-type', 'application/json']);
     return { status: 200, headers, body: JSON.stringify('batch' in mcp! ? errors : errors[0]) };
@@ -57,7 +61,12 @@ export function failureReply(error: TollgateError, decisionId: string, status: n
       [DECISION_ID_HEADER, decisionId],
       ['content-type', 'application/json'],
     ],
-    body: JSON.stringify({ allowed: false, decision_id: decisionId, reasons: [`no policy decision (${error.code}): failing closed`], error: { code: error.code, message: error.message } }),
+    body: JSON.stringify({
+      allowed: false,
+      decision_id: decisionId,
+      reasons: [`no policy decision (${error.code}): failing closed`],
+      error: { code: error.code, message: error.message },
+    }),
   };
 }
 

@@ -25,8 +25,9 @@ export const GRPC = {
 
 /** Envoy's envoy.type.v3.StatusCode values: a deny status outside it is a policy error, as in opa-envoy-plugin. */
 const ENVOY_STATUS_CODES = new Set([
-  100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410,
-  411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+  100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403,
+  404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500,
+  501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
 ]);
 
 function headerOptions(pairs: readonly HeaderPair[]): Message[] {
@@ -50,9 +51,11 @@ export function checkResponseFromDecision(decision: Decision, dryRun: boolean): 
       };
     } else {
       const status = decision.httpStatus ?? 403;
-      if (!ENVOY_STATUS_CODES.has(status)) throw new TollgateError('TG_ERR_POLICY_RESULT', `invalid HTTP status code ${status}`);
+      if (!ENVOY_STATUS_CODES.has(status))
+        throw new TollgateError('TG_ERR_POLICY_RESULT', `invalid HTTP status code ${status}`);
       response.deniedResponse = { status: { code: status }, headers: headerOptions(decision.headers) };
-      if (decision.body !== undefined && decision.body !== '') (response.deniedResponse as Message).body = decision.body;
+      if (decision.body !== undefined && decision.body !== '')
+        (response.deniedResponse as Message).body = decision.body;
     }
   }
   // opa-envoy-plugin's dry-run: record the real decision, answer an empty OK.
@@ -69,7 +72,10 @@ export function checkResponseFromDecision(decision: Decision, dryRun: boolean): 
 /** The answer to a CheckRequest whose path, query or body does not parse (opa-envoy-plugin's request_parse_error). */
 export function requestParseErrorResponse(error: TollgateError): Message {
   const message = `request_parse_error: ${error.message}`;
-  return { status: { code: GRPC.PERMISSION_DENIED, message }, deniedResponse: { status: { code: 400 }, body: message } };
+  return {
+    status: { code: GRPC.PERMISSION_DENIED, message },
+    deniedResponse: { status: { code: 400 }, body: message },
+  };
 }
 
 /** The answer when the agent token in the CheckRequest does not verify: 401, UNAUTHENTICATED. */

@@ -22,7 +22,13 @@ import { TollgateError, wrapError, type ErrorCode } from '../errors.ts';
 import { splitHostPort } from '../config/load.ts';
 import type { CheckRequestDocument } from '../input/build.ts';
 import type { DecisionStep } from '../enforce/decide.ts';
-import { AUTHORIZATION_SERVICE, checkMethod, decodeCheckRequest, reflectionDescriptors, type Message } from '../proto/ext-authz.ts';
+import {
+  AUTHORIZATION_SERVICE,
+  checkMethod,
+  decodeCheckRequest,
+  reflectionDescriptors,
+  type Message,
+} from '../proto/ext-authz.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 
 /** Options of createExtAuthzServer. */
@@ -78,7 +84,10 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
   const debug = log.isLevelEnabled('debug');
   const method = checkMethod();
   const definition: grpc.ServiceDefinition = {
-    Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<CheckRequestDocument, Message>,
+    Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<
+      CheckRequestDocument,
+      Message
+    >,
   };
 
   async function check(request: CheckRequestDocument): Promise<Message> {
@@ -108,7 +117,16 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
       ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), options.step.tokenHeader!];
     }
     // Hot path: build the log record only when it will be written.
-    if (debug) log.debug({ decisionId: verdict.decisionId, allowed: decision.allowed, dryRun: options.dryRun, reasons: decision.reasons }, 'ext_authz decision');
+    if (debug)
+      log.debug(
+        {
+          decisionId: verdict.decisionId,
+          allowed: decision.allowed,
+          dryRun: options.dryRun,
+          reasons: decision.reasons,
+        },
+        'ext_authz decision',
+      );
     return response;
   }
 
@@ -128,7 +146,9 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
   const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
   health.addToServer(server);
   // The reflection service indexes whatever fileDescriptorProtos it is given: hand it the real files.
-  const descriptors = { files: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: reflectionDescriptors() } };
+  const descriptors = {
+    files: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: reflectionDescriptors() },
+  };
   new ReflectionService(descriptors as unknown as PackageDefinition).addToServer(server);
 
   return {

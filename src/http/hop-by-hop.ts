@@ -33,7 +33,9 @@ export function connectionTokens(value: string | undefined): Set<string> {
 }
 
 /** Copies response headers without the hop-by-hop ones. */
-export function stripHopByHopResponse(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function stripHopByHopResponse(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
   const connection = headers.connection;
   const named = connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
   const out: Record<string, string | string[]> = {};

@@ -44,11 +44,14 @@ function parseHost(host: string): string {
   // refuses RFC 6874 zone ids ("[fe80::1%25eth0]"), whose interface is local to the
   // reader's machine and never names the same destination twice.
   if (host.includes('%')) {
-    throw ambiguous(host.startsWith('[') ? `ipv6 zone identifier in host ${quoted(host)}` : `percent-encoded host ${quoted(host)}`);
+    throw ambiguous(
+      host.startsWith('[') ? `ipv6 zone identifier in host ${quoted(host)}` : `percent-encoded host ${quoted(host)}`,
+    );
   }
   if (/[\s/?#@\\]/.test(host)) throw bad(`invalid host ${quoted(host)}`);
   // A port belongs to the authority, not the host: WHATWG would silently drop it.
-  if (!host.startsWith('[') && host.includes(':')) throw bad(`host ${quoted(host)} contains ":" outside an ipv6 literal`);
+  if (!host.startsWith('[') && host.includes(':'))
+    throw bad(`host ${quoted(host)} contains ":" outside an ipv6 literal`);
   let parsed: string;
   try {
     parsed = new URL(`http://${host}/`).hostname;
@@ -66,7 +69,8 @@ function parseHost(host: string): string {
   // RFC 1122 §3.2.1.3: 0.0.0.0/8 means "this host on this network" and is never a
   // destination; Linux connects 0.0.0.0 to the local host, so a rule on 127.0.0.1 would
   // not see it.
-  if (name.startsWith('0.') && IPV4.test(name)) throw ambiguous(`host ${quoted(host)} is in 0.0.0.0/8 (this host), not a destination`);
+  if (name.startsWith('0.') && IPV4.test(name))
+    throw ambiguous(`host ${quoted(host)} is in 0.0.0.0/8 (this host), not a destination`);
   return name;
 }
 
@@ -85,10 +89,12 @@ function canonicalIpv6(bracketed: string, original: string): string {
   // default for Node, Go, Python) sends it to the IPv4 host a.b.c.d. Same host, so it
   // is spelled the way the policy writes IPv4.
   if (zeros(5) && high[5] === 0xffff) {
-    if (v4.startsWith('0.')) throw ambiguous(`host ${quoted(original)} maps to 0.0.0.0/8 (this host), not a destination`);
+    if (v4.startsWith('0.'))
+      throw ambiguous(`host ${quoted(original)} maps to 0.0.0.0/8 (this host), not a destination`);
     return v4;
   }
-  if (words.every((w) => w === 0)) throw ambiguous(`host ${quoted(original)} is the unspecified address, not a destination`);
+  if (words.every((w) => w === 0))
+    throw ambiguous(`host ${quoted(original)} is the unspecified address, not a destination`);
   // ::1 is loopback; any other ::/96 address is an RFC 4291 §2.5.5.1 "IPv4-compatible"
   // address (deprecated): some stacks tunnel it to the IPv4 host, Linux routes it as
   // IPv6. Two readings of one destination: refuse and ask for the IPv4 spelling.
@@ -100,13 +106,14 @@ function canonicalIpv6(bracketed: string, original: string): string {
   // somewhere on the path, so the policy could not know which host it decides on.
   const translated = zeros(4) && high[4] === 0xffff && high[5] === 0;
   const nat64 = words[0] === 0x64 && words[1] === 0xff9b && (words[2] === 1 || high.slice(2, 6).every((w) => w === 0));
-  if (translated || nat64) throw ambiguous(`host ${quoted(original)} embeds the ipv4 address ${v4} through a translator; use ${v4}`);
+  if (translated || nat64)
+    throw ambiguous(`host ${quoted(original)} embeds the ipv4 address ${v4} through a translator; use ${v4}`);
   return bracketed;
 }
 
 /** Eight 16-bit words of an IPv6 address already serialised by WHATWG (no dotted tail). */
 function ipv6Words(text: string): number[] {
-  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
   const left = head === '' ? [] : head.split(':').map((h) => Number.parseInt(h, 16));
   if (tail === undefined) return left;
   const right = tail === '' ? [] : tail.split(':').map((h) => Number.parseInt(h, 16));

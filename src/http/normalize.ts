@@ -52,7 +52,14 @@ export interface RawRequest {
 const DEFAULT_PORT = { http: 80, https: 443 } as const;
 
 /** Headers that must not repeat: a second value would let policy and upstream disagree. */
-const SINGLETON_HEADERS = new Set(['host', 'content-length', 'content-type', 'authorization', 'transfer-encoding', 'proxy-authorization']);
+const SINGLETON_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'authorization',
+  'transfer-encoding',
+  'proxy-authorization',
+]);
 
 function bad(message: string): TollgateError {
   return new TollgateError('TG_ERR_BAD_REQUEST', message);
@@ -65,7 +72,8 @@ export function parseAuthority(authority: string, scheme: 'http' | 'https'): { h
   const host = normalizeHost(m[1]!);
   const portText = m[2];
   const port = portText === undefined || portText === '' ? DEFAULT_PORT[scheme] : Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`invalid port in ${JSON.stringify(authority.slice(0, 64))}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw bad(`invalid port in ${JSON.stringify(authority.slice(0, 64))}`);
   return { host, port };
 }
 
@@ -106,7 +114,10 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
   // may frame it another way in the tool, so it is refused (501, as Envoy answers).
   const transferEncoding = headers['transfer-encoding'];
   if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
-    throw new TollgateError('TG_ERR_UNSUPPORTED', `transfer-encoding ${JSON.stringify(transferEncoding.slice(0, 64))} is not supported: only chunked`);
+    throw new TollgateError(
+      'TG_ERR_UNSUPPORTED',
+      `transfer-encoding ${JSON.stringify(transferEncoding.slice(0, 64))} is not supported: only chunked`,
+    );
   }
 
   let scheme = raw.scheme;
@@ -129,7 +140,9 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
   if (absoluteForm && hostValues.length === 1 && hostValues[0] !== authority) {
     const fromHost = parseAuthority(hostValues[0]!, scheme);
     if (fromHost.host !== host || fromHost.port !== port) {
-      throw bad(`absolute-form authority ${JSON.stringify(authority)} does not match host header ${JSON.stringify(hostValues[0])}`);
+      throw bad(
+        `absolute-form authority ${JSON.stringify(authority)} does not match host header ${JSON.stringify(hostValues[0])}`,
+      );
     }
   }
 

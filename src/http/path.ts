@@ -32,10 +32,10 @@ const HEX = '0123456789ABCDEF';
  * recomputes the NFKC part from the running ICU so the list cannot go stale.
  */
 export const STRUCTURE_FOLDING_CODE_POINTS: ReadonlySet<number> = new Set([
-  0x37e, 0x2024, 0x2025, 0x2026, 0x2047, 0x2048, 0x2049, 0x2100, 0x2101, 0x2105, 0x2106, 0x2488, 0x2489, 0x248a, 0x248b, 0x248c,
-  0x248d, 0x248e, 0x248f, 0x2490, 0x2491, 0x2492, 0x2493, 0x2494, 0x2495, 0x2496, 0x2497, 0x2498, 0x2499, 0x249a, 0x249b, 0x33c2,
-  0x33c7, 0x33d8, 0xfe14, 0xfe16, 0xfe19, 0xfe30, 0xfe52, 0xfe54, 0xfe56, 0xfe5f, 0xfe68, 0xfe6a, 0xff03, 0xff05, 0xff0e, 0xff0f,
-  0xff1b, 0xff1f, 0xff3c, 0x1f100,
+  0x37e, 0x2024, 0x2025, 0x2026, 0x2047, 0x2048, 0x2049, 0x2100, 0x2101, 0x2105, 0x2106, 0x2488, 0x2489, 0x248a, 0x248b,
+  0x248c, 0x248d, 0x248e, 0x248f, 0x2490, 0x2491, 0x2492, 0x2493, 0x2494, 0x2495, 0x2496, 0x2497, 0x2498, 0x2499,
+  0x249a, 0x249b, 0x33c2, 0x33c7, 0x33d8, 0xfe14, 0xfe16, 0xfe19, 0xfe30, 0xfe52, 0xfe54, 0xfe56, 0xfe5f, 0xfe68,
+  0xfe6a, 0xff03, 0xff05, 0xff0e, 0xff0f, 0xff1b, 0xff1f, 0xff3c, 0x1f100,
   // confusables without an NFKC mapping
   0x2044, 0x2215, 0x2216, 0x29f5, 0x29f8, 0x29f9,
 ]);
@@ -55,13 +55,21 @@ export const STRUCTURE_FOLDING_CODE_POINTS: ReadonlySet<number> = new Set([
  */
 export function normalizePath(rawPath: string, mode: PathNormalization = 'strict'): string {
   const n = rawPath.length;
-  if (n === 0 || rawPath.charCodeAt(0) !== 0x2f) throw bad(`path must start with "/": ${JSON.stringify(rawPath.slice(0, 64))}`);
+  if (n === 0 || rawPath.charCodeAt(0) !== 0x2f)
+    throw bad(`path must start with "/": ${JSON.stringify(rawPath.slice(0, 64))}`);
   // The common request ("/v1/refunds/r-1"): printable ASCII, no escape, no ";", no
   // "\", no "//" and no segment starting with "." — already canonical in every mode.
   let prev = 0x2f;
   for (let i = 1; i < n; i++) {
     const c = rawPath.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || c === 0x25 || c === 0x3b || c === 0x5c || (prev === 0x2f && (c === 0x2e || c === 0x2f))) {
+    if (
+      c <= 0x20 ||
+      c >= 0x7f ||
+      c === 0x25 ||
+      c === 0x3b ||
+      c === 0x5c ||
+      (prev === 0x2f && (c === 0x2e || c === 0x2f))
+    ) {
       return normalizeSlowly(rawPath, mode);
     }
     prev = c;
@@ -79,9 +87,13 @@ function normalizeSlowly(rawPath: string, mode: PathNormalization): string {
     const code = rawPath.charCodeAt(i);
     if (code > 0x20 && code < 0x7f && code !== 0x25 && code !== 0x5c && code !== 0x3b) continue;
     if (code <= 0x20 || code === 0x7f) throw bad('path contains a control character or space');
-    if (code === 0x5c) throw ambiguous('path contains a backslash: windows and WHATWG readers treat it as "/", others as a character');
+    if (code === 0x5c)
+      throw ambiguous('path contains a backslash: windows and WHATWG readers treat it as "/", others as a character');
     if (code === 0x3b) {
-      if (strict) throw ambiguous('path contains ";" (a path parameter): java servlet containers strip ";…" from each segment, other servers keep it');
+      if (strict)
+        throw ambiguous(
+          'path contains ";" (a path parameter): java servlet containers strip ";…" from each segment, other servers keep it',
+        );
       continue;
     }
     out += rawPath.slice(run, i);
@@ -94,11 +106,15 @@ function normalizeSlowly(rawPath: string, mode: PathNormalization): string {
         // Envoy's UNESCAPE_AND_MERGE / Istio's DECODE_AND_MERGE_SLASHES: the escape
         // becomes a separator, so the policy and the tool both see it as one.
         if (mode !== 'decode_and_merge_slashes') {
-          throw ambiguous('path contains an encoded slash or backslash: some servers decode it into a separator, others keep it in the segment');
+          throw ambiguous(
+            'path contains an encoded slash or backslash: some servers decode it into a separator, others keep it in the segment',
+          );
         }
         out += '/';
       } else if (byte === 0x3b && strict) {
-        throw ambiguous('path contains an encoded ";" (%3B): servers that decode before stripping path parameters read a different path');
+        throw ambiguous(
+          'path contains an encoded ";" (%3B): servers that decode before stripping path parameters read a different path',
+        );
       } else if (byte < 0x80 && UNRESERVED[byte] === 1) {
         out += String.fromCharCode(byte);
       } else {
@@ -123,7 +139,9 @@ function normalizeSlowly(rawPath: string, mode: PathNormalization): string {
     // A literal "%" followed by two hex digits: a server that decodes twice (or a proxy
     // and then the application) reads "%252e" as ".", "%252f" as "/".
     if (out.includes('%25') && DOUBLE_ESCAPE.test(out)) {
-      throw ambiguous('path contains an escaped percent-encoding ("%25" then two hex digits): a second decoding reads a different path');
+      throw ambiguous(
+        'path contains an escaped percent-encoding ("%25" then two hex digits): a second decoding reads a different path',
+      );
     }
     if (nonAscii) checkUnicode(out);
   }
@@ -156,14 +174,21 @@ function checkUnicode(canonical: string): void {
   try {
     decoded = decodeURIComponent(canonical);
   } catch (err) {
-    throw new TollgateError('TG_ERR_AMBIGUOUS_TARGET', 'path escapes are not valid utf-8 (overlong form, surrogate or stray byte): decoders disagree on what they mean', { cause: err });
+    throw new TollgateError(
+      'TG_ERR_AMBIGUOUS_TARGET',
+      'path escapes are not valid utf-8 (overlong form, surrogate or stray byte): decoders disagree on what they mean',
+      { cause: err },
+    );
   }
   for (const ch of decoded) {
     const cp = ch.codePointAt(0)!;
     if (cp > 0x7f && STRUCTURE_FOLDING_CODE_POINTS.has(cp)) {
       const name = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
       const folded = ch.normalize('NFKC');
-      const what = folded === ch ? 'a look-alike of "/" or "\\"' : `folded by unicode compatibility normalisation into ${JSON.stringify(folded)}`;
+      const what =
+        folded === ch
+          ? 'a look-alike of "/" or "\\"'
+          : `folded by unicode compatibility normalisation into ${JSON.stringify(folded)}`;
       throw ambiguous(`path contains ${name}, ${what}: servers that fold it read a different path`);
     }
   }

@@ -69,7 +69,10 @@ function checkContentEncoding(headers: Record<string, string>): void {
   for (const token of coding.split(',')) {
     const name = token.trim().toLowerCase();
     if (name !== 'identity' && name !== '') {
-      throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `content-encoding ${JSON.stringify(coding)} is refused: the policy cannot read through it as the tool will`);
+      throw new TollgateError(
+        'TG_ERR_UNSUPPORTED_MEDIA',
+        `content-encoding ${JSON.stringify(coding)} is refused: the policy cannot read through it as the tool will`,
+      );
     }
   }
 }
@@ -79,20 +82,33 @@ function checkCharset(media: MediaType | undefined, bytes: Buffer): void {
   const charset = media?.parameters.get('charset')?.toLowerCase();
   if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return;
   if (charset === 'us-ascii' || charset === 'ascii') {
-    for (let k = 0; k < bytes.length; k++) if (bytes[k]! > 0x7f) throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `charset ${charset} declared but the body has a non-ASCII byte at offset ${k}`);
+    for (let k = 0; k < bytes.length; k++)
+      if (bytes[k]! > 0x7f)
+        throw new TollgateError(
+          'TG_ERR_UNSUPPORTED_MEDIA',
+          `charset ${charset} declared but the body has a non-ASCII byte at offset ${k}`,
+        );
     return;
   }
-  throw new TollgateError('TG_ERR_UNSUPPORTED_MEDIA', `charset ${JSON.stringify(charset)} is refused: only utf-8 is read`);
+  throw new TollgateError(
+    'TG_ERR_UNSUPPORTED_MEDIA',
+    `charset ${JSON.stringify(charset)} is refused: only utf-8 is read`,
+  );
 }
 
 /** The bytes are UTF-8 without a byte order mark (RFC 8259 §8.1: no BOM; Python's json reads through one). */
 function checkUtf8(bytes: Buffer, what: string): void {
   if (!isUtf8(bytes)) throw ambiguous(`${what} is not valid UTF-8 (decoders replace or reject the bytes differently)`);
-  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) throw ambiguous(`${what} starts with a UTF-8 byte order mark`);
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)
+    throw ambiguous(`${what} starts with a UTF-8 byte order mark`);
 }
 
 /** The JSON value of a JSON or JSON-RPC body, read strictly. */
-function readJson(bytes: Buffer, text: string, known: { readonly value: unknown } | undefined): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
+function readJson(
+  bytes: Buffer,
+  text: string,
+  known: { readonly value: unknown } | undefined,
+): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
   checkUtf8(bytes, 'JSON body');
   let parsed: unknown;
   if (known === undefined) parsed = parseStrictJson(text);
@@ -108,7 +124,8 @@ function readJson(bytes: Buffer, text: string, known: { readonly value: unknown 
 function declaredLonger(headers: Record<string, string>, byteLength: number): boolean {
   const declared = headers['content-length'];
   if (declared === undefined) return false;
-  if (!/^[+-]?\d+$/.test(declared)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
+  if (!/^[+-]?\d+$/.test(declared))
+    throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
   const cl = Number(declared);
   return cl !== -1 && cl > byteLength;
 }
@@ -123,13 +140,20 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   const contentType = headers['content-type'];
   const media = contentType === undefined ? undefined : parseMediaType(contentType);
   const kind: BodyKind = bodyKind(media);
-  const partial = input.truncated || headers['x-envoy-auth-partial-body'] === 'true' || declaredLonger(headers, bytes.length);
+  const partial =
+    input.truncated || headers['x-envoy-auth-partial-body'] === 'true' || declaredLonger(headers, bytes.length);
   if (partial) {
     // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
     // free), so any prefix that opens like JSON (except under form types) is refused too.
-    if (kind !== 'multipart' && ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) || looksLikeJsonRpc(text))) {
+    if (
+      kind !== 'multipart' &&
+      ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) || looksLikeJsonRpc(text))
+    ) {
       const limit = input.limit ?? bytes.length;
-      throw new TollgateError('TG_ERR_BODY_TOO_LARGE', `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`);
+      throw new TollgateError(
+        'TG_ERR_BODY_TOO_LARGE',
+        `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`,
+      );
     }
     return { parsed: null, truncated: true };
   }
@@ -143,7 +167,12 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
       // JSON labelled as a form is read as JSON by servers that ignore the label (Go
       // handlers decoding r.Body, Starlette's request.json()): the policy's form reading
       // would be the only one. No form body opens with "{" or "[".
-      if (opensJson(text)) throw ambiguous(looksLikeJsonRpc(text) ? 'a JSON-RPC message sent as application/x-www-form-urlencoded' : 'a JSON body sent as application/x-www-form-urlencoded');
+      if (opensJson(text))
+        throw ambiguous(
+          looksLikeJsonRpc(text)
+            ? 'a JSON-RPC message sent as application/x-www-form-urlencoded'
+            : 'a JSON body sent as application/x-www-form-urlencoded',
+        );
       checkCharset(media, bytes);
       if (!isUtf8(bytes)) throw ambiguous('form body is not valid UTF-8');
       return { parsed: parseForm(text), truncated: false };
@@ -166,7 +195,9 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
         if (!jsonRpcLike && isSyntaxOnly(err)) return { parsed: null, truncated: false };
         throw err;
       }
-      return reading.mcp === undefined ? { parsed: reading.parsed, truncated: false } : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
+      return reading.mcp === undefined
+        ? { parsed: reading.parsed, truncated: false }
+        : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
     }
     default:
       return kind satisfies never;
@@ -178,11 +209,19 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
  * without its refusals (parsed_body stays opa-envoy-plugin's). Undefined when the body is
  * not strictly JSON-RPC, is partial, or is a form.
  */
-export function recogniseJsonRpc(headers: Record<string, string>, text: string, bytes: Buffer | undefined, parsed?: { readonly value: unknown }): McpInput | undefined {
+export function recogniseJsonRpc(
+  headers: Record<string, string>,
+  text: string,
+  bytes: Buffer | undefined,
+  parsed?: { readonly value: unknown },
+): McpInput | undefined {
   // JSON-RPC opens with { or [ and names its jsonrpc member: everything else is skipped cheaply.
   if (!opensJson(text) || !looksLikeJsonRpc(text)) return undefined;
   try {
-    const result = readBodyStrict({ headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) }, () => null);
+    const result = readBodyStrict(
+      { headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) },
+      () => null,
+    );
     return result.mcp;
   } catch {
     return undefined;

@@ -105,14 +105,21 @@ export interface BuildInputOptions {
  * body does not parse — where opa-envoy-plugin answers request_parse_error — and, in the
  * strict reading, the TollgateError naming why the body has no single reading.
  */
-export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent: AgentIdentity, hints: BodyHints = {}): PolicyInput {
+export function inputFromCheckRequest(
+  checkRequest: CheckRequestDocument,
+  agent: AgentIdentity,
+  hints: BodyHints = {},
+): PolicyInput {
   const http = checkRequest.attributes?.request?.http;
   const path = http?.path ?? '';
   const headers = http?.headers ?? {};
   const parsedPath = parsePath(path);
   const parsedQuery = parsePathQuery(path);
   const rawBody = hints.rawBody ?? (http?.rawBody === undefined ? undefined : Buffer.from(http.rawBody, 'base64'));
-  const { parsed, truncated, mcp } = parseBody(headers, http?.body ?? '', hints.truncated ?? false, rawBody, { reading: hints.reading ?? 'envoy', limit: hints.limit });
+  const { parsed, truncated, mcp } = parseBody(headers, http?.body ?? '', hints.truncated ?? false, rawBody, {
+    reading: hints.reading ?? 'envoy',
+    limit: hints.limit,
+  });
   const input = {
     ...checkRequest,
     parsed_path: parsedPath,
@@ -128,12 +135,18 @@ export function inputFromCheckRequest(checkRequest: CheckRequestDocument, agent:
   return input;
 }
 
-function socketAddress(peer: { address: string; port: number }): { address: { socketAddress: { address: string; portValue: number } } } {
+function socketAddress(peer: { address: string; port: number }): {
+  address: { socketAddress: { address: string; portValue: number } };
+} {
   return { address: { socketAddress: { address: peer.address, portValue: peer.port } } };
 }
 
 /** The CheckRequest-shaped attributes Envoy would send for a canonical request. */
-export function attributesFromRequest(request: CanonicalRequest, body: BufferedBody, now = Date.now()): PolicyInput['attributes'] {
+export function attributesFromRequest(
+  request: CanonicalRequest,
+  body: BufferedBody,
+  now = Date.now(),
+): PolicyInput['attributes'] {
   // Envoy puts the pseudo-headers in CheckRequest headers; policies written for it read them.
   const headers: Record<string, string> = {
     ':authority': request.authority,
@@ -168,7 +181,13 @@ export function attributesFromRequest(request: CanonicalRequest, body: BufferedB
  * body, and TG_ERR_AMBIGUOUS_BODY / TG_ERR_UNSUPPORTED_MEDIA / TG_ERR_BODY_TOO_LARGE when
  * the body has no single reading (docs/body-reading.md).
  */
-export function buildInput(request: CanonicalRequest, body: BufferedBody, agent: AgentIdentity, now = Date.now(), options: BuildInputOptions = {}): PolicyInput {
+export function buildInput(
+  request: CanonicalRequest,
+  body: BufferedBody,
+  agent: AgentIdentity,
+  now = Date.now(),
+  options: BuildInputOptions = {},
+): PolicyInput {
   return inputFromCheckRequest({ attributes: attributesFromRequest(request, body, now) }, agent, {
     rawBody: body.bytes,
     truncated: body.truncated,

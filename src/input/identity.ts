@@ -22,7 +22,11 @@ function decodeSegment(segment: string, what: string): Record<string, unknown> {
 }
 
 /** Verifies an HS256 JWT and returns the identity it carries. */
-export function verifyAgentToken(token: string, secret: string, nowSeconds = Math.floor(Date.now() / 1000)): AgentIdentity {
+export function verifyAgentToken(
+  token: string,
+  secret: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): AgentIdentity {
   const parts = token.trim().split('.');
   if (parts.length !== 3) throw fail('agent token is not a JWT (expected three dot-separated parts)');
   const [h, p, s] = parts as [string, string, string];
@@ -30,7 +34,8 @@ export function verifyAgentToken(token: string, secret: string, nowSeconds = Mat
   if (header.alg !== 'HS256') throw fail(`agent token alg ${JSON.stringify(header.alg)} is not HS256`);
   const expected = createHmac('sha256', secret).update(`${h}.${p}`).digest();
   const given = Buffer.from(s, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw fail('agent token signature does not verify');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    throw fail('agent token signature does not verify');
   const claims = decodeSegment(p, 'payload');
   if (typeof claims.exp === 'number' && claims.exp <= nowSeconds) throw fail('agent token has expired');
   if (typeof claims.nbf === 'number' && claims.nbf > nowSeconds) throw fail('agent token is not valid yet');

@@ -61,27 +61,34 @@ function checkSpelling(obj: Record<string, unknown>, members: Map<string, string
   for (const key of Object.keys(obj)) {
     const wanted = members.get(foldKey(key));
     if (wanted !== undefined && wanted !== key) {
-      throw new TollgateError('TG_ERR_AMBIGUOUS_BODY', `${where}: member ${JSON.stringify(key)} is read as "${wanted}" by case-insensitive decoders and ignored by others`);
+      throw new TollgateError(
+        'TG_ERR_AMBIGUOUS_BODY',
+        `${where}: member ${JSON.stringify(key)} is read as "${wanted}" by case-insensitive decoders and ignored by others`,
+      );
     }
   }
 }
 
 function strictMessage(value: unknown, where: string): McpMessage | undefined {
-  const bad = (why: string): TollgateError => new TollgateError('TG_ERR_AMBIGUOUS_BODY', `${where} is not well-formed JSON-RPC 2.0: ${why}`);
+  const bad = (why: string): TollgateError =>
+    new TollgateError('TG_ERR_AMBIGUOUS_BODY', `${where} is not well-formed JSON-RPC 2.0: ${why}`);
   if (!isObject(value)) throw bad('not an object');
   checkSpelling(value, MESSAGE_MEMBERS, where);
   if (value.jsonrpc !== '2.0') throw bad('jsonrpc is not "2.0"');
   const has = (name: string): boolean => Object.hasOwn(value, name);
   const hasId = has('id');
-  if (hasId && typeof value.id !== 'string' && typeof value.id !== 'number' && value.id !== null) throw bad('id is not a string, number or null');
+  if (hasId && typeof value.id !== 'string' && typeof value.id !== 'number' && value.id !== null)
+    throw bad('id is not a string, number or null');
   if (!has('method')) {
     // A response (MCP clients answer server requests such as sampling by POSTing one).
-    if (!hasId || has('result') === has('error')) throw bad('neither a request (method) nor a response (id with result or error)');
+    if (!hasId || has('result') === has('error'))
+      throw bad('neither a request (method) nor a response (id with result or error)');
     return undefined;
   }
   if (typeof value.method !== 'string') throw bad('method is not a string');
   if (has('result') || has('error')) throw bad('a request with result or error');
-  if (has('params') && (typeof value.params !== 'object' || value.params === null)) throw bad('params is not an object or array');
+  if (has('params') && (typeof value.params !== 'object' || value.params === null))
+    throw bad('params is not an object or array');
   const out: McpMessage = { method: value.method };
   if (hasId) out.id = value.id as string | number | null;
   if (value.method === 'tools/call') {
@@ -89,7 +96,8 @@ function strictMessage(value: unknown, where: string): McpMessage | undefined {
     if (!isObject(params)) throw bad('tools/call params is not an object');
     checkSpelling(params, CALL_MEMBERS, `${where} params`);
     if (typeof params.name !== 'string') throw bad('tools/call params.name is not a string');
-    if (Object.hasOwn(params, 'arguments') && !isObject(params.arguments)) throw bad('tools/call params.arguments is not an object');
+    if (Object.hasOwn(params, 'arguments') && !isObject(params.arguments))
+      throw bad('tools/call params.arguments is not an object');
     out.tool = { name: params.name, arguments: params.arguments ?? {} };
   }
   return out;
@@ -105,8 +113,14 @@ export function readJsonRpc(parsedBody: unknown): JsonRpcReading | undefined {
   if (Array.isArray(parsedBody)) {
     // JSON-RPC 2.0 batches do not nest; a server that flattens [[…]] would run what the
     // policy never saw as a call.
-    const nested = parsedBody.findIndex((e) => Array.isArray(e) && e.some((m) => hasJsonRpcMember(m) || Array.isArray(m)));
-    if (nested !== -1) throw new TollgateError('TG_ERR_AMBIGUOUS_BODY', `batch element ${nested} is itself a batch: JSON-RPC 2.0 batches do not nest`);
+    const nested = parsedBody.findIndex(
+      (e) => Array.isArray(e) && e.some((m) => hasJsonRpcMember(m) || Array.isArray(m)),
+    );
+    if (nested !== -1)
+      throw new TollgateError(
+        'TG_ERR_AMBIGUOUS_BODY',
+        `batch element ${nested} is itself a batch: JSON-RPC 2.0 batches do not nest`,
+      );
     if (!parsedBody.some(hasJsonRpcMember)) return undefined;
     const batch: McpMessage[] = [];
     parsedBody.forEach((element, index) => {

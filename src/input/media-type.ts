@@ -20,7 +20,8 @@ export type BodyKind = 'json' | 'form' | 'multipart' | 'other';
 
 // RFC 9110 §5.6.2 tchar, as a lookup table by char code.
 const TCHAR = new Uint8Array(128);
-for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[ch.charCodeAt(0)] = 1;
+for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+  TCHAR[ch.charCodeAt(0)] = 1;
 const isTchar = (ch: string): boolean => TCHAR[ch.charCodeAt(0)] === 1;
 const isOws = (ch: string | undefined): boolean => ch === ' ' || ch === '\t';
 
@@ -69,7 +70,8 @@ export function parseMediaType(value: string): MediaType {
         }
         const code = value.charCodeAt(i);
         // qdtext / quoted-pair: HTAB, SP, VCHAR, obs-text; never other controls.
-        if ((code < 0x20 && code !== 0x09) || code === 0x7f) throw malformed(value, `control character in the value of ${name}`);
+        if ((code < 0x20 && code !== 0x09) || code === 0x7f)
+          throw malformed(value, `control character in the value of ${name}`);
         out += value[i]!;
         i++;
       }

@@ -50,7 +50,11 @@ export function parseMediaType(value: string): { mediaType: string; params: Reco
   const mediaType = (semi === -1 ? value : value.slice(0, semi)).toLowerCase().trim();
   const [major, rest] = consumeToken(mediaType);
   if (major === '') throw bad('no media type');
-  if (rest !== '' && (rest[0] !== '/' || consumeToken(rest.slice(1))[0] === '' || consumeToken(rest.slice(1))[1] !== '')) throw bad('expected token after slash');
+  if (
+    rest !== '' &&
+    (rest[0] !== '/' || consumeToken(rest.slice(1))[0] === '' || consumeToken(rest.slice(1))[1] !== '')
+  )
+    throw bad('expected token after slash');
   const params: Record<string, string> = {};
   let v = semi === -1 ? '' : value.slice(semi);
   for (;;) {
@@ -94,7 +98,11 @@ function isLwsp(ch: string): boolean {
  * Parses a multipart/form-data payload into name -> values, as opa-envoy-plugin does.
  * `parseJson` reads the JSON parts (the strict reading passes its strict parser).
  */
-export function parseMultipart(contentType: string, payload: string, parseJson: (text: string) => unknown = JSON.parse): Record<string, unknown[]> | null {
+export function parseMultipart(
+  contentType: string,
+  payload: string,
+  parseJson: (text: string) => unknown = JSON.parse,
+): Record<string, unknown[]> | null {
   const { params } = parseMediaType(contentType);
   const boundary = params.boundary;
   if (boundary === undefined) return null;
@@ -181,7 +189,7 @@ export function parseMultipart(contentType: string, payload: string, parseJson: 
       i >= payload.length || ' \t\r\n'.includes(payload[i]!) || (payload[i] === '-' && payload[i + 1] === '-');
     let end = -1;
     if (payload.startsWith(dash, at) && boundaryFollows(at + dash.length)) end = at;
-    for (let from = at; end === -1; ) {
+    for (let from = at; end === -1;) {
       const found = payload.indexOf(nl + dash, from);
       if (found === -1) throw bad('unexpected end of part body');
       if (boundaryFollows(found + nl.length + dash.length)) end = found;
@@ -205,8 +213,15 @@ export function parseMultipart(contentType: string, payload: string, parseJson: 
       try {
         value = parseJson(body);
       } catch (cause) {
-        if (cause instanceof TollgateError) throw new TollgateError(cause.code, `multipart body: part ${JSON.stringify(name)}: ${cause.message}`, { cause });
-        throw new TollgateError('TG_ERR_BAD_REQUEST', `multipart body: part ${JSON.stringify(name)} is not valid JSON`, { cause });
+        if (cause instanceof TollgateError)
+          throw new TollgateError(cause.code, `multipart body: part ${JSON.stringify(name)}: ${cause.message}`, {
+            cause,
+          });
+        throw new TollgateError(
+          'TG_ERR_BAD_REQUEST',
+          `multipart body: part ${JSON.stringify(name)} is not valid JSON`,
+          { cause },
+        );
       }
       (values[name] ??= []).push(value);
     } else {

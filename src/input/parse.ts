@@ -18,7 +18,10 @@ function percentDecode(text: string, plusIsSpace: boolean, what: string, strict 
     if (ch === '%') {
       const hex = text.slice(i + 1, i + 3);
       if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
-        throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid percent-encoding in ${what}: ${JSON.stringify(text.slice(i, i + 3))}`);
+        throw new TollgateError(
+          'TG_ERR_BAD_REQUEST',
+          `invalid percent-encoding in ${what}: ${JSON.stringify(text.slice(i, i + 3))}`,
+        );
       }
       bytes.push(Number.parseInt(hex, 16));
       i += 2;
@@ -91,10 +94,18 @@ export interface ParseBodyOptions {
  * readBodyStrict. Envoy: parsed_body as opa-envoy-plugin computes it (envoyBody), and
  * input.mcp recognised from the content when it is strict JSON-RPC (else absent).
  */
-export function parseBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer, options: ParseBodyOptions = {}): BodyReadingResult {
+export function parseBody(
+  headers: Record<string, string>,
+  body: string,
+  truncated: boolean,
+  rawBody?: Buffer,
+  options: ParseBodyOptions = {},
+): BodyReadingResult {
   if (options.reading === 'strict') {
     const text = body !== '' || rawBody === undefined ? body : rawBody.toString('utf8');
-    return readBodyStrict({ headers, text, bytes: rawBody, truncated, limit: options.limit }, (form) => parseQuery(form, true));
+    return readBodyStrict({ headers, text, bytes: rawBody, truncated, limit: options.limit }, (form) =>
+      parseQuery(form, true),
+    );
   }
   const result = envoyBody(headers, body, truncated, rawBody);
   if (result.truncated) return result;
@@ -113,7 +124,12 @@ export function parseBody(headers: Record<string, string>, body: string, truncat
  * the body is known to be partial. Throws TG_ERR_BAD_REQUEST when a JSON or form body
  * does not parse (opa-envoy-plugin errors too).
  */
-export function envoyBody(headers: Record<string, string>, body: string, truncated: boolean, rawBody?: Buffer): { parsed: unknown; truncated: boolean } {
+export function envoyBody(
+  headers: Record<string, string>,
+  body: string,
+  truncated: boolean,
+  rawBody?: Buffer,
+): { parsed: unknown; truncated: boolean } {
   if (truncated || headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true };
   const contentType = headers['content-type'];
   if (contentType === undefined) return { parsed: null, truncated: false };
@@ -133,7 +149,8 @@ export function envoyBody(headers: Record<string, string>, body: string, truncat
   } else return { parsed: null, truncated: false };
   const declared = headers['content-length'];
   if (declared !== undefined) {
-    if (!GO_INT.test(declared)) throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
+    if (!GO_INT.test(declared))
+      throw new TollgateError('TG_ERR_BAD_REQUEST', `invalid content-length ${JSON.stringify(declared)}`);
     const cl = Number(declared);
     if (cl !== -1 && cl > byteLength) return { parsed: null, truncated: true };
   }
@@ -141,7 +158,11 @@ export function envoyBody(headers: Record<string, string>, body: string, truncat
     try {
       return { parsed: JSON.parse(text), truncated: false };
     } catch (cause) {
-      throw new TollgateError('TG_ERR_BAD_REQUEST', `request body is not valid JSON although content-type is ${contentType}`, { cause });
+      throw new TollgateError(
+        'TG_ERR_BAD_REQUEST',
+        `request body is not valid JSON although content-type is ${contentType}`,
+        { cause },
+      );
     }
   }
   if (isMultipart) return { parsed: parseMultipart(contentType, text), truncated: false };

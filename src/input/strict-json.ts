@@ -49,7 +49,8 @@ function describe(text: string, at: number): string {
   const ch = text[at]!;
   const rest = text.slice(at, at + 8);
   if (rest.startsWith('NaN') || rest.startsWith('-NaN')) return `NaN literal at offset ${at}`;
-  if (rest.startsWith('Infinity') || rest.startsWith('-Infinit') || rest.startsWith('+Infinit')) return `Infinity literal at offset ${at}`;
+  if (rest.startsWith('Infinity') || rest.startsWith('-Infinit') || rest.startsWith('+Infinit'))
+    return `Infinity literal at offset ${at}`;
   if (rest.startsWith('//') || rest.startsWith('/*')) return `comment at offset ${at}`;
   if (ch === "'") return `single-quoted string at offset ${at}`;
   return `unexpected ${JSON.stringify(ch)} at offset ${at} (not RFC 8259 JSON)`;
@@ -118,10 +119,13 @@ function checkNumber(literal: string, integer: boolean, at: number): void {
   const value = Number(literal);
   if (!Number.isFinite(value)) throw ambiguous(`number ${literal} at offset ${at} overflows to Infinity`);
   // Past 2^53 doubles skip integers: a policy's arithmetic and comparisons are no longer exact.
-  if (integer && Math.abs(value) > 2 ** 53) throw ambiguous(`integer ${literal} at offset ${at} is beyond ±2^53 and is not read exactly by every parser`);
+  if (integer && Math.abs(value) > 2 ** 53)
+    throw ambiguous(`integer ${literal} at offset ${at} is beyond ±2^53 and is not read exactly by every parser`);
   // Number#toString is the shortest decimal that round-trips (ECMA-262 Number::toString).
   if (decimalKey(literal) !== decimalKey(String(value))) {
-    throw ambiguous(`number ${literal} at offset ${at} reads as ${String(value)} in the policy but exactly in decimal parsers`);
+    throw ambiguous(
+      `number ${literal} at offset ${at} reads as ${String(value)} in the policy but exactly in decimal parsers`,
+    );
   }
 }
 
@@ -142,7 +146,8 @@ function hex4(text: string, at: number): number {
   let v = 0;
   for (let k = 0; k < 4; k++) {
     const c = text.charCodeAt(at + k);
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    const d =
+      c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
     if (d < 0) throw syntax(`invalid \\u escape at offset ${at - 2}`);
     v = v * 16 + d;
   }
@@ -177,7 +182,8 @@ function scanString(text: string, i: number): number {
         const unit = hex4(text, i + 2);
         if (unit >= 0xd800 && unit <= 0xdbff) {
           // RFC 8259 §8.2 / RFC 7493 §2.1: a high surrogate escape must pair with a low one.
-          if (text.charCodeAt(i + 6) !== 0x5c || text.charCodeAt(i + 7) !== 0x75) throw ambiguous(`lone surrogate escape at offset ${i}`);
+          if (text.charCodeAt(i + 6) !== 0x5c || text.charCodeAt(i + 7) !== 0x75)
+            throw ambiguous(`lone surrogate escape at offset ${i}`);
           const low = hex4(text, i + 8);
           if (low < 0xdc00 || low > 0xdfff) throw ambiguous(`lone surrogate escape at offset ${i}`);
           i += 12;
@@ -186,7 +192,16 @@ function scanString(text: string, i: number): number {
         continue;
       }
       // " \ / b f n r t
-      if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+      if (
+        e === 0x22 ||
+        e === 0x5c ||
+        e === 0x2f ||
+        e === 0x62 ||
+        e === 0x66 ||
+        e === 0x6e ||
+        e === 0x72 ||
+        e === 0x74
+      ) {
         i += 2;
         continue;
       }
@@ -271,7 +286,12 @@ export function validateStrictJson(text: string): void {
     // A value is expected at i; c === 0x3a means "member name expected first".
     i = skipWs(text, i);
     if (c === 0x3a) {
-      if (text.charCodeAt(i) !== 0x22) throw syntax(i >= n ? 'unexpected end of JSON' : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`);
+      if (text.charCodeAt(i) !== 0x22)
+        throw syntax(
+          i >= n
+            ? 'unexpected end of JSON'
+            : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`,
+        );
       const close = scanString(text, i);
       const name = memberName(text, i, close);
       const top = starts.length - 1;
@@ -342,14 +362,20 @@ export function validateStrictJson(text: string): void {
         i++;
         continue;
       }
-      throw syntax(i >= n ? 'unexpected end of JSON' : `expected "," or "${kind === OBJECT ? '}' : ']'}" at offset ${i}: ${describe(text, i)}`);
+      throw syntax(
+        i >= n
+          ? 'unexpected end of JSON'
+          : `expected "," or "${kind === OBJECT ? '}' : ']'}" at offset ${i}: ${describe(text, i)}`,
+      );
     }
   }
 }
 
 function collision(text: string, open: number, close: number): TollgateError {
   const raw = JSON.parse(text.slice(open, close + 1)) as string;
-  return ambiguous(`member name ${JSON.stringify(raw)} at offset ${open} repeats a name of its object, exactly or as a case-insensitive decoder would fold it`);
+  return ambiguous(
+    `member name ${JSON.stringify(raw)} at offset ${open} repeats a name of its object, exactly or as a case-insensitive decoder would fold it`,
+  );
 }
 
 /** Parses `text` as strict JSON (validateStrictJson, then JSON.parse); throws TG_ERR_AMBIGUOUS_BODY. */

@@ -10,7 +10,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { TollgateError } from '../errors.ts';
 import type { CheckRequestDocument, PolicyInput } from '../input/build.ts';
-import { AUTHORIZATION_SERVICE, checkMethod, encodeCheckRequest, structToJson, type Message } from '../proto/ext-authz.ts';
+import {
+  AUTHORIZATION_SERVICE,
+  checkMethod,
+  encodeCheckRequest,
+  structToJson,
+  type Message,
+} from '../proto/ext-authz.ts';
 import type { Decision, HeaderPair, Pdp, PolicyInfo } from './types.ts';
 
 /** Options of createExtAuthzPdp. */
@@ -34,7 +40,12 @@ function headerPairs(options: unknown): HeaderPair[] {
   return (options as Message[]).flatMap((option) => {
     const header = option.header as Message | undefined;
     if (header === undefined) return [];
-    const value = typeof header.value === 'string' ? header.value : typeof header.rawValue === 'string' ? Buffer.from(header.rawValue, 'base64').toString('utf8') : '';
+    const value =
+      typeof header.value === 'string'
+        ? header.value
+        : typeof header.rawValue === 'string'
+          ? Buffer.from(header.rawValue, 'base64').toString('utf8')
+          : '';
     return [[String(header.key ?? ''), value] as const];
   });
 }
@@ -44,11 +55,15 @@ function strings(value: unknown): string[] {
 }
 
 /** CheckResponse (decoded) -> Decision. */
-export function decisionFromCheckResponse(response: Message, meta: { decisionId: string; revision: string; evalNanos: number }): Decision {
+export function decisionFromCheckResponse(
+  response: Message,
+  meta: { decisionId: string; revision: string; evalNanos: number },
+): Decision {
   const code = ((response.status as Message | undefined)?.code as number | undefined) ?? grpc.status.OK;
   const ok = response.okResponse as Message | undefined;
   const denied = response.deniedResponse as Message | undefined;
-  const metadata = response.dynamicMetadata === undefined ? undefined : structToJson(response.dynamicMetadata as Message);
+  const metadata =
+    response.dynamicMetadata === undefined ? undefined : structToJson(response.dynamicMetadata as Message);
   const allowed = code === grpc.status.OK;
   const deniedStatus = ((denied?.status as Message | undefined)?.code as number | undefined) ?? 0;
   const reasons: string[] = [];
@@ -60,7 +75,10 @@ export function decisionFromCheckResponse(response: Message, meta: { decisionId:
     headers: headerPairs(allowed ? ok?.headers : denied?.headers),
     requestHeadersToRemove: allowed ? strings(ok?.headersToRemove) : [],
     responseHeadersToAdd: allowed ? headerPairs(ok?.responseHeadersToAdd) : [],
-    queryParametersToSet: allowed && Array.isArray(ok?.queryParametersToSet) ? (ok.queryParametersToSet as Message[]).map((p) => [String(p.key ?? ''), String(p.value ?? '')] as const) : [],
+    queryParametersToSet:
+      allowed && Array.isArray(ok?.queryParametersToSet)
+        ? (ok.queryParametersToSet as Message[]).map((p) => [String(p.key ?? ''), String(p.value ?? '')] as const)
+        : [],
     queryParametersToRemove: allowed ? strings(ok?.queryParametersToRemove) : [],
     ...(!allowed && typeof denied?.body === 'string' && denied.body !== '' ? { body: denied.body } : {}),
     ...(metadata === undefined ? {} : { dynamicMetadata: metadata }),
@@ -96,19 +114,31 @@ export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
   const attributes = (input.attributes ?? {}) as NonNullable<CheckRequestDocument['attributes']>;
   const agent = input.agent;
   const source = attributes.source ?? {};
-  const metadata = (attributes.metadataContext ?? {}) as { filterMetadata?: Record<string, unknown>; [key: string]: unknown };
+  const metadata = (attributes.metadataContext ?? {}) as {
+    filterMetadata?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
   const next: NonNullable<CheckRequestDocument['attributes']> = {
     ...attributes,
-    source: typeof source.principal === 'string' && source.principal !== '' ? source : { ...source, principal: agentPrincipal(agent.id) },
+    source:
+      typeof source.principal === 'string' && source.principal !== ''
+        ? source
+        : { ...source, principal: agentPrincipal(agent.id) },
     // Tollgate's own namespace is always Tollgate's: a value arriving from elsewhere is replaced.
     metadataContext: {
       ...metadata,
-      filterMetadata: { ...metadata.filterMetadata, [AGENT_METADATA_NAMESPACE]: { agent: { id: agent.id, role: agent.role, labels: { ...agent.labels } } } },
+      filterMetadata: {
+        ...metadata.filterMetadata,
+        [AGENT_METADATA_NAMESPACE]: { agent: { id: agent.id, role: agent.role, labels: { ...agent.labels } } },
+      },
     },
   };
   const http = next.request?.http;
   if (input.truncated_body && http !== undefined && http.headers?.['x-envoy-auth-partial-body'] !== 'true') {
-    next.request = { ...next.request, http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } } };
+    next.request = {
+      ...next.request,
+      http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } },
+    };
   }
   return { attributes: next };
 }
@@ -167,33 +197,56 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
     async decide(input: PolicyInput, decisionId: string): Promise<Decision> {
       if (state === 'open') {
         if (now() - openedAt < openMs || probing) {
-          throw new TollgateError('TG_ERR_PDP_UNAVAILABLE', `ext_authz PDP ${options.target} circuit is open after ${failures} consecutive failures`);
+          throw new TollgateError(
+            'TG_ERR_PDP_UNAVAILABLE',
+            `ext_authz PDP ${options.target} circuit is open after ${failures} consecutive failures`,
+          );
         }
         state = 'half-open';
       }
       const isProbe = state === 'half-open';
       if (isProbe) {
-        if (probing) throw new TollgateError('TG_ERR_PDP_UNAVAILABLE', `ext_authz PDP ${options.target} circuit is half-open; a probe is in flight`);
+        if (probing)
+          throw new TollgateError(
+            'TG_ERR_PDP_UNAVAILABLE',
+            `ext_authz PDP ${options.target} circuit is half-open; a probe is in flight`,
+          );
         probing = true;
       }
       const started = process.hrtime.bigint();
       try {
         const response = await call(checkRequestFor(input));
         onAnswer();
-        return decisionFromCheckResponse(response, { decisionId, revision: info.revision, evalNanos: Number(process.hrtime.bigint() - started) });
+        return decisionFromCheckResponse(response, {
+          decisionId,
+          revision: info.revision,
+          evalNanos: Number(process.hrtime.bigint() - started),
+        });
       } catch (err) {
         if (err instanceof TollgateError) throw err;
         const e = err as grpc.ServiceError;
         if (TRANSPORT_FAILURES.has(e.code)) {
           onTransportFailure();
           if (e.code === grpc.status.DEADLINE_EXCEEDED) {
-            throw new TollgateError('TG_ERR_PDP_TIMEOUT', `ext_authz PDP ${options.target} did not answer within ${options.timeoutMs} ms`, { cause: err });
+            throw new TollgateError(
+              'TG_ERR_PDP_TIMEOUT',
+              `ext_authz PDP ${options.target} did not answer within ${options.timeoutMs} ms`,
+              { cause: err },
+            );
           }
-          throw new TollgateError('TG_ERR_PDP_UNAVAILABLE', `ext_authz PDP ${options.target} is unavailable: ${e.details}`, { cause: err });
+          throw new TollgateError(
+            'TG_ERR_PDP_UNAVAILABLE',
+            `ext_authz PDP ${options.target} is unavailable: ${e.details}`,
+            { cause: err },
+          );
         }
         // The PDP answered with an error (policy error, bad request): it is alive.
         onAnswer();
-        throw new TollgateError('TG_ERR_POLICY_EVAL', `ext_authz PDP ${options.target} failed: ${grpc.status[e.code] ?? e.code} ${e.details}`, { cause: err });
+        throw new TollgateError(
+          'TG_ERR_POLICY_EVAL',
+          `ext_authz PDP ${options.target} failed: ${grpc.status[e.code] ?? e.code} ${e.details}`,
+          { cause: err },
+        );
       } finally {
         if (isProbe) probing = false;
       }

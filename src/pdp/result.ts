@@ -82,7 +82,8 @@ export function decisionFromResult(result: unknown, meta: DecisionMeta): Decisio
     result,
   };
   if (typeof result === 'boolean') return { ...base, allowed: result };
-  if (!isObject(result)) throw invalid(`illegal value for policy evaluation result: ${result === null ? 'null' : typeof result}`);
+  if (!isObject(result))
+    throw invalid(`illegal value for policy evaluation result: ${result === null ? 'null' : typeof result}`);
   if (!('allowed' in result)) throw invalid('unable to determine evaluation result due to missing "allowed" key');
   const allowed = result.allowed;
   if (typeof allowed !== 'boolean') throw invalid(`expected allowed to be of type boolean but got ${typeof allowed}`);

@@ -11,7 +11,12 @@ import type { Decision, Pdp } from './types.ts';
 
 /** One side of a comparison. */
 export type ShadowOutcome =
-  | { readonly allowed: boolean; readonly reasons: readonly string[]; readonly revision: string; readonly result: unknown }
+  | {
+      readonly allowed: boolean;
+      readonly reasons: readonly string[];
+      readonly revision: string;
+      readonly result: unknown;
+    }
   | { readonly error: string; readonly code: string };
 
 /** A decision on which the candidate and the active policy differ. */
@@ -55,13 +60,20 @@ export function createShadowPdp(options: ShadowPdpOptions): Pdp & { readonly can
       );
     });
   };
-  const report = (input: PolicyInput, decisionId: string, a: PromiseSettledResult<Decision>, c: PromiseSettledResult<Decision>): void => {
+  const report = (
+    input: PolicyInput,
+    decisionId: string,
+    a: PromiseSettledResult<Decision>,
+    c: PromiseSettledResult<Decision>,
+  ): void => {
     let kind: ShadowDisagreement['kind'] | undefined;
     if (a.status !== c.status) kind = 'error';
-    else if (a.status === 'fulfilled' && c.status === 'fulfilled' && a.value.allowed !== c.value.allowed) kind = a.value.allowed ? 'allow-to-deny' : 'deny-to-allow';
+    else if (a.status === 'fulfilled' && c.status === 'fulfilled' && a.value.allowed !== c.value.allowed)
+      kind = a.value.allowed ? 'allow-to-deny' : 'deny-to-allow';
     try {
       options.onCompared?.(kind === undefined);
-      if (kind !== undefined) options.onDisagreement({ decisionId, kind, input, active: outcome(a), candidate: outcome(c) });
+      if (kind !== undefined)
+        options.onDisagreement({ decisionId, kind, input, active: outcome(a), candidate: outcome(c) });
     } catch {
       // reporting never affects enforcement
     }

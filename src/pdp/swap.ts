@@ -143,7 +143,11 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
   }
 
   /** Effective data for a bundle, the API patches that still apply, and those that no longer do. */
-  function overlay(bundle: Bundle): { doc: Record<string, unknown>; kept: Array<readonly PatchOperation[]>; dropped: Dropped[] } {
+  function overlay(bundle: Bundle): {
+    doc: Record<string, unknown>;
+    kept: Array<readonly PatchOperation[]>;
+    dropped: Dropped[];
+  } {
     let doc = mergeData(bundle.data, options.data ?? {});
     const dropped: Dropped[] = [];
     try {
@@ -176,7 +180,10 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
       throw wrapError('TG_ERR_BUNDLE_INVALID', `${evaluator.bundle.source}: the smoke input does not evaluate`, cause);
     }
     if (options.smoke.expectAllowed !== undefined && decision.allowed !== options.smoke.expectAllowed) {
-      throw new TollgateError('TG_ERR_BUNDLE_INVALID', `${evaluator.bundle.source}: the smoke input was ${decision.allowed ? 'allowed' : 'denied'}, expected ${options.smoke.expectAllowed ? 'allowed' : 'denied'}`);
+      throw new TollgateError(
+        'TG_ERR_BUNDLE_INVALID',
+        `${evaluator.bundle.source}: the smoke input was ${decision.allowed ? 'allowed' : 'denied'}, expected ${options.smoke.expectAllowed ? 'allowed' : 'denied'}`,
+      );
     }
   }
 
@@ -203,20 +210,46 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
       const data = overlay(bundle);
       // JSON text for off-thread loading: the bundle's own data.json when nothing is layered over it.
       const plain = Object.keys(options.data ?? {}).length === 0 && filePatch.length === 0 && apiPatches.length === 0;
-      const dataJson = plain ? (bundle.files?.get('/data.json') ?? Buffer.from('{}')) : Buffer.from(JSON.stringify(data.doc));
-      const evaluator = await createWasmEvaluator({ bundle, decisionPath: options.decisionPath, timeoutMs: options.timeoutMs, document: data.doc, dataJson });
+      const dataJson = plain
+        ? (bundle.files?.get('/data.json') ?? Buffer.from('{}'))
+        : Buffer.from(JSON.stringify(data.doc));
+      const evaluator = await createWasmEvaluator({
+        bundle,
+        decisionPath: options.decisionPath,
+        timeoutMs: options.timeoutMs,
+        document: data.doc,
+        dataJson,
+      });
       reason = 'smoke';
       smokeCheck(evaluator);
       // Only now, with the bundle accepted, drop overlay patches that no longer apply to it.
       apiPatches = data.kept;
       for (const d of data.dropped) {
-        safely(() => hooks.onDataChange?.({ origin: 'dropped', patch: d.patch, revision: bundle.manifest.revision, dataVersion, timestamp: new Date().toISOString(), error: d.error }));
+        safely(() =>
+          hooks.onDataChange?.({
+            origin: 'dropped',
+            patch: d.patch,
+            revision: bundle.manifest.revision,
+            dataVersion,
+            timestamp: new Date().toISOString(),
+            error: d.error,
+          }),
+        );
       }
       return swapIn({ evaluator, activatedAt: new Date().toISOString() }, origin, startedAt);
     } catch (err) {
-      const error = err instanceof SignatureError ? err : wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: rejected`, err);
+      const error =
+        err instanceof SignatureError ? err : wrapError('TG_ERR_BUNDLE_INVALID', `${bundle.source}: rejected`, err);
       if (err instanceof SignatureError) reason = err.failure;
-      safely(() => hooks.onReject?.({ source: bundle.source, origin, reason, error, activeRevision: active?.evaluator.info.revision }));
+      safely(() =>
+        hooks.onReject?.({
+          source: bundle.source,
+          origin,
+          reason,
+          error,
+          activeRevision: active?.evaluator.info.revision,
+        }),
+      );
       throw error;
     }
   }
@@ -233,7 +266,13 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
 
   function dataEvent(origin: DataChangeEvent['origin'], patch: readonly PatchOperation[]): DataChangeEvent {
     dataVersion += 1;
-    const event: DataChangeEvent = { origin, patch, revision: require().evaluator.info.revision, dataVersion, timestamp: new Date().toISOString() };
+    const event: DataChangeEvent = {
+      origin,
+      patch,
+      revision: require().evaluator.info.revision,
+      dataVersion,
+      timestamp: new Date().toISOString(),
+    };
     safely(() => hooks.onDataChange?.(event));
     return event;
   }
@@ -242,7 +281,8 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
     decide(input: PolicyInput, decisionId: string): Promise<Decision> {
       // Read the reference once: this evaluation runs to completion on this policy.
       const slot = active;
-      if (slot === undefined) return Promise.reject(new TollgateError('TG_ERR_PDP_UNAVAILABLE', 'no policy bundle is active yet'));
+      if (slot === undefined)
+        return Promise.reject(new TollgateError('TG_ERR_PDP_UNAVAILABLE', 'no policy bundle is active yet'));
       try {
         return Promise.resolve(slot.evaluator.decideSync(input, decisionId));
       } catch (error) {
@@ -256,7 +296,8 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
     rollback: () =>
       serial(async () => {
         const startedAt = process.hrtime.bigint();
-        if (previous === undefined) throw new TollgateError('TG_ERR_BUNDLE_INVALID', 'no previous revision to roll back to');
+        if (previous === undefined)
+          throw new TollgateError('TG_ERR_BUNDLE_INVALID', 'no previous revision to roll back to');
         const target = previous;
         target.evaluator.setData(effectiveData(target.evaluator.bundle));
         return swapIn({ evaluator: target.evaluator, activatedAt: new Date().toISOString() }, 'rollback', startedAt);
@@ -283,14 +324,18 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
         applyLayers();
       } catch (err) {
         filePatch = prior;
-        throw wrapError('TG_ERR_BAD_REQUEST', 'the watched data file\'s patch does not apply', err);
+        throw wrapError('TG_ERR_BAD_REQUEST', "the watched data file's patch does not apply", err);
       }
       return dataEvent('file', patch);
     },
     activeBundle: () => active?.evaluator.bundle,
     status(): SwapStatus {
       return {
-        active: active && { revision: active.evaluator.info.revision, source: active.evaluator.bundle.source, activatedAt: active.activatedAt },
+        active: active && {
+          revision: active.evaluator.info.revision,
+          source: active.evaluator.bundle.source,
+          activatedAt: active.activatedAt,
+        },
         previous: previous && { revision: previous.evaluator.info.revision, source: previous.evaluator.bundle.source },
         dataVersion,
         patches: apiPatches.length + (filePatch.length > 0 ? 1 : 0),

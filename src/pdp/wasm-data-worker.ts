@@ -17,9 +17,17 @@ try {
   const policy = await loadPolicy(job.wasm);
   // An ArrayBuffer is taken as JSON text as is (no JSON.stringify round trip).
   policy.setData(job.data.buffer.slice(job.data.byteOffset, job.data.byteOffset + job.data.byteLength) as ArrayBuffer);
-  const p = policy as unknown as { mem: { buffer: ArrayBuffer }; dataAddr: number; baseHeapPtr: number; dataHeapPtr: number };
+  const p = policy as unknown as {
+    mem: { buffer: ArrayBuffer };
+    dataAddr: number;
+    baseHeapPtr: number;
+    dataHeapPtr: number;
+  };
   const memory = p.mem.buffer.slice(0);
-  parentPort!.postMessage({ ok: true, memory, dataAddr: p.dataAddr, baseHeapPtr: p.baseHeapPtr, dataHeapPtr: p.dataHeapPtr }, [memory]);
+  parentPort!.postMessage(
+    { ok: true, memory, dataAddr: p.dataAddr, baseHeapPtr: p.baseHeapPtr, dataHeapPtr: p.dataHeapPtr },
+    [memory],
+  );
 } catch (err) {
   parentPort!.postMessage({ ok: false, error: typeof err === 'string' ? err : (err as Error).message });
 }

@@ -50,7 +50,12 @@ function runWorker(wasm: Uint8Array, data: Uint8Array): Promise<Snapshot> {
 export async function instantiateWithData(wasm: Uint8Array, data: Uint8Array): Promise<LoadedPolicy> {
   const snapshot = await runWorker(wasm, data);
   const policy = await loadPolicy(wasm, { initial: snapshot.memory.byteLength / PAGE });
-  const p = policy as unknown as { mem: { buffer: ArrayBuffer }; dataAddr: number; baseHeapPtr: number; dataHeapPtr: number };
+  const p = policy as unknown as {
+    mem: { buffer: ArrayBuffer };
+    dataAddr: number;
+    baseHeapPtr: number;
+    dataHeapPtr: number;
+  };
   if (p.mem.buffer.byteLength !== snapshot.memory.byteLength) throw new Error('memory size differs from the snapshot');
   new Uint8Array(p.mem.buffer).set(new Uint8Array(snapshot.memory));
   p.dataAddr = snapshot.dataAddr;

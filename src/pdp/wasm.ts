@@ -31,7 +31,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Deep merge: objects merge key by key, anything else replaces. */
-export function mergeData(base: Record<string, unknown>, overlay: Readonly<Record<string, unknown>>): Record<string, unknown> {
+export function mergeData(
+  base: Record<string, unknown>,
+  overlay: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(overlay)) {
     const prior = out[key];
@@ -56,7 +59,13 @@ function checkEntrypoint(bundle: Bundle, policy: LoadedPolicy, decisionPath: str
  * thread (wasm-offload.ts), so a 10 MB data document does not stall request handling; any
  * failure there falls back to loading on this thread, which reports the real problem.
  */
-export async function instantiate(bundle: Bundle, decisionPath: string, data: Readonly<Record<string, unknown>> = {}, document?: Record<string, unknown>, dataJson?: Uint8Array): Promise<LoadedPolicy> {
+export async function instantiate(
+  bundle: Bundle,
+  decisionPath: string,
+  data: Readonly<Record<string, unknown>> = {},
+  document?: Record<string, unknown>,
+  dataJson?: Uint8Array,
+): Promise<LoadedPolicy> {
   if (dataJson !== undefined && dataJson.byteLength >= OFFLOAD_MIN_BYTES) {
     const offloaded = await instantiateWithData(bundle.wasm, dataJson).catch(() => undefined);
     if (offloaded !== undefined) {
@@ -91,8 +100,18 @@ export interface WasmEvaluator {
 
 /** Instantiates a bundle into an evaluator (off the request path: this compiles the WASM module). */
 export async function createWasmEvaluator(options: WasmPdpOptions): Promise<WasmEvaluator> {
-  const policy = await instantiate(options.bundle, options.decisionPath, options.data, options.document, options.dataJson);
-  const info: PolicyInfo = { kind: 'wasm', decisionPath: options.decisionPath, revision: options.bundle.manifest.revision };
+  const policy = await instantiate(
+    options.bundle,
+    options.decisionPath,
+    options.data,
+    options.document,
+    options.dataJson,
+  );
+  const info: PolicyInfo = {
+    kind: 'wasm',
+    decisionPath: options.decisionPath,
+    revision: options.bundle.manifest.revision,
+  };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
   // Hot path: resolve the entrypoint id once, and hand opa-wasm the input as UTF-8 bytes
   // from one shared encoder (it would otherwise build a TextEncoder per evaluation).
@@ -116,13 +135,17 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
       const cpu = process.threadCpuUsage(cpuStarted);
       const cpuNanos = BigInt(cpu.user + cpu.system) * 1000n;
       if (cpuNanos > deadlineNanos) {
-        throw new TollgateError('TG_ERR_PDP_TIMEOUT', `evaluating ${options.decisionPath} took ${Number(cpuNanos / 1000n) / 1000} ms of CPU, over the ${options.timeoutMs} ms deadline`);
+        throw new TollgateError(
+          'TG_ERR_PDP_TIMEOUT',
+          `evaluating ${options.decisionPath} took ${Number(cpuNanos / 1000n) / 1000} ms of CPU, over the ${options.timeoutMs} ms deadline`,
+        );
       }
     }
     if (!Array.isArray(resultSet) || resultSet.length === 0) {
       throw new TollgateError('TG_ERR_POLICY_UNDEFINED', `${options.decisionPath} is undefined for this input`);
     }
-    if (resultSet.length > 1) throw new TollgateError('TG_ERR_POLICY_RESULT', `${options.decisionPath} produced multiple results`);
+    if (resultSet.length > 1)
+      throw new TollgateError('TG_ERR_POLICY_RESULT', `${options.decisionPath} produced multiple results`);
     const result = (resultSet[0] as { result?: unknown }).result;
     return decisionFromResult(result, { decisionId, revision: info.revision, evalNanos: Number(elapsed) });
   }
@@ -135,7 +158,11 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
       try {
         policy.setData(data);
       } catch (cause) {
-        throw wrapError('TG_ERR_BUNDLE_INVALID', `${options.bundle.source}: data could not be loaded into the policy`, cause);
+        throw wrapError(
+          'TG_ERR_BUNDLE_INVALID',
+          `${options.bundle.source}: data could not be loaded into the policy`,
+          cause,
+        );
       }
     },
   };

@@ -15,7 +15,18 @@ import { normalizeHost } from '../http/normalize.ts';
 import { errorReply } from '../enforce/reply.ts';
 import type { Socket } from 'node:net';
 import type { Interceptor } from './intercept.ts';
-import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, peekPlain, relay, writeReply, type ConnectInput, type TunnelDeps } from './tunnel.ts';
+import {
+  authorityOf,
+  connectUpstream,
+  decideTunnel,
+  modeFor,
+  peekFirstBytes,
+  peekPlain,
+  relay,
+  writeReply,
+  type ConnectInput,
+  type TunnelDeps,
+} from './tunnel.ts';
 
 /** Options of createConnectHandler. */
 export interface ConnectOptions extends TunnelDeps {
@@ -28,7 +39,11 @@ const AUTHORITY_FORM = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/?#@[\]\\]+):(\d{1,5})$/;
 /** Parses a CONNECT target into a canonical host and port; throws TG_ERR_BAD_REQUEST. */
 export function parseConnectTarget(target: string): { host: string; port: number } {
   const m = AUTHORITY_FORM.exec(target);
-  if (!m) throw new TollgateError('TG_ERR_BAD_REQUEST', `CONNECT target must be host:port, got ${JSON.stringify(target.slice(0, 64))}`);
+  if (!m)
+    throw new TollgateError(
+      'TG_ERR_BAD_REQUEST',
+      `CONNECT target must be host:port, got ${JSON.stringify(target.slice(0, 64))}`,
+    );
   const port = Number(m[2]);
   if (port < 1 || port > 65535) throw new TollgateError('TG_ERR_BAD_REQUEST', `CONNECT port ${m[2]} is out of range`);
   const host = normalizeHost(m[1]!);
@@ -46,7 +61,9 @@ function headerMap(req: IncomingMessage): Record<string, string> {
 }
 
 /** Creates the ProxyHooks.onConnect handler. */
-export function createConnectHandler(options: ConnectOptions): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+export function createConnectHandler(
+  options: ConnectOptions,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { config, interceptor } = options;
   const log = options.logger.child({ component: 'connect' });
 
@@ -74,8 +91,19 @@ export function createConnectHandler(options: ConnectOptions): (req: IncomingMes
     }
     // Later phases are decided for the agent the CONNECT was decided for (its token, if any, included).
     const decideAgain = async (phase: ConnectInput, name: string): Promise<boolean> => {
-      const v = await decideTunnel(options, { authority: phase.phase === 'tls' ? authorityOf(name, port) : authority, host: name, headers, source, destination, connect: phase });
-      if (!v.allowed) log.debug({ authority, phase: phase.phase, sni: phase.sni, reasons: v.reasons }, 'tunnel phase denied inside an allowed tunnel');
+      const v = await decideTunnel(options, {
+        authority: phase.phase === 'tls' ? authorityOf(name, port) : authority,
+        host: name,
+        headers,
+        source,
+        destination,
+        connect: phase,
+      });
+      if (!v.allowed)
+        log.debug(
+          { authority, phase: phase.phase, sni: phase.sni, reasons: v.reasons },
+          'tunnel phase denied inside an allowed tunnel',
+        );
       return v.allowed;
     };
 
@@ -99,7 +127,11 @@ export function createConnectHandler(options: ConnectOptions): (req: IncomingMes
       // The ClientHello's server name, when it names another host than the CONNECT (or the
       // CONNECT named an IP), is decided again: the policy sees both, host = the SNI.
       const sni = hello.serverName;
-      if (sni !== undefined && sni !== host && !(await decideAgain({ ...connect, phase: 'tls', sni, alpn: [...hello.alpn] }, sni))) {
+      if (
+        sni !== undefined &&
+        sni !== host &&
+        !(await decideAgain({ ...connect, phase: 'tls', sni, alpn: [...hello.alpn] }, sni))
+      ) {
         upstream?.destroy();
         socket.destroy();
         return;

@@ -43,7 +43,11 @@ function readPem(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', `${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      `${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err },
+    );
   }
 }
 
@@ -59,7 +63,10 @@ function configureUpstreamTrust(config: Config, logger: Logger): void {
   try {
     system = getCACertificates('system');
   } catch (err) {
-    logger.warn({ err }, 'the system certificate store could not be read: upstream trust is Node\'s bundled roots and upstreamCaFiles');
+    logger.warn(
+      { err },
+      "the system certificate store could not be read: upstream trust is Node's bundled roots and upstreamCaFiles",
+    );
   }
   setDefaultCACertificates([...new Set([...getCACertificates('default'), ...system, ...extra])]);
 }
@@ -76,15 +83,25 @@ export function createEgress(options: EgressOptions): Egress {
     const ca = loadCa(readPem(caCertFile, '/tls/caCertFile'), readPem(caKeyFile, '/tls/caKeyFile'));
     leaves = createLeafCache({ ca, maxEntries: config.tls.leafCacheSize, validDays: config.tls.leafValidDays });
   }
-  const wantsIntercept = config.connect.defaultMode === 'intercept' || Object.values(config.connect.modes).includes('intercept');
+  const wantsIntercept =
+    config.connect.defaultMode === 'intercept' || Object.values(config.connect.modes).includes('intercept');
   if (wantsIntercept && leaves === undefined) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', '/connect: intercept mode needs /tls/caCertFile and /tls/caKeyFile (run `tollgate ca init --out DIR`)');
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      '/connect: intercept mode needs /tls/caCertFile and /tls/caKeyFile (run `tollgate ca init --out DIR`)',
+    );
   }
   configureUpstreamTrust(config, logger);
 
   const handler = createRequestHandler(options);
   const onUpgrade = createUpgradeHandler(options);
-  const interceptor = createInterceptor({ config, handler, logger, onUpgrade, ...(leaves === undefined ? {} : { leaves }) });
+  const interceptor = createInterceptor({
+    config,
+    handler,
+    logger,
+    onUpgrade,
+    ...(leaves === undefined ? {} : { leaves }),
+  });
   const deps = { config, step: options.step, logger, canIntercept: leaves !== undefined };
   const hooks: ProxyHooks = {
     ...(config.connect.enabled ? { onConnect: createConnectHandler({ ...deps, interceptor }) } : {}),

@@ -32,9 +32,20 @@ export interface InterceptorOptions {
 /** Serves HTTP over sockets handed to it by the CONNECT and transparent listeners. */
 export interface Interceptor {
   /** Terminates TLS (leaf for leafHost) on a socket whose first bytes were peeked, then serves HTTP/1.1 or h2 inside. */
-  serveTls(socket: Duplex, options: { readonly leafHost: string; readonly tunnelAuthority: string; readonly connect: ConnectInput; readonly firstBytes: Buffer }): void;
+  serveTls(
+    socket: Duplex,
+    options: {
+      readonly leafHost: string;
+      readonly tunnelAuthority: string;
+      readonly connect: ConnectInput;
+      readonly firstBytes: Buffer;
+    },
+  ): void;
   /** Serves plain HTTP/1.1 on a socket whose first bytes were peeked. */
-  servePlain(socket: Duplex, options: { readonly tunnelAuthority?: string; readonly connect: ConnectInput; readonly firstBytes: Buffer }): void;
+  servePlain(
+    socket: Duplex,
+    options: { readonly tunnelAuthority?: string; readonly connect: ConnectInput; readonly firstBytes: Buffer },
+  ): void;
   /** Connections currently served. */
   active(): number;
   close(): void;
@@ -63,7 +74,8 @@ function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): TollgateErr
     if (name === ':authority') authority = raw[i + 1];
     else if (!name.startsWith(':')) {
       if (name.toLowerCase() === 'host') {
-        if (host !== undefined) return new TollgateError('TG_ERR_AMBIGUOUS_TARGET', 'h2 request carries more than one host header');
+        if (host !== undefined)
+          return new TollgateError('TG_ERR_AMBIGUOUS_TARGET', 'h2 request carries more than one host header');
         host = raw[i + 1]!;
       }
       rawHeaders.push(name, raw[i + 1]!);
@@ -72,7 +84,10 @@ function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): TollgateErr
   // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the request
   // malformed; the policy would decide on one and an upstream could route by the other.
   if (authority !== undefined && host !== undefined && authority.toLowerCase() !== host.toLowerCase()) {
-    return new TollgateError('TG_ERR_AMBIGUOUS_TARGET', `h2 request :authority ${JSON.stringify(authority.slice(0, 64))} and host ${JSON.stringify(host.slice(0, 64))} disagree`);
+    return new TollgateError(
+      'TG_ERR_AMBIGUOUS_TARGET',
+      `h2 request :authority ${JSON.stringify(authority.slice(0, 64))} and host ${JSON.stringify(host.slice(0, 64))} disagree`,
+    );
   }
   if (host === undefined && authority !== undefined) rawHeaders.unshift('host', authority);
   // RFC 9113 §8.1: an h2 body may come without content-length (DATA frames until
@@ -121,19 +136,25 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
   };
   const fallback: RequestContext = { scheme: 'https', tunnelAuthority: 'invalid.invalid:1' };
 
-  const http1 = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req: IncomingMessage, res: ServerResponse) =>
-    handler(req, res, contexts.get(req.socket) ?? fallback),
+  const http1 = createServer(
+    { maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 },
+    (req: IncomingMessage, res: ServerResponse) => handler(req, res, contexts.get(req.socket) ?? fallback),
   );
   http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     rawSocketReply(socket, tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', {
-      error: { code: tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', message: `malformed request: ${err.code ?? err.message}` },
+      error: {
+        code: tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST',
+        message: `malformed request: ${err.code ?? err.message}`,
+      },
     });
   });
 
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.onUpgrade !== undefined) return options.onUpgrade(req, socket, head, contexts.get(socket) ?? fallback);
-    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served here' } });
+    rawSocketReply(socket, 501, 'Not Implemented', {
+      error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served here' },
+    });
   });
 
   // Agents that send SNI: one TLS server, ALPN h2 or http/1.1, leaf chosen by the SNI.
@@ -162,7 +183,10 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
           return;
         }
         // session.socket is a proxy of the TLS socket: the context rides on it as a symbol property.
-        const context = ((req as Http2ServerRequest).stream.session?.socket as unknown as Record<symbol, RequestContext> | undefined)?.[CONTEXT] ?? fallback;
+        const context =
+          (
+            (req as Http2ServerRequest).stream.session?.socket as unknown as Record<symbol, RequestContext> | undefined
+          )?.[CONTEXT] ?? fallback;
         handler(req as unknown as IncomingMessage, res as unknown as ServerResponse, context);
         return;
       }
@@ -183,11 +207,15 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
     (tlsSocket as unknown as Record<symbol, RequestContext>)[CONTEXT] = context;
     track(tlsSocket);
   });
-  secure.on('tlsClientError', (err: NodeJS.ErrnoException) => log.debug({ err: err.message, code: err.code }, 'intercepted TLS handshake failed'));
+  secure.on('tlsClientError', (err: NodeJS.ErrnoException) =>
+    log.debug({ err: err.message, code: err.code }, 'intercepted TLS handshake failed'),
+  );
   secure.on('sessionError', (err: Error) => log.debug({ err }, 'h2 session error'));
   secure.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.onUpgrade !== undefined) return options.onUpgrade(req, socket, head, contexts.get(socket) ?? fallback);
-    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served here' } });
+    rawSocketReply(socket, 501, 'Not Implemented', {
+      error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served here' },
+    });
   });
 
   return {
@@ -198,7 +226,11 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
       }
       track(socket);
       socket.unshift(o.firstBytes);
-      const context: RequestContext = { scheme: 'https', tunnelAuthority: o.tunnelAuthority, connect: { ...o.connect, phase: 'request' } };
+      const context: RequestContext = {
+        scheme: 'https',
+        tunnelAuthority: o.tunnelAuthority,
+        connect: { ...o.connect, phase: 'request' },
+      };
       if (o.connect.sni !== undefined) {
         contexts.set(socket, context);
         secure.emit('connection', socket);
@@ -235,7 +267,11 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
     servePlain(socket, o) {
       track(socket);
       socket.unshift(o.firstBytes);
-      contexts.set(socket, { scheme: 'http', ...(o.tunnelAuthority === undefined ? {} : { tunnelAuthority: o.tunnelAuthority }), connect: { ...o.connect, phase: 'request' } });
+      contexts.set(socket, {
+        scheme: 'http',
+        ...(o.tunnelAuthority === undefined ? {} : { tunnelAuthority: o.tunnelAuthority }),
+        connect: { ...o.connect, phase: 'request' },
+      });
       http1.emit('connection', socket);
       socket.resume();
     },

@@ -21,7 +21,9 @@ function binding(): GetSockOpt | null {
   if (getsockopt !== undefined) return getsockopt;
   try {
     const koffi = createRequire(import.meta.url)('koffi') as { load(name: string): { func(decl: string): GetSockOpt } };
-    getsockopt = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *length)');
+    getsockopt = koffi
+      .load('libc.so.6')
+      .func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *length)');
   } catch {
     getsockopt = null;
   }

@@ -148,7 +148,13 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       return;
     }
 
-    const tr = observer.tracing.startCall({ method: request.method, scheme: request.scheme, authority: request.authority, target: request.path, headers: request.headers });
+    const tr = observer.tracing.startCall({
+      method: request.method,
+      scheme: request.scheme,
+      authority: request.authority,
+      target: request.path,
+      headers: request.headers,
+    });
     // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
     res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
     const verdict = await step.decide({ request, body: head, trace: tr, connect: context.connect }, 'http');
@@ -162,16 +168,31 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     forward(req, res, request, head, verdict.decision, verdict.decisionId, tr);
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, request: CanonicalRequest, head: BodyHead, decision: Decision | undefined, decisionId: string, tr: CallTrace): void {
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: CanonicalRequest,
+    head: BodyHead,
+    decision: Decision | undefined,
+    decisionId: string,
+    tr: CallTrace,
+  ): void {
     const headers: Record<string, string> = { ...request.headers };
     if (decision !== undefined) {
       for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
       // OkHttpResponse.headers: append defaults to false, so a policy header overrides.
       for (const [name, value] of decision.headers) headers[name.toLowerCase()] = value;
     }
-    const path = decision === undefined ? request.path : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
+    const path =
+      decision === undefined
+        ? request.path
+        : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
     const hasBody = head.truncated || head.bytes.length > 0;
-    const body = head.truncated ? Readable.from(forwardBody(head, req), { objectMode: false }) : hasBody ? head.bytes : null;
+    const body = head.truncated
+      ? Readable.from(forwardBody(head, req), { objectMode: false })
+      : hasBody
+        ? head.bytes
+        : null;
     if (!head.truncated && hasBody) headers['content-length'] = String(head.bytes.length);
     // After the policy's header changes: the tool sees Tollgate's CLIENT span as its parent.
     tr.forward(headers, path === request.path ? undefined : `${request.scheme}://${request.authority}${path}`);
@@ -203,7 +224,10 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
           // first event: send the head now. Otherwise it leaves with the first body chunk,
           // saving a write per response.
           const contentType = upstreamHeaders['content-type'];
-          if (upstreamHeaders['content-length'] === undefined || (typeof contentType === 'string' && contentType.startsWith('text/event-stream'))) {
+          if (
+            upstreamHeaders['content-length'] === undefined ||
+            (typeof contentType === 'string' && contentType.startsWith('text/event-stream'))
+          ) {
             res.flushHeaders();
           }
           return res;
@@ -238,7 +262,9 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   const observer = options.observer ?? createNoopObserver();
   const handler = createRequestHandler({ ...options, observer });
   const plain: RequestContext = { scheme: 'http' };
-  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) => handler(req, res, plain));
+  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) =>
+    handler(req, res, plain),
+  );
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     observer.metrics.connectionOpened('proxy');
@@ -249,19 +275,28 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const error = new TollgateError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', `malformed request: ${err.code ?? err.message}`);
+    const error = new TollgateError(
+      tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST',
+      `malformed request: ${err.code ?? err.message}`,
+    );
     log.debug({ code: err.code }, 'malformed request rejected');
-    rawSocketReply(socket, error.status, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', { error: { code: error.code, message: error.message } });
+    rawSocketReply(socket, error.status, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', {
+      error: { code: error.code, message: error.message },
+    });
   });
   // CONNECT tunnels and protocol upgrades are not relayed by this listener: refuse
   // them explicitly rather than let any byte through without a decision.
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.hooks?.onConnect) return options.hooks.onConnect(req, socket, head);
-    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' } });
+    rawSocketReply(socket, 501, 'Not Implemented', {
+      error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' },
+    });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.hooks?.onUpgrade) return options.hooks.onUpgrade(req, socket, head);
-    rawSocketReply(socket, 501, 'Not Implemented', { error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' } });
+    rawSocketReply(socket, 501, 'Not Implemented', {
+      error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' },
+    });
   });
 
   return {

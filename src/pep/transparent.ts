@@ -13,7 +13,17 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { splitHostPort } from '../config/load.ts';
 import type { Interceptor } from './intercept.ts';
 import { originalDestination } from './original-dst.ts';
-import { authorityOf, connectUpstream, decideTunnel, modeFor, peekFirstBytes, peekPlain, relay, type ConnectInput, type TunnelDeps } from './tunnel.ts';
+import {
+  authorityOf,
+  connectUpstream,
+  decideTunnel,
+  modeFor,
+  peekFirstBytes,
+  peekPlain,
+  relay,
+  type ConnectInput,
+  type TunnelDeps,
+} from './tunnel.ts';
 
 /** Options of createTransparentListener. */
 export interface TransparentOptions extends TunnelDeps {
@@ -52,7 +62,16 @@ export function createTransparentListener(options: TransparentOptions): Transpar
       const port = destination.port;
       const authority = authorityOf(host, port);
       const mode = modeFor(config, options.canIntercept, host);
-      const connect: ConnectInput = { phase: 'transparent', authority, host, port, mode, sni: host, alpn: [...hello.alpn], ...base };
+      const connect: ConnectInput = {
+        phase: 'transparent',
+        authority,
+        host,
+        port,
+        mode,
+        sni: host,
+        alpn: [...hello.alpn],
+        ...base,
+      };
       const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
       if (!verdict.allowed) {
         log.debug({ authority, reasons: verdict.reasons }, 'transparent TLS connection denied');
@@ -73,7 +92,14 @@ export function createTransparentListener(options: TransparentOptions): Transpar
       const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs);
       first = plain.bytes;
       if (plain.kind === 'http') {
-        const connect: ConnectInput = { phase: 'request', authority, host, port: destination.port, mode: 'intercept', ...base };
+        const connect: ConnectInput = {
+          phase: 'request',
+          authority,
+          host,
+          port: destination.port,
+          mode: 'intercept',
+          ...base,
+        };
         interceptor.servePlain(socket, { connect, firstBytes: first });
         return;
       }
@@ -85,7 +111,16 @@ export function createTransparentListener(options: TransparentOptions): Transpar
     const connect: ConnectInput = { phase, authority, host, port: destination.port, mode: 'tunnel', ...base };
     const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
     if (!verdict.allowed || original === undefined) {
-      log.debug({ ...(phase === 'opaque' ? { code: 'TG_ERR_PROTOCOL_REFUSED' } : {}), authority, phase, kind: hello.kind, reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons }, 'transparent connection without a name denied');
+      log.debug(
+        {
+          ...(phase === 'opaque' ? { code: 'TG_ERR_PROTOCOL_REFUSED' } : {}),
+          authority,
+          phase,
+          kind: hello.kind,
+          reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons,
+        },
+        'transparent connection without a name denied',
+      );
       socket.destroy();
       return;
     }

@@ -85,7 +85,14 @@ export function authorityOf(host: string, port: number): string {
 }
 
 /** The CheckRequest Envoy sends for a CONNECT: method and authority, no path and no scheme. */
-export function tunnelCheckRequest(options: { id: string; authority: string; headers: Record<string, string>; source: Peer; destination: Peer; now?: number }): CheckRequestDocument {
+export function tunnelCheckRequest(options: {
+  id: string;
+  authority: string;
+  headers: Record<string, string>;
+  source: Peer;
+  destination: Peer;
+  now?: number;
+}): CheckRequestDocument {
   const headers: Record<string, string> = { ':authority': options.authority, ':method': 'CONNECT' };
   for (const [name, value] of Object.entries(options.headers)) {
     if (name === 'host' || isHopByHop(name)) continue;
@@ -99,13 +106,18 @@ export function tunnelCheckRequest(options: { id: string; authority: string; hea
     attributes: {
       source: socketAddress(options.source),
       destination: socketAddress(options.destination),
-      request: { time: nanos === 0 ? { seconds } : { seconds, nanos }, http: { id: options.id, method: 'CONNECT', headers, host: options.authority, protocol: 'HTTP/1.1' } },
+      request: {
+        time: nanos === 0 ? { seconds } : { seconds, nanos },
+        http: { id: options.id, method: 'CONNECT', headers, host: options.authority, protocol: 'HTTP/1.1' },
+      },
     },
   };
 }
 
 /** The outcome of a tunnel decision, as the tunnel doors use it. */
-export type TunnelVerdict = { readonly allowed: true; readonly decisionId: string } | { readonly allowed: false; readonly reply: LocalReply; readonly reasons: readonly string[] };
+export type TunnelVerdict =
+  | { readonly allowed: true; readonly decisionId: string }
+  | { readonly allowed: false; readonly reply: LocalReply; readonly reasons: readonly string[] };
 
 /**
  * Decides one tunnel phase through the decision step: the CONNECT CheckRequest for
@@ -114,9 +126,22 @@ export type TunnelVerdict = { readonly allowed: true; readonly decisionId: strin
  */
 export async function decideTunnel(
   deps: TunnelDeps,
-  options: { authority: string; host: string; headers: Record<string, string>; source: Peer; destination: Peer; connect: ConnectInput },
+  options: {
+    authority: string;
+    host: string;
+    headers: Record<string, string>;
+    source: Peer;
+    destination: Peer;
+    connect: ConnectInput;
+  },
 ): Promise<TunnelVerdict> {
-  const checkRequest = tunnelCheckRequest({ id: randomUUID(), authority: options.authority, headers: options.headers, source: options.source, destination: options.destination });
+  const checkRequest = tunnelCheckRequest({
+    id: randomUUID(),
+    authority: options.authority,
+    headers: options.headers,
+    source: options.source,
+    destination: options.destination,
+  });
   const verdict = await deps.step.decide({ checkRequest, connect: options.connect, host: options.host }, 'tunnel');
   if (verdict.kind === 'allow') return { allowed: true, decisionId: verdict.decisionId };
   const reasons = verdict.kind === 'deny' ? verdict.decision.reasons : [verdict.error.message];
@@ -131,7 +156,8 @@ const MAX_METHOD = 20;
 
 /** RFC 9110 §5.6.2 tchar: the bytes a method token may hold. */
 const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+  TCHAR[c.charCodeAt(0)] = 1;
 
 /**
  * Classifies the first bytes of a non-TLS stream. An HTTP/1.x request starts with a
@@ -154,7 +180,11 @@ export function classifyPlain(bytes: Buffer): PlainKind {
  * Reads until classifyPlain can tell (bounded in size and time; a stream that stays
  * undecidable is opaque). Returns the bytes for the caller to unshift; the socket is left paused.
  */
-export function peekPlain(socket: Duplex, initial: Buffer, timeoutMs: number): Promise<{ readonly bytes: Buffer; readonly kind: 'http' | 'opaque' }> {
+export function peekPlain(
+  socket: Duplex,
+  initial: Buffer,
+  timeoutMs: number,
+): Promise<{ readonly bytes: Buffer; readonly kind: 'http' | 'opaque' }> {
   const first = classifyPlain(initial);
   if (first !== 'need-more') return Promise.resolve({ bytes: initial, kind: first });
   return new Promise((resolve) => {
@@ -181,7 +211,18 @@ export function peekPlain(socket: Duplex, initial: Buffer, timeoutMs: number): P
   });
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 407: 'Proxy Authentication Required', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  407: 'Proxy Authentication Required',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
 
 /** Writes a local reply as a complete HTTP/1.1 response on a raw socket and closes it. */
 export function writeReply(socket: Duplex, reply: LocalReply): void {
@@ -235,8 +276,21 @@ export function peekFirstBytes(socket: Duplex, initial: Buffer, timeoutMs: numbe
       bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
       check();
     };
-    const onClose = () => finish(bytes.length === 0 ? { kind: 'closed' } : { kind: 'malformed', reason: 'connection closed inside the ClientHello' });
-    const timer = setTimeout(() => finish(bytes.length === 0 ? { kind: 'silent' } : { kind: 'malformed', reason: 'incomplete ClientHello at the timeout' }), timeoutMs);
+    const onClose = () =>
+      finish(
+        bytes.length === 0
+          ? { kind: 'closed' }
+          : { kind: 'malformed', reason: 'connection closed inside the ClientHello' },
+      );
+    const timer = setTimeout(
+      () =>
+        finish(
+          bytes.length === 0
+            ? { kind: 'silent' }
+            : { kind: 'malformed', reason: 'incomplete ClientHello at the timeout' },
+        ),
+      timeoutMs,
+    );
     socket.on('data', onData);
     socket.on('end', onClose);
     socket.on('close', onClose);
@@ -254,7 +308,13 @@ export function connectUpstream(config: Config, host: string, port: number): Pro
     const socket = netConnect({ host: target.host, port: target.port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(wrapError('TG_ERR_UPSTREAM_TIMEOUT', 'upstream connect timed out', new Error(`${host}:${port} after ${config.proxy.upstreamConnectTimeoutMs} ms`)));
+      reject(
+        wrapError(
+          'TG_ERR_UPSTREAM_TIMEOUT',
+          'upstream connect timed out',
+          new Error(`${host}:${port} after ${config.proxy.upstreamConnectTimeoutMs} ms`),
+        ),
+      );
     }, config.proxy.upstreamConnectTimeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

@@ -42,13 +42,20 @@ const NO_BODY: BufferedBody = Object.freeze({ bytes: Buffer.alloc(0), truncated:
  */
 export function upgradeRefusal(req: IncomingMessage): TollgateError | undefined {
   const upgrade = req.headers.upgrade;
-  if (upgrade === undefined || /[\r\n]/.test(upgrade)) return new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
+  if (upgrade === undefined || /[\r\n]/.test(upgrade))
+    return new TollgateError('TG_ERR_BAD_REQUEST', 'upgrade request without a valid Upgrade header');
   if (upgrade.trim().toLowerCase() !== 'websocket') {
-    return new TollgateError('TG_ERR_PROTOCOL_REFUSED', `upgrade to ${JSON.stringify(upgrade.slice(0, 64))} is refused: only a single "websocket" token is relayed`);
+    return new TollgateError(
+      'TG_ERR_PROTOCOL_REFUSED',
+      `upgrade to ${JSON.stringify(upgrade.slice(0, 64))} is refused: only a single "websocket" token is relayed`,
+    );
   }
   const length = req.headers['content-length'];
   if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
-    return new TollgateError('TG_ERR_PROTOCOL_REFUSED', 'upgrade request carries a body (content-length or transfer-encoding): a WebSocket handshake has none');
+    return new TollgateError(
+      'TG_ERR_PROTOCOL_REFUSED',
+      'upgrade request carries a body (content-length or transfer-encoding): a WebSocket handshake has none',
+    );
   }
   return undefined;
 }
@@ -95,9 +102,15 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     }
     headers.connection = 'Upgrade';
     headers.upgrade = upgrade!;
-    const path = decision === undefined ? request.path : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
+    const path =
+      decision === undefined
+        ? request.path
+        : applyQueryChanges(request.path, decision.queryParametersToSet, decision.queryParametersToRemove);
     const override = config.proxy.resolve[`${request.host}:${request.port}`];
-    const target = override === undefined ? { host: request.host.replace(/^\[(.*)\]$/, '$1'), port: request.port } : splitHostPort(override);
+    const target =
+      override === undefined
+        ? { host: request.host.replace(/^\[(.*)\]$/, '$1'), port: request.port }
+        : splitHostPort(override);
     const https = request.scheme === 'https';
     const servername = /^[\d.]+$|:/.test(request.host) ? undefined : request.host;
     const upstreamReq = (https ? httpsRequest : httpRequest)({
@@ -111,7 +124,14 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       ...(https && servername !== undefined ? { servername } : {}),
     });
     socket.on('close', () => upstreamReq.destroy());
-    upstreamReq.on('timeout', () => upstreamReq.destroy(new TollgateError('TG_ERR_UPSTREAM_TIMEOUT', `upstream ${request.authority} did not answer the upgrade in time`)));
+    upstreamReq.on('timeout', () =>
+      upstreamReq.destroy(
+        new TollgateError(
+          'TG_ERR_UPSTREAM_TIMEOUT',
+          `upstream ${request.authority} did not answer the upgrade in time`,
+        ),
+      ),
+    );
     upstreamReq.on('error', (err) => {
       const error = err instanceof TollgateError ? err : wrapError('TG_ERR_UPSTREAM', 'upstream upgrade failed', err);
       log.debug({ err: error, host: request.host }, 'upstream upgrade failed');
@@ -139,7 +159,14 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       res.on('end', () => {
         const body = Buffer.concat(chunks);
         const hasLength = res.headers['content-length'] !== undefined;
-        socket.end(Buffer.concat([Buffer.from(`${reply}${hasLength ? '' : `content-length: ${body.length}\r\n`}${DECISION_ID_HEADER}: ${decisionId}\r\nconnection: close\r\n\r\n`), body]));
+        socket.end(
+          Buffer.concat([
+            Buffer.from(
+              `${reply}${hasLength ? '' : `content-length: ${body.length}\r\n`}${DECISION_ID_HEADER}: ${decisionId}\r\nconnection: close\r\n\r\n`,
+            ),
+            body,
+          ]),
+        );
       });
     });
     upstreamReq.end();

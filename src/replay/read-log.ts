@@ -36,7 +36,15 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
   const stream = createReadStream(path, { encoding: 'utf8' });
   const opened = new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
-    stream.once('error', (cause) => reject(new TollgateError('TG_ERR_INPUT_INVALID', `${path}: cannot read the decision log (${(cause as NodeJS.ErrnoException).code ?? cause.message})`, { cause })));
+    stream.once('error', (cause) =>
+      reject(
+        new TollgateError(
+          'TG_ERR_INPUT_INVALID',
+          `${path}: cannot read the decision log (${(cause as NodeJS.ErrnoException).code ?? cause.message})`,
+          { cause },
+        ),
+      ),
+    );
   });
   await opened;
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
@@ -64,7 +72,12 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
             .map((b) => b?.revision)
             .filter((r): r is string => typeof r === 'string')
         : [];
-    const error = record.error === undefined ? undefined : typeof record.error === 'string' ? record.error : JSON.stringify(record.error);
+    const error =
+      record.error === undefined
+        ? undefined
+        : typeof record.error === 'string'
+          ? record.error
+          : JSON.stringify(record.error);
     yield {
       line: counters.lines,
       decisionId: typeof record.decision_id === 'string' ? record.decision_id : `line-${counters.lines}`,

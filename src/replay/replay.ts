@@ -102,16 +102,35 @@ function group(map: Map<string, FlipGroup>, key: string, flip: Flip, perGroup: n
   if (g.examples.length < perGroup) g.examples.push(flip.decisionId);
 }
 
-const sorted = (map: Map<string, FlipGroup>): FlipGroup[] => [...map.values()].sort((a, b) => b.allowToDeny + b.denyToAllow - (a.allowToDeny + a.denyToAllow) || a.key.localeCompare(b.key));
+const sorted = (map: Map<string, FlipGroup>): FlipGroup[] =>
+  [...map.values()].sort(
+    (a, b) => b.allowToDeny + b.denyToAllow - (a.allowToDeny + a.denyToAllow) || a.key.localeCompare(b.key),
+  );
 
 /** Replays a decision log against a candidate bundle. Throws TG_ERR_BUNDLE_INVALID when the bundle does not load. */
 export async function replayDecisionLog(options: ReplayOptions): Promise<ReplayReport> {
   // A generous deadline: replay measures policy outcomes, not latency.
-  const evaluator = await createWasmEvaluator({ bundle: options.bundle, decisionPath: options.decisionPath, timeoutMs: 60_000, ...(options.data === undefined ? {} : { data: options.data }) });
+  const evaluator = await createWasmEvaluator({
+    bundle: options.bundle,
+    decisionPath: options.decisionPath,
+    timeoutMs: 60_000,
+    ...(options.data === undefined ? {} : { data: options.data }),
+  });
   const perGroup = options.examplesPerGroup ?? 3;
   const maxExamples = options.maxExamples ?? 20;
   const counters: LogCounters = { lines: 0, skippedNoInput: 0, unreadable: 0 };
-  const totals = { lines: 0, replayed: 0, skippedNoInput: 0, unreadable: 0, unchanged: 0, allowToDeny: 0, denyToAllow: 0, flips: 0, candidateErrors: 0, recordedErrors: 0 };
+  const totals = {
+    lines: 0,
+    replayed: 0,
+    skippedNoInput: 0,
+    unreadable: 0,
+    unchanged: 0,
+    allowToDeny: 0,
+    denyToAllow: 0,
+    flips: 0,
+    candidateErrors: 0,
+    recordedErrors: 0,
+  };
   const byAgent = new Map<string, FlipGroup>();
   const byDestination = new Map<string, FlipGroup>();
   const byRule = new Map<string, FlipGroup>();
@@ -130,7 +149,11 @@ export async function replayDecisionLog(options: ReplayOptions): Promise<ReplayR
       candidate = { allowed: d.allowed, reasons: d.reasons };
     } catch (err) {
       totals.candidateErrors += 1;
-      candidate = { allowed: false, reasons: [], error: `${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}` };
+      candidate = {
+        allowed: false,
+        reasons: [],
+        error: `${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}`,
+      };
     }
     if (recorded.allowed === candidate.allowed) {
       totals.unchanged += 1;
@@ -154,7 +177,12 @@ export async function replayDecisionLog(options: ReplayOptions): Promise<ReplayR
     group(byAgent, flip.agent, flip, perGroup);
     group(byDestination, flip.destination, flip, perGroup);
     const denying = flip.direction === 'allow_to_deny' ? candidate : recorded;
-    const rules = denying.error !== undefined ? [`(policy error) ${denying.error.split(':')[0]}`] : denying.reasons.length > 0 ? denying.reasons : ['(no reason given)'];
+    const rules =
+      denying.error !== undefined
+        ? [`(policy error) ${denying.error.split(':')[0]}`]
+        : denying.reasons.length > 0
+          ? denying.reasons
+          : ['(no reason given)'];
     for (const rule of new Set(rules)) group(byRule, rule, flip, perGroup);
     if (examples.length < maxExamples) examples.push(flip);
   }

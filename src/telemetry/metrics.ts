@@ -250,7 +250,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     seriesOverflowed += 1;
     let series = overflowSeries.get(decision);
     if (series === undefined) {
-      series = newSeries({ decision, agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE });
+      series = newSeries({
+        decision,
+        agent: OVERFLOW_LABEL_VALUE,
+        destination: OVERFLOW_LABEL_VALUE,
+        tool: OVERFLOW_LABEL_VALUE,
+      });
       overflowSeries.set(decision, series);
     }
     return series;
@@ -342,16 +347,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     recordDecision(sample) {
       const destination = bounds.destination.map(sample.destination);
-      decisionSeries(sample.outcome, bounds.agent.map(sample.agent), destination, bounds.tool.map(sample.tool ?? '')).value += 1;
+      decisionSeries(
+        sample.outcome,
+        bounds.agent.map(sample.agent),
+        destination,
+        bounds.tool.map(sample.tool ?? ''),
+      ).value += 1;
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
-      if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed') pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
+      if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed')
+        pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
       if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
     },
     recordPdpError(code) {
       pdpErrors.inc({ code });
     },
     recordUpstream(destination, status, seconds) {
-      upstreamDuration.observe({ destination: bounds.destination.map(destination), status_class: statusClass(status) }, seconds);
+      upstreamDuration.observe(
+        { destination: bounds.destination.map(destination), status_class: statusClass(status) },
+        seconds,
+      );
     },
     connectionOpened(listener) {
       connections.inc({ listener });

@@ -50,7 +50,12 @@ export function mcpTool(input: PolicyInput): string {
 }
 
 /** What the span is told of a decision before the PDP answers: the same for every door. */
-export function decisionMeta(decisionId: string, policyPath: string, input: PolicyInput, destination: string): DecisionMeta {
+export function decisionMeta(
+  decisionId: string,
+  policyPath: string,
+  input: PolicyInput,
+  destination: string,
+): DecisionMeta {
   const mcp = input.mcp;
   return {
     decisionId,
@@ -58,7 +63,9 @@ export function decisionMeta(decisionId: string, policyPath: string, input: Poli
     agent: input.agent,
     destination,
     input,
-    ...(mcp === undefined ? {} : { mcp: { method: mcp.method, ...('tool' in mcp && mcp.tool !== undefined ? { tool: mcp.tool.name } : {}) } }),
+    ...(mcp === undefined
+      ? {}
+      : { mcp: { method: mcp.method, ...('tool' in mcp && mcp.tool !== undefined ? { tool: mcp.tool.name } : {}) } }),
   };
 }
 
@@ -86,7 +93,13 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
 }
 
 /** Records that no decision could be made, and the failure mode applied. */
-export function recordFailure(observer: Observer, facts: DecisionFacts, error: TollgateError, mode: 'allow' | 'deny', revision: string): void {
+export function recordFailure(
+  observer: Observer,
+  facts: DecisionFacts,
+  error: TollgateError,
+  mode: 'allow' | 'deny',
+  revision: string,
+): void {
   facts.span.fail(error.code, error.message, mode);
   observer.metrics.recordDecision({
     outcome: mode === 'allow' ? 'failure_mode_allowed' : 'error',

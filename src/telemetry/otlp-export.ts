@@ -20,10 +20,23 @@
 import { context, diag, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
-import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type IExporterMetricsHelper, type ISerializer } from '@opentelemetry/otlp-transformer';
+import {
+  ProtobufTraceSerializer,
+  type IExportTraceServiceResponse,
+  type IExporterMetricsHelper,
+  type ISerializer,
+} from '@opentelemetry/otlp-transformer';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate, type OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base/node-http';
-import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
+import {
+  convertLegacyHttpOptions,
+  createOtlpHttpExportDelegate,
+  type OTLPExporterNodeConfigBase,
+} from '@opentelemetry/otlp-exporter-base/node-http';
+import {
+  convertLegacyOtlpGrpcOptions,
+  createOtlpGrpcExportDelegate,
+  type OTLPGRPCExporterConfigNode,
+} from '@opentelemetry/otlp-grpc-exporter-base';
 import { SpanBatch } from './otlp-protobuf.ts';
 
 /** A whole ExportTraceServiceRequest, encoded, and how many spans it carries. */
@@ -89,7 +102,11 @@ export interface EncodingBatchOptions {
 }
 
 /** Defaults of EncodingBatchOptions. */
-export const ENCODED_BATCH_DEFAULTS = { maxQueueSize: 8192, maxExportBatchSize: 2048, maxExportBatchBytes: 3 * 1024 * 1024 } as const;
+export const ENCODED_BATCH_DEFAULTS = {
+  maxQueueSize: 8192,
+  maxExportBatchSize: 2048,
+  maxExportBatchBytes: 3 * 1024 * 1024,
+} as const;
 
 /**
  * Encodes sampled spans as they end and exports them in batches: when a batch holds
@@ -117,7 +134,10 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   constructor(exporter: BatchExporter, options: EncodingBatchOptions = {}) {
     this.exporter = exporter;
     this.maxQueueSize = options.maxQueueSize ?? ENCODED_BATCH_DEFAULTS.maxQueueSize;
-    this.maxExportBatchSize = Math.min(options.maxExportBatchSize ?? ENCODED_BATCH_DEFAULTS.maxExportBatchSize, this.maxQueueSize);
+    this.maxExportBatchSize = Math.min(
+      options.maxExportBatchSize ?? ENCODED_BATCH_DEFAULTS.maxExportBatchSize,
+      this.maxQueueSize,
+    );
     this.maxExportBatchBytes = options.maxExportBatchBytes ?? ENCODED_BATCH_DEFAULTS.maxExportBatchBytes;
     this.scheduledDelayMillis = options.scheduledDelayMillis ?? 5000;
     this.exportTimeoutMillis = options.exportTimeoutMillis ?? 30000;
@@ -201,7 +221,10 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       resolve();
       this.pump();
     };
-    const timeout = setTimeout(() => finish({ code: ExportResultCode.FAILED, error: new Error('span export timed out') }), this.exportTimeoutMillis);
+    const timeout = setTimeout(
+      () => finish({ code: ExportResultCode.FAILED, error: new Error('span export timed out') }),
+      this.exportTimeoutMillis,
+    );
     timeout.unref();
     // The exporter's own network calls must not be traced (as BatchSpanProcessor does).
     context.with(suppressTracing(context.active()), () => {

@@ -252,7 +252,13 @@ function keyEntry(key: string): KeyEntry {
     const scratch = new Writer(key.length + 8);
     scratch.tag(1, LEN);
     scratch.string(key);
-    entry = { key: Buffer.from(scratch.buf.subarray(0, scratch.pos)), value: undefined, message: undefined, hits: 0, misses: 0 };
+    entry = {
+      key: Buffer.from(scratch.buf.subarray(0, scratch.pos)),
+      value: undefined,
+      message: undefined,
+      hits: 0,
+      misses: 0,
+    };
     if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
     keyCache.set(key, entry);
   }
@@ -336,7 +342,10 @@ function writeAttributes(w: Writer, attributes: Attributes, field: number): void
     w.end(at);
     w.end(kv);
     const type = typeof value;
-    if ((type === 'string' || type === 'number' || type === 'boolean') && (entry.misses++ < 8 || entry.hits >= entry.misses)) {
+    if (
+      (type === 'string' || type === 'number' || type === 'boolean') &&
+      (entry.misses++ < 8 || entry.hits >= entry.misses)
+    ) {
       entry.value = value;
       entry.message = Buffer.from(w.buf.subarray(start, w.pos));
     }
@@ -344,7 +353,9 @@ function writeAttributes(w: Writer, attributes: Attributes, field: number): void
 }
 
 function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
-  return (traceFlags & 0xff) | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | (isRemote === true ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0);
+  return (
+    (traceFlags & 0xff) | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | (isRemote === true ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0)
+  );
 }
 
 /** Span.Status: message 2, code 3. */
@@ -543,7 +554,8 @@ export class SpanBatch {
       writeResourceSpans(out, resource, scopes);
     }
     for (const scopes of this.groups.values()) {
-      for (const w of scopes.values()) if (w.buf.length <= KEEP_BUFFER_LIMIT && this.spare.length < 4) this.spare.push(w);
+      for (const w of scopes.values())
+        if (w.buf.length <= KEEP_BUFFER_LIMIT && this.spare.length < 4) this.spare.push(w);
     }
     this.groups.clear();
     this.count = 0;

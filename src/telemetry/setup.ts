@@ -20,9 +20,24 @@
  * sampled flag; it never reaches the upstream, so the flag never leaks a lie
  * downstream. `alwaysSampleDenied: false` leaves the head sampler alone.
  */
-import { context, diag, propagation, trace, DiagLogLevel, ProxyTracerProvider, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  diag,
+  propagation,
+  trace,
+  DiagLogLevel,
+  ProxyTracerProvider,
+  type TextMapPropagator,
+  type Tracer,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator, setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+  setGlobalErrorHandler,
+  loggingErrorHandler,
+} from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -39,9 +54,21 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { createGrpcSpanExporter, createProtoSpanExporter, EncodingBatchSpanProcessor, ENCODED_BATCH_DEFAULTS } from './otlp-export.ts';
+import {
+  createGrpcSpanExporter,
+  createProtoSpanExporter,
+  EncodingBatchSpanProcessor,
+  ENCODED_BATCH_DEFAULTS,
+} from './otlp-export.ts';
 import { Metadata } from '@grpc/grpc-js';
-import { ATTR_DECISION_OUTCOME, ATTR_RESOURCE_AGENT_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION, OUTCOME_DENY, TRACER_NAME } from './semconv.ts';
+import {
+  ATTR_DECISION_OUTCOME,
+  ATTR_RESOURCE_AGENT_ID,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+  OUTCOME_DENY,
+  TRACER_NAME,
+} from './semconv.ts';
 
 /** OTLP transports (OTEL_EXPORTER_OTLP_PROTOCOL values). */
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
@@ -162,8 +189,10 @@ function parseResourceAttributes(raw: string | undefined): Record<string, string
 /** Head sampler from OTEL_TRACES_SAMPLER(_ARG), else parent-based ratio. */
 function headSampler(env: Env, ratio: number): { sampler: Sampler; name: string } {
   const argRaw = envString(env, 'OTEL_TRACES_SAMPLER_ARG');
-  const arg = argRaw !== undefined && Number.isFinite(Number(argRaw)) ? Math.min(1, Math.max(0, Number(argRaw))) : ratio;
-  const ratioSampler = (r: number): Sampler => (r >= 1 ? new AlwaysOnSampler() : r <= 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(r));
+  const arg =
+    argRaw !== undefined && Number.isFinite(Number(argRaw)) ? Math.min(1, Math.max(0, Number(argRaw))) : ratio;
+  const ratioSampler = (r: number): Sampler =>
+    r >= 1 ? new AlwaysOnSampler() : r <= 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(r);
   switch (envString(env, 'OTEL_TRACES_SAMPLER')) {
     case 'always_on':
       return { sampler: new AlwaysOnSampler(), name: 'always_on' };
@@ -216,7 +245,12 @@ function createExportProcessor(
   protocol: OtlpProtocol,
   endpoint: string | undefined,
   headers: Readonly<Record<string, string>>,
-  batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMillis: number; exportTimeoutMillis: number },
+  batch: {
+    maxQueueSize: number;
+    maxExportBatchSize: number;
+    scheduledDelayMillis: number;
+    exportTimeoutMillis: number;
+  },
 ): SpanProcessor {
   const base = endpoint?.replace(/\/+$/, '');
   const timeoutMillis = batch.exportTimeoutMillis;
@@ -227,14 +261,20 @@ function createExportProcessor(
         metadata = new Metadata();
         for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
       }
-      const exporter = createGrpcSpanExporter({ timeoutMillis, ...(base !== undefined ? { url: base } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+      const exporter = createGrpcSpanExporter({
+        timeoutMillis,
+        ...(base !== undefined ? { url: base } : {}),
+        ...(metadata !== undefined ? { metadata } : {}),
+      });
       return new EncodingBatchSpanProcessor(exporter, batch);
     }
     case 'http/protobuf':
     case 'http/json': {
       const url = base === undefined ? undefined : base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
       const config = { timeoutMillis, headers: { ...headers }, ...(url !== undefined ? { url } : {}) };
-      return protocol === 'http/json' ? new BatchSpanProcessor({ exporter: new JsonExporter(config), ...batch }) : new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch);
+      return protocol === 'http/json'
+        ? new BatchSpanProcessor({ exporter: new JsonExporter(config), ...batch })
+        : new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch);
     }
     default:
       return protocol satisfies never;
@@ -261,12 +301,22 @@ function rateLimitedWarn(logger: TelemetryLogger | undefined): (err: unknown) =>
 /** Builds the tracer provider from options and OTEL_* env; never throws on bad telemetry config. */
 export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const env = options.env ?? {};
-  const propagatorNames = envString(env, 'OTEL_PROPAGATORS')?.split(',').map((p) => p.trim()) ?? options.propagators ?? DEFAULTS.propagators;
+  const propagatorNames =
+    envString(env, 'OTEL_PROPAGATORS')
+      ?.split(',')
+      .map((p) => p.trim()) ??
+    options.propagators ??
+    DEFAULTS.propagators;
   const propagator = buildPropagator(propagatorNames);
   const envEndpoint = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT');
   const tracesExporter = envString(env, 'OTEL_TRACES_EXPORTER');
   const disabled = envString(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true' || tracesExporter === 'none';
-  const enabled = !disabled && (options.exporter !== undefined || options.enabled === true || envEndpoint !== undefined || tracesExporter === 'otlp');
+  const enabled =
+    !disabled &&
+    (options.exporter !== undefined ||
+      options.enabled === true ||
+      envEndpoint !== undefined ||
+      tracesExporter === 'otlp');
   const registerGlobal = options.registerGlobal ?? true;
 
   if (!enabled) {
@@ -298,11 +348,18 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
     { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
   );
 
-  const protocolRaw = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? options.protocol ?? DEFAULTS.protocol;
-  const protocol: OtlpProtocol = protocolRaw === 'http/protobuf' || protocolRaw === 'http/json' || protocolRaw === 'grpc' ? protocolRaw : DEFAULTS.protocol;
+  const protocolRaw =
+    envString(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL') ??
+    options.protocol ??
+    DEFAULTS.protocol;
+  const protocol: OtlpProtocol =
+    protocolRaw === 'http/protobuf' || protocolRaw === 'http/json' || protocolRaw === 'grpc'
+      ? protocolRaw
+      : DEFAULTS.protocol;
   // An endpoint in the env wins: let the exporter read it (and its signal-specific rules) itself.
   const endpoint = envEndpoint !== undefined ? undefined : options.endpoint === '' ? undefined : options.endpoint;
-  const exportTimeoutMs = envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT') ?? options.exportTimeoutMs ?? DEFAULTS.exportTimeoutMs;
+  const exportTimeoutMs =
+    envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT') ?? options.exportTimeoutMs ?? DEFAULTS.exportTimeoutMs;
   const ratio = options.samplerRatio ?? DEFAULTS.samplerRatio;
   const head = headSampler(env, ratio);
   const alwaysSampleDenied = options.alwaysSampleDenied ?? DEFAULTS.alwaysSampleDenied;
@@ -313,14 +370,25 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
     options.exporter !== undefined
       ? new SimpleSpanProcessor({ exporter: options.exporter })
       : createExportProcessor(protocol, endpoint, options.headers ?? {}, {
-          maxQueueSize: envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? options.maxQueueSize ?? (encoded ? ENCODED_BATCH_DEFAULTS.maxQueueSize : DEFAULTS.maxQueueSize),
-          maxExportBatchSize: envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? options.maxExportBatchSize ?? (encoded ? ENCODED_BATCH_DEFAULTS.maxExportBatchSize : DEFAULTS.maxExportBatchSize),
-          scheduledDelayMillis: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,
+          maxQueueSize:
+            envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ??
+            options.maxQueueSize ??
+            (encoded ? ENCODED_BATCH_DEFAULTS.maxQueueSize : DEFAULTS.maxQueueSize),
+          maxExportBatchSize:
+            envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ??
+            options.maxExportBatchSize ??
+            (encoded ? ENCODED_BATCH_DEFAULTS.maxExportBatchSize : DEFAULTS.maxExportBatchSize),
+          scheduledDelayMillis:
+            envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY') ?? options.scheduledDelayMs ?? DEFAULTS.scheduledDelayMs,
           exportTimeoutMillis: exportTimeoutMs,
         });
 
   const envResource = parseResourceAttributes(envString(env, 'OTEL_RESOURCE_ATTRIBUTES'));
-  const serviceName = envString(env, 'OTEL_SERVICE_NAME') ?? envResource[ATTR_SERVICE_NAME] ?? options.serviceName ?? DEFAULTS.serviceName;
+  const serviceName =
+    envString(env, 'OTEL_SERVICE_NAME') ??
+    envResource[ATTR_SERVICE_NAME] ??
+    options.serviceName ??
+    DEFAULTS.serviceName;
   const resource = resourceFromAttributes({
     ...(options.serviceVersion !== undefined ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
     ...(options.agentId !== undefined && options.agentId !== '' ? { [ATTR_RESOURCE_AGENT_ID]: options.agentId } : {}),
@@ -334,8 +402,13 @@ export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
     sampler,
     spanLimits: {
       attributeValueLengthLimit:
-        envNumber(env, 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? options.attributeValueLengthLimit ?? DEFAULTS.attributeValueLengthLimit,
-      attributeCountLimit: envNumber(env, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT') ?? options.attributeCountLimit ?? DEFAULTS.attributeCountLimit,
+        envNumber(env, 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT') ??
+        options.attributeValueLengthLimit ??
+        DEFAULTS.attributeValueLengthLimit,
+      attributeCountLimit:
+        envNumber(env, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT') ??
+        options.attributeCountLimit ??
+        DEFAULTS.attributeCountLimit,
     },
     spanProcessors: [export_],
   });

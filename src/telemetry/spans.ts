@@ -30,7 +30,19 @@
  * Contexts are passed explicitly (no reliance on the active context), so a call's span
  * is parented correctly whatever the async plumbing in between.
  */
-import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace, type Context, type Span, type SpanOptions, type TextMapGetter, type TextMapPropagator, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import {
+  SpanKind,
+  SpanStatusCode,
+  ROOT_CONTEXT,
+  trace,
+  type Context,
+  type Span,
+  type SpanOptions,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+} from '@opentelemetry/api';
 import {
   ATTR_DECISION_AGENT_ID,
   ATTR_DECISION_AGENT_ROLE,
@@ -80,9 +92,26 @@ export const DEFAULT_MASKED_HEADERS: readonly string[] = [
  * (AWSAccessKeyId, Signature, sig, X-Goog-Signature) plus common credential names.
  */
 export const DEFAULT_REDACTED_QUERY_PARAMS: readonly string[] = [
-  'awsaccesskeyid', 'signature', 'sig', 'x-goog-signature', 'x-amz-signature', 'x-amz-credential', 'x-amz-security-token',
-  'access_token', 'id_token', 'refresh_token', 'token', 'api_key', 'apikey', 'api-key', 'key', 'client_secret',
-  'password', 'passwd', 'secret', 'code',
+  'awsaccesskeyid',
+  'signature',
+  'sig',
+  'x-goog-signature',
+  'x-amz-signature',
+  'x-amz-credential',
+  'x-amz-security-token',
+  'access_token',
+  'id_token',
+  'refresh_token',
+  'token',
+  'api_key',
+  'apikey',
+  'api-key',
+  'key',
+  'client_secret',
+  'password',
+  'passwd',
+  'secret',
+  'code',
 ];
 
 /** Options of createTracing. */
@@ -195,14 +224,28 @@ const setter: TextMapSetter<Record<string, string>> = {
   },
 };
 
-const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE', 'QUERY']);
+const KNOWN_METHODS = new Set([
+  'CONNECT',
+  'DELETE',
+  'GET',
+  'HEAD',
+  'OPTIONS',
+  'PATCH',
+  'POST',
+  'PUT',
+  'TRACE',
+  'QUERY',
+]);
 
 /**
  * url.full without secrets: userinfo becomes REDACTED:REDACTED (semconv url.full) and
  * the values of listed query parameters become REDACTED. The query is edited as text
  * so nothing else in it is re-encoded. Unparseable input yields undefined.
  */
-export function sanitizeUrl(raw: string, redactQueryParams: readonly string[] = DEFAULT_REDACTED_QUERY_PARAMS): string | undefined {
+export function sanitizeUrl(
+  raw: string,
+  redactQueryParams: readonly string[] = DEFAULT_REDACTED_QUERY_PARAMS,
+): string | undefined {
   // Already in the form URL would serialise it to (no query, fragment, userinfo, default
   // port or character it would escape): nothing to strip or redact, no parse needed.
   if (servesAsIs(raw)) return raw;
@@ -220,17 +263,20 @@ export function sanitizeUrl(raw: string, redactQueryParams: readonly string[] = 
   const query = url.search;
   if (query.length > 1) {
     const redact = new Set(redactQueryParams.map((p) => p.toLowerCase()));
-    const parts = query.slice(1).split('&').map((part) => {
-      const eq = part.indexOf('=');
-      const rawName = eq === -1 ? part : part.slice(0, eq);
-      let name: string;
-      try {
-        name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
-      } catch {
-        name = rawName.toLowerCase();
-      }
-      return redact.has(name) && eq !== -1 ? `${rawName}=REDACTED` : part;
-    });
+    const parts = query
+      .slice(1)
+      .split('&')
+      .map((part) => {
+        const eq = part.indexOf('=');
+        const rawName = eq === -1 ? part : part.slice(0, eq);
+        let name: string;
+        try {
+          name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
+        } catch {
+          name = rawName.toLowerCase();
+        }
+        return redact.has(name) && eq !== -1 ? `${rawName}=REDACTED` : part;
+      });
     url.search = '';
     return `${url.toString()}?${parts.join('&')}`;
   }
@@ -239,7 +285,8 @@ export function sanitizeUrl(raw: string, redactQueryParams: readonly string[] = 
 
 const SIMPLE_URL = /^(https?):\/\/([a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)$/;
 const DNS_NAME = /^(?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*\.?$/;
-const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+const IPV4 =
+  /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 
 /**
  * Whether URL would serialise `raw` unchanged and sanitizeUrl has nothing to strip:
@@ -253,7 +300,11 @@ function servesAsIs(raw: string): boolean {
   const [, scheme, host, port, path] = m;
   // Dot segments ("/./", "/../", also percent-encoded) are removed by URL.
   if (path!.includes('/.') || path!.includes('%2e') || path!.includes('%2E')) return false;
-  if (port !== undefined && (Number(port) > 65535 || (scheme === 'http' && port === '80') || (scheme === 'https' && port === '443'))) return false;
+  if (
+    port !== undefined &&
+    (Number(port) > 65535 || (scheme === 'http' && port === '80') || (scheme === 'https' && port === '443'))
+  )
+    return false;
   return DNS_NAME.test(host!) || IPV4.test(host!);
 }
 
@@ -269,7 +320,10 @@ export function splitAuthority(authority: string, scheme: string): { host: strin
   const colon = authority.lastIndexOf(':');
   if (colon === -1) return { host: authority, port: defaultPort };
   const port = Number(authority.slice(colon + 1));
-  return { host: authority.slice(0, colon), port: Number.isInteger(port) && colon < authority.length - 1 ? port : defaultPort };
+  return {
+    host: authority.slice(0, colon),
+    port: Number.isInteger(port) && colon < authority.length - 1 ? port : defaultPort,
+  };
 }
 
 /** What every span of a Tracing shares. */
@@ -322,7 +376,10 @@ function setDecisionOutcome(span: Span, decision: DecisionOutcome): void {
   if (decision.reasons.length > 0) span.setAttribute(ATTR_DECISION_REASONS, [...decision.reasons]);
   if (!decision.allowed) {
     if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy' });
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy',
+    });
   }
 }
 
@@ -403,7 +460,11 @@ class CallSpan extends DeferredSpan implements CallTrace {
     const { call, r } = this;
     // HTTP client semconv span name: "{method}" (low cardinality).
     const known = KNOWN_METHODS.has(call.method);
-    const span = r.tracer.startSpan(known ? call.method : 'HTTP', startOptions(SpanKind.CLIENT, this.startTime, outcome), this.parent);
+    const span = r.tracer.startSpan(
+      known ? call.method : 'HTTP',
+      startOptions(SpanKind.CLIENT, this.startTime, outcome),
+      this.parent,
+    );
     // Attributes are computed only for a recording span: with tracing off, or a call
     // head sampling drops, the call pays for no URL work.
     if (!span.isRecording()) return span;
@@ -422,7 +483,8 @@ class CallSpan extends DeferredSpan implements CallTrace {
     }
     for (const name of r.recorded) {
       const value = call.headers[name];
-      if (value !== undefined) span.setAttribute(ATTR_HTTP_REQUEST_HEADER(name), typeof value === 'string' ? [value] : [...value]);
+      if (value !== undefined)
+        span.setAttribute(ATTR_HTTP_REQUEST_HEADER(name), typeof value === 'string' ? [value] : [...value]);
     }
     if (this.meta !== undefined) setDecisionMeta(r, span, this.meta, false);
     return span;
@@ -478,10 +540,16 @@ class CallSpan extends DeferredSpan implements CallTrace {
       // HTTP client semconv: no response, or a 4xx/5xx, is an error and error.type says
       // which. A denial already set status ERROR with its reasons (whatever status
       // carried it, e.g. an MCP error in a 200); that description is kept.
-      const errorType = result.errorType ?? (result.statusCode !== undefined && result.statusCode >= 400 ? String(result.statusCode) : undefined);
+      const errorType =
+        result.errorType ??
+        (result.statusCode !== undefined && result.statusCode >= 400 ? String(result.statusCode) : undefined);
       if (errorType !== undefined) {
         if (!this.errorTyped) span.setAttribute(ATTR_ERROR_TYPE, errorType);
-        if (!this.errored) span.setStatus({ code: SpanStatusCode.ERROR, ...(result.errorType !== undefined ? { message: result.errorType } : {}) });
+        if (!this.errored)
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            ...(result.errorType !== undefined ? { message: result.errorType } : {}),
+          });
       }
     }
     span.end(endTime);
@@ -524,7 +592,11 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   }
 
   protected begin(outcome: string | undefined): Span {
-    const span = this.r.tracer.startSpan(SPAN_DECISION, startOptions(SpanKind.SERVER, this.startTime, outcome), this.parent);
+    const span = this.r.tracer.startSpan(
+      SPAN_DECISION,
+      startOptions(SpanKind.SERVER, this.startTime, outcome),
+      this.parent,
+    );
     if (span.isRecording()) setDecisionMeta(this.r, span, this.meta, true);
     return span;
   }

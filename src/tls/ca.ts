@@ -6,10 +6,32 @@
  * and keyUsage keyCertSign|cRLSign; a leaf has SAN (DNS or IP), serverAuth EKU,
  * digitalSignature, SKI/AKI — what OpenSSL 3, Python's VERIFY_X509_STRICT and Node accept.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import { isIP } from 'node:net';
 import { TollgateError } from '../errors.ts';
-import { bitString, boolean, explicit, integer, octetString, oid, pem, sequence, set, time, tlv, utf8String } from './der.ts';
+import {
+  bitString,
+  boolean,
+  explicit,
+  integer,
+  octetString,
+  oid,
+  pem,
+  sequence,
+  set,
+  time,
+  tlv,
+  utf8String,
+} from './der.ts';
 
 const ECDSA_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
 const OID = {
@@ -70,7 +92,14 @@ function signCertificate(tbs: Buffer, signingKey: KeyObject): Buffer {
   return sequence(tbs, ECDSA_SHA256, bitString(signature));
 }
 
-function tbsCertificate(options: { issuer: Buffer; subject: Buffer; notBefore: Date; notAfter: Date; publicKey: KeyObject; extensions: Buffer[] }): Buffer {
+function tbsCertificate(options: {
+  issuer: Buffer;
+  subject: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  publicKey: KeyObject;
+  extensions: Buffer[];
+}): Buffer {
   return sequence(
     explicit(0, integer(2)),
     integer(serial()),
@@ -101,7 +130,10 @@ export function generateCa(options: { commonName?: string; validDays?: number; n
       extension(OID.subjectKeyId, false, octetString(keyIdentifier(publicKey))),
     ],
   });
-  return { certPem: pem('CERTIFICATE', signCertificate(tbs, privateKey)), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+  return {
+    certPem: pem('CERTIFICATE', signCertificate(tbs, privateKey)),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
 }
 
 /** Loads a CA from PEM text; throws TG_ERR_CONFIG_INVALID when the pair is not a usable P-256 CA. */
@@ -112,11 +144,24 @@ export function loadCa(certPem: string, keyPem: string): CertificateAuthority {
     cert = new X509Certificate(certPem);
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw new TollgateError('TG_ERR_CONFIG_INVALID', `tls ca: cannot parse the certificate or key: ${(err as Error).message}`, { cause: err });
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      `tls ca: cannot parse the certificate or key: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  if (!cert.ca) throw new TollgateError('TG_ERR_CONFIG_INVALID', 'tls ca: the certificate is not a CA (basicConstraints CA:TRUE missing)');
-  if (!cert.checkPrivateKey(key)) throw new TollgateError('TG_ERR_CONFIG_INVALID', 'tls ca: the key does not belong to the certificate');
-  if (key.asymmetricKeyType !== 'ec') throw new TollgateError('TG_ERR_CONFIG_INVALID', `tls ca: expected an EC (P-256) key, got ${key.asymmetricKeyType}`);
+  if (!cert.ca)
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      'tls ca: the certificate is not a CA (basicConstraints CA:TRUE missing)',
+    );
+  if (!cert.checkPrivateKey(key))
+    throw new TollgateError('TG_ERR_CONFIG_INVALID', 'tls ca: the key does not belong to the certificate');
+  if (key.asymmetricKeyType !== 'ec')
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      `tls ca: expected an EC (P-256) key, got ${key.asymmetricKeyType}`,
+    );
   return { cert, certPem, key, keyId: keyIdentifier(cert.publicKey) };
 }
 
@@ -148,7 +193,12 @@ function ipBytes(ip: string): Buffer {
  * Issues a leaf certificate for one host name or IP literal, signed by the CA.
  * Valid from an hour ago (clock skew) for validDays, never past the CA's own expiry.
  */
-export function issueLeaf(ca: CertificateAuthority, host: string, leafKey: KeyObject, options: { validDays?: number; now?: Date } = {}): { certPem: string; notAfter: Date } {
+export function issueLeaf(
+  ca: CertificateAuthority,
+  host: string,
+  leafKey: KeyObject,
+  options: { validDays?: number; now?: Date } = {},
+): { certPem: string; notAfter: Date } {
   const now = options.now ?? new Date();
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
   const ip = isIP(bare) !== 0;
@@ -188,7 +238,8 @@ function rawSubject(cert: X509Certificate): Buffer {
   // Certificate → tbsCertificate → [version, serial, signature, issuer, validity, subject, ...].
   const tbs = children(cert.raw)[0]!;
   const fields = children(tbs);
-  if (fields[0]![0] !== 0xa0) throw new TollgateError('TG_ERR_CONFIG_INVALID', 'tls ca: expected an X.509 v3 certificate');
+  if (fields[0]![0] !== 0xa0)
+    throw new TollgateError('TG_ERR_CONFIG_INVALID', 'tls ca: expected an X.509 v3 certificate');
   return fields[5]!;
 }
 

@@ -22,7 +22,8 @@ export const set = (...items: Buffer[]): Buffer => tlv(0x31, Buffer.concat(items
 /** OCTET STRING. */
 export const octetString = (bytes: Buffer): Buffer => tlv(0x04, bytes);
 /** BIT STRING with no unused bits. */
-export const bitString = (bytes: Buffer, unusedBits = 0): Buffer => tlv(0x03, Buffer.concat([Buffer.from([unusedBits]), bytes]));
+export const bitString = (bytes: Buffer, unusedBits = 0): Buffer =>
+  tlv(0x03, Buffer.concat([Buffer.from([unusedBits]), bytes]));
 /** UTF8String. */
 export const utf8String = (text: string): Buffer => tlv(0x0c, Buffer.from(text, 'utf8'));
 /** BOOLEAN. */
@@ -59,7 +60,9 @@ export function oid(dotted: string): Buffer {
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
 export function time(date: Date): Buffer {
   const iso = date.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return date.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(`${iso.slice(2)}Z`, 'ascii')) : tlv(0x18, Buffer.from(`${iso}Z`, 'ascii'));
+  return date.getUTCFullYear() < 2050
+    ? tlv(0x17, Buffer.from(`${iso.slice(2)}Z`, 'ascii'))
+    : tlv(0x18, Buffer.from(`${iso}Z`, 'ascii'));
 }
 
 /** PEM armour. */

@@ -45,7 +45,8 @@ export function parseClientHello(data: Buffer): ClientHelloResult {
     if (needed === -1) {
       const first = Buffer.concat(parts);
       if (first.length < 4) continue;
-      if (first[0] !== 0x01) return { kind: 'malformed', reason: `first handshake message is type ${first[0]}, not ClientHello` };
+      if (first[0] !== 0x01)
+        return { kind: 'malformed', reason: `first handshake message is type ${first[0]}, not ClientHello` };
       needed = 4 + first.readUIntBE(1, 3);
       if (needed > MAX_CLIENT_HELLO) return { kind: 'malformed', reason: `ClientHello of ${needed} bytes` };
     }
@@ -92,7 +93,8 @@ function parseHello(body: Buffer): ClientHelloResult {
 
 function parseServerName(ext: Buffer): string | undefined | ClientHelloResult {
   if (ext.length === 0) return undefined; // server's empty echo; not expected from a client
-  if (ext.length < 2 || ext.readUInt16BE(0) !== ext.length - 2) return { kind: 'malformed', reason: 'server_name list length' };
+  if (ext.length < 2 || ext.readUInt16BE(0) !== ext.length - 2)
+    return { kind: 'malformed', reason: 'server_name list length' };
   let at = 2;
   while (at < ext.length) {
     if (ext.length < at + 3) return { kind: 'malformed', reason: 'truncated server name' };
@@ -103,7 +105,8 @@ function parseServerName(ext: Buffer): string | undefined | ClientHelloResult {
     at += 3 + len;
     if (type !== 0) continue;
     const name = raw.toString('latin1').toLowerCase();
-    if (!HOST_NAME.test(name)) return { kind: 'malformed', reason: `invalid server name ${JSON.stringify(name.slice(0, 64))}` };
+    if (!HOST_NAME.test(name))
+      return { kind: 'malformed', reason: `invalid server name ${JSON.stringify(name.slice(0, 64))}` };
     return name;
   }
   return undefined;

@@ -19,7 +19,12 @@ function event(n: number, extra: Partial<DecisionEvent> = {}): DecisionEvent {
     decisionId: `d-${n}`,
     timestamp: new Date(Date.UTC(2026, 10, 25, 7, 0, n)),
     path: 'tollgate/authz/decision',
-    input: { attributes: { request: { http: { method: 'GET', headers: { authorization: 'Bearer s3cret', host: 'payments.internal' } } } }, agent: { id: 'support-bot' } },
+    input: {
+      attributes: {
+        request: { http: { method: 'GET', headers: { authorization: 'Bearer s3cret', host: 'payments.internal' } } },
+      },
+      agent: { id: 'support-bot' },
+    },
     result: { allowed: n % 2 === 0, reasons: n % 2 === 0 ? [] : ['no'] },
     revision: 'rev-1',
     evalNanos: 1000 + n,
@@ -31,19 +36,34 @@ function event(n: number, extra: Partial<DecisionEvent> = {}): DecisionEvent {
 }
 
 async function lines(path: string): Promise<Record<string, unknown>[]> {
-  return (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 t.test('writes a genesis then one OPA-shaped, masked, chained JSON line per decision', async (t) => {
   const path = join(await tempDir(), 'decisions.log');
   const log = await createDecisionLog({ file: { path }, labels: { id: 'i-1', version: '0.1.0' } });
   log.write(event(1));
-  log.write(event(2, { error: { code: 'TG_ERR_PDP_TIMEOUT', message: 'no answer', failureMode: 'deny' }, result: undefined }));
+  log.write(
+    event(2, { error: { code: 'TG_ERR_PDP_TIMEOUT', message: 'no answer', failureMode: 'deny' }, result: undefined }),
+  );
   await log.close();
   const records = await lines(path);
   t.equal(records.length, 3);
-  const [genesis, first, second] = records as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
-  t.match(genesis, { type: 'genesis', seq: 0, prev_hash: ZERO_HASH, chain_id: /^[0-9a-f-]{36}$/, created: /^\d{4}-\d\d-\d\dT/ });
+  const [genesis, first, second] = records as [
+    Record<string, unknown>,
+    Record<string, unknown>,
+    Record<string, unknown>,
+  ];
+  t.match(genesis, {
+    type: 'genesis',
+    seq: 0,
+    prev_hash: ZERO_HASH,
+    chain_id: /^[0-9a-f-]{36}$/,
+    created: /^\d{4}-\d\d-\d\dT/,
+  });
   t.match(first, {
     decision_id: 'd-1',
     timestamp: '2026-11-25T07:00:01.000Z',
@@ -75,34 +95,46 @@ t.test('a restarted log continues the chain of the existing file', async (t) => 
   second.write(event(2));
   await second.close();
   const records = await lines(path);
-  t.same(records.map((r) => r.seq), [0, 1, 2]);
+  t.same(
+    records.map((r) => r.seq),
+    [0, 1, 2],
+  );
   t.equal(records.filter((r) => r.type === 'genesis').length, 1);
   t.ok((await verifyDecisionLog(path)).ok);
 });
 
-t.test('a file ending in a torn record is kept aside and the chain continues from its last intact record', async (t) => {
-  const dir = await tempDir();
-  const path = join(dir, 'decisions.log');
-  const log = await createDecisionLog({ file: { path } });
-  log.write(event(1));
-  await log.close();
-  const before = await lines(path);
-  await appendFile(path, '{"decision_id":"d-2","seq":2,"pre');
-  const warnings: string[] = [];
-  const again = await createDecisionLog({ file: { path }, logger: { warn: (_o, m) => warnings.push(m) } });
-  again.write(event(3));
-  await again.close();
-  t.same((await readdir(dir)).sort(), ['decisions.log', 'decisions.log.1']);
-  t.match(warnings, [/damaged record/]);
-  const fresh = await lines(path);
-  t.match(fresh[0], { type: 'genesis', seq: 2, prev_hash: before[1]!.hash, prev_file: 'decisions.log.1', chain_id: before[0]!.chain_id });
-  const report = await verifyDecisionLog(path);
-  t.same(
-    report.problems.map((p) => [p.file, p.line, p.kind]),
-    [[`${path}.1`, 3, 'malformed']],
-    'only the torn line is reported, where it is',
-  );
-});
+t.test(
+  'a file ending in a torn record is kept aside and the chain continues from its last intact record',
+  async (t) => {
+    const dir = await tempDir();
+    const path = join(dir, 'decisions.log');
+    const log = await createDecisionLog({ file: { path } });
+    log.write(event(1));
+    await log.close();
+    const before = await lines(path);
+    await appendFile(path, '{"decision_id":"d-2","seq":2,"pre');
+    const warnings: string[] = [];
+    const again = await createDecisionLog({ file: { path }, logger: { warn: (_o, m) => warnings.push(m) } });
+    again.write(event(3));
+    await again.close();
+    t.same((await readdir(dir)).sort(), ['decisions.log', 'decisions.log.1']);
+    t.match(warnings, [/damaged record/]);
+    const fresh = await lines(path);
+    t.match(fresh[0], {
+      type: 'genesis',
+      seq: 2,
+      prev_hash: before[1]!.hash,
+      prev_file: 'decisions.log.1',
+      chain_id: before[0]!.chain_id,
+    });
+    const report = await verifyDecisionLog(path);
+    t.same(
+      report.problems.map((p) => [p.file, p.line, p.kind]),
+      [[`${path}.1`, 3, 'malformed']],
+      'only the torn line is reported, where it is',
+    );
+  },
+);
 
 t.test('rotates by size; each new file starts with a genesis linked to the previous file', async (t) => {
   const dir = await tempDir();
@@ -114,7 +146,12 @@ t.test('rotates by size; each new file starts with a genesis linked to the previ
   t.ok(names.length >= 3, `rotated into ${names.join(', ')}`);
   const rotated1 = await lines(`${path}.1`);
   const rotated2 = await lines(`${path}.2`);
-  t.match(rotated2[0], { type: 'genesis', prev_hash: rotated1.at(-1)!.hash, prev_file: 'decisions.log.1', chain_id: rotated1[0]!.chain_id });
+  t.match(rotated2[0], {
+    type: 'genesis',
+    prev_hash: rotated1.at(-1)!.hash,
+    prev_file: 'decisions.log.1',
+    chain_id: rotated1[0]!.chain_id,
+  });
   for (const name of names) {
     const size = Buffer.byteLength(await readFile(join(dir, name), 'utf8'));
     t.ok(size <= 2000, `${name} is ${size} bytes`);
@@ -138,33 +175,39 @@ t.test('rotation keeps at most maxFiles rotated files; the set still verifies, n
   t.match(report.notes, [/continues a chain from earlier files not given/]);
 });
 
-t.test('under back-pressure writes never wait: drops are counted, warned with the count, and recorded as a gap', async (t) => {
-  const path = join(await tempDir(), 'decisions.log');
-  let droppedCount = 0;
-  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
-  const log = await createDecisionLog({
-    file: { path },
-    maxQueue: 5,
-    warnIntervalMs: 0,
-    onDropped: (n) => (droppedCount += n),
-    logger: { warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) },
-  });
-  // 20 synchronous writes: the writer cannot run in between, so 15 do not fit.
-  const started = process.hrtime.bigint();
-  for (let i = 1; i <= 20; i++) log.write(event(i));
-  const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-  t.ok(elapsedMs < 50, `20 writes took ${elapsedMs.toFixed(2)} ms`);
-  t.equal(droppedCount, 15);
-  t.equal(log.stats().dropped, 15);
-  await log.close();
-  t.match(warnings, [{ obj: { dropped: 15 }, msg: /dropped 15 records/ }]);
-  const records = await lines(path);
-  t.same(records.map((r) => r.decision_id ?? r.type), ['genesis', 'd-1', 'd-2', 'd-3', 'd-4', 'd-5', 'gap']);
-  t.match(records.at(-1), { type: 'gap', dropped: 15 });
-  const report = await verifyDecisionLog(path);
-  t.ok(report.ok);
-  t.match(report.gaps, [{ line: 7, dropped: 15 }]);
-});
+t.test(
+  'under back-pressure writes never wait: drops are counted, warned with the count, and recorded as a gap',
+  async (t) => {
+    const path = join(await tempDir(), 'decisions.log');
+    let droppedCount = 0;
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = await createDecisionLog({
+      file: { path },
+      maxQueue: 5,
+      warnIntervalMs: 0,
+      onDropped: (n) => (droppedCount += n),
+      logger: { warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) },
+    });
+    // 20 synchronous writes: the writer cannot run in between, so 15 do not fit.
+    const started = process.hrtime.bigint();
+    for (let i = 1; i <= 20; i++) log.write(event(i));
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    t.ok(elapsedMs < 50, `20 writes took ${elapsedMs.toFixed(2)} ms`);
+    t.equal(droppedCount, 15);
+    t.equal(log.stats().dropped, 15);
+    await log.close();
+    t.match(warnings, [{ obj: { dropped: 15 }, msg: /dropped 15 records/ }]);
+    const records = await lines(path);
+    t.same(
+      records.map((r) => r.decision_id ?? r.type),
+      ['genesis', 'd-1', 'd-2', 'd-3', 'd-4', 'd-5', 'gap'],
+    );
+    t.match(records.at(-1), { type: 'gap', dropped: 15 });
+    const report = await verifyDecisionLog(path);
+    t.ok(report.ok);
+    t.match(report.gaps, [{ line: 7, dropped: 15 }]);
+  },
+);
 
 t.test('the HTTP sink posts gzip JSON arrays in OPA upload format and retries after a failure', async (t) => {
   const batches: unknown[][] = [];
@@ -189,7 +232,10 @@ t.test('the HTTP sink posts gzip JSON arrays in OPA upload format and retries af
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/logs`;
   const warnings: string[] = [];
-  const log = await createDecisionLog({ http: { url, headers: { 'x-api-key': 'k' }, flushIntervalMs: 60_000 }, logger: { warn: (_o, m) => warnings.push(m) } });
+  const log = await createDecisionLog({
+    http: { url, headers: { 'x-api-key': 'k' }, flushIntervalMs: 60_000 },
+    logger: { warn: (_o, m) => warnings.push(m) },
+  });
   log.write(event(1));
   log.write(event(2));
   await log.flush();
@@ -198,15 +244,26 @@ t.test('the HTTP sink posts gzip JSON arrays in OPA upload format and retries af
   log.write(event(3));
   await log.close();
   t.equal(batches.length, 1);
-  t.same(batches[0]!.map((e) => (e as { decision_id: string }).decision_id), ['d-1', 'd-2', 'd-3']);
+  t.same(
+    batches[0]!.map((e) => (e as { decision_id: string }).decision_id),
+    ['d-1', 'd-2', 'd-3'],
+  );
   // Without a file there is no genesis: the chain starts at seq 0 from the zero hash.
-  t.match(batches[0]![0], { path: 'tollgate/authz/decision', bundles: { tollgate: { revision: 'rev-1' } }, seq: 0, prev_hash: ZERO_HASH });
+  t.match(batches[0]![0], {
+    path: 'tollgate/authz/decision',
+    bundles: { tollgate: { revision: 'rev-1' } },
+    seq: 0,
+    prev_hash: ZERO_HASH,
+  });
   t.equal((batches[0]![1] as { prev_hash: string }).prev_hash, (batches[0]![0] as { hash: string }).hash);
 });
 
 t.test('an unreachable HTTP sink never blocks writes and counts what it could not deliver', async (t) => {
   let dropped = 0;
-  const log = await createDecisionLog({ http: { url: 'http://127.0.0.1:1/logs', maxBufferRecords: 3, flushIntervalMs: 60_000, timeoutMs: 500 }, onDropped: (n) => (dropped += n) });
+  const log = await createDecisionLog({
+    http: { url: 'http://127.0.0.1:1/logs', maxBufferRecords: 3, flushIntervalMs: 60_000, timeoutMs: 500 },
+    onDropped: (n) => (dropped += n),
+  });
   for (let i = 1; i <= 5; i++) log.write(event(i));
   await log.flush();
   t.equal(dropped, 2, 'beyond the buffer bound');

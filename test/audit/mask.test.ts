@@ -10,7 +10,12 @@ const input = () => ({
     request: {
       http: {
         method: 'POST',
-        headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-tollgate-agent-token': 'eyJ...', 'content-type': 'application/json' },
+        headers: {
+          authorization: 'Bearer s3cret',
+          cookie: 'sid=1',
+          'x-tollgate-agent-token': 'eyJ...',
+          'content-type': 'application/json',
+        },
       },
     },
   },
@@ -30,14 +35,22 @@ t.test('the default mask erases credential headers and the agent token and lists
   ]);
   t.notMatch(JSON.stringify(event), /s3cret|sid=1|eyJ/);
   t.equal(original.attributes.request.http.headers.authorization, 'Bearer s3cret', 'the caller input is not modified');
-  t.equal((event.input as ReturnType<typeof input>).parsed_body, original.parsed_body, 'untouched branches are shared, not copied');
+  t.equal(
+    (event.input as ReturnType<typeof input>).parsed_body,
+    original.parsed_body,
+    'untouched branches are shared, not copied',
+  );
 });
 
 t.test('pointers reach into bodies, arrays and results; absent paths are not listed', async (t) => {
-  const { event, erased } = maskEvent(
-    { input: input(), result: { allowed: false, headers: { 'x-secret': 'v' } } },
-    ['/input/parsed_body/card/number', '/input/parsed_body/items/1', '/result/headers/x-secret', '/input/nope/deeper', '/input/parsed_body/items/7', 'bad-pointer'],
-  );
+  const { event, erased } = maskEvent({ input: input(), result: { allowed: false, headers: { 'x-secret': 'v' } } }, [
+    '/input/parsed_body/card/number',
+    '/input/parsed_body/items/1',
+    '/result/headers/x-secret',
+    '/input/nope/deeper',
+    '/input/parsed_body/items/7',
+    'bad-pointer',
+  ]);
   const body = (event.input as ReturnType<typeof input>).parsed_body;
   t.same(body.card, { cvc: '123' });
   t.same(body.items, ['a', null], 'an erased array element keeps the other indexes');
@@ -52,13 +65,9 @@ t.test('pointer tokens unescape ~1 and ~0 (RFC 6901)', async (t) => {
 });
 
 t.test('the mask list also names the headers kept off spans', async (t) => {
-  t.same(maskedHeaderNames([...DEFAULT_MASK, '/input/parsed_body/x', '/input/attributes/request/http/headers/X-Custom']), [
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'x-tollgate-agent-token',
-    'x-api-key',
-    'x-custom',
-  ]);
+  t.same(
+    maskedHeaderNames([...DEFAULT_MASK, '/input/parsed_body/x', '/input/attributes/request/http/headers/X-Custom']),
+    ['authorization', 'proxy-authorization', 'cookie', 'x-tollgate-agent-token', 'x-api-key', 'x-custom'],
+  );
   t.notMatch(JSON.stringify(maskInput(input(), DEFAULT_MASK)), /s3cret/);
 });

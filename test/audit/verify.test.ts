@@ -17,7 +17,14 @@ async function makeLog(n: number, file: { maxBytes?: number } = {}): Promise<str
   const path = join(await tempDir('tollgate-audit-'), 'decisions.log');
   const log = await createDecisionLog({ file: { path, maxFiles: 0, ...file } });
   for (let i = 1; i <= n; i++) {
-    log.write({ decisionId: `d-${i}`, path: 'tollgate/authz/decision', input: { n: i }, result: { allowed: i % 3 !== 0 }, revision: 'rev-1', evalNanos: i });
+    log.write({
+      decisionId: `d-${i}`,
+      path: 'tollgate/authz/decision',
+      input: { n: i },
+      result: { allowed: i % 3 !== 0 },
+      revision: 'rev-1',
+      evalNanos: i,
+    });
   }
   await log.close();
   return path;
@@ -89,7 +96,10 @@ t.test('reordered records are reported at the first line out of place', async (t
   await writeLines(path, lines);
   const report = await verifyDecisionLog(path);
   t.match(report.problems[0], { line: 5, kind: 'reordered' });
-  t.ok(report.problems.every((p) => p.kind === 'reordered' && (p.line === 5 || p.line === 6)), JSON.stringify(report.problems));
+  t.ok(
+    report.problems.every((p) => p.kind === 'reordered' && (p.line === 5 || p.line === 6)),
+    JSON.stringify(report.problems),
+  );
 });
 
 t.test('an inserted copy of an earlier record is reported at its line', async (t) => {
@@ -105,7 +115,11 @@ t.test('an inserted copy of an earlier record is reported at its line', async (t
 t.test('an inserted forged record (fresh content, no valid hash) is reported at its line', async (t) => {
   const path = await makeLog(10);
   const lines = await readLines(path);
-  lines.splice(6, 0, JSON.stringify({ decision_id: 'forged', seq: 6, prev_hash: 'x'.repeat(64), hash: 'y'.repeat(64) }));
+  lines.splice(
+    6,
+    0,
+    JSON.stringify({ decision_id: 'forged', seq: 6, prev_hash: 'x'.repeat(64), hash: 'y'.repeat(64) }),
+  );
   await writeLines(path, lines);
   const report = await verifyDecisionLog(path);
   t.match(report.problems[0], { line: 7, kind: 'edited' });
@@ -124,7 +138,7 @@ t.test('a truncated line and a removed genesis are reported', async (t) => {
   ]);
 });
 
-t.test('across rotated files: a removed last record of one file breaks the next file\'s genesis link', async (t) => {
+t.test("across rotated files: a removed last record of one file breaks the next file's genesis link", async (t) => {
   const path = await makeLog(20, { maxBytes: 1200 });
   t.ok((await verifyDecisionLog(path)).ok, 'the rotated set verifies');
   const first = `${path}.1`;

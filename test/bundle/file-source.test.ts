@@ -12,7 +12,10 @@ import { buildSigned, requestInput, until, startLifecycle } from './fixtures.ts'
 const run = promisify(execFile);
 
 function lifecycle(t: { teardown(fn: () => unknown): void }, doc: Record<string, unknown>, rejected: string[] = []) {
-  return startLifecycle(t, doc, { onReject: (e) => rejected.push(e.reason), onSourceError: (e) => rejected.push(e.message) });
+  return startLifecycle(t, doc, {
+    onReject: (e) => rejected.push(e.reason),
+    onSourceError: (e) => rejected.push(e.message),
+  });
 }
 
 t.test('a .tar.gz source is re-read when the file is replaced; a truncated file is refused', async (t) => {

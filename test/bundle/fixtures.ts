@@ -15,7 +15,11 @@ import pino from 'pino';
 import { OPA, tempDir, type TestLike } from '../helpers/processes.ts';
 import { normalizeRequest } from '../../src/http/normalize.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { createPolicyLifecycle, type PolicyLifecycle, type PolicyLifecycleOptions } from '../../src/bundle/lifecycle.ts';
+import {
+  createPolicyLifecycle,
+  type PolicyLifecycle,
+  type PolicyLifecycleOptions,
+} from '../../src/bundle/lifecycle.ts';
 import { DEFAULT_BUNDLE_FOR_TESTS } from './paths.ts';
 import { buildInput, type PolicyInput } from '../../src/input/build.ts';
 
@@ -109,10 +113,29 @@ export async function buildSigned(options: BuildOptions): Promise<string> {
   const src = join(dir, 'src');
   await mkdir(src);
   await writeFile(join(src, 'policy.rego'), options.rego ?? policy(options.rule ?? `rule-${options.revision}`));
-  await writeFile(join(src, 'data.json'), JSON.stringify(options.data ?? { tollgate: { hosts: options.hosts ?? ['api.example'] } }, null, 2));
+  await writeFile(
+    join(src, 'data.json'),
+    JSON.stringify(options.data ?? { tollgate: { hosts: options.hosts ?? ['api.example'] } }, null, 2),
+  );
   const out = options.out ?? join(dir, 'bundle.tar.gz');
-  const sign = options.signingKey === undefined ? [] : ['--signing-key', options.signingKey, '--signing-alg', options.alg ?? 'RS256'];
-  await run(OPA, ['build', '-b', '-t', 'wasm', '-e', 'tollgate/authz/decision', '--revision', options.revision, ...sign, '-o', out, src]);
+  const sign =
+    options.signingKey === undefined
+      ? []
+      : ['--signing-key', options.signingKey, '--signing-alg', options.alg ?? 'RS256'];
+  await run(OPA, [
+    'build',
+    '-b',
+    '-t',
+    'wasm',
+    '-e',
+    'tollgate/authz/decision',
+    '--revision',
+    options.revision,
+    ...sign,
+    '-o',
+    out,
+    src,
+  ]);
   return out;
 }
 
@@ -138,7 +161,10 @@ export interface BundleServer {
 }
 
 /** Starts the bundle server on 127.0.0.1:0. */
-export async function startBundleServer(t: TestLike, options: { token?: string; longPolling?: boolean; etags?: boolean } = {}): Promise<BundleServer> {
+export async function startBundleServer(
+  t: TestLike,
+  options: { token?: string; longPolling?: boolean; etags?: boolean } = {},
+): Promise<BundleServer> {
   const dir = await tempDir('tollgate-bundle-server-');
   const requests: ServedRequest[] = [];
   const waiters = new Set<() => void>();
@@ -150,14 +176,16 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
       res.writeHead(status, headers);
       res.end(body);
     };
-    if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) return reply(401, { 'content-type': 'text/plain' }, 'unauthorized');
+    if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`)
+      return reply(401, { 'content-type': 'text/plain' }, 'unauthorized');
     if (state.fault === 'error500') return reply(500, { 'content-type': 'text/plain' }, 'internal error');
     if (state.fault === 'slow') {
       res.writeHead(200, { 'content-type': 'application/gzip' });
       res.write(Buffer.from([0x1f, 0x8b]));
       return; // never finishes: the client's timeout must fire
     }
-    if (state.fault === 'garbage') return reply(200, { 'content-type': 'application/gzip' }, Buffer.from('<html>this is not a bundle</html>'));
+    if (state.fault === 'garbage')
+      return reply(200, { 'content-type': 'application/gzip' }, Buffer.from('<html>this is not a bundle</html>'));
     const file = join(dir, (req.url ?? '/').replace(/^\/+/, '').replace(/\.\./g, ''));
     const serve = async (waited: boolean): Promise<void> => {
       const generation = state.generation;
@@ -169,8 +197,12 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
       }
       if (state.fault === 'truncated') bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
       const etag = etagOf(bytes);
-      const type = options.longPolling && req.headers.prefer !== undefined ? 'application/vnd.openpolicyagent.bundles' : 'application/gzip';
-      if (options.etags === false) return reply(200, { 'content-type': 'application/gzip', 'content-length': bytes.length }, bytes);
+      const type =
+        options.longPolling && req.headers.prefer !== undefined
+          ? 'application/vnd.openpolicyagent.bundles'
+          : 'application/gzip';
+      if (options.etags === false)
+        return reply(200, { 'content-type': 'application/gzip', 'content-length': bytes.length }, bytes);
       if (req.headers['if-none-match'] === etag) {
         const wait = /wait=(\d+)/.exec(String(req.headers.prefer ?? ''));
         if (options.longPolling && wait && !waited) {
@@ -228,9 +260,18 @@ export async function startBundleServer(t: TestLike, options: { token?: string; 
 }
 
 /** A policy input for a request, built as the proxy builds it: normaliser, then the input builder. */
-export function requestInput(method: string, url: string, agent: { id: string; role?: string } = { id: 'support-bot', role: 'support' }, body = ''): PolicyInput {
+export function requestInput(
+  method: string,
+  url: string,
+  agent: { id: string; role?: string } = { id: 'support-bot', role: 'support' },
+  body = '',
+): PolicyInput {
   const u = new URL(url);
-  const rawHeaders = ['host', u.host, ...(body === '' ? [] : ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))])];
+  const rawHeaders = [
+    'host',
+    u.host,
+    ...(body === '' ? [] : ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]),
+  ];
   const request = normalizeRequest({
     id: randomUUID(),
     method,
@@ -241,11 +282,19 @@ export function requestInput(method: string, url: string, agent: { id: string; r
     source: { address: '127.0.0.1', port: 40000 },
     destination: { address: '127.0.0.1', port: 80 },
   });
-  return buildInput(request, { bytes: Buffer.from(body), truncated: false }, { id: agent.id, role: agent.role ?? '', labels: {} });
+  return buildInput(
+    request,
+    { bytes: Buffer.from(body), truncated: false },
+    { id: agent.id, role: agent.role ?? '', labels: {} },
+  );
 }
 
 /** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
-export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10000, what = 'condition'): Promise<void> {
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -254,10 +303,22 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
 }
 
 /** Builds a policy lifecycle from a config literal through the real config loader; closed with the test. */
-export async function startLifecycle(t: TestLike, doc: Record<string, unknown>, hooks: PolicyLifecycleOptions['hooks'] = {}): Promise<PolicyLifecycle> {
+export async function startLifecycle(
+  t: TestLike,
+  doc: Record<string, unknown>,
+  hooks: PolicyLifecycleOptions['hooks'] = {},
+): Promise<PolicyLifecycle> {
   const config = parseConfig(doc);
   if (config.pdp.type !== 'wasm') throw new Error('wasm pdp expected');
-  const lc = await createPolicyLifecycle({ pdp: config.pdp, bundle: config.bundle, shadow: config.shadow, data: config.data, defaultBundle: DEFAULT_BUNDLE_FOR_TESTS, logger: quietLogger, hooks });
+  const lc = await createPolicyLifecycle({
+    pdp: config.pdp,
+    bundle: config.bundle,
+    shadow: config.shadow,
+    data: config.data,
+    defaultBundle: DEFAULT_BUNDLE_FOR_TESTS,
+    logger: quietLogger,
+    hooks,
+  });
   t.teardown(() => lc.close());
   return lc;
 }

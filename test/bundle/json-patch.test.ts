@@ -16,7 +16,9 @@ t.test('add, remove, replace, move, copy and test, as in RFC 6902 §4', async (t
     { op: 'move', from: '/tollgate/a~1b', path: '/tollgate/moved' },
     { op: 'remove', path: '/tollgate/m~0n' },
   ]);
-  t.same(out, { tollgate: { threat: { level: 'elevated' }, hosts: ['z', 'b', 'c'], copied: ['z', 'b', 'c'], moved: 1 } });
+  t.same(out, {
+    tollgate: { threat: { level: 'elevated' }, hosts: ['z', 'b', 'c'], copied: ['z', 'b', 'c'], moved: 1 },
+  });
   t.same(doc.tollgate.hosts, ['a', 'b'], 'the input document is untouched');
 });
 
@@ -27,7 +29,10 @@ t.test('replacing the whole document and adding at the root', async (t) => {
 
 t.test('a failing operation aborts the whole patch', async (t) => {
   for (const patch of [
-    [{ op: 'replace', path: '/tollgate/threat/level', value: 'x' }, { op: 'remove', path: '/nope' }],
+    [
+      { op: 'replace', path: '/tollgate/threat/level', value: 'x' },
+      { op: 'remove', path: '/nope' },
+    ],
     [{ op: 'test', path: '/tollgate/threat/level', value: 'elevated' }],
     [{ op: 'add', path: '/tollgate/hosts/9', value: 'x' }],
     [{ op: 'add', path: '/tollgate/hosts/01', value: 'x' }],

@@ -52,8 +52,19 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 t.test('policy lifecycle through the running sidecar', async (t) => {
   const keys = await makeKeys();
   const build = (rev: string, signed = true) =>
-    buildSigned({ revision: rev, rego: revisionPolicy(), data: { tollgate: { rev, hosts: ['api.example'] } }, ...(signed ? { signingKey: keys.rsaPrivate } : {}) });
-  const [r1, r2, r3, r4, bad] = await Promise.all([build('rev-1'), build('rev-2'), build('rev-3'), build('rev-4'), build('rev-bad', false)]);
+    buildSigned({
+      revision: rev,
+      rego: revisionPolicy(),
+      data: { tollgate: { rev, hosts: ['api.example'] } },
+      ...(signed ? { signingKey: keys.rsaPrivate } : {}),
+    });
+  const [r1, r2, r3, r4, bad] = await Promise.all([
+    build('rev-1'),
+    build('rev-2'),
+    build('rev-3'),
+    build('rev-4'),
+    build('rev-bad', false),
+  ]);
   const server = await startBundleServer(t);
   await server.publish(r1);
   const upstream = await startUpstream(t);
@@ -67,7 +78,10 @@ t.test('policy lifecycle through the running sidecar', async (t) => {
       minDelayMs: 20,
       maxDelayMs: 50,
       verification: { publicKeyFile: keys.rsaPublic, algorithm: 'RS256' },
-      smoke: { input: { attributes: { request: { http: { method: 'GET', host: 'api.example', path: '/' } } } }, expectAllowed: true },
+      smoke: {
+        input: { attributes: { request: { http: { method: 'GET', host: 'api.example', path: '/' } } } },
+        expectAllowed: true,
+      },
       persistenceDir: join(dir, 'state'),
     },
     data: { token: TOKEN },
@@ -96,12 +110,21 @@ t.test('policy lifecycle through the running sidecar', async (t) => {
   };
   const load = Promise.all(Array.from({ length: 8 }, (_, n) => caller(n)));
   // A revision counts as serving once 25 of its denies came back (about 75 requests).
-  const seen = (rev: string) => until(() => replies.filter((r) => r.status === 403 && JSON.parse(r.body).revision === rev).length >= 25, 20000, `${rev} deciding`);
+  const seen = (rev: string) =>
+    until(
+      () => replies.filter((r) => r.status === 403 && JSON.parse(r.body).revision === rev).length >= 25,
+      20000,
+      `${rev} deciding`,
+    );
   await seen('rev-1');
   await server.publish(r2);
   await seen('rev-2');
   await server.publish(bad);
-  await until(async () => /bundle rejected \(unsigned\)/.test(tg.output()), 15000, 'unsigned bundle rejected in the log').catch((err: unknown) => {
+  await until(
+    async () => /bundle rejected \(unsigned\)/.test(tg.output()),
+    15000,
+    'unsigned bundle rejected in the log',
+  ).catch((err: unknown) => {
     stop = true;
     t.comment(tg.output().slice(-3000));
     throw err;
@@ -119,11 +142,22 @@ t.test('policy lifecycle through the running sidecar', async (t) => {
   t.ok(replies.length > 200, `steady traffic: ${replies.length} requests`);
 
   // The decision log shows exactly one revision per decision, and it is the one that decided.
-  await until(async () => (await readFile(decisionLog, 'utf8')).split('\n').filter((l) => l.includes('"decision_id"') && l.includes('"input"')).length >= replies.length, 15000, 'decision log flushed');
+  await until(
+    async () =>
+      (await readFile(decisionLog, 'utf8'))
+        .split('\n')
+        .filter((l) => l.includes('"decision_id"') && l.includes('"input"')).length >= replies.length,
+    15000,
+    'decision log flushed',
+  );
   const records = new Map<string, { revision: string }>();
   for (const line of (await readFile(decisionLog, 'utf8')).split('\n')) {
     if (line === '') continue;
-    const r = JSON.parse(line) as { decision_id?: string; input?: unknown; bundles?: Record<string, { revision: string }> };
+    const r = JSON.parse(line) as {
+      decision_id?: string;
+      input?: unknown;
+      bundles?: Record<string, { revision: string }>;
+    };
     if (r.input === undefined || r.decision_id === undefined) continue;
     const revisions = Object.values(r.bundles ?? {}).map((b) => b.revision);
     t.equal(revisions.length, 1, 'one bundle revision per record');
@@ -166,15 +200,40 @@ t.test('policy lifecycle through the running sidecar', async (t) => {
   const notJson = await cli(['bundle', 'patch', join(dir, 'bad-patch.json'), '--admin', admin, '--token', TOKEN]);
   t.equal(notJson.code, 1);
   t.match(notJson.stderr, /patch refused \(400\): .*not valid JSON/);
-  await until(async () => /data_change/.test(await readFile(decisionLog, 'utf8')), 10000, 'the data change is in the decision log');
+  await until(
+    async () => /data_change/.test(await readFile(decisionLog, 'utf8')),
+    10000,
+    'the data change is in the decision log',
+  );
   const change = (await readFile(decisionLog, 'utf8')).split('\n').find((l) => l.includes('data_change'))!;
-  t.match(JSON.parse(change), { path: 'system/tollgate/data_change', result: { origin: 'api', data_version: 1 }, bundles: { tollgate: { revision: 'rev-3' } } });
+  t.match(JSON.parse(change), {
+    path: 'system/tollgate/data_change',
+    result: { origin: 'api', data_version: 1 },
+    bundles: { tollgate: { revision: 'rev-3' } },
+  });
 
   // Replay the decision log this test recorded against a candidate that denies api.example.
-  const candidate = await buildSigned({ revision: 'candidate', rego: revisionPolicy(), data: { tollgate: { rev: 'candidate', hosts: ['other.example'] } } });
-  const replay = await cli(['replay', '--log', decisionLog, '--bundle', candidate, '--format', 'json', '--max-flips', '0']);
+  const candidate = await buildSigned({
+    revision: 'candidate',
+    rego: revisionPolicy(),
+    data: { tollgate: { rev: 'candidate', hosts: ['other.example'] } },
+  });
+  const replay = await cli([
+    'replay',
+    '--log',
+    decisionLog,
+    '--bundle',
+    candidate,
+    '--format',
+    'json',
+    '--max-flips',
+    '0',
+  ]);
   t.equal(replay.code, 2, 'flips exceed --max-flips 0');
-  const report = JSON.parse(replay.stdout) as { totals: { replayed: number; allowToDeny: number; skippedNoInput: number }; byDestination: Array<{ key: string }> };
+  const report = JSON.parse(replay.stdout) as {
+    totals: { replayed: number; allowToDeny: number; skippedNoInput: number };
+    byDestination: Array<{ key: string }>;
+  };
   t.ok(report.totals.replayed >= replies.length);
   t.ok(report.totals.allowToDeny > 0);
   t.ok(report.totals.skippedNoInput >= 1, 'genesis and data-change records are skipped');
@@ -195,5 +254,8 @@ t.test('policy lifecycle through the running sidecar', async (t) => {
 t.test('start fails when no policy can be activated (bundle server down, no last-known-good)', async (t) => {
   const server = await startBundleServer(t);
   await server.close();
-  await t.rejects(startTollgate(t, { bundle: { source: `${server.url}/bundle.tar.gz`, timeoutMs: 500 } }), /exited with 1 before listening[\s\S]*TG_ERR_BUNDLE_INVALID: no policy could be activated/);
+  await t.rejects(
+    startTollgate(t, { bundle: { source: `${server.url}/bundle.tar.gz`, timeoutMs: 500 } }),
+    /exited with 1 before listening[\s\S]*TG_ERR_BUNDLE_INVALID: no policy could be activated/,
+  );
 });

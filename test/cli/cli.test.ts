@@ -5,7 +5,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI, buildBundle } from '../helpers/processes.ts';
 
-function tollgate(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function tollgate(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
@@ -16,7 +19,18 @@ function tollgate(args: string[], env: Record<string, string> = {}): Promise<{ c
 function input(method: string, host: string, path: string, agent: string, body?: unknown) {
   const text = body === undefined ? undefined : JSON.stringify(body);
   return {
-    attributes: { request: { http: { method, host, path, scheme: 'http', headers: { ':authority': host, ...(text ? { 'content-type': 'application/json' } : {}) }, ...(text ? { body: text } : {}) } } },
+    attributes: {
+      request: {
+        http: {
+          method,
+          host,
+          path,
+          scheme: 'http',
+          headers: { ':authority': host, ...(text ? { 'content-type': 'application/json' } : {}) },
+          ...(text ? { body: text } : {}),
+        },
+      },
+    },
     parsed_path: path.split('?')[0]!.replace(/^\//, '').split('/'),
     parsed_query: {},
     parsed_body: body ?? null,
@@ -49,7 +63,9 @@ t.test('check exits 1 with a clear message on bad input or a policy error', asyn
   t.equal((await tollgate(['check', '--input', join(dir, 'array.json')])).code, 1);
   t.equal((await tollgate(['check', '--input', join(dir, 'missing.json')])).code, 1);
   t.equal((await tollgate(['check'])).code, 1);
-  const bundle = await buildBundle({ 'p.rego': 'package tollgate.authz\n\ndecision := {"allowed": 1}\n' }, ['tollgate/authz/decision']);
+  const bundle = await buildBundle({ 'p.rego': 'package tollgate.authz\n\ndecision := {"allowed": 1}\n' }, [
+    'tollgate/authz/decision',
+  ]);
   const bad = await tollgate(['check', '--input', join(dir, 'ok.json')], { TOLLGATE_BUNDLE: bundle });
   t.equal(bad.code, 1);
   t.match(bad.stderr, /TG_ERR_POLICY_RESULT/);
@@ -66,13 +82,19 @@ t.test('run refuses an invalid config, naming the field and the problem', async 
 
 t.test('run refuses a bundle that is not a bundle', async (t) => {
   const dir = t.testdir({ 'junk.tar.gz': 'not gzip' });
-  const r = await tollgate(['run'], { TOLLGATE_BUNDLE: join(dir, 'junk.tar.gz'), TOLLGATE_PROXY_LISTEN: '127.0.0.1:0', TOLLGATE_ADMIN_LISTEN: '127.0.0.1:0' });
+  const r = await tollgate(['run'], {
+    TOLLGATE_BUNDLE: join(dir, 'junk.tar.gz'),
+    TOLLGATE_PROXY_LISTEN: '127.0.0.1:0',
+    TOLLGATE_ADMIN_LISTEN: '127.0.0.1:0',
+  });
   t.equal(r.code, 1);
   t.match(r.stderr, /TG_ERR_BUNDLE_INVALID: .*junk\.tar\.gz: not a gzip file/);
 });
 
 t.test('run refuses a decision path the bundle does not have', async (t) => {
-  const dir = t.testdir({ 'c.yaml': 'pdp:\n  decisionPath: nope/allow\nproxy:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n' });
+  const dir = t.testdir({
+    'c.yaml': 'pdp:\n  decisionPath: nope/allow\nproxy:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n',
+  });
   const r = await tollgate(['run', '--config', join(dir, 'c.yaml')]);
   t.equal(r.code, 1);
   t.match(r.stderr, /"nope\/allow" is not an entrypoint/);

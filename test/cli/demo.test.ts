@@ -6,7 +6,13 @@ import { CLI } from '../helpers/processes.ts';
 
 t.test('the demo starts on the embedded defaults and shows allow and deny decisions', async (t) => {
   const child = spawn(process.execPath, [CLI, 'run', '--demo'], {
-    env: { ...process.env, TOLLGATE_PROXY_LISTEN: '127.0.0.1:0', TOLLGATE_ADMIN_LISTEN: '127.0.0.1:0', TOLLGATE_EXTAUTHZ_LISTEN: '127.0.0.1:0', TOLLGATE_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      TOLLGATE_PROXY_LISTEN: '127.0.0.1:0',
+      TOLLGATE_ADMIN_LISTEN: '127.0.0.1:0',
+      TOLLGATE_EXTAUTHZ_LISTEN: '127.0.0.1:0',
+      TOLLGATE_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -31,7 +31,15 @@ t.test('reports every problem at once, naming each field', async (t) => {
 });
 
 t.test('applies the documented environment overrides', async (t) => {
-  const c = parseConfig({}, { TOLLGATE_PROXY_LISTEN: '127.0.0.1:0', TOLLGATE_AGENT_ID: 'trader-1', TOLLGATE_LOG_LEVEL: 'debug', UNRELATED: 'x' });
+  const c = parseConfig(
+    {},
+    {
+      TOLLGATE_PROXY_LISTEN: '127.0.0.1:0',
+      TOLLGATE_AGENT_ID: 'trader-1',
+      TOLLGATE_LOG_LEVEL: 'debug',
+      UNRELATED: 'x',
+    },
+  );
   t.equal(c.proxy.listen, '127.0.0.1:0');
   t.equal(c.agent.id, 'trader-1');
   t.equal(c.logLevel, 'debug');
@@ -39,8 +47,15 @@ t.test('applies the documented environment overrides', async (t) => {
 });
 
 t.test('names the file when YAML is broken, missing or not a mapping', async (t) => {
-  const dir = t.testdir({ 'bad.yaml': 'proxy: [unclosed', 'list.yaml': '- a\n- b\n', 'ok.yaml': 'agent:\n  id: cs-bot\n' });
-  await t.rejects(loadConfig(join(dir, 'bad.yaml')), { code: 'TG_ERR_CONFIG_INVALID', message: /bad\.yaml: not valid YAML/ });
+  const dir = t.testdir({
+    'bad.yaml': 'proxy: [unclosed',
+    'list.yaml': '- a\n- b\n',
+    'ok.yaml': 'agent:\n  id: cs-bot\n',
+  });
+  await t.rejects(loadConfig(join(dir, 'bad.yaml')), {
+    code: 'TG_ERR_CONFIG_INVALID',
+    message: /bad\.yaml: not valid YAML/,
+  });
   await t.rejects(loadConfig(join(dir, 'list.yaml')), { code: 'TG_ERR_CONFIG_INVALID', message: /mapping/ });
   await t.rejects(loadConfig(join(dir, 'missing.yaml')), { code: 'TG_ERR_CONFIG_INVALID', message: /ENOENT/ });
   t.equal((await loadConfig(join(dir, 'ok.yaml'))).agent.id, 'cs-bot');
@@ -49,7 +64,9 @@ t.test('names the file when YAML is broken, missing or not a mapping', async (t)
 });
 
 t.test('publishes a JSON Schema with descriptions and closed objects', async (t) => {
-  const schema = configJsonSchema() as { properties: Record<string, { description?: string; additionalProperties?: boolean }> };
+  const schema = configJsonSchema() as {
+    properties: Record<string, { description?: string; additionalProperties?: boolean }>;
+  };
   t.ok(schema.properties.proxy?.description);
   t.equal(schema.properties.proxy?.additionalProperties, false);
 });

@@ -63,10 +63,14 @@ t.test('deploy/kubernetes', async (t) => {
       'tg-transparent': portOf(config.transparent.listen),
       'tg-extauthz': portOf(config.extAuthz.listen),
     });
-    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) t.equal(sidecar[probe].httpGet.port, portOf(config.admin.listen), probe);
+    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe'])
+      t.equal(sidecar[probe].httpGet.port, portOf(config.admin.listen), probe);
     t.equal(sidecar.readinessProbe.httpGet.path, '/readyz');
     t.equal(sidecar.livenessProbe.httpGet.path, '/healthz');
-    t.ok(sidecar.resources.requests.cpu && sidecar.resources.requests.memory && sidecar.resources.limits.memory, 'resource requests and limits');
+    t.ok(
+      sidecar.resources.requests.cpu && sidecar.resources.requests.memory && sidecar.resources.limits.memory,
+      'resource requests and limits',
+    );
   });
 
   t.test('the sidecar mounts its config, CA and policies where the config points', async (t) => {
@@ -81,26 +85,37 @@ t.test('deploy/kubernetes', async (t) => {
     t.equal(volumes['tollgate-ca'].secret.secretName, secret.metadata.name);
     t.same(Object.keys(secret.stringData).sort(), ['ca.crt', 'ca.key']);
     t.equal(volumes['tollgate-ca'].secret.defaultMode & 0o007, 0, 'the key is not world-readable');
-    t.equal(pod.securityContext.fsGroup, sidecar.securityContext.runAsUser, 'the sidecar user can read the key through its group');
+    t.equal(
+      pod.securityContext.fsGroup,
+      sidecar.securityContext.runAsUser,
+      'the sidecar user can read the key through its group',
+    );
   });
 
   t.test('the init container installs the same iptables rules the e2e test uses', async (t) => {
-    t.same(init.command.slice(0, 2), ['bash', '/app/scripts/iptables-redirect.sh'], 'the script shipped in the image at scripts/iptables-redirect.sh');
+    t.same(
+      init.command.slice(0, 2),
+      ['bash', '/app/scripts/iptables-redirect.sh'],
+      'the script shipped in the image at scripts/iptables-redirect.sh',
+    );
     t.equal(init.command[2], 'install');
     const arg = (name: string) => init.args[init.args.indexOf(name) + 1];
     t.equal(Number(arg('--proxy-port')), portOf(config.transparent.listen));
-    t.equal(Number(arg('--uid')), sidecar.securityContext.runAsUser, 'Tollgate\'s own traffic is excluded by its uid');
+    t.equal(Number(arg('--uid')), sidecar.securityContext.runAsUser, "Tollgate's own traffic is excluded by its uid");
     const excluded = arg('--exclude-ports').split(',').map(Number);
-    for (const listen of [config.admin.listen, config.proxy.listen, config.transparent.listen, config.extAuthz.listen]) t.ok(excluded.includes(portOf(listen)), `port ${portOf(listen)} excluded`);
+    for (const listen of [config.admin.listen, config.proxy.listen, config.transparent.listen, config.extAuthz.listen])
+      t.ok(excluded.includes(portOf(listen)), `port ${portOf(listen)} excluded`);
     t.same([...init.securityContext.capabilities.add].sort(), ['NET_ADMIN', 'NET_RAW']);
     const script = await readFile(join(ROOT, 'scripts/iptables-redirect.sh'), 'utf8');
-    for (const option of ['--proxy-port', '--uid', '--ports', '--exclude-ports']) t.match(script, option, `the script takes ${option}`);
+    for (const option of ['--proxy-port', '--uid', '--ports', '--exclude-ports'])
+      t.match(script, option, `the script takes ${option}`);
   });
 
   t.test('the agent trusts the CA certificate and never sees the key', async (t) => {
     const env = Object.fromEntries(agent.env.map((e: any) => [e.name, e.value]));
     const trust = agent.volumeMounts.find((m: any) => m.name === 'tollgate-trust').mountPath;
-    for (const name of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE']) t.equal(env[name], `${trust}/ca.crt`, name);
+    for (const name of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE'])
+      t.equal(env[name], `${trust}/ca.crt`, name);
     const volume = pod.volumes.find((v: any) => v.name === 'tollgate-trust');
     t.same(volume.secret.items, [{ key: 'ca.crt', path: 'ca.crt' }]);
     t.notOk(agent.volumeMounts.some((m: any) => m.name === 'tollgate-ca'));

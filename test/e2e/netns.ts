@@ -88,9 +88,18 @@ export interface NsProcess {
 }
 
 /** Spawns `ip netns exec NS cmd...` (optionally as another uid via setpriv), killed at teardown. */
-export function spawnInNs(t: TestLike, ns: string, cmd: string[], options: { uid?: number; env?: Record<string, string> } = {}): NsProcess {
-  const prefix = options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups'];
-  const child = spawn('ip', ['netns', 'exec', ns, ...prefix, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function spawnInNs(
+  t: TestLike,
+  ns: string,
+  cmd: string[],
+  options: { uid?: number; env?: Record<string, string> } = {},
+): NsProcess {
+  const prefix =
+    options.uid === undefined ? [] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups'];
+  const child = spawn('ip', ['netns', 'exec', ns, ...prefix, ...cmd], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
   let out = '';
   child.stdout!.setEncoding('utf8');
   child.stderr!.setEncoding('utf8');

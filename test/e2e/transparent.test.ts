@@ -54,7 +54,10 @@ t.test('transparent mode in network namespaces', async (t) => {
   const upstreamCa = generateCa({ commonName: 'e2e tool CA' });
   const { loadCa } = await import('../../src/tls/ca.ts');
   const leafKey = generateLeafKey();
-  await writeFile(join(dir, 'tool.crt'), issueLeaf(loadCa(upstreamCa.certPem, upstreamCa.keyPem), 'tool.test', leafKey.key).certPem);
+  await writeFile(
+    join(dir, 'tool.crt'),
+    issueLeaf(loadCa(upstreamCa.certPem, upstreamCa.keyPem), 'tool.test', leafKey.key).certPem,
+  );
   await writeFile(join(dir, 'tool.key'), leafKey.keyPem);
   await writeFile(join(dir, 'tool-ca.crt'), upstreamCa.certPem, { mode: 0o644 });
   await writeFile(join(dir, 'tool-server.mjs'), TOOL_SERVER);
@@ -62,15 +65,39 @@ t.test('transparent mode in network namespaces', async (t) => {
   await chmod(ca.dir, 0o755);
   await chown(ca.keyFile, TOLLGATE_UID, TOLLGATE_UID);
 
-  const tool = spawnInNs(t, ns.upstream, [process.execPath, join(dir, 'tool-server.mjs'), dir, ns.upstreamIp, ns.upstreamIp6]);
+  const tool = spawnInNs(t, ns.upstream, [
+    process.execPath,
+    join(dir, 'tool-server.mjs'),
+    dir,
+    ns.upstreamIp,
+    ns.upstreamIp6,
+  ]);
   await tool.waitFor(/TOOL READY/);
-  const toolRequests = () => tool.output().split('\n').filter((l) => l.startsWith('REQ ')).map((l) => JSON.parse(l.slice(4)) as { method: string; host: string; url: string; agent: string | null; body: string });
+  const toolRequests = () =>
+    tool
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('REQ '))
+      .map(
+        (l) =>
+          JSON.parse(l.slice(4)) as { method: string; host: string; url: string; agent: string | null; body: string },
+      );
 
   const config = {
     logLevel: 'info',
     agent: { id: 'support-bot', role: 'support' },
-    pdp: { data: { tollgate: { destinations: { 'tool.test': { description: 'e2e tool' } }, role_destinations: { support: ['tool.test', 'payments.internal'] } } } },
-    proxy: { listen: '127.0.0.1:15001', resolve: { 'tool.test:443': `${ns.upstreamIp}:443`, 'tool.test:80': `${ns.upstreamIp}:80` } },
+    pdp: {
+      data: {
+        tollgate: {
+          destinations: { 'tool.test': { description: 'e2e tool' } },
+          role_destinations: { support: ['tool.test', 'payments.internal'] },
+        },
+      },
+    },
+    proxy: {
+      listen: '127.0.0.1:15001',
+      resolve: { 'tool.test:443': `${ns.upstreamIp}:443`, 'tool.test:80': `${ns.upstreamIp}:80` },
+    },
     admin: { listen: '127.0.0.1:15000' },
     extAuthz: { enabled: false },
     transparent: { enabled: true, listen: '127.0.0.1:15002' },
@@ -78,18 +105,56 @@ t.test('transparent mode in network namespaces', async (t) => {
   };
   const configFile = join(dir, 'tollgate.json');
   await writeFile(configFile, JSON.stringify(config), { mode: 0o644 });
-  const tollgate = spawnInNs(t, ns.agent, [process.execPath, CLI, 'run', '--config', configFile], { uid: TOLLGATE_UID });
+  const tollgate = spawnInNs(t, ns.agent, [process.execPath, CLI, 'run', '--config', configFile], {
+    uid: TOLLGATE_UID,
+  });
   await tollgate.waitFor(/transparent listener started/);
   await tollgate.waitFor(/listening: proxy/);
 
-  await sh('ip', ['netns', 'exec', ns.agent, 'bash', join(ROOT, 'scripts/iptables-redirect.sh'), 'install', '--proxy-port', '15002', '--uid', String(TOLLGATE_UID), '--ports', '80,443']);
-  t.teardown(() => sh('ip', ['netns', 'exec', ns.agent, 'bash', join(ROOT, 'scripts/iptables-redirect.sh'), 'remove']).catch(() => undefined));
+  await sh('ip', [
+    'netns',
+    'exec',
+    ns.agent,
+    'bash',
+    join(ROOT, 'scripts/iptables-redirect.sh'),
+    'install',
+    '--proxy-port',
+    '15002',
+    '--uid',
+    String(TOLLGATE_UID),
+    '--ports',
+    '80,443',
+  ]);
+  t.teardown(() =>
+    sh('ip', ['netns', 'exec', ns.agent, 'bash', join(ROOT, 'scripts/iptables-redirect.sh'), 'remove']).catch(
+      () => undefined,
+    ),
+  );
 
   // The agent: curl with no proxy settings; only the CA is trusted and names resolved like /etc/hosts.
   const curl = async (url: string, extra: string[] = []): Promise<{ code: number; status: string; body: string }> => {
     const host = new URL(url).hostname;
     const port = url.startsWith('https') ? 443 : 80;
-    const args = ['netns', 'exec', ns.agent, 'curl', '-sS', '-m', '10', '--noproxy', '*', '--cacert', ca.certFile, ...(extra.includes('--resolve') ? [] : ['--resolve', `${host}:${port}:${ns.upstreamIp}`]), '-o', '-', '-w', '\n%{http_code}', ...extra, url];
+    const args = [
+      'netns',
+      'exec',
+      ns.agent,
+      'curl',
+      '-sS',
+      '-m',
+      '10',
+      '--noproxy',
+      '*',
+      '--cacert',
+      ca.certFile,
+      ...(extra.includes('--resolve') ? [] : ['--resolve', `${host}:${port}:${ns.upstreamIp}`]),
+      '-o',
+      '-',
+      '-w',
+      '\n%{http_code}',
+      ...extra,
+      url,
+    ];
     try {
       const { stdout } = await run('ip', args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
       const lines = stdout.trimEnd().split('\n');
@@ -106,12 +171,21 @@ t.test('transparent mode in network namespaces', async (t) => {
     t.equal(r.status, '200', `curl: ${r.body}`);
     const got = toolRequests();
     t.equal(got.length, before + 1, 'the tool received exactly one request');
-    t.match(got.at(-1), { method: 'GET', host: 'tool.test', url: '/v1/lookup?id=7', agent: 'support-bot' }, 'decided and mutated at L7 (policy header present)');
+    t.match(
+      got.at(-1),
+      { method: 'GET', host: 'tool.test', url: '/v1/lookup?id=7', agent: 'support-bot' },
+      'decided and mutated at L7 (policy header present)',
+    );
   });
 
   t.test('denies a $501 refund inside TLS with no proxy settings', async (t) => {
     const before = toolRequests().length;
-    const r = await curl('https://payments.internal/v1/refunds', ['-H', 'content-type: application/json', '--data-binary', JSON.stringify({ order: 'o-1', amount: 501 })]);
+    const r = await curl('https://payments.internal/v1/refunds', [
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      JSON.stringify({ order: 'o-1', amount: 501 }),
+    ]);
     t.equal(r.status, '403', `curl: ${r.body}`);
     t.match(r.body, /refund of 501 exceeds the support limit of 500/);
     t.equal(toolRequests().length, before, 'the refund never reached the tool');
@@ -161,13 +235,21 @@ t.test('transparent mode in network namespaces', async (t) => {
     await sh('ip', ['netns', 'exec', scratch, 'bash', script, 'install']);
     await sh('ip', ['netns', 'exec', scratch, 'bash', script, 'install']);
     const rules = await sh('ip', ['netns', 'exec', scratch, 'iptables', '-t', 'nat', '-S']);
-    t.equal(rules.split('\n').filter((l) => l === '-A OUTPUT -p tcp -j TOLLGATE_OUTPUT').length, 1, 'install is idempotent');
+    t.equal(
+      rules.split('\n').filter((l) => l === '-A OUTPUT -p tcp -j TOLLGATE_OUTPUT').length,
+      1,
+      'install is idempotent',
+    );
     t.match(rules, /--uid-owner 1337 -j RETURN/);
     t.match(rules, /--dport 15000 -j RETURN/);
     t.match(rules, /--dport 9191 -j RETURN/);
     t.match(rules, /REDIRECT --to-ports 15002/);
     const rules6 = await sh('ip', ['netns', 'exec', scratch, 'ip6tables', '-S']);
-    t.match(rules6, /TOLLGATE_OUTPUT6 -p tcp -m multiport --dports 80,443 -j REJECT --reject-with tcp-reset/, 'IPv6 refused, not bypassed');
+    t.match(
+      rules6,
+      /TOLLGATE_OUTPUT6 -p tcp -m multiport --dports 80,443 -j REJECT --reject-with tcp-reset/,
+      'IPv6 refused, not bypassed',
+    );
     await sh('ip', ['netns', 'exec', scratch, 'bash', script, 'remove']);
     t.equal(await sh('ip', ['netns', 'exec', scratch, 'iptables', '-t', 'nat', '-S']), empty);
     t.notMatch(await sh('ip', ['netns', 'exec', scratch, 'ip6tables', '-S']), /TOLLGATE/);

@@ -30,7 +30,9 @@ async function startEcho(t: TestLike): Promise<Echo> {
   const echo = (wss: WebSocketServer) =>
     wss.on('connection', (socket, req) => {
       upgrades.push(`${req.headers.host} ${req.url} agent=${req.headers['x-tollgate-agent'] ?? ''}`);
-      socket.on('message', (data, isBinary) => socket.send(isBinary ? data : `echo:${data.toString()}`, { binary: isBinary }));
+      socket.on('message', (data, isBinary) =>
+        socket.send(isBinary ? data : `echo:${data.toString()}`, { binary: isBinary }),
+      );
     });
   const plain = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   echo(plain);
@@ -41,7 +43,10 @@ async function startEcho(t: TestLike): Promise<Echo> {
   const dir = await tempDir();
   const caFile = join(dir, 'ws-ca.crt');
   await writeFile(caFile, pair.certPem);
-  const https = createHttpsServer({ SNICallback: (name, cb) => cb(null, createSecureContext({ cert: issueLeaf(ca, name, key.key).certPem, key: key.keyPem })) });
+  const https = createHttpsServer({
+    SNICallback: (name, cb) =>
+      cb(null, createSecureContext({ cert: issueLeaf(ca, name, key.key).certPem, key: key.keyPem })),
+  });
   const secure = new WebSocketServer({ server: https });
   echo(secure);
   await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
@@ -53,7 +58,12 @@ async function startEcho(t: TestLike): Promise<Echo> {
     https.closeAllConnections();
     await new Promise((r) => https.close(r));
   });
-  return { port: (plain.address() as AddressInfo).port, tlsPort: (https.address() as AddressInfo).port, caFile, upgrades };
+  return {
+    port: (plain.address() as AddressInfo).port,
+    tlsPort: (https.address() as AddressInfo).port,
+    caFile,
+    upgrades,
+  };
 }
 
 /** Sends one message and waits for its echo, over any WebSocket-like client. */
@@ -81,7 +91,9 @@ t.test('WebSocket upgrades through the proxy', async (t) => {
   });
 
   t.test('relays an allowed ws:// upgrade both ways (ws client, Host-routed)', async (t) => {
-    const ws = new WsClient('ws://payments.internal/v1/stream', { createConnection: () => connect(tg.proxyPort, '127.0.0.1') });
+    const ws = new WsClient('ws://payments.internal/v1/stream', {
+      createConnection: () => connect(tg.proxyPort, '127.0.0.1'),
+    });
     t.teardown(() => ws.terminate());
     const opened = await new Promise<{ decision?: string }>((resolve, reject) => {
       ws.once('upgrade', (res) => resolve({ decision: res.headers['x-tollgate-decision-id'] as string }));
@@ -91,12 +103,18 @@ t.test('WebSocket upgrades through the proxy', async (t) => {
     await new Promise((r) => (ws.readyState === ws.OPEN ? r(undefined) : ws.once('open', r)));
     t.equal(await roundTrip(ws, 'hello'), 'echo:hello');
     t.equal(await roundTrip(ws, 'x'.repeat(100_000)), `echo:${'x'.repeat(100_000)}`, 'large frames flow');
-    t.match(echo.upgrades.at(-1), /^payments\.internal \/v1\/stream agent=support-bot$/, 'the policy header was applied to the upgrade');
+    t.match(
+      echo.upgrades.at(-1),
+      /^payments\.internal \/v1\/stream agent=support-bot$/,
+      'the policy header was applied to the upgrade',
+    );
   });
 
   t.test('refuses a denied upgrade before it reaches the server', async (t) => {
     const before = echo.upgrades.length;
-    const ws = new WsClient('ws://hr.internal/v1/stream', { createConnection: () => connect(tg.proxyPort, '127.0.0.1') });
+    const ws = new WsClient('ws://hr.internal/v1/stream', {
+      createConnection: () => connect(tg.proxyPort, '127.0.0.1'),
+    });
     const status = await new Promise<number>((resolve) => {
       ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.once('error', () => resolve(-1));
@@ -106,7 +124,10 @@ t.test('WebSocket upgrades through the proxy', async (t) => {
   });
 
   t.test('relays ws:// and wss:// inside CONNECT tunnels (undici WebSocket + ProxyAgent)', async (t) => {
-    const dispatcher = new ProxyAgent({ uri: `http://127.0.0.1:${tg.proxyPort}`, requestTls: { ca: readFileSync(ca.certFile, 'utf8') } });
+    const dispatcher = new ProxyAgent({
+      uri: `http://127.0.0.1:${tg.proxyPort}`,
+      requestTls: { ca: readFileSync(ca.certFile, 'utf8') },
+    });
     t.teardown(() => dispatcher.close());
     for (const url of ['ws://payments.internal/tunnel', 'wss://payments.internal/secure']) {
       const before = echo.upgrades.length;
@@ -114,7 +135,9 @@ t.test('WebSocket upgrades through the proxy', async (t) => {
       const reply = await new Promise<string>((resolve, reject) => {
         ws.addEventListener('open', () => ws.send('ping'));
         ws.addEventListener('message', (e) => resolve(String(e.data)));
-        ws.addEventListener('error', (e) => reject(new Error(`${url}: ${(e as Event & { message?: string }).message}`)));
+        ws.addEventListener('error', (e) =>
+          reject(new Error(`${url}: ${(e as Event & { message?: string }).message}`)),
+        );
       });
       ws.close();
       t.equal(reply, 'echo:ping', url);

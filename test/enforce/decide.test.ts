@@ -19,20 +19,41 @@ decision := {"allowed": false, "reasons": ["guests may not"]} if input.agent.rol
 `;
 
 t.test('the decision step', async (t) => {
-  const pdp = await createWasmPdp({ bundle: await loadBundle(await buildBundle({ 'p.rego': POLICY }, ['tollgate/authz/decision'])), decisionPath: 'tollgate/authz/decision', timeoutMs: 1000 });
+  const pdp = await createWasmPdp({
+    bundle: await loadBundle(await buildBundle({ 'p.rego': POLICY }, ['tollgate/authz/decision'])),
+    decisionPath: 'tollgate/authz/decision',
+    timeoutMs: 1000,
+  });
   const logger = pino({ level: 'silent' });
   const make = (failureModeAllowHosts: string[] = []) =>
-    createDecisionStep({ pdp, logger, agent: { id: 'cs-bot', role: 'guest', labels: {} }, agentToken: { header: 'X-Agent-Token', secret: SECRET }, failure: { failureModeAllow: false, failureModeAllowHosts } });
+    createDecisionStep({
+      pdp,
+      logger,
+      agent: { id: 'cs-bot', role: 'guest', labels: {} },
+      agentToken: { header: 'X-Agent-Token', secret: SECRET },
+      failure: { failureModeAllow: false, failureModeAllowHosts },
+    });
   const httpRequest = (headers: Record<string, string>): DecisionRequest => ({
     request: normalizeRequest({
-      id: '1', method: 'GET', target: 'http://api.test/x', httpVersion: '1.1', scheme: 'http',
+      id: '1',
+      method: 'GET',
+      target: 'http://api.test/x',
+      httpVersion: '1.1',
+      scheme: 'http',
       rawHeaders: Object.entries({ host: 'api.test', ...headers }).flat(),
-      source: { address: '127.0.0.1', port: 1 }, destination: { address: '127.0.0.1', port: 2 },
+      source: { address: '127.0.0.1', port: 1 },
+      destination: { address: '127.0.0.1', port: 2 },
     }),
     body: { bytes: Buffer.alloc(0), truncated: false },
   });
   const checkRequest = (headers: Record<string, string>, host = 'api.test'): DecisionRequest => ({
-    checkRequest: tunnelCheckRequest({ id: '1', authority: `${host}:443`, headers, source: { address: '127.0.0.1', port: 1 }, destination: { address: '127.0.0.1', port: 2 } }),
+    checkRequest: tunnelCheckRequest({
+      id: '1',
+      authority: `${host}:443`,
+      headers,
+      source: { address: '127.0.0.1', port: 1 },
+      destination: { address: '127.0.0.1', port: 2 },
+    }),
     connect: { phase: 'connect', host },
     host,
   });
@@ -41,21 +62,32 @@ t.test('the decision step', async (t) => {
   const forged = signAgentToken({ sub: 'support-bot', role: 'support' }, 'another-secret-that-is-long-enough');
 
   t.test('a verified token overrides the agent on every door, and the policy never sees it', async (t) => {
-    const doors: Array<[Door, DecisionRequest]> = [['http', httpRequest({ 'x-agent-token': support })], ['upgrade', httpRequest({ 'x-agent-token': support })], ['tunnel', checkRequest({ 'x-agent-token': support })], ['extauthz', checkRequest({ 'x-agent-token': support })]];
+    const doors: Array<[Door, DecisionRequest]> = [
+      ['http', httpRequest({ 'x-agent-token': support })],
+      ['upgrade', httpRequest({ 'x-agent-token': support })],
+      ['tunnel', checkRequest({ 'x-agent-token': support })],
+      ['extauthz', checkRequest({ 'x-agent-token': support })],
+    ];
     for (const [door, request] of doors) {
       const verdict = await make().decide(request, door);
       t.equal(verdict.kind, 'allow', door);
       if (verdict.kind !== 'allow') continue;
       t.equal(verdict.input.agent.id, 'support-bot');
       t.equal(verdict.tokenRemoved, true);
-      t.notOk('x-agent-token' in JSON.parse(verdict.decision!.headers[0]![1]).headers, `${door}: the token is not in the input`);
+      t.notOk(
+        'x-agent-token' in JSON.parse(verdict.decision!.headers[0]![1]).headers,
+        `${door}: the token is not in the input`,
+      );
     }
   });
 
   t.test('a bad token gets the same refusal on every door', async (t) => {
     const seen = new Set<string>();
     for (const door of ['http', 'upgrade', 'tunnel', 'extauthz'] as const) {
-      const request = door === 'http' || door === 'upgrade' ? httpRequest({ 'x-agent-token': forged }) : checkRequest({ 'x-agent-token': forged });
+      const request =
+        door === 'http' || door === 'upgrade'
+          ? httpRequest({ 'x-agent-token': forged })
+          : checkRequest({ 'x-agent-token': forged });
       const verdict = await make().decide(request, door);
       t.equal(verdict.kind, 'refuse', door);
       if (verdict.kind !== 'refuse') continue;
@@ -80,16 +112,21 @@ t.test('the decision step', async (t) => {
   t.test('no decision: the failure mode applies on proxy and tunnel doors, never on the ext_authz door', async (t) => {
     const token = { 'x-agent-token': broken };
     t.equal((await make().decide(httpRequest(token), 'http')).kind, 'fail', 'fails closed by default');
-    t.equal((await make(['api.test']).decide(httpRequest(token), 'http')).kind, 'allow', 'fails open for a listed host');
+    t.equal(
+      (await make(['api.test']).decide(httpRequest(token), 'http')).kind,
+      'allow',
+      'fails open for a listed host',
+    );
     t.equal((await make(['api.test']).decide(checkRequest(token), 'tunnel')).kind, 'allow', 'tunnel door too');
     const ext = await make(['api.test']).decide(checkRequest(token), 'extauthz');
-    t.equal(ext.kind, 'fail', 'ext_authz: Envoy\'s failure_mode_allow decides');
+    t.equal(ext.kind, 'fail', "ext_authz: Envoy's failure_mode_allow decides");
     if (ext.kind === 'fail') t.equal(verdictReply(ext, 403).status, 403);
   });
 
   t.test('input.connect reaches the policy', async (t) => {
     const verdict = await make().decide(checkRequest({ 'x-agent-token': support }, 'payments.internal'), 'tunnel');
     t.equal(verdict.kind, 'allow');
-    if (verdict.kind === 'allow') t.same(JSON.parse(verdict.decision!.headers[0]![1]).connect, { phase: 'connect', host: 'payments.internal' });
+    if (verdict.kind === 'allow')
+      t.same(JSON.parse(verdict.decision!.headers[0]![1]).connect, { phase: 'connect', host: 'payments.internal' });
   });
 });

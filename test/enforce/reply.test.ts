@@ -17,14 +17,25 @@ t.test('a deny is JSON with the decision id, reasons and revision', async (t) =>
 });
 
 t.test('a deny uses the policy status, body and headers when it sets them', async (t) => {
-  const reply = denyReply(decisionFromResult({ allowed: false, http_status: 401, body: 'login first', headers: { 'www-authenticate': 'Bearer' } }, meta), 403, undefined);
+  const reply = denyReply(
+    decisionFromResult(
+      { allowed: false, http_status: 401, body: 'login first', headers: { 'www-authenticate': 'Bearer' } },
+      meta,
+    ),
+    403,
+    undefined,
+  );
   t.equal(reply.status, 401);
   t.equal(reply.body, 'login first');
   t.ok(reply.headers.some(([n]) => n === 'www-authenticate'));
 });
 
 t.test('a denied MCP request is answered with a JSON-RPC error, not an HTTP failure', async (t) => {
-  const reply = denyReply(decisionFromResult({ allowed: false, reasons: ['tool delete_customer is denied'] }, meta), 403, { id: 7, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } });
+  const reply = denyReply(
+    decisionFromResult({ allowed: false, reasons: ['tool delete_customer is denied'] }, meta),
+    403,
+    { id: 7, method: 'tools/call', tool: { name: 'delete_customer', arguments: {} } },
+  );
   t.equal(reply.status, 200);
   const body = JSON.parse(reply.body);
   t.equal(body.jsonrpc, '2.0');
@@ -36,8 +47,14 @@ t.test('a denied MCP request is answered with a JSON-RPC error, not an HTTP fail
 
 t.test('a denied batch answers every request in it; a notification gets a plain deny', async (t) => {
   const d = decisionFromResult({ allowed: false }, meta);
-  const batch = denyReply(d, 403, { method: 'batch', batch: [{ id: 1, method: 'tools/call' }, { method: 'notifications/x' }, { id: 2, method: 'tools/list' }] });
-  t.same(JSON.parse(batch.body).map((e: { id: number }) => e.id), [1, 2]);
+  const batch = denyReply(d, 403, {
+    method: 'batch',
+    batch: [{ id: 1, method: 'tools/call' }, { method: 'notifications/x' }, { id: 2, method: 'tools/list' }],
+  });
+  t.same(
+    JSON.parse(batch.body).map((e: { id: number }) => e.id),
+    [1, 2],
+  );
   const note = denyReply(d, 403, { method: 'notifications/x' });
   t.equal(note.status, 403);
 });
@@ -52,7 +69,18 @@ t.test('failure and error replies carry the error code', async (t) => {
 });
 
 t.test('applies query parameter changes', async (t) => {
-  t.equal(applyQueryChanges('/a?x=1&secret=s&y=2', [['x', '9'], ['z', '1'], ['z', '2']], ['secret']), '/a?x=9&y=2&z=1&z=2');
+  t.equal(
+    applyQueryChanges(
+      '/a?x=1&secret=s&y=2',
+      [
+        ['x', '9'],
+        ['z', '1'],
+        ['z', '2'],
+      ],
+      ['secret'],
+    ),
+    '/a?x=9&y=2&z=1&z=2',
+  );
   t.equal(applyQueryChanges('/a?secret=1', [], ['secret']), '/a');
   t.equal(applyQueryChanges('/a', [], []), '/a');
 });

@@ -15,16 +15,25 @@ const SECRET = 'a-test-secret-of-32-characters!!';
 
 t.test('a remote PDP decides on the agent identity Tollgate verified', async (t) => {
   const upstream = await startUpstream(t);
-  const opa = await startOpaEnvoy(t, { path: 'identity/authz/decision', paths: [join(ROOT, 'test/fixtures/extauthz-identity/identity.rego')] });
+  const opa = await startOpaEnvoy(t, {
+    path: 'identity/authz/decision',
+    paths: [join(ROOT, 'test/fixtures/extauthz-identity/identity.rego')],
+  });
   const tollgate = await startTollgate(t, {
     agent: { id: 'cs-bot', role: 'customer-service', labels: { team: 'care' }, token: { secret: SECRET } },
     pdp: { type: 'extauthz', target: `127.0.0.1:${opa.grpcPort}`, timeoutMs: 2000 },
     proxy: { resolve: { 'api.test:80': `127.0.0.1:${upstream.port}` } },
   });
-  const get = (token?: string) => viaProxy(tollgate.proxyPort, { url: 'http://api.test/tickets', headers: token === undefined ? {} : { 'x-tollgate-agent-token': token } });
+  const get = (token?: string) =>
+    viaProxy(tollgate.proxyPort, {
+      url: 'http://api.test/tickets',
+      headers: token === undefined ? {} : { 'x-tollgate-agent-token': token },
+    });
 
   t.test('allows a token-verified support agent; the remote saw its principal, role and labels', async (t) => {
-    const reply = await get(signAgentToken({ sub: 'support-bot', role: 'support', labels: { team: 'refunds' } }, SECRET));
+    const reply = await get(
+      signAgentToken({ sub: 'support-bot', role: 'support', labels: { team: 'refunds' } }, SECRET),
+    );
     t.equal(reply.status, 200, reply.body);
     const seen = upstream.received.at(-1)!;
     t.equal(seen.headers['x-remote-principal'], 'tollgate://agent/support-bot');
@@ -43,13 +52,19 @@ t.test('a remote PDP decides on the agent identity Tollgate verified', async (t)
     });
     const configured = await get();
     t.equal(configured.status, 403);
-    t.same(JSON.parse(configured.body).metadata.filterMetadata.tollgate.agent, { id: 'cs-bot', role: 'customer-service', labels: { team: 'care' } });
+    t.same(JSON.parse(configured.body).metadata.filterMetadata.tollgate.agent, {
+      id: 'cs-bot',
+      role: 'customer-service',
+      labels: { team: 'care' },
+    });
     t.equal(upstream.received.length, before, 'nothing reached the tool');
   });
 
   t.test('refuses a forged token with 401 before asking the remote PDP', async (t) => {
     const before = upstream.received.length;
-    const reply = await get(signAgentToken({ sub: 'support-bot', role: 'support' }, 'another-secret-that-is-long-enough'));
+    const reply = await get(
+      signAgentToken({ sub: 'support-bot', role: 'support' }, 'another-secret-that-is-long-enough'),
+    );
     t.equal(reply.status, 401);
     t.equal(JSON.parse(reply.body).error.code, 'TG_ERR_IDENTITY');
     t.equal(upstream.received.length, before);

@@ -27,7 +27,11 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls `condition` until it holds or the deadline passes. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;
@@ -38,7 +42,8 @@ export async function waitFor(condition: () => Promise<boolean> | boolean, what:
 }
 
 /** The outcome of one Check call: a response, or a gRPC error code. */
-export type CheckOutcome = { readonly response: Message } | { readonly error: { readonly code: number; readonly details: string } };
+export type CheckOutcome =
+  { readonly response: Message } | { readonly error: { readonly code: number; readonly details: string } };
 
 /** A Check client over one channel. */
 export interface CheckClient {
@@ -65,7 +70,8 @@ export function checkClient(port: number): CheckClient {
           method.responseDeserialize,
           wire,
           { deadline: new Date(Date.now() + timeoutMs) },
-          (err, response) => resolve(err ? { error: { code: err.code, details: err.details } } : { response: response! }),
+          (err, response) =>
+            resolve(err ? { error: { code: err.code, details: err.details } } : { response: response! }),
         );
       });
     },
@@ -85,10 +91,16 @@ export interface OpaEnvoy {
  * Starts the real opa-envoy-plugin serving `path` from Rego/data `paths`, and waits
  * until its ext_authz listener answers a Check.
  */
-export async function startOpaEnvoy(t: TestLike, options: { path: string; paths: string[]; grpcPort?: number; dryRun?: boolean }): Promise<OpaEnvoy> {
+export async function startOpaEnvoy(
+  t: TestLike,
+  options: { path: string; paths: string[]; grpcPort?: number; dryRun?: boolean },
+): Promise<OpaEnvoy> {
   const grpcPort = options.grpcPort ?? (await freePort());
   const args = [
-    'run', '--server', '--addr=127.0.0.1:0', '--log-level=error',
+    'run',
+    '--server',
+    '--addr=127.0.0.1:0',
+    '--log-level=error',
     `--set=plugins.envoy_ext_authz_grpc.addr=127.0.0.1:${grpcPort}`,
     `--set=plugins.envoy_ext_authz_grpc.path=${options.path}`,
     ...(options.dryRun ? ['--set=plugins.envoy_ext_authz_grpc.dry-run=true'] : []),
@@ -127,7 +139,10 @@ export interface TollgateExtAuthz {
 
 /** Starts `tollgate run` with the ext_authz server on a free port and returns that port. */
 export async function startTollgateExtAuthz(t: TestLike, config: Record<string, unknown>): Promise<TollgateExtAuthz> {
-  const tollgate = await startTollgate(t, { ...config, extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) } });
+  const tollgate = await startTollgate(t, {
+    ...config,
+    extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) },
+  });
   const m = /ext_authz [^\s:]+:(\d+)/.exec(tollgate.output());
   if (!m) throw new Error(`tollgate did not print its ext_authz address:\n${tollgate.output()}`);
   return { tollgate, extAuthzPort: Number(m[1]) };
@@ -136,13 +151,18 @@ export async function startTollgateExtAuthz(t: TestLike, config: Record<string, 
 /** Builds a WASM bundle with the real opa from Rego/data paths. */
 export async function buildWasmBundle(entrypoint: string, paths: string[]): Promise<string> {
   const out = join(await tempDir('tollgate-extauthz-'), 'bundle.tar.gz');
-  await run(OPA, ['build', '-t', 'wasm', '-e', entrypoint, '--ignore', '*_test.rego', '-o', out, ...paths], { cwd: ROOT });
+  await run(OPA, ['build', '-t', 'wasm', '-e', entrypoint, '--ignore', '*_test.rego', '-o', out, ...paths], {
+    cwd: ROOT,
+  });
   return out;
 }
 
 /** Builds test/fixtures/envoy-stub-client (Envoy's generated Go stubs) with the real Go toolchain. */
 export async function buildStubClient(): Promise<string> {
   const bin = join(await tempDir('tollgate-stub-'), 'envoy-stub-client');
-  await run('go', ['build', '-o', bin, '.'], { cwd: join(ROOT, 'test/fixtures/envoy-stub-client'), env: { ...process.env, GOFLAGS: '-mod=readonly' } });
+  await run('go', ['build', '-o', bin, '.'], {
+    cwd: join(ROOT, 'test/fixtures/envoy-stub-client'),
+    env: { ...process.env, GOFLAGS: '-mod=readonly' },
+  });
   return bin;
 }

@@ -18,8 +18,16 @@ const GRPCURL = join(ROOT, '.tools/bin/grpcurl');
 const run = promisify(execFile);
 const SECRET = 'a-test-secret-of-32-characters!!';
 
-function http(method: string, host: string, path: string, headers: Record<string, string> = {}, extra: Message = {}): Message {
-  return { attributes: { request: { http: { method, host, path, headers: { ':authority': host, ...headers }, ...extra } } } };
+function http(
+  method: string,
+  host: string,
+  path: string,
+  headers: Record<string, string> = {},
+  extra: Message = {},
+): Message {
+  return {
+    attributes: { request: { http: { method, host, path, headers: { ':authority': host, ...headers }, ...extra } } },
+  };
 }
 
 function statusCode(outcome: CheckOutcome): number | string {
@@ -42,47 +50,106 @@ t.test('bad input gets a defined answer and the server keeps serving concurrent 
   t.equal(statusCode(malformed), 7, 'malformed path: PERMISSION_DENIED');
   if (!('error' in malformed)) {
     t.equal(((malformed.response.deniedResponse as Message).status as Message).code, 400, 'with HTTP 400');
-    t.match((malformed.response.deniedResponse as Message).body, /^request_parse_error: /, 'and the reason as the body');
+    t.match(
+      (malformed.response.deniedResponse as Message).body,
+      /^request_parse_error: /,
+      'and the reason as the body',
+    );
   }
 
-  const wire = checkMethod().requestSerialize(http('POST', 'payments.internal', '/v1/refunds', { 'content-type': 'application/json' }, { body: '{"note": "AB"}' }));
+  const wire = checkMethod().requestSerialize(
+    http(
+      'POST',
+      'payments.internal',
+      '/v1/refunds',
+      { 'content-type': 'application/json' },
+      { body: '{"note": "AB"}' },
+    ),
+  );
   const at = wire.indexOf(Buffer.from('AB'));
   wire[at] = 0xc3;
   wire[at + 1] = 0x28;
   t.equal(statusCode(await client.check(wire)), 'INTERNAL', 'non-UTF-8 bytes in a string field: INTERNAL, as grpc-go');
-  t.equal(statusCode(await client.check(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]))), 'INTERNAL', 'bytes that are not a CheckRequest: INTERNAL');
+  t.equal(
+    statusCode(await client.check(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]))),
+    'INTERNAL',
+    'bytes that are not a CheckRequest: INTERNAL',
+  );
 
-  const huge = http('POST', 'payments.internal', '/v1/refunds', { 'content-type': 'application/json' }, { body: `{"amount": 1, "pad": "${'x'.repeat(10 << 20)}"}` });
-  t.equal(statusCode(await client.check(huge, 20_000)), 'RESOURCE_EXHAUSTED', 'a 10 MiB CheckRequest: RESOURCE_EXHAUSTED (4 MiB limit)');
+  const huge = http(
+    'POST',
+    'payments.internal',
+    '/v1/refunds',
+    { 'content-type': 'application/json' },
+    { body: `{"amount": 1, "pad": "${'x'.repeat(10 << 20)}"}` },
+  );
+  t.equal(
+    statusCode(await client.check(huge, 20_000)),
+    'RESOURCE_EXHAUSTED',
+    'a 10 MiB CheckRequest: RESOURCE_EXHAUSTED (4 MiB limit)',
+  );
 
   // Many callers at once, good and bad interleaved: every one gets its own answer.
   const mix = Array.from({ length: 120 }, (_, i) =>
-    i % 3 === 0 ? { request: ALLOWED, expect: 0 } : i % 3 === 1 ? { request: http('GET', 'hr.internal', '/'), expect: 7 } : { request: http('GET', 'crm.internal', '/%zz'), expect: 7 },
+    i % 3 === 0
+      ? { request: ALLOWED, expect: 0 }
+      : i % 3 === 1
+        ? { request: http('GET', 'hr.internal', '/'), expect: 7 }
+        : { request: http('GET', 'crm.internal', '/%zz'), expect: 7 },
   );
   const answers = await Promise.all(mix.map((m) => client.check(m.request)));
-  t.same(answers.map(statusCode), mix.map((m) => m.expect), 'all 120 concurrent calls answered correctly');
+  t.same(
+    answers.map(statusCode),
+    mix.map((m) => m.expect),
+    'all 120 concurrent calls answered correctly',
+  );
   t.equal(statusCode(await client.check(ALLOWED)), 0, 'still serving after all of it');
   t.equal(tollgate.child.exitCode, null, 'the process is alive');
 });
 
-t.test('a verified agent token in the CheckRequest overrides input.agent and is removed upstream; a bad one is UNAUTHENTICATED', async (t) => {
-  const { extAuthzPort } = await startTollgateExtAuthz(t, { agent: { id: 'cs-bot', role: 'customer-service', token: { header: 'x-agent-token', secret: SECRET } } });
-  const client = checkClient(extAuthzPort);
-  t.teardown(() => client.close());
-  const token = signAgentToken({ sub: 'support-bot', role: 'support' }, SECRET);
-  const ok = await client.check(http('POST', 'payments.internal', '/v1/refunds', { 'content-type': 'application/json', 'x-agent-token': token }, { body: '{"amount": 10}' }));
-  t.equal(statusCode(ok), 0, 'support-bot may refund; cs-bot may not');
-  if (!('error' in ok)) {
-    const okResponse = ok.response.okResponse as Message;
-    t.same(okResponse.headers, [{ header: { key: 'x-tollgate-agent', value: 'support-bot' } }], 'the policy saw the token\'s agent');
-    t.ok((okResponse.headersToRemove as string[]).includes('x-agent-token'), 'Envoy is told to strip the token');
-  }
-  const bad = await client.check(http('GET', 'crm.internal', '/', { 'x-agent-token': `${token}x` }));
-  t.equal(statusCode(bad), grpc.status.UNAUTHENTICATED);
-  if (!('error' in bad)) t.equal(((bad.response.deniedResponse as Message).status as Message).code, 401);
-  const without = await client.check(http('POST', 'payments.internal', '/v1/refunds', { 'content-type': 'application/json' }, { body: '{"amount": 10}' }));
-  t.equal(statusCode(without), 7, 'without a token, the configured agent (cs-bot) decides');
-});
+t.test(
+  'a verified agent token in the CheckRequest overrides input.agent and is removed upstream; a bad one is UNAUTHENTICATED',
+  async (t) => {
+    const { extAuthzPort } = await startTollgateExtAuthz(t, {
+      agent: { id: 'cs-bot', role: 'customer-service', token: { header: 'x-agent-token', secret: SECRET } },
+    });
+    const client = checkClient(extAuthzPort);
+    t.teardown(() => client.close());
+    const token = signAgentToken({ sub: 'support-bot', role: 'support' }, SECRET);
+    const ok = await client.check(
+      http(
+        'POST',
+        'payments.internal',
+        '/v1/refunds',
+        { 'content-type': 'application/json', 'x-agent-token': token },
+        { body: '{"amount": 10}' },
+      ),
+    );
+    t.equal(statusCode(ok), 0, 'support-bot may refund; cs-bot may not');
+    if (!('error' in ok)) {
+      const okResponse = ok.response.okResponse as Message;
+      t.same(
+        okResponse.headers,
+        [{ header: { key: 'x-tollgate-agent', value: 'support-bot' } }],
+        "the policy saw the token's agent",
+      );
+      t.ok((okResponse.headersToRemove as string[]).includes('x-agent-token'), 'Envoy is told to strip the token');
+    }
+    const bad = await client.check(http('GET', 'crm.internal', '/', { 'x-agent-token': `${token}x` }));
+    t.equal(statusCode(bad), grpc.status.UNAUTHENTICATED);
+    if (!('error' in bad)) t.equal(((bad.response.deniedResponse as Message).status as Message).code, 401);
+    const without = await client.check(
+      http(
+        'POST',
+        'payments.internal',
+        '/v1/refunds',
+        { 'content-type': 'application/json' },
+        { body: '{"amount": 10}' },
+      ),
+    );
+    t.equal(statusCode(without), 7, 'without a token, the configured agent (cs-bot) decides');
+  },
+);
 
 t.test('grpcurl lists, describes and calls the server through reflection, and checks health', async (t) => {
   const { extAuthzPort } = await startTollgateExtAuthz(t, { agent: { id: 'support-bot', role: 'support' } });
@@ -91,10 +158,28 @@ t.test('grpcurl lists, describes and calls the server through reflection, and ch
   t.match(list.stdout, 'envoy.service.auth.v3.Authorization');
   t.match(list.stdout, 'grpc.health.v1.Health');
   const describe = await run(GRPCURL, ['-plaintext', target, 'describe', 'envoy.service.auth.v3.CheckResponse']);
-  t.match(describe.stdout, /\.envoy\.service\.auth\.v3\.DeniedHttpResponse denied_response = 2/, 'Envoy\'s field names and numbers');
-  const health = await run(GRPCURL, ['-plaintext', '-d', '{"service":"envoy.service.auth.v3.Authorization"}', target, 'grpc.health.v1.Health/Check']);
+  t.match(
+    describe.stdout,
+    /\.envoy\.service\.auth\.v3\.DeniedHttpResponse denied_response = 2/,
+    "Envoy's field names and numbers",
+  );
+  const health = await run(GRPCURL, [
+    '-plaintext',
+    '-d',
+    '{"service":"envoy.service.auth.v3.Authorization"}',
+    target,
+    'grpc.health.v1.Health/Check',
+  ]);
   t.same(JSON.parse(health.stdout), { status: 'SERVING' });
-  const check = await run(GRPCURL, ['-plaintext', '-d', JSON.stringify({ attributes: { request: { http: { method: 'GET', host: 'crm.internal', path: '/v1/customers' } } } }), target, 'envoy.service.auth.v3.Authorization/Check']);
+  const check = await run(GRPCURL, [
+    '-plaintext',
+    '-d',
+    JSON.stringify({
+      attributes: { request: { http: { method: 'GET', host: 'crm.internal', path: '/v1/customers' } } },
+    }),
+    target,
+    'envoy.service.auth.v3.Authorization/Check',
+  ]);
   const response = JSON.parse(check.stdout) as { okResponse?: { headers?: unknown } };
   t.same(response.okResponse?.headers, [{ header: { key: 'x-tollgate-agent', value: 'support-bot' } }]);
 });
@@ -102,5 +187,9 @@ t.test('grpcurl lists, describes and calls the server through reflection, and ch
 t.test('the ext_authz listener is off when extAuthz.enabled is false', async (t) => {
   const tollgate = await startTollgate(t, { extAuthz: { enabled: false } });
   t.notMatch(tollgate.output(), 'ext_authz', 'no ext_authz address is printed');
-  t.match(tollgate.output(), /proxy http:\/\/127\.0\.0\.1:\d+  admin http:\/\/127\.0\.0\.1:\d+  policy /, 'the listening line keeps its shape');
+  t.match(
+    tollgate.output(),
+    /proxy http:\/\/127\.0\.0\.1:\d+  admin http:\/\/127\.0\.0\.1:\d+  policy /,
+    'the listening line keeps its shape',
+  );
 });

@@ -135,4 +135,3 @@ export async function searchTraceIds(query: number, service: string, tags: Recor
   const body = (await res.json()) as { data?: JaegerTrace[] };
   return (body.data ?? []).map((tr) => tr.traceID);
 }
-

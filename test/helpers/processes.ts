@@ -4,7 +4,14 @@
  * resource is torn down with t.teardown; readiness is awaited, never slept for.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  type IncomingHttpHeaders,
+} from 'node:http';
 import { connect } from 'node:net';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,12 +45,25 @@ export async function tempDir(prefix = 'tollgate-test-'): Promise<string> {
 }
 
 /** Starts `tollgate run` with a config object and waits until it listens. */
-export async function startTollgate(t: TestLike, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<Tollgate> {
+export async function startTollgate(
+  t: TestLike,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<Tollgate> {
   const dir = await tempDir();
   const file = join(dir, 'tollgate.yaml');
-  const doc = { logLevel: 'warn', ...config, proxy: { listen: '127.0.0.1:0', ...(config.proxy as object) }, admin: { listen: '127.0.0.1:0', ...(config.admin as object) }, extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) } };
+  const doc = {
+    logLevel: 'warn',
+    ...config,
+    proxy: { listen: '127.0.0.1:0', ...(config.proxy as object) },
+    admin: { listen: '127.0.0.1:0', ...(config.admin as object) },
+    extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) },
+  };
   await writeFile(file, JSON.stringify(doc));
-  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run', '--config', file], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.setEncoding('utf8');
   child.stderr!.setEncoding('utf8');
@@ -96,7 +116,13 @@ export async function startUpstream(
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body,
+      });
       if (handler) return handler(req, res, body);
       const out = JSON.stringify({ ok: true, method: req.method, url: req.url, bytes: Buffer.byteLength(body) });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
@@ -123,7 +149,13 @@ export interface Reply {
 /** Sends one request through the proxy (absolute-form unless `originForm`). */
 export function viaProxy(
   proxyPort: number,
-  options: { method?: string; url: string; headers?: Record<string, string | string[]>; body?: string | Buffer; originForm?: boolean },
+  options: {
+    method?: string;
+    url: string;
+    headers?: Record<string, string | string[]>;
+    body?: string | Buffer;
+    originForm?: boolean;
+  },
 ): Promise<Reply> {
   const url = new URL(options.url);
   return new Promise((resolve, reject) => {
@@ -139,7 +171,9 @@ export function viaProxy(
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -165,12 +199,26 @@ export function rawExchange(port: number, payload: string | Buffer, until?: RegE
 }
 
 /** Builds a WASM bundle with the real opa CLI from Rego sources (and optional data). */
-export async function buildBundle(files: Record<string, string>, entrypoints: string[], revision = 'test'): Promise<string> {
+export async function buildBundle(
+  files: Record<string, string>,
+  entrypoints: string[],
+  revision = 'test',
+): Promise<string> {
   const dir = await tempDir('tollgate-policy-');
   const src = join(dir, 'src');
   await run('mkdir', ['-p', src]);
   for (const [name, text] of Object.entries(files)) await writeFile(join(src, name), text);
   const out = join(dir, 'bundle.tar.gz');
-  await run(OPA, ['build', '-t', 'wasm', ...entrypoints.flatMap((e) => ['-e', e]), '--revision', revision, '-o', out, src]);
+  await run(OPA, [
+    'build',
+    '-t',
+    'wasm',
+    ...entrypoints.flatMap((e) => ['-e', e]),
+    '--revision',
+    revision,
+    '-o',
+    out,
+    src,
+  ]);
   return out;
 }

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { normalizePath, normalizeHost, normalizeRequest, parseAuthority, type RawRequest } from '../../src/http/normalize.ts';
+import {
+  normalizePath,
+  normalizeHost,
+  normalizeRequest,
+  parseAuthority,
+  type RawRequest,
+} from '../../src/http/normalize.ts';
 import { TollgateError } from '../../src/errors.ts';
 
 function raw(target: string, headers: string[], extra: Partial<RawRequest> = {}): RawRequest {
@@ -45,16 +51,43 @@ t.test('keeps reserved escapes but uppercases them', async (t) => {
   t.equal(normalizePath('/café'), '/caf%C3%A9');
 });
 
-t.test('refuses encoded slashes and backslashes as ambiguous, control characters and broken escapes as malformed', async (t) => {
-  t.equal(code(() => normalizePath('/a%2Fb')), 'TG_ERR_AMBIGUOUS_TARGET');
-  t.equal(code(() => normalizePath('/a%2fb')), 'TG_ERR_AMBIGUOUS_TARGET');
-  t.equal(code(() => normalizePath('/a%5Cb')), 'TG_ERR_AMBIGUOUS_TARGET');
-  t.equal(code(() => normalizePath('/a\\b')), 'TG_ERR_AMBIGUOUS_TARGET');
-  t.equal(code(() => normalizePath('/a%00b')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizePath('/a%zz')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizePath('/a%4')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizePath('relative')), 'TG_ERR_BAD_REQUEST');
-});
+t.test(
+  'refuses encoded slashes and backslashes as ambiguous, control characters and broken escapes as malformed',
+  async (t) => {
+    t.equal(
+      code(() => normalizePath('/a%2Fb')),
+      'TG_ERR_AMBIGUOUS_TARGET',
+    );
+    t.equal(
+      code(() => normalizePath('/a%2fb')),
+      'TG_ERR_AMBIGUOUS_TARGET',
+    );
+    t.equal(
+      code(() => normalizePath('/a%5Cb')),
+      'TG_ERR_AMBIGUOUS_TARGET',
+    );
+    t.equal(
+      code(() => normalizePath('/a\\b')),
+      'TG_ERR_AMBIGUOUS_TARGET',
+    );
+    t.equal(
+      code(() => normalizePath('/a%00b')),
+      'TG_ERR_BAD_REQUEST',
+    );
+    t.equal(
+      code(() => normalizePath('/a%zz')),
+      'TG_ERR_BAD_REQUEST',
+    );
+    t.equal(
+      code(() => normalizePath('/a%4')),
+      'TG_ERR_BAD_REQUEST',
+    );
+    t.equal(
+      code(() => normalizePath('relative')),
+      'TG_ERR_BAD_REQUEST',
+    );
+  },
+);
 
 t.test('canonicalises hosts the way a resolver would read them', async (t) => {
   t.equal(normalizeHost('Payments.Internal'), 'payments.internal');
@@ -63,9 +96,18 @@ t.test('canonicalises hosts the way a resolver would read them', async (t) => {
   t.equal(normalizeHost('0x7f.1'), '127.0.0.1');
   t.equal(normalizeHost('2130706433'), '127.0.0.1');
   t.equal(normalizeHost('[::FFFF:127.0.0.1]'), '127.0.0.1');
-  t.equal(code(() => normalizeHost('a b')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeHost('evil.com%2f@good')), 'TG_ERR_AMBIGUOUS_TARGET');
-  t.equal(code(() => normalizeHost('')), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => normalizeHost('a b')),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeHost('evil.com%2f@good')),
+    'TG_ERR_AMBIGUOUS_TARGET',
+  );
+  t.equal(
+    code(() => normalizeHost('')),
+    'TG_ERR_BAD_REQUEST',
+  );
 });
 
 t.test('parses authorities with default and explicit ports', async (t) => {
@@ -73,9 +115,18 @@ t.test('parses authorities with default and explicit ports', async (t) => {
   t.same(parseAuthority('api.test:8080', 'http'), { host: 'api.test', port: 8080 });
   t.same(parseAuthority('api.test', 'https'), { host: 'api.test', port: 443 });
   t.same(parseAuthority('[::1]:9', 'http'), { host: '[::1]', port: 9 });
-  t.equal(code(() => parseAuthority('api.test:0', 'http')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => parseAuthority('api.test:99999', 'http')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => parseAuthority('a:b:c', 'http')), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => parseAuthority('api.test:0', 'http')),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => parseAuthority('api.test:99999', 'http')),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => parseAuthority('a:b:c', 'http')),
+    'TG_ERR_BAD_REQUEST',
+  );
 });
 
 t.test('takes the destination of an origin-form request from Host', async (t) => {
@@ -100,37 +151,88 @@ t.test('takes the destination of an absolute-form request from the request-targe
 });
 
 t.test('rejects an absolute-form authority that differs from Host', async (t) => {
-  t.equal(code(() => normalizeRequest(raw('http://good.test/', ['Host', 'evil.test']))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('http://good.test/', ['Host', 'good.test:81']))), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => normalizeRequest(raw('http://good.test/', ['Host', 'evil.test']))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('http://good.test/', ['Host', 'good.test:81']))),
+    'TG_ERR_BAD_REQUEST',
+  );
   // Same authority spelled differently is not a conflict.
   t.equal(normalizeRequest(raw('http://Good.test:80/', ['Host', 'good.test'])).authority, 'good.test');
 });
 
 t.test('rejects duplicate Host and other singleton headers', async (t) => {
-  t.equal(code(() => normalizeRequest(raw('/', ['Host', 'a.test', 'Host', 'b.test']))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('/', ['Host', 'a.test', 'Authorization', 'x', 'authorization', 'y']))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('/', ['Host', 'a.test', 'Content-Type', 'application/json', 'content-type', 'text/plain']))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('/', []))), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => normalizeRequest(raw('/', ['Host', 'a.test', 'Host', 'b.test']))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('/', ['Host', 'a.test', 'Authorization', 'x', 'authorization', 'y']))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() =>
+      normalizeRequest(raw('/', ['Host', 'a.test', 'Content-Type', 'application/json', 'content-type', 'text/plain'])),
+    ),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('/', []))),
+    'TG_ERR_BAD_REQUEST',
+  );
 });
 
 t.test('joins repeated list headers as Envoy does', async (t) => {
-  const r = normalizeRequest(raw('/', ['Host', 'a.test', 'Accept', 'a', 'accept', 'b', 'Cookie', 'x=1', 'Cookie', 'y=2']));
+  const r = normalizeRequest(
+    raw('/', ['Host', 'a.test', 'Accept', 'a', 'accept', 'b', 'Cookie', 'x=1', 'Cookie', 'y=2']),
+  );
   t.equal(r.headers.accept, 'a,b');
   t.equal(r.headers.cookie, 'x=1; y=2');
 });
 
 t.test('drops hop-by-hop headers and those named in Connection', async (t) => {
   const r = normalizeRequest(
-    raw('/', ['Host', 'a.test', 'Connection', 'keep-alive, X-Secret', 'Keep-Alive', '5', 'Proxy-Authorization', 'Basic x', 'TE', 'trailers', 'X-Secret', 's', 'Upgrade', 'h2c', 'X-Kept', 'k']),
+    raw('/', [
+      'Host',
+      'a.test',
+      'Connection',
+      'keep-alive, X-Secret',
+      'Keep-Alive',
+      '5',
+      'Proxy-Authorization',
+      'Basic x',
+      'TE',
+      'trailers',
+      'X-Secret',
+      's',
+      'Upgrade',
+      'h2c',
+      'X-Kept',
+      'k',
+    ]),
   );
   t.same(Object.keys(r.headers).sort(), ['host', 'x-kept']);
 });
 
 t.test('rejects userinfo, unknown schemes and spaces in the query', async (t) => {
-  t.equal(code(() => normalizeRequest(raw('http://user@a.test/', []))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('ftp://a.test/', []))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('*', ['Host', 'a.test']))), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => normalizeRequest(raw('/x?a=b c', ['Host', 'a.test']))), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => normalizeRequest(raw('http://user@a.test/', []))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('ftp://a.test/', []))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('*', ['Host', 'a.test']))),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => normalizeRequest(raw('/x?a=b c', ['Host', 'a.test']))),
+    'TG_ERR_BAD_REQUEST',
+  );
 });
 
 t.test('treats https absolute-form with its default port', async (t) => {
@@ -141,15 +243,31 @@ t.test('treats https absolute-form with its default port', async (t) => {
 });
 
 t.test('inside a tunnel, a request may only target the tunnel authority', async (t) => {
-  const inTunnel = (target: string, host: string) => normalizeRequest(raw(target, ['Host', host], { scheme: 'https', tunnelAuthority: 'tool.test:443' }));
+  const inTunnel = (target: string, host: string) =>
+    normalizeRequest(raw(target, ['Host', host], { scheme: 'https', tunnelAuthority: 'tool.test:443' }));
   t.equal(inTunnel('/x', 'tool.test').authority, 'tool.test');
-  t.equal(code(() => inTunnel('/x', 'other.test')), 'TG_ERR_BAD_REQUEST');
-  t.equal(code(() => inTunnel('/x', 'tool.test:8443')), 'TG_ERR_BAD_REQUEST');
+  t.equal(
+    code(() => inTunnel('/x', 'other.test')),
+    'TG_ERR_BAD_REQUEST',
+  );
+  t.equal(
+    code(() => inTunnel('/x', 'tool.test:8443')),
+    'TG_ERR_BAD_REQUEST',
+  );
 });
 
 // "identity, chunked" or "gzip, chunked" could be framed one way here and another way in the tool.
 t.test('refuses a transfer-encoding other than chunked with 501', async (t) => {
-  const raw = (te: string) => ({ id: 'r', method: 'POST', target: '/x', rawHeaders: ['Host', 'a.test', 'Transfer-Encoding', te], httpVersion: '1.1', scheme: 'http' as const, source: { address: '127.0.0.1', port: 1 }, destination: { address: '127.0.0.1', port: 2 } });
+  const raw = (te: string) => ({
+    id: 'r',
+    method: 'POST',
+    target: '/x',
+    rawHeaders: ['Host', 'a.test', 'Transfer-Encoding', te],
+    httpVersion: '1.1',
+    scheme: 'http' as const,
+    source: { address: '127.0.0.1', port: 1 },
+    destination: { address: '127.0.0.1', port: 2 },
+  });
   for (const te of ['identity, chunked', 'gzip, chunked', 'identity']) {
     t.throws(() => normalizeRequest(raw(te)), { code: 'TG_ERR_UNSUPPORTED' }, te);
   }

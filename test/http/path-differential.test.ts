@@ -23,15 +23,96 @@ const RUNS = 3000;
 
 // Pieces servers are known to read differently, plus ordinary text around them.
 const TOKENS = [
-  'a', 'b', 'admin', 'v1', 'x.json', '.', '..', '...', '%2e', '%2E', '%2e%2e', '.%2e', '%2e.', '%2f', '%2F', '%5c', '%5C', '\\',
-  ';', '..;', ';x=1', ';jsessionid=1', '%3b', '%3B', '%25', '%252e', '%252f', '%25%32%65', '%25%34%31', '%2541', '%25zz',
-  '%c0%ae', '%c0%af', '%e0%80%ae', '%ed%a0%80', '%80', '%c3', '%c3%a9', '%C3%A9', '%f0%9f%98%80', '%ef%bc%8f', '%ef%bc%8e',
-  '%ef%bc%bc', '%e2%80%a5', '%e2%88%95', '%ef%b9%92', '%ef%bc%85', '%41', '%7e', '~', '-', '_', ':', '@', '!', '$', '&', "'",
-  '(', ')', '*', '+', ',', '=', '%3A', '%3a', '%20', '%00', '%', '%4', '%zz', '"', '<', '>', '{', '}', '|', '^', '`', '[', ']',
+  'a',
+  'b',
+  'admin',
+  'v1',
+  'x.json',
+  '.',
+  '..',
+  '...',
+  '%2e',
+  '%2E',
+  '%2e%2e',
+  '.%2e',
+  '%2e.',
+  '%2f',
+  '%2F',
+  '%5c',
+  '%5C',
+  '\\',
+  ';',
+  '..;',
+  ';x=1',
+  ';jsessionid=1',
+  '%3b',
+  '%3B',
+  '%25',
+  '%252e',
+  '%252f',
+  '%25%32%65',
+  '%25%34%31',
+  '%2541',
+  '%25zz',
+  '%c0%ae',
+  '%c0%af',
+  '%e0%80%ae',
+  '%ed%a0%80',
+  '%80',
+  '%c3',
+  '%c3%a9',
+  '%C3%A9',
+  '%f0%9f%98%80',
+  '%ef%bc%8f',
+  '%ef%bc%8e',
+  '%ef%bc%bc',
+  '%e2%80%a5',
+  '%e2%88%95',
+  '%ef%b9%92',
+  '%ef%bc%85',
+  '%41',
+  '%7e',
+  '~',
+  '-',
+  '_',
+  ':',
+  '@',
+  '!',
+  '$',
+  '&',
+  "'",
+  '(',
+  ')',
+  '*',
+  '+',
+  ',',
+  '=',
+  '%3A',
+  '%3a',
+  '%20',
+  '%00',
+  '%',
+  '%4',
+  '%zz',
+  '"',
+  '<',
+  '>',
+  '{',
+  '}',
+  '|',
+  '^',
+  '`',
+  '[',
+  ']',
 ];
-const segment = fc.array(fc.oneof(fc.constantFrom(...TOKENS), fc.stringMatching(/^[A-Za-z0-9._~-]{1,6}$/)), { maxLength: 4 }).map((parts) => parts.join(''));
+const segment = fc
+  .array(fc.oneof(fc.constantFrom(...TOKENS), fc.stringMatching(/^[A-Za-z0-9._~-]{1,6}$/)), { maxLength: 4 })
+  .map((parts) => parts.join(''));
 const hostilePath = fc.array(segment, { minLength: 1, maxLength: 7 }).map((segments) => `/${segments.join('/')}`);
-const anyPath = fc.oneof(hostilePath, fc.webPath().filter((p) => p.startsWith('/')));
+const anyPath = fc.oneof(
+  hostilePath,
+  fc.webPath().filter((p) => p.startsWith('/')),
+);
 
 /** The canonical path, or the refusal code. */
 function outcome(path: string, mode: PathNormalization): { path: string } | { refused: string } {
@@ -45,7 +126,10 @@ function outcome(path: string, mode: PathNormalization): { path: string } | { re
 
 /** Percent-decodes once into bytes (what a single-decoding server reads), as a latin-1 string. */
 function decodeOnce(s: string): string {
-  return Buffer.from(s.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))), 'latin1').toString('latin1');
+  return Buffer.from(
+    s.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+    'latin1',
+  ).toString('latin1');
 }
 
 /** Bytes of a canonical path's meaning: its one percent-decoding (canonical paths are ASCII). */
@@ -59,7 +143,12 @@ function removeDots(p: string): string {
   for (let i = 1; i < segs.length; i++) {
     const s = segs[i]!;
     const last = i === segs.length - 1;
-    if (s === '.') { if (last) out.push(''); } else if (s === '..') { out.pop(); if (last) out.push(''); } else if (s !== '' || last) out.push(s);
+    if (s === '.') {
+      if (last) out.push('');
+    } else if (s === '..') {
+      out.pop();
+      if (last) out.push('');
+    } else if (s !== '' || last) out.push(s);
   }
   return `/${out.join('/')}`;
 }
@@ -68,7 +157,10 @@ function removeDots(p: string): string {
 // CoyoteAdapter and Spring's UrlPathHelper apply: strip ";params" from every segment,
 // percent-decode, then merge "//" and remove dot segments.
 function javaReading(p: string): string {
-  const stripped = p.split('/').map((s) => s.replace(/;.*$/s, '')).join('/');
+  const stripped = p
+    .split('/')
+    .map((s) => s.replace(/;.*$/s, ''))
+    .join('/');
   return removeDots(decodeOnce(stripped));
 }
 
@@ -87,9 +179,14 @@ function withoutTrailingSlash(p: string): string {
 
 /** Runs one reader process over all paths at once; its lines are hex bytes or "error". */
 function readAll(command: string, args: string[], paths: readonly string[]): (string | undefined)[] {
-  const stdout = execFileSync(command, args, { input: `${paths.join('\n')}\n`, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' });
+  const stdout = execFileSync(command, args, {
+    input: `${paths.join('\n')}\n`,
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: 'utf8',
+  });
   const lines = stdout.split('\n').slice(0, paths.length);
-  if (lines.length !== paths.length) throw new Error(`${command} answered ${lines.length} lines for ${paths.length} paths`);
+  if (lines.length !== paths.length)
+    throw new Error(`${command} answered ${lines.length} lines for ${paths.length} paths`);
   return lines.map((l) => (l === 'error' ? undefined : Buffer.from(l, 'hex').toString('latin1')));
 }
 
@@ -111,10 +208,16 @@ t.test('normalisation is idempotent in every mode', async (t) => {
 t.test('refusals are 400s with a code, never a crash', async (t) => {
   for (const mode of MODES) {
     fc.assert(
-      fc.property(fc.oneof(anyPath, fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `/${s}`)), (p) => {
-        const r = outcome(p, mode);
-        return 'path' in r || r.refused === 'TG_ERR_BAD_REQUEST' || r.refused === 'TG_ERR_AMBIGUOUS_TARGET';
-      }),
+      fc.property(
+        fc.oneof(
+          anyPath,
+          fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `/${s}`),
+        ),
+        (p) => {
+          const r = outcome(p, mode);
+          return 'path' in r || r.refused === 'TG_ERR_BAD_REQUEST' || r.refused === 'TG_ERR_AMBIGUOUS_TARGET';
+        },
+      ),
       { seed: SEED, numRuns: RUNS },
     );
   }
@@ -136,7 +239,9 @@ t.test('a path accepted in strict mode has one structure for every reader', asyn
         !segs.slice(0, -1).includes('') &&
         !segs.some((s) => s === '.' || s === '..' || meaning(s) === '.' || meaning(s) === '..') &&
         !/%25[0-9A-Fa-f]{2}/.test(c) &&
-        !c.includes(';') && !/%3b/i.test(c) && !/%2f|%5c/i.test(c) &&
+        !c.includes(';') &&
+        !/%3b/i.test(c) &&
+        !/%2f|%5c/i.test(c) &&
         !decoded.includes('\ufffd') &&
         [...decoded].every((ch) => !STRUCTURE_FOLDING_CODE_POINTS.has(ch.codePointAt(0)!)) &&
         ['/', '\\', '.', '%', ';', '?', '#'].every((ch) => count(nfkc, ch) === count(decoded, ch))
@@ -147,49 +252,81 @@ t.test('a path accepted in strict mode has one structure for every reader', asyn
   t.pass(`structure holds over ${RUNS} paths (seed ${SEED})`);
 });
 
-t.test('real Go, Python and Node readers, a servlet-style and a double-decoding reader agree with the canonical path', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-path-reader-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const goReader = join(dir, 'path-reader');
-  // Go and Python are part of the test toolchain (scripts/test.sh); a missing one fails here.
-  execFileSync('go', ['build', '-o', goReader, '.'], { cwd: join(FIXTURES, 'path-reader'), env: { ...process.env, GOFLAGS: '-mod=readonly' } });
+t.test(
+  'real Go, Python and Node readers, a servlet-style and a double-decoding reader agree with the canonical path',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-path-reader-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const goReader = join(dir, 'path-reader');
+    // Go and Python are part of the test toolchain (scripts/test.sh); a missing one fails here.
+    execFileSync('go', ['build', '-o', goReader, '.'], {
+      cwd: join(FIXTURES, 'path-reader'),
+      env: { ...process.env, GOFLAGS: '-mod=readonly' },
+    });
 
-  const raws = [...new Set(fc.sample(anyPath, { seed: SEED, numRuns: RUNS }))];
-  const accepted: { raw: string; canonical: string }[] = [];
-  for (const raw of raws) {
-    const r = outcome(raw, 'strict');
-    if ('path' in r) accepted.push({ raw, canonical: r.path });
-  }
-  t.ok(accepted.length > RUNS / 10, `enough generated paths are accepted to compare (${accepted.length} of ${raws.length})`);
-  t.ok(raws.length - accepted.length > RUNS / 10, `enough are refused to mean the generator is hostile (${raws.length - accepted.length})`);
-
-  const canonicals = accepted.map((a) => a.canonical);
-  const goOnCanonical = readAll(goReader, [], canonicals);
-  const pyOnCanonical = readAll('python3', [join(FIXTURES, 'path-reader.py')], canonicals);
-  const goOnRaw = readAll(goReader, [], accepted.map((a) => a.raw));
-  const pyOnRaw = readAll('python3', [join(FIXTURES, 'path-reader.py')], accepted.map((a) => a.raw));
-
-  const disagreements: string[] = [];
-  accepted.forEach(({ raw, canonical }, i) => {
-    const m = meaning(canonical);
-    const readings: [string, string | undefined, string][] = [
-      // What the tool receives is the canonical path: every reader must read exactly its meaning.
-      ['go net/http on the forwarded path', goOnCanonical[i], m],
-      ['python unquote+normpath on the forwarded path', pyOnCanonical[i], withoutTrailingSlash(m)],
-      ['node WHATWG URL on the forwarded path', nodeReading(canonical), m],
-      ['servlet-style reading of the forwarded path', javaReading(canonical), m],
-      ['double-decoding reading of the forwarded path', doubleDecodingReading(canonical), m],
-      // And normalising did not change what the agent's own path means to a cleaning reader.
-      ['go net/http on the agent path', goOnRaw[i] === undefined ? undefined : withoutTrailingSlash(goOnRaw[i]!), withoutTrailingSlash(m)],
-    ];
-    // POSIX keeps a leading "//" (normpath("//a") is "//a"); Tollgate forwards "/a", so only the raw reading differs.
-    if (!/^\/\/(?!\/)/.test(decodeOnce(raw))) readings.push(['python unquote+normpath on the agent path', pyOnRaw[i], withoutTrailingSlash(m)]);
-    for (const [reader, got, want] of readings) {
-      if (got !== want) disagreements.push(`${reader}: ${JSON.stringify(raw)} -> ${JSON.stringify(canonical)} read as ${JSON.stringify(got)}, policy saw ${JSON.stringify(want)}`);
+    const raws = [...new Set(fc.sample(anyPath, { seed: SEED, numRuns: RUNS }))];
+    const accepted: { raw: string; canonical: string }[] = [];
+    for (const raw of raws) {
+      const r = outcome(raw, 'strict');
+      if ('path' in r) accepted.push({ raw, canonical: r.path });
     }
-  });
-  t.same(disagreements.slice(0, 10), [], `no reader disagrees with the policy's reading (seed ${SEED}, ${accepted.length} paths)`);
-});
+    t.ok(
+      accepted.length > RUNS / 10,
+      `enough generated paths are accepted to compare (${accepted.length} of ${raws.length})`,
+    );
+    t.ok(
+      raws.length - accepted.length > RUNS / 10,
+      `enough are refused to mean the generator is hostile (${raws.length - accepted.length})`,
+    );
+
+    const canonicals = accepted.map((a) => a.canonical);
+    const goOnCanonical = readAll(goReader, [], canonicals);
+    const pyOnCanonical = readAll('python3', [join(FIXTURES, 'path-reader.py')], canonicals);
+    const goOnRaw = readAll(
+      goReader,
+      [],
+      accepted.map((a) => a.raw),
+    );
+    const pyOnRaw = readAll(
+      'python3',
+      [join(FIXTURES, 'path-reader.py')],
+      accepted.map((a) => a.raw),
+    );
+
+    const disagreements: string[] = [];
+    accepted.forEach(({ raw, canonical }, i) => {
+      const m = meaning(canonical);
+      const readings: [string, string | undefined, string][] = [
+        // What the tool receives is the canonical path: every reader must read exactly its meaning.
+        ['go net/http on the forwarded path', goOnCanonical[i], m],
+        ['python unquote+normpath on the forwarded path', pyOnCanonical[i], withoutTrailingSlash(m)],
+        ['node WHATWG URL on the forwarded path', nodeReading(canonical), m],
+        ['servlet-style reading of the forwarded path', javaReading(canonical), m],
+        ['double-decoding reading of the forwarded path', doubleDecodingReading(canonical), m],
+        // And normalising did not change what the agent's own path means to a cleaning reader.
+        [
+          'go net/http on the agent path',
+          goOnRaw[i] === undefined ? undefined : withoutTrailingSlash(goOnRaw[i]!),
+          withoutTrailingSlash(m),
+        ],
+      ];
+      // POSIX keeps a leading "//" (normpath("//a") is "//a"); Tollgate forwards "/a", so only the raw reading differs.
+      if (!/^\/\/(?!\/)/.test(decodeOnce(raw)))
+        readings.push(['python unquote+normpath on the agent path', pyOnRaw[i], withoutTrailingSlash(m)]);
+      for (const [reader, got, want] of readings) {
+        if (got !== want)
+          disagreements.push(
+            `${reader}: ${JSON.stringify(raw)} -> ${JSON.stringify(canonical)} read as ${JSON.stringify(got)}, policy saw ${JSON.stringify(want)}`,
+          );
+      }
+    });
+    t.same(
+      disagreements.slice(0, 10),
+      [],
+      `no reader disagrees with the policy's reading (seed ${SEED}, ${accepted.length} paths)`,
+    );
+  },
+);
 
 t.test('the listed hostile paths are refused in strict mode and each reader confirms why', async (t) => {
   // Each of these means something else to at least one reader than to another: the
@@ -197,7 +334,12 @@ t.test('the listed hostile paths are refused in strict mode and each reader conf
   const cases: [string, (p: string) => boolean][] = [
     ['/api/..;/admin', (p) => javaReading(p) !== removeDots(decodeOnce(p))],
     ['/%252e%252e/admin', (p) => doubleDecodingReading(p) !== removeDots(decodeOnce(p))],
-    ['/a/%ef%bc%8f/..', (p) => removeDots(Buffer.from(decodeOnce(p), 'latin1').toString('utf8').normalize('NFKC')) !== removeDots(Buffer.from(decodeOnce(p), 'latin1').toString('utf8'))],
+    [
+      '/a/%ef%bc%8f/..',
+      (p) =>
+        removeDots(Buffer.from(decodeOnce(p), 'latin1').toString('utf8').normalize('NFKC')) !==
+        removeDots(Buffer.from(decodeOnce(p), 'latin1').toString('utf8')),
+    ],
   ];
   for (const [p, differs] of cases) {
     t.ok(differs(p), `${p} is read two ways`);
@@ -236,13 +378,21 @@ function rfc3986Reference(p: string): string | undefined {
   for (let i = 1; i < parts.length; i++) {
     const s = parts[i]!;
     const last = i === parts.length - 1;
-    if (s === '.') { if (last) segs.push(''); } else if (s === '..') { segs.pop(); if (last) segs.push(''); } else segs.push(s);
+    if (s === '.') {
+      if (last) segs.push('');
+    } else if (s === '..') {
+      segs.pop();
+      if (last) segs.push('');
+    } else segs.push(s);
   }
   return `/${segs.join('/')}`;
 }
 
 t.test('base mode is RFC 3986 normalisation and nothing else', async (t) => {
-  const raw = fc.oneof(anyPath, fc.string({ unit: 'grapheme', maxLength: 12 }).map((s) => `/${s}`));
+  const raw = fc.oneof(
+    anyPath,
+    fc.string({ unit: 'grapheme', maxLength: 12 }).map((s) => `/${s}`),
+  );
   fc.assert(
     fc.property(raw, (p) => {
       const r = outcome(p, 'base');

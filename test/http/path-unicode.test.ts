@@ -27,20 +27,39 @@ function nfkcFolds(): number[] {
 
 // The list in src/http/path.ts is written out (scanning 1.1M code points costs ~100 ms at
 // start); this keeps it equal to what this runtime's ICU actually folds.
-t.test('refuses exactly the code points NFKC folds into "/", "\\", ".", "%", ";", "?" or "#", plus the slash confusables', async (t) => {
-  const expected = [...nfkcFolds(), ...CONFUSABLES].sort((a, b) => a - b);
-  t.same([...STRUCTURE_FOLDING_CODE_POINTS].sort((a, b) => a - b), expected);
-  // The ones people name: fullwidth and small forms of "/", "\" and ".", the two-dot leader.
-  for (const cp of [0xff0f, 0xff3c, 0xff0e, 0xfe52, 0x2024, 0x2025, 0xfe68, 0xff05, 0x037e]) t.ok(expected.includes(cp), cp.toString(16));
-});
+t.test(
+  'refuses exactly the code points NFKC folds into "/", "\\", ".", "%", ";", "?" or "#", plus the slash confusables',
+  async (t) => {
+    const expected = [...nfkcFolds(), ...CONFUSABLES].sort((a, b) => a - b);
+    t.same(
+      [...STRUCTURE_FOLDING_CODE_POINTS].sort((a, b) => a - b),
+      expected,
+    );
+    // The ones people name: fullwidth and small forms of "/", "\" and ".", the two-dot leader.
+    for (const cp of [0xff0f, 0xff3c, 0xff0e, 0xfe52, 0x2024, 0x2025, 0xfe68, 0xff05, 0x037e])
+      t.ok(expected.includes(cp), cp.toString(16));
+  },
+);
 
 t.test('refuses each folding code point raw and percent-encoded in strict mode', async (t) => {
   for (const cp of STRUCTURE_FOLDING_CODE_POINTS) {
     const ch = String.fromCodePoint(cp);
     const escaped = encodeURIComponent(ch);
-    t.equal(code(() => normalizePath(`/a/${ch}/b`)), 'TG_ERR_AMBIGUOUS_TARGET', `raw U+${cp.toString(16)}`);
-    t.equal(code(() => normalizePath(`/a/${escaped}/b`)), 'TG_ERR_AMBIGUOUS_TARGET', `escaped U+${cp.toString(16)}`);
-    t.equal(code(() => normalizePath(`/a/${escaped.toLowerCase()}`)), 'TG_ERR_AMBIGUOUS_TARGET', `lowercase escape U+${cp.toString(16)}`);
+    t.equal(
+      code(() => normalizePath(`/a/${ch}/b`)),
+      'TG_ERR_AMBIGUOUS_TARGET',
+      `raw U+${cp.toString(16)}`,
+    );
+    t.equal(
+      code(() => normalizePath(`/a/${escaped}/b`)),
+      'TG_ERR_AMBIGUOUS_TARGET',
+      `escaped U+${cp.toString(16)}`,
+    );
+    t.equal(
+      code(() => normalizePath(`/a/${escaped.toLowerCase()}`)),
+      'TG_ERR_AMBIGUOUS_TARGET',
+      `lowercase escape U+${cp.toString(16)}`,
+    );
   }
 });
 

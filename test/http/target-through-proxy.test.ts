@@ -27,8 +27,12 @@ loopback_outside_public if {
 t.test('paths and hosts through the proxy', async (t) => {
   const bundle = await buildBundle({ 'policy.rego': POLICY }, ['tollgate/authz/decision'], 'paths-1');
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { pdp: { bundle }, proxy: { resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } } });
-  const send = (target: string, host: string) => rawExchange(tg.proxyPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  const tg = await startTollgate(t, {
+    pdp: { bundle },
+    proxy: { resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } },
+  });
+  const send = (target: string, host: string) =>
+    rawExchange(tg.proxyPort, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
 
   t.test('denies the exact path the policy names (control)', async (t) => {
     t.match(await send('http://tool.test/admin', 'tool.test'), /^HTTP\/1\.1 403 /);
@@ -75,16 +79,29 @@ t.test('paths and hosts through the proxy', async (t) => {
 
   t.test('decides on an IPv4-mapped IPv6 literal as the IPv4 host it reaches', async (t) => {
     const before = upstream.received.length;
-    t.match(await send(`http://[::ffff:127.0.0.1]:${upstream.port}/private`, `[::ffff:127.0.0.1]:${upstream.port}`), /^HTTP\/1\.1 403 /);
+    t.match(
+      await send(`http://[::ffff:127.0.0.1]:${upstream.port}/private`, `[::ffff:127.0.0.1]:${upstream.port}`),
+      /^HTTP\/1\.1 403 /,
+    );
     t.match(await send(`/private`, `[::FFFF:7F00:0001]:${upstream.port}`), /^HTTP\/1\.1 403 /);
     t.equal(upstream.received.length, before, 'the loopback rule was not walked around');
     t.match(await send(`/public/x`, `[::ffff:7f00:1]:${upstream.port}`), /^HTTP\/1\.1 200 /);
-    t.equal(upstream.received.at(-1)!.headers.host, `127.0.0.1:${upstream.port}`, 'the tool receives the canonical authority');
+    t.equal(
+      upstream.received.at(-1)!.headers.host,
+      `127.0.0.1:${upstream.port}`,
+      'the tool receives the canonical authority',
+    );
   });
 
   t.test('refuses host spellings whose destination depends on the reader', async (t) => {
     const before = upstream.received.length;
-    for (const host of [`[::127.0.0.1]:${upstream.port}`, `[64:ff9b::7f00:1]:${upstream.port}`, `0.0.0.0:${upstream.port}`, '%74ool.test', 'tool..test']) {
+    for (const host of [
+      `[::127.0.0.1]:${upstream.port}`,
+      `[64:ff9b::7f00:1]:${upstream.port}`,
+      `0.0.0.0:${upstream.port}`,
+      '%74ool.test',
+      'tool..test',
+    ]) {
       const answer = await send('/public/x', host);
       t.match(answer, /^HTTP\/1\.1 400 /, host);
       t.match(answer, /"code":"TG_ERR_AMBIGUOUS_TARGET"/, host);
@@ -96,8 +113,12 @@ t.test('paths and hosts through the proxy', async (t) => {
 t.test('proxy.pathNormalization reaches the proxy: base keeps what strict refuses', async (t) => {
   const bundle = await buildBundle({ 'policy.rego': POLICY }, ['tollgate/authz/decision'], 'paths-2');
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { pdp: { bundle }, proxy: { pathNormalization: 'base', resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } } });
-  const send = (target: string) => rawExchange(tg.proxyPort, `GET ${target} HTTP/1.1\r\nHost: tool.test\r\nConnection: close\r\n\r\n`);
+  const tg = await startTollgate(t, {
+    pdp: { bundle },
+    proxy: { pathNormalization: 'base', resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } },
+  });
+  const send = (target: string) =>
+    rawExchange(tg.proxyPort, `GET ${target} HTTP/1.1\r\nHost: tool.test\r\nConnection: close\r\n\r\n`);
   // base is RFC 3986 normalisation only: a path parameter and doubled slashes are kept.
   t.match(await send('http://tool.test/x;y//z'), /^HTTP\/1\.1 200 /);
   t.equal(upstream.received.at(-1)!.url, '/x;y//z');

@@ -26,7 +26,14 @@ function request(target: string, headers: string[], method = 'POST') {
 t.test('builds exactly the opa-envoy-plugin input document for an HTTP request', async (t) => {
   const body = '{"amount": 120, "order": "o-1"}';
   const req = request('http://payments.internal/v1/refunds/../refunds?x=1&x=2&y=a+b', [
-    'Host', 'payments.internal', 'Content-Type', 'application/json', 'Content-Length', String(body.length), 'X-Trace', 't',
+    'Host',
+    'payments.internal',
+    'Content-Type',
+    'application/json',
+    'Content-Length',
+    String(body.length),
+    'X-Trace',
+    't',
   ]);
   const input = buildInput(req, { bytes: Buffer.from(body), truncated: false }, agent, 1_700_000_000_250);
   t.same(input, {
@@ -69,7 +76,12 @@ t.test('builds exactly the opa-envoy-plugin input document for an HTTP request',
 });
 
 t.test('omits body and nanos when they are empty, as protobuf reflection does', async (t) => {
-  const input = buildInput(request('/', ['Host', 'a.test'], 'GET'), { bytes: Buffer.alloc(0), truncated: false }, agent, 1_700_000_000_000);
+  const input = buildInput(
+    request('/', ['Host', 'a.test'], 'GET'),
+    { bytes: Buffer.alloc(0), truncated: false },
+    agent,
+    1_700_000_000_000,
+  );
   t.notOk('body' in input.attributes.request.http);
   t.same(input.attributes.request.time, { seconds: 1_700_000_000 });
   t.same(input.parsed_path, ['']);
@@ -80,22 +92,41 @@ t.test('omits body and nanos when they are empty, as protobuf reflection does', 
 
 // The envoy reading; the strict reading refuses a truncated JSON object (test/input/body-reading.test.ts).
 t.test('marks a body past the buffer limit truncated and leaves parsed_body null', async (t) => {
-  const input = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'application/json']), { bytes: Buffer.from('{"amount": 1'), truncated: true }, agent, Date.now(), { reading: 'envoy' });
+  const input = buildInput(
+    request('/', ['Host', 'a.test', 'Content-Type', 'application/json']),
+    { bytes: Buffer.from('{"amount": 1'), truncated: true },
+    agent,
+    Date.now(),
+    { reading: 'envoy' },
+  );
   t.equal(input.truncated_body, true);
   t.equal(input.parsed_body, null);
   t.equal(input.attributes.request.http.body, '{"amount": 1');
-  const text = buildInput(request('/', ['Host', 'a.test', 'Content-Type', 'text/csv']), { bytes: Buffer.from('a,b\n1,2'), truncated: true }, agent);
+  const text = buildInput(
+    request('/', ['Host', 'a.test', 'Content-Type', 'text/csv']),
+    { bytes: Buffer.from('a,b\n1,2'), truncated: true },
+    agent,
+  );
   t.equal(text.truncated_body, true);
   t.equal(text.parsed_body, null);
 });
 
 t.test('parses form bodies into lists of values', async (t) => {
-  t.same(parseBody({ 'content-type': 'application/x-www-form-urlencoded' }, 'a=1&a=2&b=x+y', false), { parsed: { a: ['1', '2'], b: ['x y'] }, truncated: false });
+  t.same(parseBody({ 'content-type': 'application/x-www-form-urlencoded' }, 'a=1&a=2&b=x+y', false), {
+    parsed: { a: ['1', '2'], b: ['x y'] },
+    truncated: false,
+  });
 });
 
 t.test('reports a body shorter than its content-length as truncated, as opa-envoy-plugin does', async (t) => {
-  t.same(parseBody({ 'content-type': 'application/json', 'content-length': '100' }, '{}', false), { parsed: null, truncated: true });
-  t.same(parseBody({ 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' }, '{}', false), { parsed: null, truncated: true });
+  t.same(parseBody({ 'content-type': 'application/json', 'content-length': '100' }, '{}', false), {
+    parsed: null,
+    truncated: true,
+  });
+  t.same(parseBody({ 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' }, '{}', false), {
+    parsed: null,
+    truncated: true,
+  });
 });
 
 t.test('leaves unknown content types unparsed', async (t) => {
@@ -104,8 +135,12 @@ t.test('leaves unknown content types unparsed', async (t) => {
 });
 
 t.test('rejects a JSON content type whose body is not JSON', async (t) => {
-  t.throws(() => parseBody({ 'content-type': 'application/json; charset=utf-8' }, '{nope', false), { code: 'TG_ERR_BAD_REQUEST' });
-  t.throws(() => parseBody({ 'content-type': 'application/json', 'content-length': 'x' }, '{}', false), { code: 'TG_ERR_BAD_REQUEST' });
+  t.throws(() => parseBody({ 'content-type': 'application/json; charset=utf-8' }, '{nope', false), {
+    code: 'TG_ERR_BAD_REQUEST',
+  });
+  t.throws(() => parseBody({ 'content-type': 'application/json', 'content-length': 'x' }, '{}', false), {
+    code: 'TG_ERR_BAD_REQUEST',
+  });
 });
 
 t.test('decodes parsed_path like Go url.PathUnescape and rejects what Go rejects in queries', async (t) => {
@@ -117,8 +152,17 @@ t.test('decodes parsed_path like Go url.PathUnescape and rejects what Go rejects
 });
 
 t.test('exposes an MCP tools/call as input.mcp with tool name and arguments', async (t) => {
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'issue_refund', arguments: { amount: 20 } } });
-  const input = buildInput(request('/mcp', ['Host', 'mcp.internal', 'Content-Type', 'application/json']), { bytes: Buffer.from(body), truncated: false }, agent);
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 3,
+    method: 'tools/call',
+    params: { name: 'issue_refund', arguments: { amount: 20 } },
+  });
+  const input = buildInput(
+    request('/mcp', ['Host', 'mcp.internal', 'Content-Type', 'application/json']),
+    { bytes: Buffer.from(body), truncated: false },
+    agent,
+  );
   t.same(input.mcp, { id: 3, method: 'tools/call', tool: { name: 'issue_refund', arguments: { amount: 20 } } });
 });
 

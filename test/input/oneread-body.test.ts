@@ -4,12 +4,22 @@
 import t from 'tap';
 import { judge, startGate, startToolServers, TOOL_HOSTS } from '../oneread/harness.ts';
 
-const call = (name: string, args: Record<string, unknown> = { id: 'c-1' }) => JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: args } });
+const call = (name: string, args: Record<string, unknown> = { id: 'c-1' }) =>
+  JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: args } });
 
 /** A raw HTTP/1.1 POST through the proxy to a tool. */
 function post(tool: keyof typeof TOOL_HOSTS, path: string, headers: string[], body: string | Buffer): Buffer {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-  const head = [`POST http://${TOOL_HOSTS[tool]}${path} HTTP/1.1`, `Host: ${TOOL_HOSTS[tool]}`, 'Accept: application/json, text/event-stream', ...headers, `Content-Length: ${bytes.length}`, 'Connection: close', '', ''].join('\r\n');
+  const head = [
+    `POST http://${TOOL_HOSTS[tool]}${path} HTTP/1.1`,
+    `Host: ${TOOL_HOSTS[tool]}`,
+    'Accept: application/json, text/event-stream',
+    ...headers,
+    `Content-Length: ${bytes.length}`,
+    'Connection: close',
+    '',
+    '',
+  ].join('\r\n');
   return Buffer.concat([Buffer.from(head), bytes]);
 }
 
@@ -29,14 +39,43 @@ const BODIES: Array<[label: string, headers: string[], body: string | Buffer]> =
   ['trailing second value', ['Content-Type: application/json'], '{"amount": 1}{"amount": 900}'],
   ['byte order mark', [], '\ufeff{"amount": 900}'],
   ['lone surrogate', ['Content-Type: application/json'], '{"note": "\\ud800", "amount": 900}'],
-  ['invalid UTF-8', ['Content-Type: application/json'], Buffer.concat([Buffer.from('{"amount": 900, "n": "'), Buffer.from([0xff]), Buffer.from('"}')])],
-  ['gzip coding', ['Content-Type: application/json', 'Content-Encoding: gzip'], Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])],
+  [
+    'invalid UTF-8',
+    ['Content-Type: application/json'],
+    Buffer.concat([Buffer.from('{"amount": 900, "n": "'), Buffer.from([0xff]), Buffer.from('"}')]),
+  ],
+  [
+    'gzip coding',
+    ['Content-Type: application/json', 'Content-Encoding: gzip'],
+    Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]),
+  ],
   ['latin-1 charset', ['Content-Type: application/json; charset=iso-8859-1'], '{"amount": 900}'],
   ['denied tool in UTF-16', [], Buffer.from(call('delete_customer'), 'utf16le')],
-  ['denied tool in a batch with a malformed element', ['Content-Type: application/json'], `[${call('lookup_customer')}, {"jsonrpc": "2.0", "method": 5}]`],
-  ['denied tool spelled Name', ['Content-Type: application/json'], JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { Name: 'delete_customer', name: 'lookup_customer', arguments: {} } })],
-  ['JSONRPC member in capitals', [], JSON.stringify({ JSONRPC: '2.0', id: 7, method: 'tools/call', params: { name: 'delete_customer', arguments: {} } })],
-  ['escaped jsonrpc name', ['Content-Type: text/plain'], '{"\\u006asonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "delete_customer", "arguments": {}}}'],
+  [
+    'denied tool in a batch with a malformed element',
+    ['Content-Type: application/json'],
+    `[${call('lookup_customer')}, {"jsonrpc": "2.0", "method": 5}]`,
+  ],
+  [
+    'denied tool spelled Name',
+    ['Content-Type: application/json'],
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { Name: 'delete_customer', name: 'lookup_customer', arguments: {} },
+    }),
+  ],
+  [
+    'JSONRPC member in capitals',
+    [],
+    JSON.stringify({ JSONRPC: '2.0', id: 7, method: 'tools/call', params: { name: 'delete_customer', arguments: {} } }),
+  ],
+  [
+    'escaped jsonrpc name',
+    ['Content-Type: text/plain'],
+    '{"\\u006asonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "delete_customer", "arguments": {}}}',
+  ],
   ['allowed tool, no content-type', [], call('lookup_customer')],
   ['allowed amount, text/plain', ['Content-Type: text/plain'], '{"amount": 120}'],
   ['plain text', ['Content-Type: text/plain'], 'hello'],

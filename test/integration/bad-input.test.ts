@@ -7,38 +7,98 @@ t.test('bad input', async (t) => {
   const upstream = await startUpstream(t);
   const tg = await startTollgate(t, {
     agent: { id: 'support-bot', role: 'support' },
-    proxy: { maxHeaderBytes: 8192, resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}`, 'hr.internal:80': `127.0.0.1:${upstream.port}` } },
+    proxy: {
+      maxHeaderBytes: 8192,
+      resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}`, 'hr.internal:80': `127.0.0.1:${upstream.port}` },
+    },
   });
-  const good = async (): Promise<number> => (await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status;
+  const good = async (): Promise<number> =>
+    (await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status;
   t.equal(await good(), 200, 'a good request works before');
 
   const cases: Array<[string, string, RegExp]> = [
     ['malformed request line', 'GARBAGE\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['request line with a space in the target', 'GET /v1/a b HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'request line with a space in the target',
+      'GET /v1/a b HTTP/1.1\r\nHost: payments.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     [
       'Content-Length together with Transfer-Encoding (CL.TE smuggling)',
       'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET http://hr.internal/v1/employees HTTP/1.1\r\nHost: hr.internal\r\n\r\n',
       /^HTTP\/1\.1 400 /,
     ],
-    ['two different Content-Length values', 'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc', /^HTTP\/1\.1 400 /],
-    ['an obfuscated Transfer-Encoding', 'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['a non-chunked final Transfer-Encoding', 'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['duplicate Host', 'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nHost: hr.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['absolute-form authority different from Host', 'GET http://payments.internal/v1/refunds/r-1 HTTP/1.1\r\nHost: hr.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'two different Content-Length values',
+      'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'an obfuscated Transfer-Encoding',
+      'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'a non-chunked final Transfer-Encoding',
+      'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'duplicate Host',
+      'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nHost: hr.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'absolute-form authority different from Host',
+      'GET http://payments.internal/v1/refunds/r-1 HTTP/1.1\r\nHost: hr.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     [
       'invalid JSON body with a JSON content type',
       'POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"amount"',
       /^HTTP\/1\.1 400 /,
     ],
-    ['oversized headers', `GET http://payments.internal/v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nX-Big: ${'a'.repeat(16_000)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
-    ['an encoded slash in the path', 'GET http://payments.internal/v1%2Frefunds HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['a bare LF line ending in headers', 'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\nX-A: b\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['an obs-fold continuation line', 'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\nX-A: b\r\n c\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['userinfo in the request-target', 'GET http://user:pw@payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'oversized headers',
+      `GET http://payments.internal/v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nX-Big: ${'a'.repeat(16_000)}\r\n\r\n`,
+      /^HTTP\/1\.1 431 /,
+    ],
+    [
+      'an encoded slash in the path',
+      'GET http://payments.internal/v1%2Frefunds HTTP/1.1\r\nHost: payments.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'a bare LF line ending in headers',
+      'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\nX-A: b\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'an obs-fold continuation line',
+      'GET http://payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\nX-A: b\r\n c\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'userinfo in the request-target',
+      'GET http://user:pw@payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     // Issue 5 serves CONNECT and upgrades (test/tls, test/e2e); malformed ones are still 400.
-    ['a CONNECT without a port', 'CONNECT payments.internal HTTP/1.1\r\nHost: payments.internal\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['a CONNECT to port 0', 'CONNECT payments.internal:0 HTTP/1.1\r\nHost: payments.internal:0\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['a WebSocket upgrade with an encoded slash', 'GET http://payments.internal/ws%2Fx HTTP/1.1\r\nHost: payments.internal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'a CONNECT without a port',
+      'CONNECT payments.internal HTTP/1.1\r\nHost: payments.internal\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'a CONNECT to port 0',
+      'CONNECT payments.internal:0 HTTP/1.1\r\nHost: payments.internal:0\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'a WebSocket upgrade with an encoded slash',
+      'GET http://payments.internal/ws%2Fx HTTP/1.1\r\nHost: payments.internal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
   ];
   for (const [name, payload, expected] of cases) {
     t.test(`rejects ${name}`, async (t) => {
@@ -58,7 +118,10 @@ t.test('bad input', async (t) => {
   });
 
   t.test('treats a trailing-dot or uppercase host as the same destination', async (t) => {
-    const denied = await rawExchange(tg.proxyPort, 'GET http://HR.Internal./v1/employees HTTP/1.1\r\nHost: HR.Internal.\r\nConnection: close\r\n\r\n');
+    const denied = await rawExchange(
+      tg.proxyPort,
+      'GET http://HR.Internal./v1/employees HTTP/1.1\r\nHost: HR.Internal.\r\nConnection: close\r\n\r\n',
+    );
     t.match(denied, /^HTTP\/1\.1 403 /);
   });
 
@@ -69,7 +132,10 @@ t.test('bad input', async (t) => {
 
 t.test('answers Expect: 100-continue itself and forwards the body without it', async (t) => {
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { agent: { id: 'support-bot', role: 'support' }, proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } } });
+  const tg = await startTollgate(t, {
+    agent: { id: 'support-bot', role: 'support' },
+    proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } },
+  });
   const body = JSON.stringify({ order: 'o-1', amount: 5 });
   const answer = await rawExchange(
     tg.proxyPort,

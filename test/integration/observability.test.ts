@@ -13,11 +13,14 @@ import { existsSync } from 'node:fs';
 t.setTimeout(120_000);
 
 const SUPPORT = { id: 'support-bot', role: 'support' };
-const resolve = (port: number) => Object.fromEntries(['payments.internal', 'hr.internal', 'mcp.internal'].map((h) => [`${h}:80`, `127.0.0.1:${port}`]));
+const resolve = (port: number) =>
+  Object.fromEntries(['payments.internal', 'hr.internal', 'mcp.internal'].map((h) => [`${h}:80`, `127.0.0.1:${port}`]));
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) =>
+      done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -32,15 +35,29 @@ function samples(text: string): Map<string, number> {
 }
 
 const refund = (port: number, amount: number) =>
-  viaProxy(port, { method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount }) });
+  viaProxy(port, {
+    method: 'POST',
+    url: 'http://payments.internal/v1/refunds',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ amount }),
+  });
 const mcpCall = (port: number, name: string) =>
-  viaProxy(port, { method: 'POST', url: 'http://mcp.internal/mcp', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }) });
+  viaProxy(port, {
+    method: 'POST',
+    url: 'http://mcp.internal/mcp',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }),
+  });
 
 t.test('metrics and the decision log after a known sequence of calls', async (t) => {
   const upstream = await startUpstream(t);
   const dir = await tempDir();
   const logFile = join(dir, 'decisions.jsonl');
-  const tg = await startTollgate(t, { agent: SUPPORT, proxy: { resolve: resolve(upstream.port) }, decisionLog: { file: logFile } });
+  const tg = await startTollgate(t, {
+    agent: SUPPORT,
+    proxy: { resolve: resolve(upstream.port) },
+    decisionLog: { file: logFile },
+  });
   // 3 allowed, 2 denied refunds/reads, 1 denied MCP tool call.
   t.equal((await refund(tg.proxyPort, 10)).status, 200);
   t.equal((await refund(tg.proxyPort, 500)).status, 200);
@@ -53,15 +70,34 @@ t.test('metrics and the decision log after a known sequence of calls', async (t)
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const m = samples(await res.text());
-  t.equal(m.get('tollgate_decisions_total{decision="allow",agent="support-bot",destination="payments.internal",tool=""}'), 3);
-  t.equal(m.get('tollgate_decisions_total{decision="deny",agent="support-bot",destination="payments.internal",tool=""}'), 1);
+  t.equal(
+    m.get('tollgate_decisions_total{decision="allow",agent="support-bot",destination="payments.internal",tool=""}'),
+    3,
+  );
+  t.equal(
+    m.get('tollgate_decisions_total{decision="deny",agent="support-bot",destination="payments.internal",tool=""}'),
+    1,
+  );
   t.equal(m.get('tollgate_decisions_total{decision="deny",agent="support-bot",destination="hr.internal",tool=""}'), 1);
-  t.equal(m.get('tollgate_decisions_total{decision="deny",agent="support-bot",destination="mcp.internal",tool="delete_customer"}'), 1);
+  t.equal(
+    m.get(
+      'tollgate_decisions_total{decision="deny",agent="support-bot",destination="mcp.internal",tool="delete_customer"}',
+    ),
+    1,
+  );
   t.equal(m.get('tollgate_decision_duration_seconds_count{decision="allow"}'), 3);
   t.equal(m.get('tollgate_decision_duration_seconds_count{decision="deny"}'), 3);
   t.equal(m.get('tollgate_upstream_duration_seconds_count{destination="payments.internal",status_class="2xx"}'), 3);
-  t.ok([...m.keys()].some((k) => k.startsWith('tollgate_policy_info{') && k.includes('path="tollgate/authz/decision"') && m.get(k) === 1), 'policy revision info');
-  t.ok([...m.keys()].some((k) => k.startsWith('tollgate_active_connections')), 'active connections gauge');
+  t.ok(
+    [...m.keys()].some(
+      (k) => k.startsWith('tollgate_policy_info{') && k.includes('path="tollgate/authz/decision"') && m.get(k) === 1,
+    ),
+    'policy revision info',
+  );
+  t.ok(
+    [...m.keys()].some((k) => k.startsWith('tollgate_active_connections')),
+    'active connections gauge',
+  );
 
   // Stop the sidecar so the log is flushed, then verify and tamper with it.
   t.equal(await tg.stop(), 0);
@@ -84,16 +120,50 @@ t.test('metrics and the decision log after a known sequence of calls', async (t)
     t.match(r.stdout + r.stderr, line, `${name}: says where`);
   };
   const idx = lines.findIndex((l) => l.includes('"amount":501'));
-  await tamper('edited', (ls) => { ls[idx] = ls[idx]!.replace('"allowed":false', '"allowed":true'); return ls; }, new RegExp(`:${idx + 1}: `));
-  await tamper('deleted', (ls) => { ls.splice(idx, 1); return ls; }, new RegExp(`:${idx + 1}: `));
-  await tamper('reordered', (ls) => { [ls[idx], ls[idx + 1]] = [ls[idx + 1]!, ls[idx]!]; return ls; }, new RegExp(`:${idx + 1}: `));
+  await tamper(
+    'edited',
+    (ls) => {
+      ls[idx] = ls[idx]!.replace('"allowed":false', '"allowed":true');
+      return ls;
+    },
+    new RegExp(`:${idx + 1}: `),
+  );
+  await tamper(
+    'deleted',
+    (ls) => {
+      ls.splice(idx, 1);
+      return ls;
+    },
+    new RegExp(`:${idx + 1}: `),
+  );
+  await tamper(
+    'reordered',
+    (ls) => {
+      [ls[idx], ls[idx + 1]] = [ls[idx + 1]!, ls[idx]!];
+      return ls;
+    },
+    new RegExp(`:${idx + 1}: `),
+  );
 });
 
 t.test('explain prints the decision for humans', async (t) => {
   const dir = t.testdir({
     'in.json': JSON.stringify({
-      attributes: { request: { http: { method: 'POST', host: 'payments.internal', path: '/v1/refunds', scheme: 'http', headers: { 'content-type': 'application/json' } } } },
-      parsed_path: ['v1', 'refunds'], parsed_query: {}, parsed_body: { amount: 900 }, truncated_body: false,
+      attributes: {
+        request: {
+          http: {
+            method: 'POST',
+            host: 'payments.internal',
+            path: '/v1/refunds',
+            scheme: 'http',
+            headers: { 'content-type': 'application/json' },
+          },
+        },
+      },
+      parsed_path: ['v1', 'refunds'],
+      parsed_query: {},
+      parsed_body: { amount: 900 },
+      truncated_body: false,
       agent: { id: 'support-bot', role: 'support', labels: {} },
     }),
   });
@@ -115,7 +185,11 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   const service = `tollgate-e2e-${randomBytes(3).toString('hex')}`;
   const tg = await startTollgate(
     t,
-    { agent: SUPPORT, proxy: { resolve: resolve(upstream.port) }, tracing: { enabled: true, endpoint: `http://127.0.0.1:${jaeger.grpc}`, serviceName: service } },
+    {
+      agent: SUPPORT,
+      proxy: { resolve: resolve(upstream.port) },
+      tracing: { enabled: true, endpoint: `http://127.0.0.1:${jaeger.grpc}`, serviceName: service },
+    },
     { OTEL_BSP_SCHEDULE_DELAY: '100' },
   );
   const ctx = () => {
@@ -125,9 +199,26 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   };
   const allowed = ctx();
   const denied = ctx();
-  t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1', headers: { traceparent: allowed.traceparent } })).status, 200);
-  t.match(upstream.received.at(-1)!.headers.traceparent, new RegExp(`^00-${allowed.traceId}-[0-9a-f]{16}-01$`), 'the tool continues the agent trace');
-  const deny = await viaProxy(tg.proxyPort, { method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { traceparent: denied.traceparent, 'content-type': 'application/json' }, body: '{"amount": 900}' });
+  t.equal(
+    (
+      await viaProxy(tg.proxyPort, {
+        url: 'http://payments.internal/v1/refunds/r-1',
+        headers: { traceparent: allowed.traceparent },
+      })
+    ).status,
+    200,
+  );
+  t.match(
+    upstream.received.at(-1)!.headers.traceparent,
+    new RegExp(`^00-${allowed.traceId}-[0-9a-f]{16}-01$`),
+    'the tool continues the agent trace',
+  );
+  const deny = await viaProxy(tg.proxyPort, {
+    method: 'POST',
+    url: 'http://payments.internal/v1/refunds',
+    headers: { traceparent: denied.traceparent, 'content-type': 'application/json' },
+    body: '{"amount": 900}',
+  });
   t.equal(deny.status, 403);
 
   const trace = await getTrace(jaeger.query, denied.traceId, 1);
@@ -136,7 +227,11 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   const call = trace.spans[0]!;
   t.equal(call.operationName, 'POST');
   t.equal(tag(call.tags, 'span.kind'), 'client');
-  t.match(call.references, [{ refType: 'CHILD_OF', traceID: denied.traceId, spanID: denied.parentId }], 'a child of the agent span');
+  t.match(
+    call.references,
+    [{ refType: 'CHILD_OF', traceID: denied.traceId, spanID: denied.parentId }],
+    'a child of the agent span',
+  );
   t.equal(tag(call.tags, 'error'), true);
   t.equal(tag(call.tags, 'http.response.status_code'), 403);
   t.equal(tag(call.tags, 'url.full'), 'http://payments.internal/v1/refunds');
@@ -155,22 +250,50 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   t.ok(client, 'the CLIENT span of the allowed call');
   t.equal(tag(client!.tags, 'http.response.status_code'), 200);
   t.equal(tag(client!.tags, 'tollgate.decision.outcome'), 'allow');
-  t.equal(upstream.received.find((r) => r.headers.traceparent?.includes(allowed.traceId))!.headers.traceparent, `00-${allowed.traceId}-${client!.spanID}-01`, 'the tool is a child of that span');
+  t.equal(
+    upstream.received.find((r) => r.headers.traceparent?.includes(allowed.traceId))!.headers.traceparent,
+    `00-${allowed.traceId}-${client!.spanID}-01`,
+    'the tool is a child of that span',
+  );
 });
 
 t.test('with the exporter pointed at a dead endpoint, calls still succeed', async (t) => {
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { agent: SUPPORT, proxy: { resolve: resolve(upstream.port) }, tracing: { enabled: true, endpoint: 'http://127.0.0.1:9' } }, { OTEL_BSP_SCHEDULE_DELAY: '50' });
-  for (let i = 0; i < 20; i++) t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status, 200);
+  const tg = await startTollgate(
+    t,
+    {
+      agent: SUPPORT,
+      proxy: { resolve: resolve(upstream.port) },
+      tracing: { enabled: true, endpoint: 'http://127.0.0.1:9' },
+    },
+    { OTEL_BSP_SCHEDULE_DELAY: '50' },
+  );
+  for (let i = 0; i < 20; i++)
+    t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status, 200);
   t.equal((await refund(tg.proxyPort, 900)).status, 403);
   t.equal(tg.child.exitCode, null);
 });
 
 t.test('shadow mode: the candidate never enforces, and disagreements are counted', async (t) => {
   const upstream = await startUpstream(t);
-  const candidate = await buildBundle({ 'deny.rego': 'package tollgate.authz\n\ndecision := {"allowed": false, "reasons": ["candidate denies everything"]}\n' }, ['tollgate/authz/decision'], 'candidate-1');
-  const tg = await startTollgate(t, { agent: SUPPORT, proxy: { resolve: resolve(upstream.port) }, shadow: { bundle: candidate } });
-  t.equal((await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status, 200, 'the active policy enforces');
+  const candidate = await buildBundle(
+    {
+      'deny.rego':
+        'package tollgate.authz\n\ndecision := {"allowed": false, "reasons": ["candidate denies everything"]}\n',
+    },
+    ['tollgate/authz/decision'],
+    'candidate-1',
+  );
+  const tg = await startTollgate(t, {
+    agent: SUPPORT,
+    proxy: { resolve: resolve(upstream.port) },
+    shadow: { bundle: candidate },
+  });
+  t.equal(
+    (await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' })).status,
+    200,
+    'the active policy enforces',
+  );
   t.equal((await viaProxy(tg.proxyPort, { url: 'http://hr.internal/v1/employees' })).status, 403);
   const m = await until('shadow metrics', async () => {
     const s = samples(await (await fetch(`http://127.0.0.1:${tg.adminPort}/metrics`)).text());

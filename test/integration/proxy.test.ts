@@ -8,7 +8,10 @@ import { signAgentToken } from '../../src/input/identity.ts';
 
 const SUPPORT = { id: 'support-bot', role: 'support' };
 
-function resolveAll(port: number, hosts = ['payments.internal', 'hr.internal', 'mcp.internal', 'crm.internal']): Record<string, string> {
+function resolveAll(
+  port: number,
+  hosts = ['payments.internal', 'hr.internal', 'mcp.internal', 'crm.internal'],
+): Record<string, string> {
   return Object.fromEntries(hosts.map((h) => [`${h}:80`, `127.0.0.1:${port}`]));
 }
 
@@ -58,7 +61,12 @@ t.test('default policy', async (t) => {
 
   t.test('allows a refund of exactly 500 and denies 500.01', async (t) => {
     const refund = (amount: number) =>
-      viaProxy(tg.proxyPort, { method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ order: 'o-1', amount }) });
+      viaProxy(tg.proxyPort, {
+        method: 'POST',
+        url: 'http://payments.internal/v1/refunds',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ order: 'o-1', amount }),
+      });
     const ok = await refund(500);
     t.equal(ok.status, 200);
     t.equal(upstream.received.at(-1)!.body, JSON.stringify({ order: 'o-1', amount: 500 }));
@@ -75,7 +83,12 @@ t.test('default policy', async (t) => {
         method: 'POST',
         url: 'http://mcp.internal/mcp',
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name, arguments: { id: 'c-1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 41,
+          method: 'tools/call',
+          params: { name, arguments: { id: 'c-1' } },
+        }),
       });
     const before = upstream.received.length;
     const denied = await call('delete_customer');
@@ -91,15 +104,26 @@ t.test('default policy', async (t) => {
     t.equal(upstream.received.length, before + 1);
   });
 
-  t.test('refuses a JSON refund whose body was truncated past the buffer limit: its amount may lie beyond it', async (t) => {
-    const small = await startTollgate(t, { agent: SUPPORT, proxy: { maxRequestBytes: 1024, resolve: resolveAll(upstream.port) } });
-    const before = upstream.received.length;
-    const body = JSON.stringify({ order: 'o-1', note: 'x'.repeat(4096), amount: 900 });
-    const r = await viaProxy(small.proxyPort, { method: 'POST', url: 'http://payments.internal/v1/refunds', headers: { 'content-type': 'application/json' }, body });
-    t.equal(r.status, 413);
-    t.equal(JSON.parse(r.body).error.code, 'TG_ERR_BODY_TOO_LARGE');
-    t.equal(upstream.received.length, before);
-  });
+  t.test(
+    'refuses a JSON refund whose body was truncated past the buffer limit: its amount may lie beyond it',
+    async (t) => {
+      const small = await startTollgate(t, {
+        agent: SUPPORT,
+        proxy: { maxRequestBytes: 1024, resolve: resolveAll(upstream.port) },
+      });
+      const before = upstream.received.length;
+      const body = JSON.stringify({ order: 'o-1', note: 'x'.repeat(4096), amount: 900 });
+      const r = await viaProxy(small.proxyPort, {
+        method: 'POST',
+        url: 'http://payments.internal/v1/refunds',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      t.equal(r.status, 413);
+      t.equal(JSON.parse(r.body).error.code, 'TG_ERR_BODY_TOO_LARGE');
+      t.equal(upstream.received.length, before);
+    },
+  );
 
   t.test('reports readiness, health and version on the admin port', async (t) => {
     const get = async (path: string) => {
@@ -151,7 +175,12 @@ t.test('fixture policy', async (t) => {
     }
     if (req.url?.startsWith('/slow')) return; // never answers
     const out = JSON.stringify({ bytes: Buffer.byteLength(body) });
-    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'u', connection: 'x-upstream-private', 'x-upstream-private': 'p' });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'x-upstream': 'u',
+      connection: 'x-upstream-private',
+      'x-upstream-private': 'p',
+    });
     res.end(out);
   });
   let releaseSecond!: () => void;
@@ -163,12 +192,19 @@ t.test('fixture policy', async (t) => {
     proxy: {
       maxRequestBytes: 1024,
       upstreamTimeoutMs: 300,
-      resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}`, 'status.internal:80': `127.0.0.1:${upstream.port}`, 'down.test:80': `127.0.0.1:${dead}` },
+      resolve: {
+        'tool.test:80': `127.0.0.1:${upstream.port}`,
+        'status.internal:80': `127.0.0.1:${upstream.port}`,
+        'down.test:80': `127.0.0.1:${dead}`,
+      },
     },
   });
 
   t.test('applies header and query changes the policy asked for', async (t) => {
-    const r = await viaProxy(tg.proxyPort, { url: 'http://tool.test/a?secret=s&keep=1', headers: { 'x-remove-me': 'gone', 'x-injected': 'spoofed', 'x-other': 'o' } });
+    const r = await viaProxy(tg.proxyPort, {
+      url: 'http://tool.test/a?secret=s&keep=1',
+      headers: { 'x-remove-me': 'gone', 'x-injected': 'spoofed', 'x-other': 'o' },
+    });
     t.equal(r.status, 200);
     const got = upstream.received.at(-1)!;
     t.equal(got.headers['x-injected'], 'yes', 'policy header overrides the agent value');
@@ -190,7 +226,12 @@ t.test('fixture policy', async (t) => {
 
   t.test('forwards the whole body when the policy allows a truncated one', async (t) => {
     const body = 'z'.repeat(200_000);
-    const r = await viaProxy(tg.proxyPort, { method: 'POST', url: 'http://tool.test/upload', headers: { 'content-type': 'application/octet-stream' }, body });
+    const r = await viaProxy(tg.proxyPort, {
+      method: 'POST',
+      url: 'http://tool.test/upload',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
     t.equal(r.status, 200);
     const got = upstream.received.at(-1)!;
     t.equal(got.headers['x-truncated'], 'true');
@@ -201,10 +242,19 @@ t.test('fixture policy', async (t) => {
 
   t.test('forwards a chunked request body intact', async (t) => {
     const r = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: tg.proxyPort, method: 'POST', path: 'http://tool.test/chunked', headers: { host: 'tool.test' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: tg.proxyPort,
+          method: 'POST',
+          path: 'http://tool.test/chunked',
+          headers: { host: 'tool.test' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       req.write('a'.repeat(3000));
       req.end('b'.repeat(3000));
@@ -216,17 +266,25 @@ t.test('fixture policy', async (t) => {
   t.test('streams an SSE response as it arrives', async (t) => {
     const events = await new Promise<string[]>((resolve, reject) => {
       const seen: string[] = [];
-      const req = httpRequest({ host: '127.0.0.1', port: tg.proxyPort, path: 'http://tool.test/sse', headers: { host: 'tool.test', accept: 'text/event-stream' } }, (res) => {
-        t.equal(res.headers['content-type'], 'text/event-stream');
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          seen.push(chunk);
-          // The upstream only sends the second event after the first reached the agent:
-          // a buffering proxy would never deliver "one" and this test would time out.
-          if (chunk.includes('one')) releaseSecond();
-        });
-        res.on('end', () => resolve(seen));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: tg.proxyPort,
+          path: 'http://tool.test/sse',
+          headers: { host: 'tool.test', accept: 'text/event-stream' },
+        },
+        (res) => {
+          t.equal(res.headers['content-type'], 'text/event-stream');
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            seen.push(chunk);
+            // The upstream only sends the second event after the first reached the agent:
+            // a buffering proxy would never deliver "one" and this test would time out.
+            if (chunk.includes('one')) releaseSecond();
+          });
+          res.on('end', () => resolve(seen));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -275,13 +333,22 @@ t.test('fixture policy', async (t) => {
 t.test('agent identity token', async (t) => {
   const secret = 'a-test-secret-of-32-characters!!';
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { agent: { ...SUPPORT, token: { secret } }, proxy: { resolve: resolveAll(upstream.port) } });
+  const tg = await startTollgate(t, {
+    agent: { ...SUPPORT, token: { secret } },
+    proxy: { resolve: resolveAll(upstream.port) },
+  });
 
   t.test('a verified token overrides the configured agent and is not forwarded', async (t) => {
     const token = signAgentToken({ sub: 'cs-bot', role: 'customer-service' }, secret);
-    const denied = await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1', headers: { 'x-tollgate-agent-token': token } });
+    const denied = await viaProxy(tg.proxyPort, {
+      url: 'http://payments.internal/v1/refunds/r-1',
+      headers: { 'x-tollgate-agent-token': token },
+    });
     t.equal(denied.status, 403, 'cs-bot may not reach payments');
-    const ok = await viaProxy(tg.proxyPort, { url: 'http://crm.internal/v1/customers/c-1', headers: { 'x-tollgate-agent-token': token } });
+    const ok = await viaProxy(tg.proxyPort, {
+      url: 'http://crm.internal/v1/customers/c-1',
+      headers: { 'x-tollgate-agent-token': token },
+    });
     t.equal(ok.status, 200);
     t.notOk('x-tollgate-agent-token' in upstream.received.at(-1)!.headers);
     t.equal(upstream.received.at(-1)!.headers['x-tollgate-agent'], 'cs-bot');
@@ -292,7 +359,10 @@ t.test('agent identity token', async (t) => {
     const forged = signAgentToken({ sub: 'support-bot' }, 'another-secret-that-is-long-enough');
     const expired = signAgentToken({ sub: 'support-bot', exp: 1 }, secret);
     for (const token of [forged, expired, 'not-a-jwt']) {
-      const r = await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1', headers: { 'x-tollgate-agent-token': token } });
+      const r = await viaProxy(tg.proxyPort, {
+        url: 'http://payments.internal/v1/refunds/r-1',
+        headers: { 'x-tollgate-agent-token': token },
+      });
       t.equal(r.status, 401);
       t.equal(JSON.parse(r.body).error.code, 'TG_ERR_IDENTITY');
     }
@@ -305,7 +375,10 @@ t.test('a policy evaluation over its deadline fails closed', async (t) => {
   const slow = 'package tollgate.authz\n\ndecision := {"allowed": count(numbers.range(1, 3000000)) > 0}\n';
   const bundle = await buildBundle({ 'slow.rego': slow }, ['tollgate/authz/decision'], 'slow-1');
   const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, { pdp: { bundle, timeoutMs: 1 }, proxy: { resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } } });
+  const tg = await startTollgate(t, {
+    pdp: { bundle, timeoutMs: 1 },
+    proxy: { resolve: { 'tool.test:80': `127.0.0.1:${upstream.port}` } },
+  });
   const r = await viaProxy(tg.proxyPort, { url: 'http://tool.test/' });
   t.equal(r.status, 403);
   t.equal(JSON.parse(r.body).error.code, 'TG_ERR_PDP_TIMEOUT');

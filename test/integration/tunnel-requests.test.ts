@@ -7,7 +7,14 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildBundle, rawExchange, startTollgate, startUpstream, tempDir, type TestLike } from '../helpers/processes.ts';
+import {
+  buildBundle,
+  rawExchange,
+  startTollgate,
+  startUpstream,
+  tempDir,
+  type TestLike,
+} from '../helpers/processes.ts';
 import { closed, openTunnel } from '../tls/fixtures.ts';
 import { pollPause } from '../helpers/poll.ts';
 
@@ -29,10 +36,13 @@ async function startTcpCounter(t: TestLike): Promise<{ port: number; bytes: () =
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return { port: (server.address() as AddressInfo).port, bytes: () => bytes, connections: () => connections };
 }
 
@@ -57,7 +67,10 @@ function curl(args: string[]): Promise<{ code: number | null; stdout: string; st
 
 async function decisionRecords(file: string): Promise<Array<Record<string, any>>> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, any>);
 }
 
 t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by request', async (t) => {
@@ -70,58 +83,93 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
     decisionLog: { file: logFile },
     connect: { peekTimeoutMs: 300 },
     transparent: { enabled: true, listen: `127.0.0.1:${transparentPort}` },
-    proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}`, 'payments.internal:8443': `127.0.0.1:${upstream.port}`, 'payments.internal:9000': `127.0.0.1:${tcp.port}` } },
+    proxy: {
+      resolve: {
+        'payments.internal:80': `127.0.0.1:${upstream.port}`,
+        'payments.internal:8443': `127.0.0.1:${upstream.port}`,
+        'payments.internal:9000': `127.0.0.1:${tcp.port}`,
+      },
+    },
   });
   const proxy = `http://127.0.0.1:${tg.proxyPort}`;
 
-  t.test('denies the README\'s $900 refund sent with curl -p through the tunnel, with the policy\'s reason', async (t) => {
-    const before = upstream.received.length;
-    const r = await curl(['-p', '-x', proxy, '-H', 'content-type: application/json', '-d', '{"amount": 900}', 'http://payments.internal/v1/refunds']);
-    t.equal(r.code, 0, r.stderr);
-    const body = JSON.parse(r.stdout);
-    t.equal(body.allowed, false);
-    t.match(body.reasons.join(' '), /refund of 900 exceeds the support limit of 500/);
-    t.equal(upstream.received.length, before, 'the refund never reached the tool');
-  });
+  t.test(
+    "denies the README's $900 refund sent with curl -p through the tunnel, with the policy's reason",
+    async (t) => {
+      const before = upstream.received.length;
+      const r = await curl([
+        '-p',
+        '-x',
+        proxy,
+        '-H',
+        'content-type: application/json',
+        '-d',
+        '{"amount": 900}',
+        'http://payments.internal/v1/refunds',
+      ]);
+      t.equal(r.code, 0, r.stderr);
+      const body = JSON.parse(r.stdout);
+      t.equal(body.allowed, false);
+      t.match(body.reasons.join(' '), /refund of 900 exceeds the support limit of 500/);
+      t.equal(upstream.received.length, before, 'the refund never reached the tool');
+    },
+  );
 
   t.test('forwards a $100 refund through the same tunnel (control)', async (t) => {
     const before = upstream.received.length;
-    const r = await curl(['-p', '-x', proxy, '-H', 'content-type: application/json', '-d', '{"amount": 100}', 'http://payments.internal/v1/refunds']);
+    const r = await curl([
+      '-p',
+      '-x',
+      proxy,
+      '-H',
+      'content-type: application/json',
+      '-d',
+      '{"amount": 100}',
+      'http://payments.internal/v1/refunds',
+    ]);
     t.equal(r.code, 0, r.stderr);
     t.equal(JSON.parse(r.stdout).ok, true);
     t.equal(upstream.received.length, before + 1);
     t.equal(upstream.received.at(-1)!.body, '{"amount": 100}');
   });
 
-  t.test('decides every request of a keep-alive tunnel on a non-default port, pinned to the tunnel authority', async (t) => {
-    const before = upstream.received.length;
-    const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:8443');
-    t.equal(tunnel.status, 200);
-    const small = '{"amount": 10}';
-    const big = '{"amount": 901}';
-    tunnel.socket.write(
-      `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal:8443\r\ncontent-type: application/json\r\ncontent-length: ${small.length}\r\n\r\n${small}` +
-        `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal:8443\r\ncontent-type: application/json\r\ncontent-length: ${big.length}\r\nconnection: close\r\n\r\n${big}`,
-    );
-    let answer = '';
-    tunnel.socket.setEncoding('latin1');
-    tunnel.socket.on('data', (c: string) => (answer += c));
-    await closed(tunnel.socket);
-    t.match(answer, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 403 /, 'first allowed, second denied');
-    t.match(answer, /exceeds the support limit/);
-    t.equal(upstream.received.length, before + 1, 'only the allowed one reached the tool');
-    const other = await openTunnel(tg.proxyPort, 'payments.internal:8443');
-    other.socket.write('GET /v1/employees HTTP/1.1\r\nHost: hr.internal\r\nConnection: close\r\n\r\n');
-    let refused = '';
-    other.socket.setEncoding('latin1');
-    other.socket.on('data', (c: string) => (refused += c));
-    await closed(other.socket);
-    t.match(refused, /^HTTP\/1\.1 400 /, 'a request for another host than the tunnel is refused');
-    t.equal(upstream.received.length, before + 1);
-  });
+  t.test(
+    'decides every request of a keep-alive tunnel on a non-default port, pinned to the tunnel authority',
+    async (t) => {
+      const before = upstream.received.length;
+      const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:8443');
+      t.equal(tunnel.status, 200);
+      const small = '{"amount": 10}';
+      const big = '{"amount": 901}';
+      tunnel.socket.write(
+        `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal:8443\r\ncontent-type: application/json\r\ncontent-length: ${small.length}\r\n\r\n${small}` +
+          `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal:8443\r\ncontent-type: application/json\r\ncontent-length: ${big.length}\r\nconnection: close\r\n\r\n${big}`,
+      );
+      let answer = '';
+      tunnel.socket.setEncoding('latin1');
+      tunnel.socket.on('data', (c: string) => (answer += c));
+      await closed(tunnel.socket);
+      t.match(answer, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 403 /, 'first allowed, second denied');
+      t.match(answer, /exceeds the support limit/);
+      t.equal(upstream.received.length, before + 1, 'only the allowed one reached the tool');
+      const other = await openTunnel(tg.proxyPort, 'payments.internal:8443');
+      other.socket.write('GET /v1/employees HTTP/1.1\r\nHost: hr.internal\r\nConnection: close\r\n\r\n');
+      let refused = '';
+      other.socket.setEncoding('latin1');
+      other.socket.on('data', (c: string) => (refused += c));
+      await closed(other.socket);
+      t.match(refused, /^HTTP\/1\.1 400 /, 'a request for another host than the tunnel is refused');
+      t.equal(upstream.received.length, before + 1);
+    },
+  );
 
   t.test('never relays bytes that are neither TLS nor HTTP, and records the refusal', async (t) => {
-    for (const payload of [Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), Buffer.from([0x00, 0xff, 0x13, 0x37]), Buffer.from('*1\r\n$4\r\nPING\r\n'), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x03, 0xde, 0xad, 0xbe])]) {
+    for (const payload of [
+      Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'),
+      Buffer.from([0x00, 0xff, 0x13, 0x37]),
+      Buffer.from('*1\r\n$4\r\nPING\r\n'),
+      Buffer.from([0x16, 0x03, 0x01, 0x00, 0x03, 0xde, 0xad, 0xbe]),
+    ]) {
       const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:9000');
       t.equal(tunnel.status, 200, 'the CONNECT itself is allowed');
       tunnel.socket.write(payload);
@@ -137,7 +185,9 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
       opaque = (await decisionRecords(logFile)).filter((r) => r.input?.connect?.phase === 'opaque');
     }
     t.equal(opaque.length, 5, 'each refusal is a recorded decision');
-    t.match(opaque[0]!.result.reasons, ['tunnel to payments.internal:9000 carries bytes that are neither TLS nor HTTP']);
+    t.match(opaque[0]!.result.reasons, [
+      'tunnel to payments.internal:9000 carries bytes that are neither TLS nor HTTP',
+    ]);
   });
 
   // Go's net/http serves "get /admin" as a request: any method token goes to Tollgate's own
@@ -153,24 +203,32 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
     t.equal(tcp.bytes(), 0, 'the upstream received no byte');
   });
 
-  t.test('on the transparent listener, opaque bytes are a recorded "opaque" decision and HTTP is decided per request', async (t) => {
-    const before = upstream.received.length;
-    const refund = '{"amount": 900}';
-    const denied = await rawExchange(transparentPort, `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal\r\ncontent-type: application/json\r\ncontent-length: ${refund.length}\r\nconnection: close\r\n\r\n${refund}`);
-    t.match(denied, /^HTTP\/1\.1 403 /);
-    t.match(denied, /exceeds the support limit/);
-    t.equal(upstream.received.length, before, 'the refund never reached the tool');
-    const answer = await rawExchange(transparentPort, 'SSH-2.0-OpenSSH_9.6\r\n');
-    t.equal(answer, '', 'closed without an answer');
-    let records: Array<Record<string, any>> = [];
-    const deadline = Date.now() + 5000;
-    while (records.length === 0 && Date.now() < deadline) {
-      await pollPause();
-      records = (await decisionRecords(logFile)).filter((r) => r.input?.connect?.phase === 'opaque' && r.input.connect.port === transparentPort);
-    }
-    t.equal(records.length, 1, 'the refusal is a recorded decision');
-    t.equal(records[0]?.result.allowed, false);
-  });
+  t.test(
+    'on the transparent listener, opaque bytes are a recorded "opaque" decision and HTTP is decided per request',
+    async (t) => {
+      const before = upstream.received.length;
+      const refund = '{"amount": 900}';
+      const denied = await rawExchange(
+        transparentPort,
+        `POST /v1/refunds HTTP/1.1\r\nHost: payments.internal\r\ncontent-type: application/json\r\ncontent-length: ${refund.length}\r\nconnection: close\r\n\r\n${refund}`,
+      );
+      t.match(denied, /^HTTP\/1\.1 403 /);
+      t.match(denied, /exceeds the support limit/);
+      t.equal(upstream.received.length, before, 'the refund never reached the tool');
+      const answer = await rawExchange(transparentPort, 'SSH-2.0-OpenSSH_9.6\r\n');
+      t.equal(answer, '', 'closed without an answer');
+      let records: Array<Record<string, any>> = [];
+      const deadline = Date.now() + 5000;
+      while (records.length === 0 && Date.now() < deadline) {
+        await pollPause();
+        records = (await decisionRecords(logFile)).filter(
+          (r) => r.input?.connect?.phase === 'opaque' && r.input.connect.port === transparentPort,
+        );
+      }
+      t.equal(records.length, 1, 'the refusal is a recorded decision');
+      t.equal(records[0]?.result.allowed, false);
+    },
+  );
 });
 
 t.test('a policy that allows the opaque phase explicitly gets the bytes relayed', async (t) => {
@@ -191,7 +249,9 @@ decision := {"allowed": true, "reasons": []} if {
   const tg = await startTollgate(t, { agent: SUPPORT, pdp: { bundle }, connect: { peekTimeoutMs: 300 } });
   const tunnel = await openTunnel(tg.proxyPort, `127.0.0.1:${tcp.port}`);
   t.equal(tunnel.status, 200);
-  const echoed = new Promise<string>((resolve) => tunnel.socket.once('data', (c: Buffer) => resolve(c.toString('latin1'))));
+  const echoed = new Promise<string>((resolve) =>
+    tunnel.socket.once('data', (c: Buffer) => resolve(c.toString('latin1'))),
+  );
   tunnel.socket.write('SSH-2.0-OpenSSH_9.6\r\n');
   t.equal(await echoed, 'SSH-2.0-OpenSSH_9.6\r\n', 'relayed both ways');
   t.equal(tcp.bytes(), 21);

@@ -12,7 +12,9 @@ decision := {"allowed": true, "reasons": []}
 `;
 
 /** An upstream counting ordinary requests and upgrade requests; it accepts any upgrade with 101. */
-async function startCountingUpstream(t: TestLike): Promise<{ port: number; requests: IncomingMessage[]; upgrades: IncomingMessage[] }> {
+async function startCountingUpstream(
+  t: TestLike,
+): Promise<{ port: number; requests: IncomingMessage[]; upgrades: IncomingMessage[] }> {
   const requests: IncomingMessage[] = [];
   const upgrades: IncomingMessage[] = [];
   const sockets = new Set<Socket>();
@@ -32,23 +34,33 @@ async function startCountingUpstream(t: TestLike): Promise<{ port: number; reque
     socket.on('error', () => undefined);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return { port: (server.address() as AddressInfo).port, requests, upgrades };
 }
 
 t.test('upgrades through the proxy', async (t) => {
   const upstream = await startCountingUpstream(t);
   const bundle = await buildBundle({ 'policy.rego': ALLOW_ALL }, ['tollgate/authz/decision']);
-  const tg = await startTollgate(t, { agent: { id: 'support-bot', role: 'support' }, pdp: { bundle }, proxy: { resolve: { 'api.test:80': `127.0.0.1:${upstream.port}` } } });
+  const tg = await startTollgate(t, {
+    agent: { id: 'support-bot', role: 'support' },
+    pdp: { bundle },
+    proxy: { resolve: { 'api.test:80': `127.0.0.1:${upstream.port}` } },
+  });
   const handshake = (upgrade: string, extra = '') =>
     `GET http://api.test/ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
   t.test('refuses every upgrade token but a single websocket with TG_ERR_PROTOCOL_REFUSED', async (t) => {
     for (const token of ['h2c', 'TLS/1.0', 'foo', 'websocket, h2c', 'h2c, websocket', 'websocket/13']) {
-      const answer = await rawExchange(tg.proxyPort, handshake(token, token === 'h2c' ? 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n' : ''));
+      const answer = await rawExchange(
+        tg.proxyPort,
+        handshake(token, token === 'h2c' ? 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n' : ''),
+      );
       t.match(answer, /^HTTP\/1\.1 400 /, `Upgrade: ${token}`);
       t.match(answer, /TG_ERR_PROTOCOL_REFUSED/);
     }
@@ -58,7 +70,9 @@ t.test('upgrades through the proxy', async (t) => {
   t.test('refuses a WebSocket handshake that carries a body, forwarding nothing', async (t) => {
     const smuggled = 'GET /admin HTTP/1.1\r\nHost: api.test\r\n\r\n';
     for (const framing of [`Content-Length: ${smuggled.length}\r\n`, 'Transfer-Encoding: chunked\r\n']) {
-      const body = framing.startsWith('Content') ? smuggled : `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+      const body = framing.startsWith('Content')
+        ? smuggled
+        : `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
       const answer = await rawExchange(tg.proxyPort, handshake('websocket', framing) + body);
       t.match(answer, /^HTTP\/1\.1 400 /, framing.trim());
       t.match(answer, /TG_ERR_PROTOCOL_REFUSED/);
@@ -76,7 +90,10 @@ t.test('upgrades through the proxy', async (t) => {
 
   t.test('never forwards an Upgrade header on an ordinary request', async (t) => {
     const before = upstream.requests.length;
-    const answer = await rawExchange(tg.proxyPort, 'GET http://api.test/plain HTTP/1.1\r\nHost: api.test\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n');
+    const answer = await rawExchange(
+      tg.proxyPort,
+      'GET http://api.test/plain HTTP/1.1\r\nHost: api.test\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n',
+    );
     t.match(answer, /^HTTP\/1\.1 200 /);
     t.equal(upstream.requests.length, before + 1);
     const seen = upstream.requests.at(-1)!;

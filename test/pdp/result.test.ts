@@ -27,10 +27,18 @@ t.test('honours every field of the opa-envoy-plugin result object plus reasons',
     },
     meta,
   );
-  t.same(d.headers, [['x-a', '1'], ['x-b', '2'], ['x-b', '3']]);
+  t.same(d.headers, [
+    ['x-a', '1'],
+    ['x-b', '2'],
+    ['x-b', '3'],
+  ]);
   t.same(d.requestHeadersToRemove, ['x-debug']);
   t.same(d.responseHeadersToAdd, [['x-c', '4']]);
-  t.same(d.queryParametersToSet, [['q', '1'], ['q', '2'], ['r', 's']]);
+  t.same(d.queryParametersToSet, [
+    ['q', '1'],
+    ['q', '2'],
+    ['r', 's'],
+  ]);
   t.same(d.queryParametersToRemove, ['secret']);
   t.equal(d.body, 'nope');
   t.equal(d.httpStatus, 429);

@@ -13,7 +13,12 @@ const hosts = Array.from({ length: 20000 }, (_, i) => `host-${i}.example`);
 const path = await buildSigned({ revision: 'big', data: { tollgate: { hosts, filler: 'x'.repeat(1_000_000) } } });
 const bundle = await loadBundle(path);
 const raw = bundle.files!.get('/data.json')!;
-const inputs = [requestInput('GET', 'http://host-0.example/'), requestInput('GET', 'http://host-19999.example/a'), requestInput('DELETE', 'http://host-5.example/'), requestInput('GET', 'http://nope.example/')];
+const inputs = [
+  requestInput('GET', 'http://host-0.example/'),
+  requestInput('GET', 'http://host-19999.example/a'),
+  requestInput('DELETE', 'http://host-5.example/'),
+  requestInput('GET', 'http://nope.example/'),
+];
 
 t.test('the offloaded policy decides exactly like a directly loaded one', async (t) => {
   t.ok(raw.byteLength >= OFFLOAD_MIN_BYTES, `data.json is ${raw.byteLength} bytes`);
@@ -21,16 +26,22 @@ t.test('the offloaded policy decides exactly like a directly loaded one', async 
   direct.setData(bundle.data);
   const offloaded = await instantiateWithData(bundle.wasm, raw);
   for (let round = 0; round < 3; round++) {
-    for (const input of inputs) t.same(offloaded.evaluate(input, 'tollgate/authz/decision'), direct.evaluate(input, 'tollgate/authz/decision'));
+    for (const input of inputs)
+      t.same(offloaded.evaluate(input, 'tollgate/authz/decision'), direct.evaluate(input, 'tollgate/authz/decision'));
   }
   const smaller = { tollgate: { hosts: ['nope.example'] } };
   direct.setData(smaller);
   offloaded.setData(smaller);
-  for (const input of inputs) t.same(offloaded.evaluate(input, 'tollgate/authz/decision'), direct.evaluate(input, 'tollgate/authz/decision'));
+  for (const input of inputs)
+    t.same(offloaded.evaluate(input, 'tollgate/authz/decision'), direct.evaluate(input, 'tollgate/authz/decision'));
 });
 
 t.test('a swappable PDP activates the big bundle off-thread and keeps patching it', async (t) => {
-  const pdp = createSwappablePdp({ decisionPath: 'tollgate/authz/decision', timeoutMs: 1000, smoke: { input: requestInput('GET', 'http://host-1.example/'), expectAllowed: true } });
+  const pdp = createSwappablePdp({
+    decisionPath: 'tollgate/authz/decision',
+    timeoutMs: 1000,
+    smoke: { input: requestInput('GET', 'http://host-1.example/'), expectAllowed: true },
+  });
   // The event loop keeps turning while the data loads: count turns of a 1 ms timer.
   let turns = 0;
   const timer = setInterval(() => turns++, 1);
@@ -46,5 +57,8 @@ t.test('a swappable PDP activates the big bundle off-thread and keeps patching i
 t.test('a worker failure falls back to loading on the main thread, which reports the real problem', async (t) => {
   await t.rejects(instantiateWithData(Buffer.from('not wasm'), raw), /./);
   const pdp = createSwappablePdp({ decisionPath: 'tollgate/authz/decision', timeoutMs: 1000 });
-  await t.rejects(pdp.activate({ ...bundle, wasm: Buffer.from('\0asm broken') }, 'startup'), { code: 'TG_ERR_BUNDLE_INVALID', message: /does not instantiate/ });
+  await t.rejects(pdp.activate({ ...bundle, wasm: Buffer.from('\0asm broken') }, 'startup'), {
+    code: 'TG_ERR_BUNDLE_INVALID',
+    message: /does not instantiate/,
+  });
 });

@@ -7,17 +7,31 @@ import { classifyPlain } from '../../src/pep/tunnel.ts';
 import { upgradeRefusal } from '../../src/pep/upgrade.ts';
 
 t.test('classifies the first bytes of a non-TLS stream', async (t) => {
-  for (const text of ['GET / HTTP/1.1\r\n', 'POST /v1/refunds HTTP/1.1', 'VERSION-CONTROL /x HTTP/1.1', 'PRI * HTTP/2.0', 'get / HTTP/1.1', 'M-SEARCH * HTTP/1.1']) t.equal(classifyPlain(Buffer.from(text)), 'http', text);
-  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', 'A'.repeat(21)]) t.equal(classifyPlain(Buffer.from(text, 'latin1')), 'opaque', JSON.stringify(text));
-  for (const text of ['', 'G', 'POS', 'A'.repeat(20)]) t.equal(classifyPlain(Buffer.from(text)), 'need-more', JSON.stringify(text));
+  for (const text of [
+    'GET / HTTP/1.1\r\n',
+    'POST /v1/refunds HTTP/1.1',
+    'VERSION-CONTROL /x HTTP/1.1',
+    'PRI * HTTP/2.0',
+    'get / HTTP/1.1',
+    'M-SEARCH * HTTP/1.1',
+  ])
+    t.equal(classifyPlain(Buffer.from(text)), 'http', text);
+  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', 'A'.repeat(21)])
+    t.equal(classifyPlain(Buffer.from(text, 'latin1')), 'opaque', JSON.stringify(text));
+  for (const text of ['', 'G', 'POS', 'A'.repeat(20)])
+    t.equal(classifyPlain(Buffer.from(text)), 'need-more', JSON.stringify(text));
 });
 
 t.test('lets through only a single websocket token without a body', async (t) => {
   const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
   t.equal(upgradeRefusal(req({ upgrade: 'websocket' })), undefined);
   t.equal(upgradeRefusal(req({ upgrade: ' WebSocket ', 'content-length': '0' })), undefined);
-  for (const upgrade of ['h2c', 'TLS/1.0', 'foo', 'websocket, h2c', 'websocket,websocket', '']) t.equal(upgradeRefusal(req({ upgrade }))?.code, 'TG_ERR_PROTOCOL_REFUSED', upgrade);
+  for (const upgrade of ['h2c', 'TLS/1.0', 'foo', 'websocket, h2c', 'websocket,websocket', ''])
+    t.equal(upgradeRefusal(req({ upgrade }))?.code, 'TG_ERR_PROTOCOL_REFUSED', upgrade);
   t.equal(upgradeRefusal(req({ upgrade: 'websocket', 'content-length': '5' }))?.code, 'TG_ERR_PROTOCOL_REFUSED');
-  t.equal(upgradeRefusal(req({ upgrade: 'websocket', 'transfer-encoding': 'chunked' }))?.code, 'TG_ERR_PROTOCOL_REFUSED');
+  t.equal(
+    upgradeRefusal(req({ upgrade: 'websocket', 'transfer-encoding': 'chunked' }))?.code,
+    'TG_ERR_PROTOCOL_REFUSED',
+  );
   t.equal(upgradeRefusal(req({}))?.code, 'TG_ERR_BAD_REQUEST');
 });

@@ -23,7 +23,9 @@ export const SEED_BUNDLE = join(ROOT, 'policies/dist/bundle.tar.gz');
 export const SAMPLE_LOG = fileURLToPath(new URL('./fixtures/decisions.jsonl', import.meta.url));
 
 /** The recorded traffic: agent, method, URL, JSON body. */
-export const TRAFFIC: ReadonlyArray<readonly [agent: string, role: string, method: string, url: string, body?: unknown]> = [
+export const TRAFFIC: ReadonlyArray<
+  readonly [agent: string, role: string, method: string, url: string, body?: unknown]
+> = [
   ['support-bot', 'support', 'GET', 'http://payments.internal/v1/refunds/r-1'],
   ['support-bot', 'support', 'POST', 'http://payments.internal/v1/refunds', { order: 'o-1', amount: 120 }],
   ['support-bot', 'support', 'POST', 'http://payments.internal/v1/refunds', { order: 'o-2', amount: 80 }],
@@ -51,7 +53,10 @@ export async function recordDecisionLog(out: string, rounds = 1): Promise<number
   const pdp = await createWasmPdp({ bundle, decisionPath: 'tollgate/authz/decision', timeoutMs: 1000 });
   let prev = '0'.repeat(64);
   const lines: string[] = [];
-  const genesis = seal({ type: 'genesis', timestamp: new Date(Date.UTC(2026, 10, 24)).toISOString(), version: 1 }, prev);
+  const genesis = seal(
+    { type: 'genesis', timestamp: new Date(Date.UTC(2026, 10, 24)).toISOString(), version: 1 },
+    prev,
+  );
   lines.push(genesis.line);
   prev = genesis.hash;
   let n = 0;
@@ -93,12 +98,27 @@ export async function buildCandidate(revision = 'candidate-1'): Promise<string> 
   for (const f of await readdir(join(ROOT, 'policies'))) {
     if (f.endsWith('.rego') && !f.endsWith('_test.rego')) await cp(join(ROOT, 'policies', f), join(src, f));
   }
-  const data = JSON.parse(await readFile(join(ROOT, 'policies/data.json'), 'utf8')) as { tollgate: { refund_limits: Record<string, number>; role_destinations: Record<string, string[]> } };
+  const data = JSON.parse(await readFile(join(ROOT, 'policies/data.json'), 'utf8')) as {
+    tollgate: { refund_limits: Record<string, number>; role_destinations: Record<string, string[]> };
+  };
   data.tollgate.refund_limits.support = 100;
   data.tollgate.role_destinations.support = [...(data.tollgate.role_destinations.support ?? []), 'hr.internal'];
   await writeFile(join(src, 'data.json'), JSON.stringify(data, null, 2));
   const out = join(dir, 'candidate.tar.gz');
-  await run(OPA, ['build', '-t', 'wasm', '-e', 'tollgate/authz/decision', '-e', 'tollgate/authz/allow', '--revision', revision, '-o', out, src]);
+  await run(OPA, [
+    'build',
+    '-t',
+    'wasm',
+    '-e',
+    'tollgate/authz/decision',
+    '-e',
+    'tollgate/authz/allow',
+    '--revision',
+    revision,
+    '-o',
+    out,
+    src,
+  ]);
   return out;
 }
 

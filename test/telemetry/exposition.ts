@@ -15,9 +15,14 @@ const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*';
 // Inside a label value only \\, \" and \n are escapes; a raw newline or quote is invalid.
 const VALUE = '(?:[^"\\\\\\n]|\\\\[\\\\"n])*';
-const SAMPLE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL}="${VALUE}")(?:,${LABEL}="${VALUE}")*,?)?\\})? (\\S+)(?: -?\\d+)?$`);
+const SAMPLE = new RegExp(
+  `^(${NAME})(?:\\{((?:${LABEL}="${VALUE}")(?:,${LABEL}="${VALUE}")*,?)?\\})? (\\S+)(?: -?\\d+)?$`,
+);
 const PAIR = new RegExp(`(${LABEL})="(${VALUE})"`, 'g');
-const SUFFIXES: Record<string, readonly string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['', '_sum', '_count'] };
+const SUFFIXES: Record<string, readonly string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  summary: ['', '_sum', '_count'],
+};
 
 /** Parses and validates an exposition; throws naming the first invalid line. */
 export function parseExposition(text: string): ExpositionSample[] {
@@ -44,13 +49,17 @@ export function parseExposition(text: string): ExpositionSample[] {
     const family = [...types.entries()].find(([f, type]) => (SUFFIXES[type] ?? ['']).some((s) => name === f + s));
     if (family === undefined) throw new Error(`sample of an undeclared family: ${line}`);
     const value = m[3]!;
-    if (!/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)$/.test(value)) throw new Error(`invalid value: ${line}`);
+    if (!/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)$/.test(value))
+      throw new Error(`invalid value: ${line}`);
     const labels: Record<string, string> = {};
     for (const pair of (m[2] ?? '').matchAll(PAIR)) {
       if (pair[1]! in labels) throw new Error(`label ${pair[1]} twice: ${line}`);
       labels[pair[1]!] = pair[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     }
-    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+    const key = `${name}{${Object.entries(labels)
+      .sort()
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(',')}}`;
     if (seen.has(key)) throw new Error(`series twice: ${key}`);
     seen.add(key);
     samples.push({ name, labels, value: Number(value.replace('Inf', 'Infinity')) });
@@ -65,5 +74,7 @@ export function labelValues(samples: readonly ExpositionSample[], name: string, 
 
 /** Sum of the values of the samples of one name whose labels include `labels`. */
 export function sum(samples: readonly ExpositionSample[], name: string, labels: Record<string, string> = {}): number {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
 }

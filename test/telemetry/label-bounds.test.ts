@@ -11,7 +11,13 @@ t.test('10,000 distinct destinations and tools keep at most cap + 1 values per l
   const cap = 100;
   const metrics = createMetrics({ processMetrics: false, maxLabelValues: cap, maxSeriesPerMetric: 1_000_000 });
   for (let i = 0; i < 10_000; i++) {
-    metrics.recordDecision({ outcome: i % 3 === 0 ? 'allow' : 'deny', agent: 'support-bot', destination: `h${i}.example:443`, tool: `tool_${i}`, seconds: 0.0001 });
+    metrics.recordDecision({
+      outcome: i % 3 === 0 ? 'allow' : 'deny',
+      agent: 'support-bot',
+      destination: `h${i}.example:443`,
+      tool: `tool_${i}`,
+      seconds: 0.0001,
+    });
     metrics.recordUpstream(`h${i}.example:443`, 200, 0.001);
   }
   const samples = parseExposition(await metrics.render());
@@ -20,7 +26,10 @@ t.test('10,000 distinct destinations and tools keep at most cap + 1 values per l
   t.equal(destinations.size, cap + 1, 'cap destinations plus the overflow value');
   t.equal(tools.size, cap + 1, 'cap tools plus the overflow value');
   t.ok(destinations.has(OVERFLOW_LABEL_VALUE));
-  t.ok(destinations.has('h0.example:443') && destinations.has(`h${cap - 1}.example:443`), 'the first values keep their series');
+  t.ok(
+    destinations.has('h0.example:443') && destinations.has(`h${cap - 1}.example:443`),
+    'the first values keep their series',
+  );
   t.notOk(destinations.has(`h${cap}.example:443`), 'the value past the cap has none');
   t.equal(labelValues(samples, 'tollgate_upstream_duration_seconds_count', 'destination').size, cap + 1);
 
@@ -36,7 +45,8 @@ t.test('10,000 distinct destinations and tools keep at most cap + 1 values per l
 
 t.test('agent ids past the cap count under the overflow value', async (t) => {
   const metrics = createMetrics({ processMetrics: false, maxLabelValues: 3 });
-  for (const agent of ['a', 'b', 'c', 'd', 'e', 'a', 'e']) metrics.recordDecision({ outcome: 'deny', agent, destination: 'h:80', seconds: 0 });
+  for (const agent of ['a', 'b', 'c', 'd', 'e', 'a', 'e'])
+    metrics.recordDecision({ outcome: 'deny', agent, destination: 'h:80', seconds: 0 });
   const samples = parseExposition(await metrics.render());
   t.same([...labelValues(samples, 'tollgate_decisions_total', 'agent')].sort(), ['__other__', 'a', 'b', 'c']);
   t.equal(sum(samples, 'tollgate_decisions_total', { agent: 'a' }), 2);
@@ -44,17 +54,29 @@ t.test('agent ids past the cap count under the overflow value', async (t) => {
   t.equal(sum(samples, 'tollgate_metric_label_overflow_total', { label: 'agent' }), 3);
 });
 
-t.test('a new label combination past the series cap is counted with the bounded labels set to the overflow value', async (t) => {
-  const metrics = createMetrics({ processMetrics: false, maxLabelValues: 100, maxSeriesPerMetric: 50 });
-  // 10 destinations × 10 tools = 100 combinations, each under its label's cap.
-  for (let d = 0; d < 10; d++) for (let k = 0; k < 10; k++) metrics.recordDecision({ outcome: 'allow', agent: 'x', destination: `h${d}:80`, tool: `t${k}`, seconds: 0 });
-  const samples = parseExposition(await metrics.render());
-  const series = samples.filter((s) => s.name === 'tollgate_decisions_total');
-  t.equal(series.length, 51, '50 combinations plus the overflow series');
-  t.equal(sum(samples, 'tollgate_decisions_total', { agent: OVERFLOW_LABEL_VALUE, destination: OVERFLOW_LABEL_VALUE, tool: OVERFLOW_LABEL_VALUE }), 50);
-  t.equal(sum(samples, 'tollgate_decisions_total'), 100);
-  t.equal(sum(samples, 'tollgate_metric_label_overflow_total', { label: 'series' }), 50);
-});
+t.test(
+  'a new label combination past the series cap is counted with the bounded labels set to the overflow value',
+  async (t) => {
+    const metrics = createMetrics({ processMetrics: false, maxLabelValues: 100, maxSeriesPerMetric: 50 });
+    // 10 destinations × 10 tools = 100 combinations, each under its label's cap.
+    for (let d = 0; d < 10; d++)
+      for (let k = 0; k < 10; k++)
+        metrics.recordDecision({ outcome: 'allow', agent: 'x', destination: `h${d}:80`, tool: `t${k}`, seconds: 0 });
+    const samples = parseExposition(await metrics.render());
+    const series = samples.filter((s) => s.name === 'tollgate_decisions_total');
+    t.equal(series.length, 51, '50 combinations plus the overflow series');
+    t.equal(
+      sum(samples, 'tollgate_decisions_total', {
+        agent: OVERFLOW_LABEL_VALUE,
+        destination: OVERFLOW_LABEL_VALUE,
+        tool: OVERFLOW_LABEL_VALUE,
+      }),
+      50,
+    );
+    t.equal(sum(samples, 'tollgate_decisions_total'), 100);
+    t.equal(sum(samples, 'tollgate_metric_label_overflow_total', { label: 'series' }), 50);
+  },
+);
 
 t.test('label values are cut to the length cap, control characters replaced, surrogate pairs kept whole', async (t) => {
   t.equal(sanitizeLabelValue('a'.repeat(500), 128).length, 128);
@@ -65,7 +87,13 @@ t.test('label values are cut to the length cap, control characters replaced, sur
 
   const metrics = createMetrics({ processMetrics: false, maxLabelValueLength: 32 });
   const long = `${'x'.repeat(40)}.example:80`;
-  metrics.recordDecision({ outcome: 'deny', agent: 'bot\r\n} 1\n# TYPE', destination: long, tool: 'a"b\\c', seconds: 0 });
+  metrics.recordDecision({
+    outcome: 'deny',
+    agent: 'bot\r\n} 1\n# TYPE',
+    destination: long,
+    tool: 'a"b\\c',
+    seconds: 0,
+  });
   const samples = parseExposition(await metrics.render());
   const s = samples.find((x) => x.name === 'tollgate_decisions_total')!;
   t.equal(s.labels.destination, 'x'.repeat(32));
@@ -75,7 +103,8 @@ t.test('label values are cut to the length cap, control characters replaced, sur
 
 t.test('a tool literally named like the overflow value joins the overflow series without taking a slot', async (t) => {
   const metrics = createMetrics({ processMetrics: false, maxLabelValues: 2 });
-  for (const tool of ['__other__', 'a', 'b', 'c']) metrics.recordDecision({ outcome: 'allow', agent: 'x', destination: 'h:80', tool, seconds: 0 });
+  for (const tool of ['__other__', 'a', 'b', 'c'])
+    metrics.recordDecision({ outcome: 'allow', agent: 'x', destination: 'h:80', tool, seconds: 0 });
   const samples = parseExposition(await metrics.render());
   t.same([...labelValues(samples, 'tollgate_decisions_total', 'tool')].sort(), ['__other__', 'a', 'b']);
   t.equal(sum(samples, 'tollgate_decisions_total', { tool: OVERFLOW_LABEL_VALUE }), 2);
@@ -85,6 +114,10 @@ t.test('a tool literally named like the overflow value joins the overflow series
 t.test('the overflow counters are exported at 0 before any overflow', async (t) => {
   const samples = parseExposition(await createMetrics({ processMetrics: false }).render());
   for (const label of ['agent', 'destination', 'tool', 'series']) {
-    t.equal(samples.find((s) => s.name === 'tollgate_metric_label_overflow_total' && s.labels.label === label)?.value, 0, label);
+    t.equal(
+      samples.find((s) => s.name === 'tollgate_metric_label_overflow_total' && s.labels.label === label)?.value,
+      0,
+      label,
+    );
   }
 });

@@ -25,7 +25,8 @@ function parse(text: string): { samples: Sample[]; types: Map<string, string> } 
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (m === null) throw new Error(`unparseable line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, '$1');
+    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, '$1');
     samples.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return { samples, types };
@@ -78,16 +79,30 @@ t.test('counts decisions by outcome, agent, destination and tool after a known s
   t.equal(value(samples, 'tollgate_decision_duration_seconds_count', { decision: 'allow' }), 2);
   t.equal(value(samples, 'tollgate_decision_duration_seconds_bucket', { decision: 'allow', le: '0.0005' }), 2);
   t.equal(value(samples, 'tollgate_decision_duration_seconds_bucket', { decision: 'allow', le: '0.00025' }), 0);
-  t.equal(value(samples, 'tollgate_upstream_duration_seconds_count', { destination: 'payments.internal:80', status_class: '2xx' }), 1);
+  t.equal(
+    value(samples, 'tollgate_upstream_duration_seconds_count', {
+      destination: 'payments.internal:80',
+      status_class: '2xx',
+    }),
+    1,
+  );
   t.equal(value(samples, 'tollgate_upstream_duration_seconds_count', { status_class: '5xx' }), 1);
   t.equal(value(samples, 'tollgate_upstream_duration_seconds_count', { status_class: 'error' }), 1);
 
-  t.equal(value(samples, 'tollgate_pdp_errors_total', { code: 'TG_ERR_PDP_TIMEOUT' }), 2, 'error and failure_mode_allowed both count as PDP errors');
+  t.equal(
+    value(samples, 'tollgate_pdp_errors_total', { code: 'TG_ERR_PDP_TIMEOUT' }),
+    2,
+    'error and failure_mode_allowed both count as PDP errors',
+  );
   t.equal(value(samples, 'tollgate_pdp_errors_total', { code: 'TG_ERR_BUNDLE_INVALID' }), 1);
   t.equal(value(samples, 'tollgate_failure_mode_allowed_total', { destination: 'payments.internal:80' }), 1);
   t.equal(value(samples, 'tollgate_active_connections', { listener: 'proxy' }), 1);
   t.equal(value(samples, 'tollgate_policy_info', { revision: 'rev-2', path: 'tollgate/authz/decision' }), 1);
-  t.equal(value(samples, 'tollgate_policy_info', { revision: 'rev-1' }), undefined, 'the previous revision series is gone');
+  t.equal(
+    value(samples, 'tollgate_policy_info', { revision: 'rev-1' }),
+    undefined,
+    'the previous revision series is gone',
+  );
   t.equal(value(samples, 'tollgate_decision_log_dropped_total'), 3);
 });
 

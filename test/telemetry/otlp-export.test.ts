@@ -13,7 +13,12 @@ import { ExportResultCode, loggingErrorHandler, setGlobalErrorHandler, type Expo
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { EncodingBatchSpanProcessor, type BatchExporter, type EncodedSpans, type EncodingBatchOptions } from '../../src/telemetry/otlp-export.ts';
+import {
+  EncodingBatchSpanProcessor,
+  type BatchExporter,
+  type EncodedSpans,
+  type EncodingBatchOptions,
+} from '../../src/telemetry/otlp-export.ts';
 
 interface Call {
   readonly batch: EncodedSpans;
@@ -46,7 +51,10 @@ function setup(exporter: BatchExporter, options: EncodingBatchOptions) {
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'tollgate' }),
     sampler: new AlwaysOnSampler(),
-    spanProcessors: [{ onStart() {}, onEnd: (s) => void ended.push(s), forceFlush: async () => {}, shutdown: async () => {} }, processor],
+    spanProcessors: [
+      { onStart() {}, onEnd: (s) => void ended.push(s), forceFlush: async () => {}, shutdown: async () => {} },
+      processor,
+    ],
   });
   const tracer = provider.getTracer('tollgate');
   const span = (i: number): void => {
@@ -64,7 +72,10 @@ t.test('a batch closes at maxExportBatchSize and carries the upstream encoding o
   const { processor, ended, span } = setup(rec.exporter, { maxExportBatchSize: 3, scheduledDelayMillis: 60_000 });
   for (let i = 0; i < 7; i++) span(i);
   t.equal(rec.calls.length, 2, 'two full batches left, one span waits');
-  t.same(rec.calls.map((c) => c.batch.count), [3, 3]);
+  t.same(
+    rec.calls.map((c) => c.batch.count),
+    [3, 3],
+  );
   t.same(Buffer.from(rec.calls[0]!.batch.bytes), upstream(ended.slice(0, 3)));
   t.same(Buffer.from(rec.calls[1]!.batch.bytes), upstream(ended.slice(3, 6)));
   await processor.forceFlush();
@@ -76,12 +87,20 @@ t.test('a batch closes at maxExportBatchSize and carries the upstream encoding o
 
 t.test('a batch also closes at maxExportBatchBytes, so a request stays under what collectors accept', async (t) => {
   const rec = recordingExporter();
-  const { processor, ended, span } = setup(rec.exporter, { maxExportBatchSize: 1000, maxExportBatchBytes: 100, scheduledDelayMillis: 60_000 });
+  const { processor, ended, span } = setup(rec.exporter, {
+    maxExportBatchSize: 1000,
+    maxExportBatchBytes: 100,
+    scheduledDelayMillis: 60_000,
+  });
   for (let i = 0; i < 5; i++) span(i);
   await processor.forceFlush();
   const counts = rec.calls.map((c) => c.batch.count);
   t.ok(counts.length > 1 && counts.every((n) => n < 5), `closed by size: ${counts.join(', ')}`);
-  t.equal(counts.reduce((a, b) => a + b, 0), 5, 'no span lost');
+  t.equal(
+    counts.reduce((a, b) => a + b, 0),
+    5,
+    'no span lost',
+  );
   let offset = 0;
   for (const call of rec.calls) {
     t.same(Buffer.from(call.batch.bytes), upstream(ended.slice(offset, offset + call.batch.count)));
@@ -106,9 +125,16 @@ t.test('a partial batch leaves after scheduledDelayMillis', async (t) => {
 t.test('one export at a time; a full queue drops spans and warns, then accepts again', async (t) => {
   const rec = recordingExporter(null);
   const warnings: string[] = [];
-  diag.setLogger({ error: () => {}, warn: (m) => void warnings.push(m), info: () => {}, debug: () => {}, verbose: () => {} }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+  diag.setLogger(
+    { error: () => {}, warn: (m) => void warnings.push(m), info: () => {}, debug: () => {}, verbose: () => {} },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
   t.teardown(() => diag.disable());
-  const { processor, span } = setup(rec.exporter, { maxQueueSize: 4, maxExportBatchSize: 2, scheduledDelayMillis: 60_000 });
+  const { processor, span } = setup(rec.exporter, {
+    maxQueueSize: 4,
+    maxExportBatchSize: 2,
+    scheduledDelayMillis: 60_000,
+  });
   for (let i = 0; i < 6; i++) span(i);
   t.equal(rec.calls.length, 1, 'the second full batch waits for the first export');
   // 4 queued (2 in flight + 2 ready): spans 4 and 5 were dropped.
@@ -120,7 +146,10 @@ t.test('one export at a time; a full queue drops spans and warns, then accepts a
   const flushed = processor.forceFlush();
   rec.calls[2]!.done({ code: ExportResultCode.SUCCESS });
   await flushed;
-  t.same(rec.calls.map((c) => c.batch.count), [2, 2, 1]);
+  t.same(
+    rec.calls.map((c) => c.batch.count),
+    [2, 2, 1],
+  );
 });
 
 t.test('failed and timed-out exports reach the error handler and do not stop later batches', async (t) => {
@@ -128,7 +157,11 @@ t.test('failed and timed-out exports reach the error handler and do not stop lat
   setGlobalErrorHandler((e) => void errors.push(e));
   t.teardown(() => setGlobalErrorHandler(loggingErrorHandler()));
   const rec = recordingExporter(null);
-  const { processor, span } = setup(rec.exporter, { maxExportBatchSize: 1, scheduledDelayMillis: 60_000, exportTimeoutMillis: 50 });
+  const { processor, span } = setup(rec.exporter, {
+    maxExportBatchSize: 1,
+    scheduledDelayMillis: 60_000,
+    exportTimeoutMillis: 50,
+  });
   const second = new Promise<Call>((resolve) => {
     const first = rec.next();
     void first.then(async (call) => {
@@ -193,17 +226,22 @@ t.test('a span that cannot be encoded is reported and lost alone; the batch arou
   t.same(Buffer.from(rec.calls[0]!.batch.bytes), upstream(ended.slice(0, 2)));
 });
 
-t.test('unsampled spans are not exported; shutdown flushes, shuts the exporter down once, and ignores later spans', async (t) => {
-  const rec = recordingExporter();
-  const { processor, span } = setup(rec.exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60_000 });
-  const unsampled = { spanContext: () => ({ traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.NONE }) } as unknown as ReadableSpan;
-  processor.onEnd(unsampled);
-  span(1);
-  await Promise.all([processor.shutdown(), processor.shutdown()]);
-  t.equal(rec.calls.length, 1);
-  t.equal(rec.calls[0]!.batch.count, 1, 'only the sampled span');
-  t.equal(rec.shutdowns(), 1);
-  span(2);
-  await processor.forceFlush();
-  t.equal(rec.calls.length, 1, 'nothing after shutdown');
-});
+t.test(
+  'unsampled spans are not exported; shutdown flushes, shuts the exporter down once, and ignores later spans',
+  async (t) => {
+    const rec = recordingExporter();
+    const { processor, span } = setup(rec.exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60_000 });
+    const unsampled = {
+      spanContext: () => ({ traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.NONE }),
+    } as unknown as ReadableSpan;
+    processor.onEnd(unsampled);
+    span(1);
+    await Promise.all([processor.shutdown(), processor.shutdown()]);
+    t.equal(rec.calls.length, 1);
+    t.equal(rec.calls[0]!.batch.count, 1, 'only the sampled span');
+    t.equal(rec.shutdowns(), 1);
+    span(2);
+    await processor.forceFlush();
+    t.equal(rec.calls.length, 1, 'nothing after shutdown');
+  },
+);

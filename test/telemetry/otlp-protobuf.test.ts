@@ -7,19 +7,32 @@
  * batch (so the per-key caches never change what is sent).
  */
 import t from 'tap';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+  type Attributes,
+  type Tracer,
+} from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { SpanBatch, serializeTraceRequest } from '../../src/telemetry/otlp-protobuf.ts';
 
-function collector(resource: Record<string, string>): { tracer: (name: string, version?: string) => Tracer; spans: ReadableSpan[] } {
+function collector(resource: Record<string, string>): {
+  tracer: (name: string, version?: string) => Tracer;
+  spans: ReadableSpan[];
+} {
   const spans: ReadableSpan[] = [];
   const provider = new TracerProvider({
     resource: resourceFromAttributes(resource),
     sampler: new AlwaysOnSampler(),
-    spanProcessors: [{ onStart() {}, onEnd: (s) => void spans.push(s), forceFlush: async () => {}, shutdown: async () => {} }],
+    spanProcessors: [
+      { onStart() {}, onEnd: (s) => void spans.push(s), forceFlush: async () => {}, shutdown: async () => {} },
+    ],
   });
   return { tracer: (name, version) => provider.getTracer(name, version), spans };
 }
@@ -35,7 +48,11 @@ const REMOTE = trace.setSpanContext(ROOT_CONTEXT, {
 });
 
 t.test('every value type, events, links, statuses and parents encode byte for byte as upstream', async (t) => {
-  const a = collector({ 'service.name': 'tollgate', 'tollgate.agent.id': 'support-bot', 'deployment.environment.name': 'prüf' });
+  const a = collector({
+    'service.name': 'tollgate',
+    'tollgate.agent.id': 'support-bot',
+    'deployment.environment.name': 'prüf',
+  });
   const tracer = a.tracer('tollgate', '1.2.3');
   const values: Attributes = {
     str: 'plain',
@@ -60,7 +77,16 @@ t.test('every value type, events, links, statuses and parents encode byte for by
   const root = tracer.startSpan('root', { kind: SpanKind.SERVER, attributes: values }, REMOTE);
   root.addEvent('tollgate.decision', { 'tollgate.decision.outcome': 'deny', n: 1 });
   root.addEvent('bare');
-  root.addLink({ context: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.NONE, isRemote: true, traceState: new TraceState('k=v') }, attributes: { why: 'retry' } });
+  root.addLink({
+    context: {
+      traceId: 'a'.repeat(32),
+      spanId: 'b'.repeat(16),
+      traceFlags: TraceFlags.NONE,
+      isRemote: true,
+      traceState: new TraceState('k=v'),
+    },
+    attributes: { why: 'retry' },
+  });
   root.setStatus({ code: SpanStatusCode.ERROR, message: 'refund of 900 exceeds the support limit of 500' });
   const child = tracer.startSpan('child', { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, root));
   child.setStatus({ code: SpanStatusCode.OK });
@@ -106,8 +132,8 @@ t.test('attribute values that repeat, alternate and change: the caches never alt
         'tollgate.decision.outcome': i % 3 === 0 ? 'deny' : 'allow',
         'tollgate.decision.eval_ns': 1000 + i,
         'tollgate.decision.bundle.revision': i < 100 ? 'rev-1' : 'rev-2',
-        'ratio': i % 2 === 0 ? 0.5 : 1,
-        'flag': i % 5 === 0,
+        ratio: i % 2 === 0 ? 0.5 : 1,
+        flag: i % 5 === 0,
       });
       span.end();
       spans.push(a.spans.at(-1)!);

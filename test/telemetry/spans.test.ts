@@ -9,7 +9,13 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TestLike } from '../helpers/processes.ts';
 import { setupTelemetry, type TelemetryOptions } from '../../src/telemetry/setup.ts';
-import { createTracing, sanitizeUrl, splitAuthority, type OutgoingCall, type TracingOptions } from '../../src/telemetry/spans.ts';
+import {
+  createTracing,
+  sanitizeUrl,
+  splitAuthority,
+  type OutgoingCall,
+  type TracingOptions,
+} from '../../src/telemetry/spans.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
@@ -19,7 +25,12 @@ function harness(t: TestLike, setup: Partial<TelemetryOptions> = {}, tracing: Pa
   // Every root sampled unless a test says otherwise (the default ratio is 0.1: tested below).
   const telemetry = setupTelemetry({ exporter, registerGlobal: false, samplerRatio: 1, ...setup });
   t.teardown(() => telemetry.shutdown());
-  const api = createTracing({ tracer: telemetry.tracer, propagator: telemetry.propagator, pdpKind: 'wasm', ...tracing });
+  const api = createTracing({
+    tracer: telemetry.tracer,
+    propagator: telemetry.propagator,
+    pdpKind: 'wasm',
+    ...tracing,
+  });
   const spans = (): ReadableSpan[] => exporter.getFinishedSpans();
   return { api, spans, telemetry };
 }
@@ -34,56 +45,91 @@ const meta = {
 
 /** A call as the proxy describes it. */
 function call(over: Partial<OutgoingCall> = {}): OutgoingCall {
-  return { method: 'GET', scheme: 'http', authority: 'payments.internal', target: '/v1/refunds/r-1', headers: {}, ...over };
+  return {
+    method: 'GET',
+    scheme: 'http',
+    authority: 'payments.internal',
+    target: '/v1/refunds/r-1',
+    headers: {},
+    ...over,
+  };
 }
 
-t.test('a denied call is one CLIENT span in the agent trace: ERROR with the reason, every decision attribute on it', async (t) => {
-  const { api, spans } = harness(t);
-  const c = api.startCall(call({ method: 'POST', target: '/v1/refunds', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`, tracestate: 'vendor=1' } }));
-  const decision = c.startDecision(meta);
-  t.equal(decision.spanId, c.spanId, 'the decision is recorded on the call span');
-  decision.end({ allowed: false, reasons: ['refund of 900 exceeds the support limit of 500'], revision: 'rev-7', evalNanos: 123456, httpStatus: 403 });
-  c.end({ statusCode: 403 });
+t.test(
+  'a denied call is one CLIENT span in the agent trace: ERROR with the reason, every decision attribute on it',
+  async (t) => {
+    const { api, spans } = harness(t);
+    const c = api.startCall(
+      call({
+        method: 'POST',
+        target: '/v1/refunds',
+        headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`, tracestate: 'vendor=1' },
+      }),
+    );
+    const decision = c.startDecision(meta);
+    t.equal(decision.spanId, c.spanId, 'the decision is recorded on the call span');
+    decision.end({
+      allowed: false,
+      reasons: ['refund of 900 exceeds the support limit of 500'],
+      revision: 'rev-7',
+      evalNanos: 123456,
+      httpStatus: 403,
+    });
+    c.end({ statusCode: 403 });
 
-  t.equal(spans().length, 1, 'one span per call');
-  const span = spans()[0]!;
-  t.equal(span.name, 'POST', 'named by HTTP client semconv');
-  t.equal(span.kind, SpanKind.CLIENT);
-  t.equal(span.spanContext().traceId, TRACE_ID, 'the agent trace id is kept');
-  t.equal(span.parentSpanContext?.spanId, PARENT_ID, 'a child of the incoming traceparent');
-  t.equal(span.spanContext().traceState?.get('vendor'), '1', 'tracestate is continued');
-  t.equal(span.status.code, SpanStatusCode.ERROR);
-  t.equal(span.status.message, 'refund of 900 exceeds the support limit of 500', 'the reason is the description, not the status code');
-  t.match(span.attributes, {
-    'http.request.method': 'POST',
-    'server.address': 'payments.internal',
-    'server.port': 80,
-    'url.full': 'http://payments.internal/v1/refunds',
-    'http.response.status_code': 403,
-    'error.type': '403',
-    'tollgate.decision.outcome': 'deny',
-    'tollgate.decision.id': 'd-1',
-    'tollgate.decision.policy.path': 'tollgate/authz/decision',
-    'tollgate.decision.bundle.revision': 'rev-7',
-    'tollgate.decision.reasons': ['refund of 900 exceeds the support limit of 500'],
-    'tollgate.decision.agent.id': 'support-bot',
-    'tollgate.decision.agent.role': 'support',
-    'tollgate.decision.mcp.tool.name': 'delete_customer',
-    'tollgate.decision.mcp.method': 'tools/call',
-    'tollgate.decision.pdp.kind': 'wasm',
-    'tollgate.decision.eval_ns': 123456,
-    'tollgate.decision.http_status': 403,
-    'gen_ai.tool.name': 'delete_customer',
-    'mcp.method.name': 'tools/call',
-  });
-  t.equal(span.attributes['tollgate.decision.destination'], undefined, 'server.address/port already say where the call goes');
-  t.equal(span.resource.attributes['service.name'], 'tollgate');
-});
+    t.equal(spans().length, 1, 'one span per call');
+    const span = spans()[0]!;
+    t.equal(span.name, 'POST', 'named by HTTP client semconv');
+    t.equal(span.kind, SpanKind.CLIENT);
+    t.equal(span.spanContext().traceId, TRACE_ID, 'the agent trace id is kept');
+    t.equal(span.parentSpanContext?.spanId, PARENT_ID, 'a child of the incoming traceparent');
+    t.equal(span.spanContext().traceState?.get('vendor'), '1', 'tracestate is continued');
+    t.equal(span.status.code, SpanStatusCode.ERROR);
+    t.equal(
+      span.status.message,
+      'refund of 900 exceeds the support limit of 500',
+      'the reason is the description, not the status code',
+    );
+    t.match(span.attributes, {
+      'http.request.method': 'POST',
+      'server.address': 'payments.internal',
+      'server.port': 80,
+      'url.full': 'http://payments.internal/v1/refunds',
+      'http.response.status_code': 403,
+      'error.type': '403',
+      'tollgate.decision.outcome': 'deny',
+      'tollgate.decision.id': 'd-1',
+      'tollgate.decision.policy.path': 'tollgate/authz/decision',
+      'tollgate.decision.bundle.revision': 'rev-7',
+      'tollgate.decision.reasons': ['refund of 900 exceeds the support limit of 500'],
+      'tollgate.decision.agent.id': 'support-bot',
+      'tollgate.decision.agent.role': 'support',
+      'tollgate.decision.mcp.tool.name': 'delete_customer',
+      'tollgate.decision.mcp.method': 'tools/call',
+      'tollgate.decision.pdp.kind': 'wasm',
+      'tollgate.decision.eval_ns': 123456,
+      'tollgate.decision.http_status': 403,
+      'gen_ai.tool.name': 'delete_customer',
+      'mcp.method.name': 'tools/call',
+    });
+    t.equal(
+      span.attributes['tollgate.decision.destination'],
+      undefined,
+      'server.address/port already say where the call goes',
+    );
+    t.equal(span.resource.attributes['service.name'], 'tollgate');
+  },
+);
 
 t.test('an MCP denial answered with HTTP 200 is still an ERROR span with the reason', async (t) => {
   const { api, spans } = harness(t);
   const c = api.startCall(call({ method: 'POST', target: '/mcp' }));
-  c.startDecision(meta).end({ allowed: false, reasons: ['delete_customer is not allowed'], revision: 'r', evalNanos: 1 });
+  c.startDecision(meta).end({
+    allowed: false,
+    reasons: ['delete_customer is not allowed'],
+    revision: 'r',
+    evalNanos: 1,
+  });
   c.end({ statusCode: 200 });
   const span = spans()[0]!;
   t.equal(span.status.code, SpanStatusCode.ERROR);
@@ -92,32 +138,37 @@ t.test('an MCP denial answered with HTTP 200 is still an ERROR span with the rea
   t.equal(span.attributes['http.response.status_code'], 200);
 });
 
-t.test('an allowed call: the tool gets the CLIENT span as parent, in the agent trace; a policy-changed URL is what the span shows', async (t) => {
-  const { api, spans } = harness(t);
-  const c = api.startCall(call({ authority: 'user:pw@payments.internal:8080', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
-  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'rev-7', evalNanos: 1000 });
-  const headers: Record<string, string> = { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` };
-  c.forward(headers, 'http://user:pw@payments.internal:8080/v1/refunds/r-1?token=abc&x=1');
-  c.end({ statusCode: 200 });
-  c.end({ statusCode: 500 });
+t.test(
+  'an allowed call: the tool gets the CLIENT span as parent, in the agent trace; a policy-changed URL is what the span shows',
+  async (t) => {
+    const { api, spans } = harness(t);
+    const c = api.startCall(
+      call({ authority: 'user:pw@payments.internal:8080', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }),
+    );
+    c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'rev-7', evalNanos: 1000 });
+    const headers: Record<string, string> = { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` };
+    c.forward(headers, 'http://user:pw@payments.internal:8080/v1/refunds/r-1?token=abc&x=1');
+    c.end({ statusCode: 200 });
+    c.end({ statusCode: 500 });
 
-  t.equal(spans().length, 1);
-  const span = spans()[0]!;
-  t.equal(span.status.code, SpanStatusCode.UNSET);
-  t.match(span.attributes, {
-    'tollgate.decision.outcome': 'allow',
-    'http.request.method': 'GET',
-    'server.port': 8080,
-    'url.full': 'http://REDACTED:REDACTED@payments.internal:8080/v1/refunds/r-1?token=REDACTED&x=1',
-    'http.response.status_code': 200,
-  });
-  t.equal(span.attributes['tollgate.decision.reasons'], undefined, 'no reasons, no attribute');
-  const [version, traceId, spanId, flags] = headers.traceparent!.split('-');
-  t.equal(version, '00');
-  t.equal(traceId, TRACE_ID, 'the injected traceparent carries the agent trace id');
-  t.equal(spanId, span.spanContext().spanId, 'and names the CLIENT span as the parent of the tool span');
-  t.equal(flags, '01');
-});
+    t.equal(spans().length, 1);
+    const span = spans()[0]!;
+    t.equal(span.status.code, SpanStatusCode.UNSET);
+    t.match(span.attributes, {
+      'tollgate.decision.outcome': 'allow',
+      'http.request.method': 'GET',
+      'server.port': 8080,
+      'url.full': 'http://REDACTED:REDACTED@payments.internal:8080/v1/refunds/r-1?token=REDACTED&x=1',
+      'http.response.status_code': 200,
+    });
+    t.equal(span.attributes['tollgate.decision.reasons'], undefined, 'no reasons, no attribute');
+    const [version, traceId, spanId, flags] = headers.traceparent!.split('-');
+    t.equal(version, '00');
+    t.equal(traceId, TRACE_ID, 'the injected traceparent carries the agent trace id');
+    t.equal(spanId, span.spanContext().spanId, 'and names the CLIENT span as the parent of the tool span');
+    t.equal(flags, '01');
+  },
+);
 
 t.test('no incoming context starts a new root', async (t) => {
   const { api, spans } = harness(t);
@@ -135,13 +186,19 @@ t.test('a CONNECT is a CLIENT span for the authority, with no url.full', async (
   const c = api.startCall(connect);
   c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
   c.end({ statusCode: 200 });
-  t.match(spans()[0]!.attributes, { 'http.request.method': 'CONNECT', 'server.address': 'api.example.com', 'server.port': 443 });
+  t.match(spans()[0]!.attributes, {
+    'http.request.method': 'CONNECT',
+    'server.address': 'api.example.com',
+    'server.port': 443,
+  });
   t.equal(spans()[0]!.attributes['url.full'], undefined);
 });
 
 t.test('credential headers are never recorded, listed headers are', async (t) => {
   const { api, spans } = harness(t, {}, { recordRequestHeaders: ['authorization', 'x-request-id', 'cookie'] });
-  api.startCall(call({ headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-request-id': 'r-9' } })).end({ statusCode: 200 });
+  api
+    .startCall(call({ headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-request-id': 'r-9' } }))
+    .end({ statusCode: 200 });
   const attrs = spans()[0]!.attributes;
   t.same(attrs['http.request.header.x-request-id'], ['r-9']);
   t.equal(attrs['http.request.header.authorization'], undefined);
@@ -194,7 +251,12 @@ t.test('a PDP failure marks the call span ERROR with the code and the failure mo
   const span = spans()[0]!;
   t.equal(span.status.code, SpanStatusCode.ERROR);
   t.equal(span.status.message, 'TG_ERR_PDP_TIMEOUT: no answer within 100 ms');
-  t.match(span.attributes, { 'error.type': 'TG_ERR_PDP_TIMEOUT', 'tollgate.decision.failure_mode': 'allow', 'tollgate.decision.outcome': 'allow', 'http.response.status_code': 200 });
+  t.match(span.attributes, {
+    'error.type': 'TG_ERR_PDP_TIMEOUT',
+    'tollgate.decision.failure_mode': 'allow',
+    'tollgate.decision.outcome': 'allow',
+    'http.response.status_code': 200,
+  });
 });
 
 t.test('ext_authz emits the decision as a SERVER span under the caller context, with the destination', async (t) => {
@@ -208,12 +270,17 @@ t.test('ext_authz emits the decision as a SERVER span under the caller context, 
   t.equal(span.kind, SpanKind.SERVER);
   t.equal(span.parentSpanContext?.spanId, PARENT_ID);
   t.equal(span.status.message, 'no');
-  t.match(span.attributes, { 'tollgate.decision.pdp.kind': 'ext_authz', 'tollgate.decision.destination': 'payments.internal:80', 'tollgate.decision.outcome': 'deny' });
+  t.match(span.attributes, {
+    'tollgate.decision.pdp.kind': 'ext_authz',
+    'tollgate.decision.destination': 'payments.internal:80',
+    'tollgate.decision.outcome': 'deny',
+  });
 });
 
 t.test('a span started late ends on the same sub-millisecond clock it was back-dated on', async (t) => {
   const { api, spans } = harness(t, {}, { pdpKind: 'ext_authz' });
-  for (let i = 0; i < 20; i++) api.startExtAuthzDecision({}, meta).end({ allowed: i % 2 === 0, reasons: [], revision: 'r', evalNanos: 5 });
+  for (let i = 0; i < 20; i++)
+    api.startExtAuthzDecision({}, meta).end({ allowed: i % 2 === 0, reasons: [], revision: 'r', evalNanos: 5 });
   for (let i = 0; i < 20; i++) {
     const c = api.startCall(call());
     c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
@@ -224,8 +291,14 @@ t.test('a span started late ends on the same sub-millisecond clock it was back-d
     const of = spans().filter((s) => s.kind === kind);
     // The SDK ends a span whose start time was given on the millisecond wall clock unless
     // an end time is given too: every end would then be a whole millisecond.
-    t.ok(of.some((s) => s.endTime[1] % 1e6 !== 0), `${SpanKind[kind]} spans end with sub-millisecond times`);
-    t.ok(of.every((s) => s.duration[0] === 0 && s.duration[1] > 0), `${SpanKind[kind]} durations are positive and short`);
+    t.ok(
+      of.some((s) => s.endTime[1] % 1e6 !== 0),
+      `${SpanKind[kind]} spans end with sub-millisecond times`,
+    );
+    t.ok(
+      of.every((s) => s.duration[0] === 0 && s.duration[1] > 0),
+      `${SpanKind[kind]} durations are positive and short`,
+    );
   }
 });
 
@@ -243,38 +316,47 @@ t.test('head sampling at ratio 0 still exports denied decisions, and nothing els
   const denied = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-00` } }));
   denied.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
   denied.end({ statusCode: 403 });
-  t.same(spans().map((s) => s.name), ['GET']);
+  t.same(
+    spans().map((s) => s.name),
+    ['GET'],
+  );
   t.equal(spans()[0]!.spanContext().traceId, TRACE_ID);
   t.equal(spans()[0]!.spanContext().traceFlags & 1, 1, 'exported as sampled');
 });
 
-t.test('by default a tenth of root calls is sampled, every denial and every call of a sampled agent trace is kept', async (t) => {
-  const { api, spans } = harness(t, { samplerRatio: undefined });
-  const allowed = { allowed: true, reasons: [], revision: 'r', evalNanos: 1 } as const;
-  const N = 2000;
-  for (let i = 0; i < N; i++) {
-    const c = api.startCall(call());
-    c.startDecision(meta).end(allowed);
-    c.forward({});
-    c.end({ statusCode: 200 });
-  }
-  // Binomial(2000, 0.1): 200 ± 13.4; these bounds are more than 7 sigma away.
-  const sampled = spans().length;
-  t.ok(sampled > 100 && sampled < 300, `${sampled} of ${N} root calls sampled`);
-  t.ok(spans().every((s) => s.attributes['url.full'] !== undefined), 'the sampled ones carry their attributes');
-  for (let i = 0; i < 50; i++) {
-    const c = api.startCall(call());
-    c.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
-    c.end({ statusCode: 403 });
-  }
-  t.equal(spans().length - sampled, 50, 'every denied root call is exported');
-  for (let i = 0; i < 50; i++) {
-    const c = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
-    c.startDecision(meta).end(allowed);
-    c.end({ statusCode: 200 });
-  }
-  t.equal(spans().length - sampled - 50, 50, 'every allowed call of a sampled agent trace is exported');
-});
+t.test(
+  'by default a tenth of root calls is sampled, every denial and every call of a sampled agent trace is kept',
+  async (t) => {
+    const { api, spans } = harness(t, { samplerRatio: undefined });
+    const allowed = { allowed: true, reasons: [], revision: 'r', evalNanos: 1 } as const;
+    const N = 2000;
+    for (let i = 0; i < N; i++) {
+      const c = api.startCall(call());
+      c.startDecision(meta).end(allowed);
+      c.forward({});
+      c.end({ statusCode: 200 });
+    }
+    // Binomial(2000, 0.1): 200 ± 13.4; these bounds are more than 7 sigma away.
+    const sampled = spans().length;
+    t.ok(sampled > 100 && sampled < 300, `${sampled} of ${N} root calls sampled`);
+    t.ok(
+      spans().every((s) => s.attributes['url.full'] !== undefined),
+      'the sampled ones carry their attributes',
+    );
+    for (let i = 0; i < 50; i++) {
+      const c = api.startCall(call());
+      c.startDecision(meta).end({ allowed: false, reasons: ['no'], revision: 'r', evalNanos: 1 });
+      c.end({ statusCode: 403 });
+    }
+    t.equal(spans().length - sampled, 50, 'every denied root call is exported');
+    for (let i = 0; i < 50; i++) {
+      const c = api.startCall(call({ headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } }));
+      c.startDecision(meta).end(allowed);
+      c.end({ statusCode: 200 });
+    }
+    t.equal(spans().length - sampled - 50, 50, 'every allowed call of a sampled agent trace is exported');
+  },
+);
 
 t.test('a call span is started when its decision is known but dated from when Tollgate had the call', async (t) => {
   const { api, spans } = harness(t);
@@ -289,7 +371,10 @@ t.test('a call span is started when its decision is known but dated from when To
   const [span] = spans();
   const startMs = span!.startTime[0] * 1e3 + span!.startTime[1] / 1e6;
   const endMs = span!.endTime[0] * 1e3 + span!.endTime[1] / 1e6;
-  t.ok(startMs >= before - 2 && startMs <= had + 2, `start ${startMs} is when the call arrived (${before}..${had}), not when it was decided (${decided})`);
+  t.ok(
+    startMs >= before - 2 && startMs <= had + 2,
+    `start ${startMs} is when the call arrived (${before}..${had}), not when it was decided (${decided})`,
+  );
   t.ok(endMs >= decided - 2, 'and it ends after the decision');
 });
 
@@ -316,20 +401,37 @@ t.test('with alwaysSampleDenied off, head sampling alone decides', async (t) => 
 });
 
 t.test('OTEL_TRACES_SAMPLER overrides the configured ratio', async (t) => {
-  const { api, spans } = harness(t, { samplerRatio: 1, alwaysSampleDenied: false, env: { OTEL_TRACES_SAMPLER: 'always_off' } });
+  const { api, spans } = harness(t, {
+    samplerRatio: 1,
+    alwaysSampleDenied: false,
+    env: { OTEL_TRACES_SAMPLER: 'always_off' },
+  });
   api.startCall(call()).end({ statusCode: 200 });
   t.equal(spans().length, 0);
 });
 
 t.test('OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES shape the resource; the agent id is on it', async (t) => {
-  const { api, spans } = harness(t, { agentId: 'support-bot', env: { OTEL_SERVICE_NAME: 'tollgate-eu', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=care%20team' } });
+  const { api, spans } = harness(t, {
+    agentId: 'support-bot',
+    env: {
+      OTEL_SERVICE_NAME: 'tollgate-eu',
+      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=care%20team',
+    },
+  });
   api.startCall(call()).end({ statusCode: 200 });
-  t.match(spans()[0]!.resource.attributes, { 'service.name': 'tollgate-eu', 'tollgate.agent.id': 'support-bot', 'deployment.environment.name': 'prod', team: 'care team' });
+  t.match(spans()[0]!.resource.attributes, {
+    'service.name': 'tollgate-eu',
+    'tollgate.agent.id': 'support-bot',
+    'deployment.environment.name': 'prod',
+    team: 'care team',
+  });
 });
 
 t.test('B3 is extracted and injected when configured', async (t) => {
   const { api, spans } = harness(t, { propagators: ['tracecontext', 'b3multi'] });
-  const c = api.startCall(call({ headers: { 'x-b3-traceid': TRACE_ID, 'x-b3-spanid': PARENT_ID, 'x-b3-sampled': '1' } }));
+  const c = api.startCall(
+    call({ headers: { 'x-b3-traceid': TRACE_ID, 'x-b3-spanid': PARENT_ID, 'x-b3-sampled': '1' } }),
+  );
   const headers: Record<string, string> = {};
   c.forward(headers);
   c.end({ statusCode: 200 });
@@ -352,7 +454,10 @@ t.test('with tracing off the agent context still passes through to the upstream'
 });
 
 t.test('sanitizeUrl strips credentials and secret query values, keeps the rest byte for byte', async (t) => {
-  t.equal(sanitizeUrl('https://u:p@h.example/a?b=%2F1&api_key=k&Signature=s&sig=1#frag'), 'https://REDACTED:REDACTED@h.example/a?b=%2F1&api_key=REDACTED&Signature=REDACTED&sig=REDACTED');
+  t.equal(
+    sanitizeUrl('https://u:p@h.example/a?b=%2F1&api_key=k&Signature=s&sig=1#frag'),
+    'https://REDACTED:REDACTED@h.example/a?b=%2F1&api_key=REDACTED&Signature=REDACTED&sig=REDACTED',
+  );
   t.equal(sanitizeUrl('http://h.example/a?x=1', ['x']), 'http://h.example/a?x=REDACTED');
   t.equal(sanitizeUrl('http://h.example/'), 'http://h.example/');
   t.equal(sanitizeUrl('not a url'), undefined);
@@ -404,7 +509,11 @@ t.test('unknown methods are _OTHER with the original kept; no response ends the 
   c.end({ errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
   const span = spans()[0]!;
   t.equal(span.name, 'HTTP');
-  t.match(span.attributes, { 'http.request.method': '_OTHER', 'http.request.method_original': 'PROPFIND', 'error.type': 'TG_ERR_UPSTREAM_TIMEOUT' });
+  t.match(span.attributes, {
+    'http.request.method': '_OTHER',
+    'http.request.method_original': 'PROPFIND',
+    'error.type': 'TG_ERR_UPSTREAM_TIMEOUT',
+  });
   t.equal(span.attributes['http.response.status_code'], undefined);
   t.equal(span.status.code, SpanStatusCode.ERROR);
   t.equal(span.status.message, 'TG_ERR_UPSTREAM_TIMEOUT');
@@ -429,28 +538,41 @@ t.test('a 4xx or 5xx answer marks an allowed call ERROR; a deny without reasons 
 
 t.test('OTEL_* env turns tracing off or on and picks propagators', async (t) => {
   t.equal(setupTelemetry({ enabled: true, registerGlobal: false, env: { OTEL_SDK_DISABLED: 'true' } }).enabled, false);
-  t.equal(setupTelemetry({ enabled: true, registerGlobal: false, env: { OTEL_TRACES_EXPORTER: 'none' } }).enabled, false);
-  const on = setupTelemetry({ registerGlobal: false, env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_PROPAGATORS: 'b3' } });
+  t.equal(
+    setupTelemetry({ enabled: true, registerGlobal: false, env: { OTEL_TRACES_EXPORTER: 'none' } }).enabled,
+    false,
+  );
+  const on = setupTelemetry({
+    registerGlobal: false,
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_PROPAGATORS: 'b3',
+    },
+  });
   t.teardown(() => on.shutdown());
   t.equal(on.enabled, true);
   t.match(on.description, /otlp http\/json http:\/\/127\.0\.0\.1:1/);
   t.same(on.propagator.fields(), ['b3']);
 });
 
-t.test('registered globally, the provider, propagator and context manager serve the API and are released on shutdown', async (t) => {
-  const { trace, propagation, context } = await import('@opentelemetry/api');
-  const exporter = new InMemorySpanExporter();
-  const telemetry = setupTelemetry({ exporter });
-  const span = trace.getTracer('x').startSpan('global');
-  context.with(trace.setSpan(context.active(), span), () => {
-    t.equal(trace.getActiveSpan(), span, 'the AsyncLocalStorage context manager is active');
-    const carrier: Record<string, string> = {};
-    propagation.inject(context.active(), carrier);
-    t.match(carrier.traceparent, /^00-/);
-  });
-  span.end();
-  await telemetry.shutdown();
-  await telemetry.shutdown();
-  t.equal(exporter.getFinishedSpans().length, 0, 'the exporter was shut down with the provider');
-  t.equal(trace.getTracer('x').startSpan('after').isRecording(), false, 'globals are released');
-});
+t.test(
+  'registered globally, the provider, propagator and context manager serve the API and are released on shutdown',
+  async (t) => {
+    const { trace, propagation, context } = await import('@opentelemetry/api');
+    const exporter = new InMemorySpanExporter();
+    const telemetry = setupTelemetry({ exporter });
+    const span = trace.getTracer('x').startSpan('global');
+    context.with(trace.setSpan(context.active(), span), () => {
+      t.equal(trace.getActiveSpan(), span, 'the AsyncLocalStorage context manager is active');
+      const carrier: Record<string, string> = {};
+      propagation.inject(context.active(), carrier);
+      t.match(carrier.traceparent, /^00-/);
+    });
+    span.end();
+    await telemetry.shutdown();
+    await telemetry.shutdown();
+    t.equal(exporter.getFinishedSpans().length, 0, 'the exporter was shut down with the provider');
+    t.equal(trace.getTracer('x').startSpan('after').isRecording(), false, 'globals are released');
+  },
+);

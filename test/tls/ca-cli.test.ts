@@ -21,7 +21,13 @@ t.test('tollgate ca init', async (t) => {
   t.ok(cert.checkPrivateKey(key));
   t.equal((await stat(join(dir, 'ca.key'))).mode & 0o777, 0o600, 'the key file is 0600');
 
-  const again = await run(process.execPath, [CLI, 'ca', 'init', '--out', dir]).then(() => 0, (err: { code: number; stderr: string }) => { t.match(err.stderr, /exists; pass --force/); return err.code; });
+  const again = await run(process.execPath, [CLI, 'ca', 'init', '--out', dir]).then(
+    () => 0,
+    (err: { code: number; stderr: string }) => {
+      t.match(err.stderr, /exists; pass --force/);
+      return err.code;
+    },
+  );
   t.equal(again, 1, 'an existing CA is never overwritten silently');
   t.equal(new X509Certificate(await readFile(join(dir, 'ca.crt'))).fingerprint256, cert.fingerprint256);
   await run(process.execPath, [CLI, 'ca', 'init', '--out', dir, '--force', '--cn', 'Team CA', '--days', '30']);
@@ -29,7 +35,10 @@ t.test('tollgate ca init', async (t) => {
   t.match(replaced.subject, /CN=Team CA/);
   t.equal((await stat(join(dir, 'ca.key'))).mode & 0o777, 0o600);
 
-  const bad = await run(process.execPath, [CLI, 'ca', 'init']).then(() => 0, (err: { code: number }) => err.code);
+  const bad = await run(process.execPath, [CLI, 'ca', 'init']).then(
+    () => 0,
+    (err: { code: number }) => err.code,
+  );
   t.equal(bad, 1, 'usage error without --out');
 
   const tg = await startTollgate(t, { tls: { caCertFile: join(dir, 'ca.crt'), caKeyFile: join(dir, 'ca.key') } });
@@ -37,13 +46,20 @@ t.test('tollgate ca init', async (t) => {
 });
 
 t.test('refuses to start with intercept mode and no CA, or a CA key that does not match', async (t) => {
-  const noCa = await run(process.execPath, [CLI, 'config', 'validate', '/dev/null']).then(() => 0, () => 1);
+  const noCa = await run(process.execPath, [CLI, 'config', 'validate', '/dev/null']).then(
+    () => 0,
+    () => 1,
+  );
   t.equal(noCa, 0);
   const a = join(await tempDir(), 'a');
   const b = join(await tempDir(), 'b');
   await run(process.execPath, [CLI, 'ca', 'init', '--out', a]);
   await run(process.execPath, [CLI, 'ca', 'init', '--out', b]);
-  for (const config of [{ connect: { defaultMode: 'intercept' } }, { tls: { caCertFile: join(a, 'ca.crt'), caKeyFile: join(b, 'ca.key') } }, { tls: { caCertFile: join(a, 'ca.crt') } }]) {
+  for (const config of [
+    { connect: { defaultMode: 'intercept' } },
+    { tls: { caCertFile: join(a, 'ca.crt'), caKeyFile: join(b, 'ca.key') } },
+    { tls: { caCertFile: join(a, 'ca.crt') } },
+  ]) {
     await t.rejects(startTollgate(t, config), /TG_ERR_CONFIG_INVALID/, JSON.stringify(config));
   }
 });

@@ -48,7 +48,15 @@ decision := {"allowed": true, "reasons": []} if {
 
 function tlsOver(socket: Socket, servername: string | undefined, ca: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ socket, ca, ...(servername === undefined ? { checkServerIdentity: () => undefined } : { servername }), ALPNProtocols: ['http/1.1'] }, () => resolve(s));
+    const s = tlsConnect(
+      {
+        socket,
+        ca,
+        ...(servername === undefined ? { checkServerIdentity: () => undefined } : { servername }),
+        ALPNProtocols: ['http/1.1'],
+      },
+      () => resolve(s),
+    );
     s.on('error', reject);
     s.on('close', () => reject(new Error('closed during the handshake')));
   });
@@ -75,7 +83,13 @@ t.test('CONNECT decisions', async (t) => {
     pdp: { bundle },
     proxy: { resolve: resolveTo(upstream.port) },
     connect: { peekTimeoutMs: 300 },
-    tls: { caCertFile: ca.certFile, caKeyFile: ca.keyFile, upstreamCaFiles: [upstream.caFile], handshakeTimeoutMs: 500, leafCacheSize: 5 },
+    tls: {
+      caCertFile: ca.certFile,
+      caKeyFile: ca.keyFile,
+      upstreamCaFiles: [upstream.caFile],
+      handshakeTimeoutMs: 500,
+      leafCacheSize: 5,
+    },
   });
 
   // Tollgate's open file descriptors: sockets left behind by bad input would show here.
@@ -91,7 +105,13 @@ t.test('CONNECT decisions', async (t) => {
       host: 'blocked.example:443',
       path: null,
       authority_header: 'blocked.example:443',
-      connect: { phase: 'connect', authority: 'blocked.example:443', host: 'blocked.example', port: 443, mode: 'intercept' },
+      connect: {
+        phase: 'connect',
+        authority: 'blocked.example:443',
+        host: 'blocked.example',
+        port: 443,
+        mode: 'intercept',
+      },
     });
   });
 
@@ -101,11 +121,20 @@ t.test('CONNECT decisions', async (t) => {
     t.equal(tunnel.status, 200);
     const s = await tlsOver(tunnel.socket, 'payments.internal', caPem);
     t.equal(s.getPeerX509Certificate()?.checkHost('payments.internal'), 'payments.internal', 'the leaf names the SNI');
-    const answer = await httpOver(s, 'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n');
+    const answer = await httpOver(
+      s,
+      'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n',
+    );
     t.match(answer, /^HTTP\/1\.1 200 /);
     t.equal(upstream.received.length, before + 1);
     const seen = JSON.parse(String(upstream.received.at(-1)!.headers['x-seen']));
-    t.match(seen, { phase: 'request', authority: '127.0.0.1:443', host: '127.0.0.1', sni: 'payments.internal', mode: 'intercept' });
+    t.match(seen, {
+      phase: 'request',
+      authority: '127.0.0.1:443',
+      host: '127.0.0.1',
+      sni: 'payments.internal',
+      mode: 'intercept',
+    });
   });
 
   t.test('closes a tunnel whose SNI names a host the policy refuses', async (t) => {
@@ -132,7 +161,18 @@ t.test('CONNECT decisions', async (t) => {
   });
 
   t.test('answers bad CONNECT targets with 400 and keeps serving', async (t) => {
-    for (const target of ['payments.internal', 'payments.internal:0', 'payments.internal:70000', 'payments.internal:', ':443', '[::1:443', 'a b:443', 'user@payments.internal:443', 'payments.internal:443/x', '%00:443']) {
+    for (const target of [
+      'payments.internal',
+      'payments.internal:0',
+      'payments.internal:70000',
+      'payments.internal:',
+      ':443',
+      '[::1:443',
+      'a b:443',
+      'user@payments.internal:443',
+      'payments.internal:443/x',
+      '%00:443',
+    ]) {
       const answer = await rawExchange(tg.proxyPort, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
       t.match(answer, /^HTTP\/1\.1 400 /, `CONNECT ${target}`);
     }
@@ -180,7 +220,10 @@ t.test('CONNECT decisions', async (t) => {
     t.equal(ok, n, 'every name got its own valid leaf');
     const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:443');
     const s = await tlsOver(tunnel.socket, 'payments.internal', caPem);
-    t.match(await httpOver(s, 'GET /after HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    t.match(
+      await httpOver(s, 'GET /after HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n'),
+      /^HTTP\/1\.1 200 /,
+    );
   });
 
   t.test('leaves no connection behind after all of the above', async (t) => {
@@ -226,7 +269,10 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
     const before = upstream.received.length;
     const tunnel = await openTunnel(tg.proxyPort, 'crm.internal:443');
     t.equal(tunnel.status, 200);
-    await t.rejects(tlsOver(tunnel.socket, 'hr.internal', upstreamCa), 'SNI hr.internal inside a tunnel to crm.internal is cut');
+    await t.rejects(
+      tlsOver(tunnel.socket, 'hr.internal', upstreamCa),
+      'SNI hr.internal inside a tunnel to crm.internal is cut',
+    );
     t.equal(upstream.received.length, before);
   });
 
@@ -240,7 +286,11 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
     let record: any;
     while (record === undefined && Date.now() < deadline) {
       const text = await readFile(logFile, 'utf8').catch(() => '');
-      record = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.decision_id === id);
+      record = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((r) => r.decision_id === id);
       if (record === undefined) await new Promise((r) => setTimeout(r, 50));
     }
     t.equal(record?.input.attributes.request.http.method, 'CONNECT');
@@ -251,7 +301,10 @@ t.test('tunnel mode, pass-through and upstream trust', async (t) => {
     const before = upstream.received.length;
     const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:443');
     const s = await tlsOver(tunnel.socket, 'payments.internal', caPem);
-    const answer = await httpOver(s, 'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n');
+    const answer = await httpOver(
+      s,
+      'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n',
+    );
     t.match(answer, /^HTTP\/1\.1 502 /);
     t.match(answer, /TG_ERR_UPSTREAM/);
     t.match(answer, /certificate/i);

@@ -46,7 +46,8 @@ export async function startHttpsUpstream(t: TestLike): Promise<HttpsUpstream> {
   const received: Received[] = [];
   const server = createHttpsServer(
     {
-      SNICallback: (name, cb) => cb(null, createSecureContext({ cert: issueLeaf(ca, name, leaf.key).certPem, key: leaf.keyPem })),
+      SNICallback: (name, cb) =>
+        cb(null, createSecureContext({ cert: issueLeaf(ca, name, leaf.key).certPem, key: leaf.keyPem })),
       ...(() => {
         const fallback = issueLeaf(ca, '127.0.0.1', leaf.key);
         return { cert: fallback.certPem, key: leaf.keyPem };
@@ -57,7 +58,13 @@ export async function startHttpsUpstream(t: TestLike): Promise<HttpsUpstream> {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
+        received.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          body,
+        });
         const out = JSON.stringify({ ok: true, method: req.method, url: req.url, host: req.headers.host, body });
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
         res.end(out);
@@ -76,7 +83,11 @@ export async function startHttpsUpstream(t: TestLike): Promise<HttpsUpstream> {
 }
 
 /** Opens a CONNECT tunnel through the proxy; resolves with the status line and the socket (left open on 200). */
-export function openTunnel(proxyPort: number, authority: string, extraHeaders = ''): Promise<{ status: number; head: string; socket: Socket }> {
+export function openTunnel(
+  proxyPort: number,
+  authority: string,
+  extraHeaders = '',
+): Promise<{ status: number; head: string; socket: Socket }> {
   return new Promise((resolve, reject) => {
     const socket = connect(proxyPort, '127.0.0.1');
     let data = Buffer.alloc(0);
@@ -114,7 +125,11 @@ export function closed(socket: Socket, ms = 15_000): Promise<number> {
 }
 
 /** Resolve overrides pointing the demo destinations at one local port. */
-export function resolveTo(port: number, hosts = ['payments.internal', 'hr.internal', 'crm.internal'], destPort = 443): Record<string, string> {
+export function resolveTo(
+  port: number,
+  hosts = ['payments.internal', 'hr.internal', 'crm.internal'],
+  destPort = 443,
+): Record<string, string> {
   return Object.fromEntries(hosts.map((h) => [`${h}:${destPort}`, `127.0.0.1:${port}`]));
 }
 
@@ -129,7 +144,11 @@ export function captureClientHello(options: { servername?: string; ALPNProtocols
         setImmediate(() => socket.destroy());
       },
     });
-    const socket = tlsConnect({ socket: sink, ...(options.servername === undefined ? {} : { servername: options.servername }), ...(options.ALPNProtocols ? { ALPNProtocols: options.ALPNProtocols } : {}) });
+    const socket = tlsConnect({
+      socket: sink,
+      ...(options.servername === undefined ? {} : { servername: options.servername }),
+      ...(options.ALPNProtocols ? { ALPNProtocols: options.ALPNProtocols } : {}),
+    });
     socket.on('error', () => undefined);
   });
 }

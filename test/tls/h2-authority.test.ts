@@ -40,7 +40,8 @@ t.test('h2 requests inside an intercepted tunnel', async (t) => {
   const tunnel = await openTunnel(tg.proxyPort, 'payments.internal:443');
   t.equal(tunnel.status, 200);
   const session = h2connect('https://payments.internal', {
-    createConnection: () => tlsConnect({ socket: tunnel.socket, servername: 'payments.internal', ca: caPem, ALPNProtocols: ['h2'] }),
+    createConnection: () =>
+      tlsConnect({ socket: tunnel.socket, servername: 'payments.internal', ca: caPem, ALPNProtocols: ['h2'] }),
   });
   session.on('error', () => undefined);
   t.teardown(() => session.destroy());
@@ -48,7 +49,12 @@ t.test('h2 requests inside an intercepted tunnel', async (t) => {
   t.test('refuses :authority and host that disagree, forwarding nothing', async (t) => {
     const before = upstream.received.length;
     for (const host of ['hr.internal', 'payments.internal:8443', 'evil.example']) {
-      const reply = await request(session, { ':method': 'GET', ':path': '/v1/refunds/r-1', ':authority': 'payments.internal', host });
+      const reply = await request(session, {
+        ':method': 'GET',
+        ':path': '/v1/refunds/r-1',
+        ':authority': 'payments.internal',
+        host,
+      });
       t.equal(reply.status, 400, `host ${host}`);
       t.equal(JSON.parse(reply.body).error.code, 'TG_ERR_AMBIGUOUS_TARGET');
     }
@@ -57,9 +63,18 @@ t.test('h2 requests inside an intercepted tunnel', async (t) => {
 
   t.test('forwards a request with only :authority, or with a host that agrees (controls)', async (t) => {
     const before = upstream.received.length;
-    const plain = await request(session, { ':method': 'GET', ':path': '/v1/refunds/r-2', ':authority': 'payments.internal' });
+    const plain = await request(session, {
+      ':method': 'GET',
+      ':path': '/v1/refunds/r-2',
+      ':authority': 'payments.internal',
+    });
     t.equal(plain.status, 200);
-    const agreeing = await request(session, { ':method': 'GET', ':path': '/v1/refunds/r-3', ':authority': 'payments.internal', host: 'Payments.Internal' });
+    const agreeing = await request(session, {
+      ':method': 'GET',
+      ':path': '/v1/refunds/r-3',
+      ':authority': 'payments.internal',
+      host: 'Payments.Internal',
+    });
     t.equal(agreeing.status, 200);
     t.equal(upstream.received.length, before + 2);
     t.equal(upstream.received.at(-1)!.url, '/v1/refunds/r-3');

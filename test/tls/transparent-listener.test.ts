@@ -28,12 +28,22 @@ t.test('transparent listener', async (t) => {
     connect: { peekTimeoutMs: 300 },
     tls: { caCertFile: ca.certFile, caKeyFile: ca.keyFile, handshakeTimeoutMs: 500 },
   });
-  const open = (): Promise<Socket> => new Promise((resolve) => { const s = connect(port, '127.0.0.1', () => resolve(s)); s.on('error', () => undefined); });
+  const open = (): Promise<Socket> =>
+    new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+    });
 
   t.test('decides plain HTTP on its Host', async (t) => {
-    const ok = await rawExchange(port, 'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n');
+    const ok = await rawExchange(
+      port,
+      'GET /v1/refunds/r-1 HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n',
+    );
     t.match(ok, /^HTTP\/1\.1 200 /);
-    const denied = await rawExchange(port, 'GET /v1/employees HTTP/1.1\r\nHost: hr.internal\r\nConnection: close\r\n\r\n');
+    const denied = await rawExchange(
+      port,
+      'GET /v1/employees HTTP/1.1\r\nHost: hr.internal\r\nConnection: close\r\n\r\n',
+    );
     t.match(denied, /^HTTP\/1\.1 403 /);
     t.match(denied, /role support may not reach hr\.internal/);
   });
@@ -57,15 +67,38 @@ t.test('transparent listener', async (t) => {
   });
 
   t.test('intercepts TLS whose SNI the policy allows', async (t) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'payments.internal', ca: readFileSync(ca.certFile, 'utf8') });
-    await new Promise<void>((resolve, reject) => { s.once('secureConnect', () => resolve()); s.once('error', reject); });
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: 'payments.internal',
+      ca: readFileSync(ca.certFile, 'utf8'),
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
     t.equal(s.getPeerX509Certificate()?.checkHost('payments.internal'), 'payments.internal');
     s.destroy();
-    const denied = tlsConnect({ host: '127.0.0.1', port, servername: 'hr.internal', ca: readFileSync(ca.certFile, 'utf8') });
-    await t.rejects(new Promise((resolve, reject) => { denied.once('secureConnect', resolve); denied.once('error', reject); denied.once('close', () => reject(new Error('closed'))); }), 'hr.internal is refused before any certificate is issued');
+    const denied = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: 'hr.internal',
+      ca: readFileSync(ca.certFile, 'utf8'),
+    });
+    await t.rejects(
+      new Promise((resolve, reject) => {
+        denied.once('secureConnect', resolve);
+        denied.once('error', reject);
+        denied.once('close', () => reject(new Error('closed')));
+      }),
+      'hr.internal is refused before any certificate is issued',
+    );
   });
 
   t.test('still serves after the bad input', async (t) => {
-    t.match(await rawExchange(port, 'GET /again HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    t.match(
+      await rawExchange(port, 'GET /again HTTP/1.1\r\nHost: payments.internal\r\nConnection: close\r\n\r\n'),
+      /^HTTP\/1\.1 200 /,
+    );
   });
 });

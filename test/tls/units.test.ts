@@ -9,7 +9,11 @@ import { captureClientHello } from './fixtures.ts';
 
 t.test('parseClientHello', async (t) => {
   const hello = await captureClientHello({ servername: 'Payments.Internal', ALPNProtocols: ['h2', 'http/1.1'] });
-  t.same(parseClientHello(hello), { kind: 'client-hello', serverName: 'payments.internal', alpn: ['h2', 'http/1.1'] }, 'reads SNI (lowercased) and ALPN');
+  t.same(
+    parseClientHello(hello),
+    { kind: 'client-hello', serverName: 'payments.internal', alpn: ['h2', 'http/1.1'] },
+    'reads SNI (lowercased) and ALPN',
+  );
   const noSni = await captureClientHello({});
   t.same(parseClientHello(noSni), { kind: 'client-hello', alpn: [] }, 'a ClientHello without SNI has no serverName');
   for (let cut = 1; cut < hello.length; cut += 37) {
@@ -17,7 +21,11 @@ t.test('parseClientHello', async (t) => {
   }
   t.equal(parseClientHello(Buffer.from('GET / HTTP/1.1\r\n')).kind, 'not-tls');
   t.equal(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00])).kind, 'malformed', 'zero-length record');
-  t.equal(parseClientHello(Buffer.from([0x16, 0x09, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0])).kind, 'malformed', 'wrong record version');
+  t.equal(
+    parseClientHello(Buffer.from([0x16, 0x09, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0])).kind,
+    'malformed',
+    'wrong record version',
+  );
   // Corrupt lengths inside the hello at every position: never a throw, never a wrong name.
   for (let i = 5; i < hello.length; i++) {
     const bad = Buffer.from(hello);
@@ -47,10 +55,21 @@ t.test('CA and leaf certificates', async (t) => {
   t.equal(leaf.checkHost('payments.internal'), 'payments.internal');
   t.notOk(leaf.checkHost('hr.internal'));
   t.notOk(leaf.ca);
-  t.equal(new X509Certificate(issueLeaf(ca, '10.1.2.3', key.key).certPem).checkIP('10.1.2.3'), '10.1.2.3', 'IP literals get an IP SAN');
-  t.match(new X509Certificate(issueLeaf(ca, '[2001:db8::1]', key.key).certPem).subjectAltName, /IP Address:2001:DB8:0:0:0:0:0:1/i);
+  t.equal(
+    new X509Certificate(issueLeaf(ca, '10.1.2.3', key.key).certPem).checkIP('10.1.2.3'),
+    '10.1.2.3',
+    'IP literals get an IP SAN',
+  );
+  t.match(
+    new X509Certificate(issueLeaf(ca, '[2001:db8::1]', key.key).certPem).subjectAltName,
+    /IP Address:2001:DB8:0:0:0:0:0:1/i,
+  );
   const other = generateCa();
-  t.throws(() => loadCa(pair.certPem, other.keyPem), { code: 'TG_ERR_CONFIG_INVALID' }, 'a key that does not match is refused');
+  t.throws(
+    () => loadCa(pair.certPem, other.keyPem),
+    { code: 'TG_ERR_CONFIG_INVALID' },
+    'a key that does not match is refused',
+  );
   t.throws(() => loadCa('garbage', pair.keyPem), { code: 'TG_ERR_CONFIG_INVALID' });
 });
 

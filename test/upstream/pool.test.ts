@@ -82,7 +82,11 @@ t.test('idle pools are closed, their sockets with them, and the next request ope
   t.teardown(() => upstreams.close());
   for (const o of origins) t.equal(await get(upstreams, o.port), 'ok\n');
   t.equal(upstreams.size(), 3, 'one pool per origin');
-  t.same(origins.map((o) => o.open()), [1, 1, 1], 'each keeps a keep-alive socket');
+  t.same(
+    origins.map((o) => o.open()),
+    [1, 1, 1],
+    'each keeps a keep-alive socket',
+  );
 
   await until('the idle pools to be evicted', () => upstreams.size() === 0);
   await until('the servers to see the sockets close', () => origins.every((o) => o.open() === 0));
@@ -117,7 +121,13 @@ t.test('a pool with a request in flight is never evicted; it is once the respons
 
 t.test('past the cap the least recently used idle pool is closed, never a busy one', async (t) => {
   const [a, b, c, d] = [await startOrigin(t), await startOrigin(t), await startOrigin(t), await startOrigin(t)];
-  const upstreams = createUpstreams({ resolve: {}, headersTimeoutMs: 5000, connectTimeoutMs: 5000, idleMs: 600_000, maxPools: 2 });
+  const upstreams = createUpstreams({
+    resolve: {},
+    headersTimeoutMs: 5000,
+    connectTimeoutMs: 5000,
+    idleMs: 600_000,
+    maxPools: 2,
+  });
   t.teardown(async () => {
     a!.release();
     await upstreams.close();
