@@ -16,7 +16,19 @@
  *              tunnel that are not for the tunnel, raw non-ASCII in targets, __proto__ keys.
  */
 import { DECODER_HOST } from '../harness.ts';
-import { type CorpusCase, hostOf, HTTP_STACKS, mcpCall, mcpPost, MCP_ACCEPT, perTool, raw, restPost, type Routed, utf8 } from './case.ts';
+import {
+  type CorpusCase,
+  hostOf,
+  HTTP_STACKS,
+  mcpCall,
+  mcpPost,
+  MCP_ACCEPT,
+  perTool,
+  raw,
+  restPost,
+  type Routed,
+  utf8,
+} from './case.ts';
 
 const DELETE = mcpCall('delete_customer', { id: 'c-1' });
 const LOOKUP = mcpCall('lookup_order', { id: 'o-1' });
@@ -30,7 +42,10 @@ function connectTo(authority: string): string {
 
 /** A REST POST to go-decoder's /refund. */
 function decoderPost(body: string, contentType: string | null, extra: Array<[string, string]> = []): string {
-  const headers: Array<[string, string]> = [...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]), ...extra];
+  const headers: Array<[string, string]> = [
+    ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]),
+    ...extra,
+  ];
   return raw(DECODER_HOST, { method: 'POST', path: '/refund', headers, body });
 }
 
@@ -82,11 +97,21 @@ export function encodingCases(): CorpusCase[] {
   const out: CorpusCase[] = [];
   for (const [enc, body] of bodies) {
     for (const [tname, ct] of types) {
-      out.push({ id: `redteam/encoding/${enc}/${tname}/py`, family: 'redteam-encoding', expect: 'refused', bytes: restPost('py', body, ct) });
+      out.push({
+        id: `redteam/encoding/${enc}/${tname}/py`,
+        family: 'redteam-encoding',
+        expect: 'refused',
+        bytes: restPost('py', body, ct),
+      });
     }
   }
   // The same bodies labelled application/json are refused today: the control of the family.
-  out.push({ id: 'redteam/encoding/utf16be/application-json/py', family: 'redteam-encoding', expect: 'refused', bytes: restPost('py', utf16be(REFUND_900)) });
+  out.push({
+    id: 'redteam/encoding/utf16be/application-json/py',
+    family: 'redteam-encoding',
+    expect: 'refused',
+    bytes: restPost('py', utf16be(REFUND_900)),
+  });
   return out;
 }
 
@@ -102,24 +127,84 @@ export function multipartCases(): CorpusCase[] {
   ];
   const out: CorpusCase[] = [];
   for (const [name, ct] of noBoundary) {
-    out.push(...perTool((tool) => ({ id: `redteam/multipart/${name}/rest-900`, family: fam, expect: 'refused', bytes: restPost(tool, REFUND_900, ct) }), REST_READERS));
-    out.push({ id: `redteam/multipart/${name}/rest-900/go-decoder`, family: fam, expect: 'refused', bytes: decoderPost(REFUND_900, ct) });
+    out.push(
+      ...perTool(
+        (tool) => ({
+          id: `redteam/multipart/${name}/rest-900`,
+          family: fam,
+          expect: 'refused',
+          bytes: restPost(tool, REFUND_900, ct),
+        }),
+        REST_READERS,
+      ),
+    );
+    out.push({
+      id: `redteam/multipart/${name}/rest-900/go-decoder`,
+      family: fam,
+      expect: 'refused',
+      bytes: decoderPost(REFUND_900, ct),
+    });
     // go-json's typed JSON-RPC handler decodes r.Body whatever its label.
-    out.push(...perTool((tool) => ({ id: `redteam/multipart/${name}/mcp-delete`, family: fam, expect: 'refused', bytes: mcpPost(tool, DELETE, ct) })));
+    out.push(
+      ...perTool((tool) => ({
+        id: `redteam/multipart/${name}/mcp-delete`,
+        family: fam,
+        expect: 'refused',
+        bytes: mcpPost(tool, DELETE, ct),
+      })),
+    );
   }
   // A valid multipart body whose preamble is a JSON object: the policy reads the part
   // (amount "1"), a json.Decoder reads the first JSON value (amount 900).
   const polyglot = `${REFUND_900}\r\n--b\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1\r\n--b--\r\n`;
-  out.push({ id: 'redteam/multipart/json-preamble/go-decoder', family: fam, expect: 'refused', bytes: decoderPost(polyglot, 'multipart/form-data; boundary=b') });
-  out.push(...perTool((tool) => ({ id: 'redteam/multipart/json-preamble', family: fam, expect: 'decided', bytes: restPost(tool, polyglot, 'multipart/form-data; boundary=b') }), REST_READERS));
+  out.push({
+    id: 'redteam/multipart/json-preamble/go-decoder',
+    family: fam,
+    expect: 'refused',
+    bytes: decoderPost(polyglot, 'multipart/form-data; boundary=b'),
+  });
+  out.push(
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/multipart/json-preamble',
+        family: fam,
+        expect: 'decided',
+        bytes: restPost(tool, polyglot, 'multipart/form-data; boundary=b'),
+      }),
+      REST_READERS,
+    ),
+  );
   // Controls: a well-formed multipart form and a plain-text note still pass.
   const form = '--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--b--\r\n';
   out.push(
-    ...perTool((tool) => ({ id: 'redteam/multipart/control-form-data', family: fam, expect: 'pass', bytes: restPost(tool, form, 'multipart/form-data; boundary=b') }), REST_READERS),
-    ...perTool((tool) => ({ id: 'redteam/multipart/control-text-plain', family: fam, expect: 'pass', bytes: restPost(tool, 'a note, not JSON', 'text/plain; charset=utf-8') }), REST_READERS),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/multipart/control-form-data',
+        family: fam,
+        expect: 'pass',
+        bytes: restPost(tool, form, 'multipart/form-data; boundary=b'),
+      }),
+      REST_READERS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/multipart/control-text-plain',
+        family: fam,
+        expect: 'pass',
+        bytes: restPost(tool, 'a note, not JSON', 'text/plain; charset=utf-8'),
+      }),
+      REST_READERS,
+    ),
   );
   const rpcPolyglot = `${DELETE}\r\n--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n`;
-  out.push(...perTool((tool) => ({ id: 'redteam/multipart/jsonrpc-preamble', family: fam, expect: 'refused', bytes: mcpPost(tool, rpcPolyglot, 'multipart/form-data; boundary=b') })));
+  out.push(
+    ...perTool((tool) => ({
+      id: 'redteam/multipart/jsonrpc-preamble',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(tool, rpcPolyglot, 'multipart/form-data; boundary=b'),
+    })),
+  );
   return out;
 }
 
@@ -139,20 +224,52 @@ export function decoderCases(): CorpusCase[] {
     ['trailing-text/application-json', `${REFUND_900} x`, 'application/json', 'refused'],
     ['plain/application-json', REFUND_900, 'application/json', 'decided'],
   ];
-  const out: CorpusCase[] = bodies.map(([name, body, ct, expect]) => ({ id: `redteam/decoder/${name}/go-decoder`, family: fam, expect, bytes: decoderPost(body, ct) }));
+  const out: CorpusCase[] = bodies.map(([name, body, ct, expect]) => ({
+    id: `redteam/decoder/${name}/go-decoder`,
+    family: fam,
+    expect,
+    bytes: decoderPost(body, ct),
+  }));
   // A typed JSON-RPC handler decoding the same stream (as net/rpc/jsonrpc's codec does).
   const rpcPost = (body: string, contentType: string | null): string =>
-    raw(DECODER_HOST, { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]])], body });
+    raw(DECODER_HOST, {
+      method: 'POST',
+      path: '/mcp',
+      headers: [...MCP_ACCEPT, ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]])],
+      body,
+    });
   const rpcBodies: Array<[string, string, string | null, CorpusCase['expect']]> = [
-    ['rpc-multipart-preamble', `${DELETE}\r\n--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n`, 'multipart/form-data; boundary=b', 'refused'],
+    [
+      'rpc-multipart-preamble',
+      `${DELETE}\r\n--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n`,
+      'multipart/form-data; boundary=b',
+      'refused',
+    ],
     ['rpc-multipart-no-boundary', DELETE, 'multipart/form-data', 'refused'],
     ['rpc-trailing-text/text-plain', `${DELETE} x`, 'text/plain', 'refused'],
     ['rpc-form', DELETE, 'application/x-www-form-urlencoded', 'refused'],
     ['rpc-then-lookup/application-json', `${DELETE}${LOOKUP}`, 'application/json', 'refused'],
   ];
-  out.push(...rpcBodies.map(([name, body, ct, expect]) => ({ id: `redteam/decoder/${name}/go-decoder`, family: fam, expect, bytes: rpcPost(body, ct) })));
-  out.push({ id: 'redteam/decoder/control-refund-10/go-decoder', family: fam, expect: 'pass', bytes: decoderPost('{"amount": 10, "kind": "refund", "name": "n"}', 'application/json') });
-  out.push({ id: 'redteam/decoder/control-get/go-decoder', family: fam, expect: 'pass', bytes: raw(DECODER_HOST, { path: '/ok?x=1' }) });
+  out.push(
+    ...rpcBodies.map(([name, body, ct, expect]) => ({
+      id: `redteam/decoder/${name}/go-decoder`,
+      family: fam,
+      expect,
+      bytes: rpcPost(body, ct),
+    })),
+  );
+  out.push({
+    id: 'redteam/decoder/control-refund-10/go-decoder',
+    family: fam,
+    expect: 'pass',
+    bytes: decoderPost('{"amount": 10, "kind": "refund", "name": "n"}', 'application/json'),
+  });
+  out.push({
+    id: 'redteam/decoder/control-get/go-decoder',
+    family: fam,
+    expect: 'pass',
+    bytes: raw(DECODER_HOST, { path: '/ok?x=1' }),
+  });
   return out;
 }
 
@@ -177,21 +294,53 @@ export function opaqueCases(): CorpusCase[] {
     ['long-method', (tool) => admin(tool, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'), HTTP_STACKS],
     ['dot-in-method', (tool) => admin(tool, 'GET.X'), HTTP_STACKS],
     ['h2c-prior-knowledge', (tool) => `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n${admin(tool)}`, HTTP_STACKS],
-    ['connect-inside-tunnel', () => `CONNECT blocked.test:80 HTTP/1.1\r\nHost: blocked.test:80\r\n\r\nGET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n`, HTTP_STACKS],
+    [
+      'connect-inside-tunnel',
+      () =>
+        `CONNECT blocked.test:80 HTTP/1.1\r\nHost: blocked.test:80\r\n\r\nGET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n`,
+      HTTP_STACKS,
+    ],
   ];
   const out: CorpusCase[] = [];
   for (const [name, make, tools] of variants) {
-    out.push(...perTool((tool) => ({ id: `redteam/opaque/${name}`, family: fam, expect: 'decided', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: make(tool) }), tools));
+    out.push(
+      ...perTool(
+        (tool) => ({
+          id: `redteam/opaque/${name}`,
+          family: fam,
+          expect: 'decided',
+          bytes: connectTo(`${hostOf(tool)}:80`),
+          tunnel: make(tool),
+        }),
+        tools,
+      ),
+    );
   }
   // A client silent past connect.peekTimeoutMs (1 s): the tunnel is classified opaque
   // (server-speaks-first) and, when allowed, relayed; then it speaks HTTP.
   out.push(
     ...perTool(
-      (tool) => ({ id: 'redteam/opaque/silent-then-admin', family: fam, expect: 'decided', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: admin(tool), tunnelDelayMs: 1300, timeoutMs: 3500 }),
+      (tool) => ({
+        id: 'redteam/opaque/silent-then-admin',
+        family: fam,
+        expect: 'decided',
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: admin(tool),
+        tunnelDelayMs: 1300,
+        timeoutMs: 3500,
+      }),
       HTTP_STACKS,
     ),
     ...perTool(
-      (tool) => ({ id: 'redteam/opaque/silent-then-mcp-delete', family: fam, expect: 'decided', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: mcpDelete(tool, ''), tunnelDelayMs: 1300, timeoutMs: 3500 }),
+      (tool) => ({
+        id: 'redteam/opaque/silent-then-mcp-delete',
+        family: fam,
+        expect: 'decided',
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: mcpDelete(tool, ''),
+        tunnelDelayMs: 1300,
+        timeoutMs: 3500,
+      }),
       ['go-mcp'],
     ),
   );
@@ -202,16 +351,67 @@ export function opaqueCases(): CorpusCase[] {
 export function mcpHeaderCases(): CorpusCase[] {
   const fam = 'redteam-mcp-headers';
   const variants: Array<[string, string, Array<[string, string]>, CorpusCase['expect']]> = [
-    ['name-header-delete-body-lookup', LOOKUP, [['Mcp-Method', 'tools/call'], ['Mcp-Name', 'delete_customer']], 'refused'],
-    ['name-header-lookup-body-delete', DELETE, [['Mcp-Method', 'tools/call'], ['Mcp-Name', 'lookup_order']], 'refused'],
+    [
+      'name-header-delete-body-lookup',
+      LOOKUP,
+      [
+        ['Mcp-Method', 'tools/call'],
+        ['Mcp-Name', 'delete_customer'],
+      ],
+      'refused',
+    ],
+    [
+      'name-header-lookup-body-delete',
+      DELETE,
+      [
+        ['Mcp-Method', 'tools/call'],
+        ['Mcp-Name', 'lookup_order'],
+      ],
+      'refused',
+    ],
     ['method-header-list-body-call', LOOKUP, [['Mcp-Method', 'tools/list']], 'refused'],
-    ['name-header-twice', LOOKUP, [['Mcp-Method', 'tools/call'], ['Mcp-Name', 'lookup_order'], ['Mcp-Name', 'delete_customer']], 'refused'],
-    ['matching-headers', LOOKUP, [['Mcp-Method', 'tools/call'], ['Mcp-Name', 'lookup_order']], 'pass'],
-    ['session-id-twice', LOOKUP, [['Mcp-Session-Id', 'a'], ['Mcp-Session-Id', 'b']], 'decided'],
+    [
+      'name-header-twice',
+      LOOKUP,
+      [
+        ['Mcp-Method', 'tools/call'],
+        ['Mcp-Name', 'lookup_order'],
+        ['Mcp-Name', 'delete_customer'],
+      ],
+      'refused',
+    ],
+    [
+      'matching-headers',
+      LOOKUP,
+      [
+        ['Mcp-Method', 'tools/call'],
+        ['Mcp-Name', 'lookup_order'],
+      ],
+      'pass',
+    ],
+    [
+      'session-id-twice',
+      LOOKUP,
+      [
+        ['Mcp-Session-Id', 'a'],
+        ['Mcp-Session-Id', 'b'],
+      ],
+      'decided',
+    ],
   ];
   const out: CorpusCase[] = [];
   for (const [name, body, headers, expect] of variants) {
-    out.push(...perTool((tool) => ({ id: `redteam/mcp-headers/${name}`, family: fam, expect, bytes: mcpPost(tool, body, 'application/json', headers) }), MCP_TOOLS));
+    out.push(
+      ...perTool(
+        (tool) => ({
+          id: `redteam/mcp-headers/${name}`,
+          family: fam,
+          expect,
+          bytes: mcpPost(tool, body, 'application/json', headers),
+        }),
+        MCP_TOOLS,
+      ),
+    );
   }
   return out;
 }
@@ -223,12 +423,87 @@ export function miscCases(): CorpusCase[] {
   const hidden = (tool: Routed): string => `GET /admin/pipelined HTTP/1.1\r\nHost: ${hostOf(tool)}\r\n\r\n`;
   out.push(
     // A denied request, then more requests on the same connection: each must be decided.
-    ...perTool((tool) => ({ id: 'redteam/pipeline/denied-then-admin', family: fam, expect: 'decided', responses: 2, bytes: raw(hostOf(tool), { path: '/admin' }) + raw(hostOf(tool), { path: '/admin/2' }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/pipeline/denied-refund-then-ok-then-admin', family: fam, expect: 'decided', responses: 3, bytes: restPost(tool, REFUND_900) + raw(hostOf(tool), { path: '/ok' }) + hidden(tool) }), ['go-json', 'py']),
-    ...perTool((tool) => ({ id: 'redteam/pipeline/refused-body-then-admin', family: fam, expect: 'decided', responses: 2, bytes: restPost(tool, '{"amount":1,"amount":900}') + hidden(tool) }), ['go-json', 'py']),
-    ...perTool((tool) => ({ id: 'redteam/pipeline/in-tunnel-denied-then-admin', family: fam, expect: 'decided', responses: 2, bytes: connectTo(`${hostOf(tool)}:80`), tunnel: raw(hostOf(tool), { target: '/admin' }) + hidden(tool) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/pipeline/in-tunnel-mcp-lookup-then-delete', family: fam, expect: 'decided', responses: 2, bytes: connectTo(`${hostOf(tool)}:80`), tunnel: raw(hostOf(tool), { target: '/mcp', method: 'POST', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json']], body: LOOKUP }) + raw(hostOf(tool), { target: '/mcp', method: 'POST', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json']], body: DELETE }) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/pipeline/upgrade-refused-then-admin', family: fam, expect: 'decided', responses: 2, bytes: raw(hostOf(tool), { path: '/ok', headers: [['Connection', 'Upgrade'], ['Upgrade', 'h2c']] }) + hidden(tool) }), HTTP_STACKS),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/denied-then-admin',
+        family: fam,
+        expect: 'decided',
+        responses: 2,
+        bytes: raw(hostOf(tool), { path: '/admin' }) + raw(hostOf(tool), { path: '/admin/2' }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/denied-refund-then-ok-then-admin',
+        family: fam,
+        expect: 'decided',
+        responses: 3,
+        bytes: restPost(tool, REFUND_900) + raw(hostOf(tool), { path: '/ok' }) + hidden(tool),
+      }),
+      ['go-json', 'py'],
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/refused-body-then-admin',
+        family: fam,
+        expect: 'decided',
+        responses: 2,
+        bytes: restPost(tool, '{"amount":1,"amount":900}') + hidden(tool),
+      }),
+      ['go-json', 'py'],
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/in-tunnel-denied-then-admin',
+        family: fam,
+        expect: 'decided',
+        responses: 2,
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: raw(hostOf(tool), { target: '/admin' }) + hidden(tool),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/in-tunnel-mcp-lookup-then-delete',
+        family: fam,
+        expect: 'decided',
+        responses: 2,
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel:
+          raw(hostOf(tool), {
+            target: '/mcp',
+            method: 'POST',
+            headers: [...MCP_ACCEPT, ['Content-Type', 'application/json']],
+            body: LOOKUP,
+          }) +
+          raw(hostOf(tool), {
+            target: '/mcp',
+            method: 'POST',
+            headers: [...MCP_ACCEPT, ['Content-Type', 'application/json']],
+            body: DELETE,
+          }),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/pipeline/upgrade-refused-then-admin',
+        family: fam,
+        expect: 'decided',
+        responses: 2,
+        bytes:
+          raw(hostOf(tool), {
+            path: '/ok',
+            headers: [
+              ['Connection', 'Upgrade'],
+              ['Upgrade', 'h2c'],
+            ],
+          }) + hidden(tool),
+      }),
+      HTTP_STACKS,
+    ),
   );
   // CONNECT authority spellings of a denied host.
   for (const [name, authority] of [
@@ -239,13 +514,46 @@ export function miscCases(): CorpusCase[] {
     ['hex-ip', '0x7f.0.0.9:80'],
     ['decimal-ip', '2130706441:80'],
   ] as const) {
-    out.push({ id: `redteam/connect/${name}`, family: fam, expect: 'refused', bytes: connectTo(authority), tunnel: 'GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n' });
+    out.push({
+      id: `redteam/connect/${name}`,
+      family: fam,
+      expect: 'refused',
+      bytes: connectTo(authority),
+      tunnel: 'GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n',
+    });
   }
   // Inside a tunnel: requests aimed elsewhere than the tunnel.
   out.push(
-    ...perTool((tool) => ({ id: 'redteam/tunnel/absolute-form-other-host', family: fam, expect: 'refused', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: raw('blocked.test', { path: '/' }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/tunnel/host-other-port', family: fam, expect: 'refused', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: raw(hostOf(tool), { target: '/admin', host: `${hostOf(tool)}:8080` }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/tunnel/no-host-http10', family: fam, expect: 'decided', bytes: connectTo(`${hostOf(tool)}:80`), tunnel: raw(hostOf(tool), { target: '/admin', host: null, version: 'HTTP/1.0' }) }), HTTP_STACKS),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/tunnel/absolute-form-other-host',
+        family: fam,
+        expect: 'refused',
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: raw('blocked.test', { path: '/' }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/tunnel/host-other-port',
+        family: fam,
+        expect: 'refused',
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: raw(hostOf(tool), { target: '/admin', host: `${hostOf(tool)}:8080` }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/tunnel/no-host-http10',
+        family: fam,
+        expect: 'decided',
+        bytes: connectTo(`${hostOf(tool)}:80`),
+        tunnel: raw(hostOf(tool), { target: '/admin', host: null, version: 'HTTP/1.0' }),
+      }),
+      HTTP_STACKS,
+    ),
   );
   // Raw (unescaped) non-ASCII bytes in the request-target.
   for (const [name, path, expect] of [
@@ -255,50 +563,253 @@ export function miscCases(): CorpusCase[] {
     ['raw-utf8-letter', utf8('/adm\u0131n'), 'decided'],
     ['raw-latin1-letter', '/adm\xedn', 'decided'],
   ] as const) {
-    out.push(...perTool((tool) => ({ id: `redteam/target/${name}`, family: fam, expect, bytes: raw(hostOf(tool), { path }) }), HTTP_STACKS));
+    out.push(
+      ...perTool(
+        (tool) => ({ id: `redteam/target/${name}`, family: fam, expect, bytes: raw(hostOf(tool), { path }) }),
+        HTTP_STACKS,
+      ),
+    );
   }
   out.push(
-    ...perTool((tool) => ({ id: 'redteam/target/options-asterisk', family: fam, expect: 'refused', bytes: `OPTIONS * HTTP/1.1\r\nHost: ${hostOf(tool)}\r\n\r\n` }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/target/absolute-no-path-query', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}?x=1` }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/target/port-leading-zeros', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}:0080/admin`, host: `${hostOf(tool)}:0080` }) }), HTTP_STACKS),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/target/options-asterisk',
+        family: fam,
+        expect: 'refused',
+        bytes: `OPTIONS * HTTP/1.1\r\nHost: ${hostOf(tool)}\r\n\r\n`,
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/target/absolute-no-path-query',
+        family: fam,
+        expect: 'decided',
+        bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}?x=1` }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/target/port-leading-zeros',
+        family: fam,
+        expect: 'decided',
+        bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}:0080/admin`, host: `${hostOf(tool)}:0080` }),
+      }),
+      HTTP_STACKS,
+    ),
   );
   // Header spellings the brief of a firewall review lists: codings, parameters, forwarding headers, methods.
   const codingBody = DELETE;
   for (const [name, headers, expect] of [
     ['coding-Identity', [['Content-Encoding', 'Identity']], 'decided'],
     ['coding-gzip-trailing-space', [['Content-Encoding', 'gzip ']], 'refused'],
-    ['coding-empty-then-gzip', [['Content-Encoding', ''], ['Content-Encoding', 'gzip']], 'refused'],
+    [
+      'coding-empty-then-gzip',
+      [
+        ['Content-Encoding', ''],
+        ['Content-Encoding', 'gzip'],
+      ],
+      'refused',
+    ],
     ['coding-identity-gzip', [['Content-Encoding', 'identity, gzip']], 'refused'],
     ['charset-twice', [['X-Dummy', '1']], 'refused'],
   ] as Array<[string, Array<[string, string]>, CorpusCase['expect']]>) {
     const ct = name === 'charset-twice' ? 'application/json; charset=utf-8; charset=utf-16' : 'application/json';
-    out.push(...perTool((tool) => ({ id: `redteam/headers/${name}`, family: fam, expect, bytes: mcpPost(tool, codingBody, ct, headers) }), MCP_TOOLS));
+    out.push(
+      ...perTool(
+        (tool) => ({
+          id: `redteam/headers/${name}`,
+          family: fam,
+          expect,
+          bytes: mcpPost(tool, codingBody, ct, headers),
+        }),
+        MCP_TOOLS,
+      ),
+    );
   }
   out.push(
-    ...perTool((tool) => ({ id: 'redteam/headers/x-forwarded-host-blocked', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { path: '/ok', headers: [['X-Forwarded-Host', 'blocked.test'], ['Forwarded', 'host=blocked.test;proto=https'], ['X-Forwarded-Proto', 'https']] }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/headers/trailer-content-type', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked'], ['Trailer', 'Content-Type']], body: `${DELETE.length.toString(16)}\r\n${DELETE}\r\n0\r\nContent-Type: text/plain\r\n\r\n` }) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/headers/long-header-before-delete', family: fam, expect: 'decided', bytes: mcpPost(tool, DELETE, 'application/json', [['X-Pad', 'p'.repeat(15_000)]]) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/method/lower-case-plain-listener', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { method: 'get', path: '/admin' }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/method/unknown-plain-listener', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { method: 'FOO', path: '/admin' }) }), HTTP_STACKS),
-    ...perTool((tool) => ({ id: 'redteam/method/query-with-body', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { method: 'QUERY', path: '/refund', headers: [['Content-Type', 'application/json']], body: REFUND_900 }) }), ['go-json', 'py']),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/headers/x-forwarded-host-blocked',
+        family: fam,
+        expect: 'decided',
+        bytes: raw(hostOf(tool), {
+          path: '/ok',
+          headers: [
+            ['X-Forwarded-Host', 'blocked.test'],
+            ['Forwarded', 'host=blocked.test;proto=https'],
+            ['X-Forwarded-Proto', 'https'],
+          ],
+        }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/headers/trailer-content-type',
+        family: fam,
+        expect: 'decided',
+        bytes: raw(hostOf(tool), {
+          method: 'POST',
+          path: '/mcp',
+          headers: [
+            ...MCP_ACCEPT,
+            ['Content-Type', 'application/json'],
+            ['Transfer-Encoding', 'chunked'],
+            ['Trailer', 'Content-Type'],
+          ],
+          body: `${DELETE.length.toString(16)}\r\n${DELETE}\r\n0\r\nContent-Type: text/plain\r\n\r\n`,
+        }),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/headers/long-header-before-delete',
+        family: fam,
+        expect: 'decided',
+        bytes: mcpPost(tool, DELETE, 'application/json', [['X-Pad', 'p'.repeat(15_000)]]),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/method/lower-case-plain-listener',
+        family: fam,
+        expect: 'refused',
+        bytes: raw(hostOf(tool), { method: 'get', path: '/admin' }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/method/unknown-plain-listener',
+        family: fam,
+        expect: 'refused',
+        bytes: raw(hostOf(tool), { method: 'FOO', path: '/admin' }),
+      }),
+      HTTP_STACKS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/method/query-with-body',
+        family: fam,
+        expect: 'decided',
+        bytes: raw(hostOf(tool), {
+          method: 'QUERY',
+          path: '/refund',
+          headers: [['Content-Type', 'application/json']],
+          body: REFUND_900,
+        }),
+      }),
+      ['go-json', 'py'],
+    ),
   );
   // Keys JavaScript treats specially: the policy must still see them as plain members.
   out.push(
-    ...perTool((tool) => ({ id: 'redteam/json/proto-key-rest', family: fam, expect: 'decided', bytes: restPost(tool, '{"amount":1,"__proto__":{"amount":900}}') }), ['go-json', 'py']),
-    ...perTool((tool) => ({ id: 'redteam/json/proto-key-argument', family: fam, expect: 'decided', bytes: mcpPost(tool, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"__proto__":{"amount":900}}}}') })),
-    ...perTool((tool) => ({ id: 'redteam/json/proto-key-params', family: fam, expect: 'refused', bytes: mcpPost(tool, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{},"__proto__":{"name":"delete_customer"}}}') })),
-    ...perTool((tool) => ({ id: 'redteam/json/name-fullwidth', family: fam, expect: 'decided', bytes: mcpPost(tool, utf8(mcpCall('\uff44elete_customer'))) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/json/name-case', family: fam, expect: 'decided', bytes: mcpPost(tool, mcpCall('Delete_Customer')) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/json/name-trailing-space', family: fam, expect: 'decided', bytes: mcpPost(tool, mcpCall('delete_customer ')) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/json/arguments-as-string', family: fam, expect: 'refused', bytes: mcpPost(tool, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund","arguments":"{\\"amount\\":900}"}}') })),
-    ...perTool((tool) => ({ id: 'redteam/json/batch-initialize-and-delete', family: fam, expect: 'decided', bytes: mcpPost(tool, `[{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}},${DELETE}]`) }), MCP_TOOLS),
-    ...perTool((tool) => ({ id: 'redteam/json/notification-delete', family: fam, expect: 'decided', bytes: mcpPost(tool, '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}') })),
-    ...perTool((tool) => ({ id: 'redteam/json/id-object', family: fam, expect: 'refused', bytes: mcpPost(tool, DELETE.replace('"id":1', '"id":{"a":1}')) })),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/json/proto-key-rest',
+        family: fam,
+        expect: 'decided',
+        bytes: restPost(tool, '{"amount":1,"__proto__":{"amount":900}}'),
+      }),
+      ['go-json', 'py'],
+    ),
+    ...perTool((tool) => ({
+      id: 'redteam/json/proto-key-argument',
+      family: fam,
+      expect: 'decided',
+      bytes: mcpPost(
+        tool,
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"__proto__":{"amount":900}}}}',
+      ),
+    })),
+    ...perTool((tool) => ({
+      id: 'redteam/json/proto-key-params',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(
+        tool,
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{},"__proto__":{"name":"delete_customer"}}}',
+      ),
+    })),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/json/name-fullwidth',
+        family: fam,
+        expect: 'decided',
+        bytes: mcpPost(tool, utf8(mcpCall('\uff44elete_customer'))),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/json/name-case',
+        family: fam,
+        expect: 'decided',
+        bytes: mcpPost(tool, mcpCall('Delete_Customer')),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/json/name-trailing-space',
+        family: fam,
+        expect: 'decided',
+        bytes: mcpPost(tool, mcpCall('delete_customer ')),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool((tool) => ({
+      id: 'redteam/json/arguments-as-string',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(
+        tool,
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund","arguments":"{\\"amount\\":900}"}}',
+      ),
+    })),
+    ...perTool(
+      (tool) => ({
+        id: 'redteam/json/batch-initialize-and-delete',
+        family: fam,
+        expect: 'decided',
+        bytes: mcpPost(
+          tool,
+          `[{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}},${DELETE}]`,
+        ),
+      }),
+      MCP_TOOLS,
+    ),
+    ...perTool((tool) => ({
+      id: 'redteam/json/notification-delete',
+      family: fam,
+      expect: 'decided',
+      bytes: mcpPost(
+        tool,
+        '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}',
+      ),
+    })),
+    ...perTool((tool) => ({
+      id: 'redteam/json/id-object',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(tool, DELETE.replace('"id":1', '"id":{"a":1}')),
+    })),
   );
   return out;
 }
 
 /** Every red-team family. */
 export function redteamCases(): CorpusCase[] {
-  return [...encodingCases(), ...multipartCases(), ...decoderCases(), ...opaqueCases(), ...mcpHeaderCases(), ...miscCases()];
+  return [
+    ...encodingCases(),
+    ...multipartCases(),
+    ...decoderCases(),
+    ...opaqueCases(),
+    ...mcpHeaderCases(),
+    ...miscCases(),
+  ];
 }
