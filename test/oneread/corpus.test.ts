@@ -44,7 +44,13 @@ t.test('every corpus request has exactly one reading or is refused before reachi
   for (const c of cases) {
     families.set(c.family, (families.get(c.family) ?? 0) + 1);
     const caseStart = Date.now();
-    const send = (): Promise<Verdict> => judge(gate, tools, c.bytes, { tunnel: c.tunnel, responses: c.responses, timeoutMs: c.timeoutMs ?? 1500, tunnelDelayMs: c.tunnelDelayMs });
+    const send = (): Promise<Verdict> =>
+      judge(gate, tools, c.bytes, {
+        tunnel: c.tunnel,
+        responses: c.responses,
+        timeoutMs: c.timeoutMs ?? 1500,
+        tunnelDelayMs: c.tunnelDelayMs,
+      });
     let v = await send();
     if (v.kind === 'bypass') {
       // Confirm on a quiet system: a request of an earlier case arriving late (the machine
@@ -60,7 +66,12 @@ t.test('every corpus request has exactly one reading or is refused before reachi
     slow.push([Date.now() - caseStart, `${c.id}${v.reply.timedOut ? ' (client deadline)' : ''}`]);
     tally[v.kind]++;
     if (v.kind === 'bypass') bypasses.push(describe(c, v, v.problems));
-    else if (c.expect === 'refused' && v.kind === 'decided') notRefused.push(describe(c, v, ['reached a tool (read identically there) although the request is ambiguous and must be refused']));
+    else if (c.expect === 'refused' && v.kind === 'decided')
+      notRefused.push(
+        describe(c, v, [
+          'reached a tool (read identically there) although the request is ambiguous and must be refused',
+        ]),
+      );
     if (c.expect === 'pass' && (v.kind !== 'decided' || !v.reply.statuses.some((s) => s >= 200 && s < 300))) {
       controlsFailed.push(describe(c, v, ['a legitimate request did not pass', ...v.problems]));
     }
@@ -70,8 +81,33 @@ t.test('every corpus request has exactly one reading or is refused before reachi
   t.comment(summary);
   t.comment(`families: ${perFamily}`);
   const report = join(await tempDir('tollgate-oneread-corpus-'), 'report.txt');
-  const slowest = slow.sort((a, b) => b[0] - a[0]).slice(0, 25).map(([ms, id]) => `${ms} ms ${id}`);
-  await writeFile(report, [summary, `families: ${perFamily}`, '', '# bypasses', ...bypasses, '', '# ambiguous but not refused', ...notRefused, '', '# controls failed', ...controlsFailed, '', '# bypasses seen once, not on a quiet retry', ...unconfirmed, '', '# slowest cases', ...slowest, ''].join('\n'));
+  const slowest = slow
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 25)
+    .map(([ms, id]) => `${ms} ms ${id}`);
+  await writeFile(
+    report,
+    [
+      summary,
+      `families: ${perFamily}`,
+      '',
+      '# bypasses',
+      ...bypasses,
+      '',
+      '# ambiguous but not refused',
+      ...notRefused,
+      '',
+      '# controls failed',
+      ...controlsFailed,
+      '',
+      '# bypasses seen once, not on a quiet retry',
+      ...unconfirmed,
+      '',
+      '# slowest cases',
+      ...slowest,
+      '',
+    ].join('\n'),
+  );
   t.comment(`full report: ${report}`);
   t.same(bypasses, [], `no bypasses (${bypasses.length})`);
   t.same(notRefused, [], `every ambiguous request is refused (${notRefused.length} reached a tool)`);

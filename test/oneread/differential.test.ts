@@ -28,7 +28,8 @@ function violation(v: Verdict): string | undefined {
   if (v.kind === 'refused') {
     const refusedWithCode = v.reply.statuses.some((s) => s >= 400 && s < 500) && v.reply.errorCodes.length > 0;
     const closedWithoutAnswer = v.reply.closed && v.reply.statuses.every((s) => s === 200);
-    if (!refusedWithCode && !closedWithoutAnswer) return `refused without a 4xx TG_ERR_* answer (statuses ${v.reply.statuses.join(',') || 'none'})`;
+    if (!refusedWithCode && !closedWithoutAnswer)
+      return `refused without a 4xx TG_ERR_* answer (statuses ${v.reply.statuses.join(',') || 'none'})`;
   }
   return undefined;
 }
@@ -38,16 +39,29 @@ function headerLines(headers: Array<[string, string]>): string {
 }
 
 /** Raw request bytes (latin1 text) for a method/target/headers/body through the explicit proxy, or inside a tunnel. */
-function request(door: 'proxy' | 'tunnel', host: string, method: string, path: string, headers: Array<[string, string]>, body?: Buffer): { bytes: string; tunnel?: string } {
+function request(
+  door: 'proxy' | 'tunnel',
+  host: string,
+  method: string,
+  path: string,
+  headers: Array<[string, string]>,
+  body?: Buffer,
+): { bytes: string; tunnel?: string } {
   const target = door === 'proxy' ? `http://${host}${path}` : path;
   const framing: Array<[string, string]> = body === undefined ? [] : [['Content-Length', String(body.length)]];
   const text = `${method} ${target} HTTP/1.1\r\nHost: ${host}\r\n${headerLines([...headers, ...framing])}\r\n${body?.toString('latin1') ?? ''}`;
-  return door === 'proxy' ? { bytes: text } : { bytes: `CONNECT ${host}:80 HTTP/1.1\r\nHost: ${host}:80\r\n\r\n`, tunnel: text };
+  return door === 'proxy'
+    ? { bytes: text }
+    : { bytes: `CONNECT ${host}:80 HTTP/1.1\r\nHost: ${host}:80\r\n\r\n`, tunnel: text };
 }
 
 // ── generated JSON-RPC calls and their mutations ────────────────────────────────────
 const toolName = fc.constantFrom('lookup_order', 'delete_customer', 'refund');
-const args = fc.dictionary(fc.constantFrom('id', 'amount', 'note', 'items', 'Amount', 'ID'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
+const args = fc.dictionary(
+  fc.constantFrom('id', 'amount', 'note', 'items', 'Amount', 'ID'),
+  fc.jsonValue({ maxDepth: 2 }),
+  { maxKeys: 4 },
+);
 const contentType = fc.constantFrom<string | null>(
   'application/json',
   'application/json',
@@ -58,23 +72,51 @@ const contentType = fc.constantFrom<string | null>(
   'application/json; charset=utf-16',
   'application/vnd.example+json',
 );
-const keyMutation = fc.constantFrom('none', 'none', 'dup-name-before', 'dup-name-after', 'case-Name', 'long-s-params', 'dup-amount');
+const keyMutation = fc.constantFrom(
+  'none',
+  'none',
+  'dup-name-before',
+  'dup-name-after',
+  'case-Name',
+  'long-s-params',
+  'dup-amount',
+);
 const numberMutation = fc.constantFrom('none', 'none', 'big-int', 'past-precision', 'exponent', 'huge');
-const byteMutation = fc.constantFrom('none', 'none', 'none', 'bom', 'lone-surrogate', 'invalid-utf8', 'overlong', 'utf16le', 'pad');
+const byteMutation = fc.constantFrom(
+  'none',
+  'none',
+  'none',
+  'bom',
+  'lone-surrogate',
+  'invalid-utf8',
+  'overlong',
+  'utf16le',
+  'pad',
+);
 const batchShape = fc.constantFrom('single', 'single', 'batch-with-lookup', 'batch-with-malformed');
 
-const NUMBER_LITERALS: Record<string, string> = { 'big-int': '12345678901234567890', 'past-precision': '500.0000000000000001', exponent: '9e2', huge: '1e400' };
+const NUMBER_LITERALS: Record<string, string> = {
+  'big-int': '12345678901234567890',
+  'past-precision': '500.0000000000000001',
+  exponent: '9e2',
+  huge: '1e400',
+};
 
 /** One generated tools/call as JSON text with textual mutations (duplicates and case need text, not objects). */
 function rpcText(name: string, a: Record<string, unknown>, keys: string, numbers: string, id: number): string {
   let text = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: a } });
   const other = name === 'delete_customer' ? 'lookup_order' : 'delete_customer';
-  if (numbers !== 'none') text = text.replace('"arguments":{', `"arguments":{"amount":${NUMBER_LITERALS[numbers]},`).replace(',}', '}');
+  if (numbers !== 'none')
+    text = text.replace('"arguments":{', `"arguments":{"amount":${NUMBER_LITERALS[numbers]},`).replace(',}', '}');
   if (keys === 'dup-name-before') text = text.replace('"params":{', `"params":{"name":"${other}",`);
   if (keys === 'dup-name-after') text = text.replace(/}}$/, `,"name":"${other}"}}`);
   if (keys === 'case-Name') text = text.replace('"params":{', `"params":{"Name":"${other}",`);
   if (keys === 'long-s-params') text = text.replace(/}$/, `,"para\u017fms":{"name":"${other}","arguments":{}}}`);
-  if (keys === 'dup-amount') text = text.replace('"arguments":{', '"arguments":{"amount":900,').replace(/}}}$/, ',"amount":1}}}').replace('{,', '{');
+  if (keys === 'dup-amount')
+    text = text
+      .replace('"arguments":{', '"arguments":{"amount":900,')
+      .replace(/}}}$/, ',"amount":1}}}')
+      .replace('{,', '{');
   return text;
 }
 
@@ -116,8 +158,10 @@ const mcpCase = fc.record({
 
 function mcpRequest(c: Generated<typeof mcpCase>, door: Door): { bytes: string; tunnel?: string } {
   let text = rpcText(c.name, c.args as Record<string, unknown>, c.keys, c.numbers, 1);
-  if (c.batch === 'batch-with-lookup') text = `[${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'lookup_order', arguments: {} } })},${text}]`;
-  if (c.batch === 'batch-with-malformed') text = `[${text.replace('"jsonrpc":"2.0",', '')},${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' })}]`;
+  if (c.batch === 'batch-with-lookup')
+    text = `[${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'lookup_order', arguments: {} } })},${text}]`;
+  if (c.batch === 'batch-with-malformed')
+    text = `[${text.replace('"jsonrpc":"2.0",', '')},${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' })}]`;
   const headers: Array<[string, string]> = [['Accept', 'application/json, text/event-stream']];
   if (c.contentType !== null) headers.push(['Content-Type', c.contentType]);
   return request(door, TOOL_HOSTS[c.tool], 'POST', '/mcp', headers, encode(text, c.bytes));
@@ -127,32 +171,83 @@ function mcpRequest(c: Generated<typeof mcpCase>, door: Door): { bytes: string; 
 const amountLiteral = fc.oneof(
   fc.integer({ min: -1000, max: 2000 }).map(String),
   fc.double({ min: -1e6, max: 1e6, noNaN: true }).map((d) => JSON.stringify(d)),
-  fc.constantFrom('1e400', '-1e400', '1e-400', '12345678901234567890', '500.0000000000000001', '9e2', '-0', '900.0', '"900"', 'NaN', 'Infinity'),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '1e-400',
+    '12345678901234567890',
+    '500.0000000000000001',
+    '9e2',
+    '-0',
+    '900.0',
+    '"900"',
+    'NaN',
+    'Infinity',
+  ),
 );
 const restCase = fc.record({
   tool: fc.constantFrom<Routed>('go-json', 'py'),
   amountKey: fc.constantFrom('amount', 'amount', 'Amount', 'AMOUNT', 'amount'),
   amount: amountLiteral,
   shadow: fc.option(fc.tuple(fc.constantFrom('amount', 'Amount', 'aMOUNT'), amountLiteral), { nil: undefined }),
-  kind: fc.constantFrom('"kind":"refund"', '"kind":"refund","\u212Aind":"chargeback"', '"kind":"refund","kind":"chargeback"', ''),
+  kind: fc.constantFrom(
+    '"kind":"refund"',
+    '"kind":"refund","\u212Aind":"chargeback"',
+    '"kind":"refund","kind":"chargeback"',
+    '',
+  ),
   contentType,
 });
 
 function restRequest(c: Generated<typeof restCase>, door: Door): { bytes: string; tunnel?: string } {
-  const members = [`"${c.amountKey}":${c.amount}`, ...(c.shadow ? [`"${c.shadow[0]}":${c.shadow[1]}`] : []), ...(c.kind ? [c.kind] : [])];
+  const members = [
+    `"${c.amountKey}":${c.amount}`,
+    ...(c.shadow ? [`"${c.shadow[0]}":${c.shadow[1]}`] : []),
+    ...(c.kind ? [c.kind] : []),
+  ];
   const headers: Array<[string, string]> = c.contentType === null ? [] : [['Content-Type', c.contentType]];
   return request(door, TOOL_HOSTS[c.tool], 'POST', '/refund', headers, Buffer.from(`{${members.join(',')}}`, 'utf8'));
 }
 
 // ── paths and queries ──────────────────────────────────────────────────────────────
 const segment = fc.constantFrom(
-  'admin', 'ADMIN', '%61dmin', '%2561dmin', '.', '..', '..;', ';x=1', 'admin;x', '%2e', '%2e%2e', '%2E.', '%252e%252e', '%2f', '%2F..',
-  '%c0%ae%c0%ae', '%c0%af', '%ef%bc%8e%ef%bc%8e', '%ef%bc%8f', '%5c', '..%5c', '%00', '%ff', 'a', 'b%20c', 'ok', '',
+  'admin',
+  'ADMIN',
+  '%61dmin',
+  '%2561dmin',
+  '.',
+  '..',
+  '..;',
+  ';x=1',
+  'admin;x',
+  '%2e',
+  '%2e%2e',
+  '%2E.',
+  '%252e%252e',
+  '%2f',
+  '%2F..',
+  '%c0%ae%c0%ae',
+  '%c0%af',
+  '%ef%bc%8e%ef%bc%8e',
+  '%ef%bc%8f',
+  '%5c',
+  '..%5c',
+  '%00',
+  '%ff',
+  'a',
+  'b%20c',
+  'ok',
+  '',
 );
 const pathCase = fc.record({
   tool: fc.constantFrom<Routed>('ts-mcp', 'go-json', 'py'),
   segments: fc.array(segment, { minLength: 1, maxLength: 4 }),
-  query: fc.option(fc.array(fc.tuple(fc.constantFrom('a', 'A', '%61', 'a;b'), fc.constantFrom('1', '%ff', 'x+y', '%2B', '')), { maxLength: 3 }), { nil: undefined }),
+  query: fc.option(
+    fc.array(fc.tuple(fc.constantFrom('a', 'A', '%61', 'a;b'), fc.constantFrom('1', '%ff', 'x+y', '%2B', '')), {
+      maxLength: 3,
+    }),
+    { nil: undefined },
+  ),
 });
 
 function pathRequest(c: Generated<typeof pathCase>, door: Door): { bytes: string; tunnel?: string } {
@@ -181,22 +276,42 @@ t.test('generated requests keep one reading between the policy and real tool ser
   t.comment(`seed ${SEED} (replay with ONEREAD_SEED=${SEED}); ${RUNS} runs per property`);
   const tools = await startToolServers(t);
   const gate = await startGate(t, tools);
-  const params = { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 50_000, markInterruptAsFailure: false, endOnFailure: false };
+  const params = {
+    seed: SEED,
+    numRuns: RUNS,
+    interruptAfterTimeLimit: 50_000,
+    markInterruptAsFailure: false,
+    endOnFailure: false,
+  };
 
-  const check = async <T>(name: string, arb: fc.Arbitrary<T>, build: (c: T, door: Door) => { bytes: string; tunnel?: string }, runs: number): Promise<void> => {
+  const check = async <T>(
+    name: string,
+    arb: fc.Arbitrary<T>,
+    build: (c: T, door: Door) => { bytes: string; tunnel?: string },
+    runs: number,
+  ): Promise<void> => {
     // One property per door, so a broken door does not hide what the other one does.
-    for (const [door, n] of [['proxy', runs], ['tunnel', Math.max(10, runs >> 2)]] as Array<[Door, number]>) {
+    for (const [door, n] of [
+      ['proxy', runs],
+      ['tunnel', Math.max(10, runs >> 2)],
+    ] as Array<[Door, number]>) {
       const result = await fc.check(
         fc.asyncProperty(arb, async (c) => {
           const { bytes, tunnel } = build(c, door);
           const v = await judge(gate, tools, bytes, { tunnel, timeoutMs: 1500 });
           const why = violation(v);
-          if (why !== undefined) throw new Error(`${why}\n  request: ${JSON.stringify(bytes.slice(0, 400))}${tunnel === undefined ? '' : `\n  in tunnel: ${JSON.stringify(tunnel.slice(0, 400))}`}`);
+          if (why !== undefined)
+            throw new Error(
+              `${why}\n  request: ${JSON.stringify(bytes.slice(0, 400))}${tunnel === undefined ? '' : `\n  in tunnel: ${JSON.stringify(tunnel.slice(0, 400))}`}`,
+            );
         }),
         { ...params, numRuns: n },
       );
       const label = `${name} (${door === 'proxy' ? 'explicit proxy' : 'inside a CONNECT tunnel'})`;
-      if (result.failed) t.fail(`${label}: a generated request breaks the one-reading rule\n${fc.defaultReportMessage(result)}\n${String(result.errorInstance)}`);
+      if (result.failed)
+        t.fail(
+          `${label}: a generated request breaks the one-reading rule\n${fc.defaultReportMessage(result)}\n${String(result.errorInstance)}`,
+        );
       else t.pass(`${label}: ${result.numRuns} runs keep one reading`);
     }
   };
@@ -211,7 +326,10 @@ t.test('generated requests keep one reading between the policy and real tool ser
       const host = `${c.spell([127, 0, 0, 9])}:${tools['ip-denied'].port}`;
       return door === 'proxy'
         ? { bytes: `GET http://${host}/ HTTP/1.1\r\nHost: ${host}\r\n\r\n` }
-        : { bytes: `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, tunnel: `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n` };
+        : {
+            bytes: `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+            tunnel: `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+          };
     },
     RUNS,
   );

@@ -86,7 +86,12 @@ deny contains "rule:host blocked.test" if lower(object.get(object.get(input, "co
 export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied' | 'go-decoder';
 
 /** The routable families, in the order suites iterate them. */
-export const ROUTED_TOOLS: ReadonlyArray<Exclude<ToolName, 'ip-denied' | 'go-decoder'>> = ['ts-mcp', 'go-mcp', 'go-json', 'py'];
+export const ROUTED_TOOLS: ReadonlyArray<Exclude<ToolName, 'ip-denied' | 'go-decoder'>> = [
+  'ts-mcp',
+  'go-mcp',
+  'go-json',
+  'py',
+];
 
 /** Every tool server whose counter a verdict watches. */
 export const TOOL_NAMES: readonly ToolName[] = [...ROUTED_TOOLS, 'go-decoder', 'ip-denied'];
@@ -98,7 +103,12 @@ export const DECODER_HOST = 'godec.test';
 export const DENIED_IP = '127.0.0.9';
 
 /** The host name each family is reached by through the proxy (proxy.resolve). */
-export const TOOL_HOSTS: Readonly<Record<Exclude<ToolName, 'ip-denied' | 'go-decoder'>, string>> = { 'ts-mcp': 'ts.test', 'go-mcp': 'gomcp.test', 'go-json': 'gojson.test', py: 'py.test' };
+export const TOOL_HOSTS: Readonly<Record<Exclude<ToolName, 'ip-denied' | 'go-decoder'>, string>> = {
+  'ts-mcp': 'ts.test',
+  'go-mcp': 'gomcp.test',
+  'go-json': 'gojson.test',
+  py: 'py.test',
+};
 
 /** One request as a tool read it. */
 export interface ToolEcho {
@@ -127,10 +137,15 @@ let installed: Promise<void> | undefined;
 
 /** Builds the Go tool servers and the Python venv once per process (idempotent script). */
 export function ensureToolServers(): Promise<void> {
-  installed ??= run('bash', [join(ROOT, 'scripts/install-tools.sh'), 'oneread', 'python'], { cwd: ROOT, maxBuffer: 1 << 24 }).then(
+  installed ??= run('bash', [join(ROOT, 'scripts/install-tools.sh'), 'oneread', 'python'], {
+    cwd: ROOT,
+    maxBuffer: 1 << 24,
+  }).then(
     () => undefined,
     (err: Error & { stderr?: string }) => {
-      throw new Error(`could not install the one-reading tool servers (scripts/install-tools.sh oneread python): ${err.stderr ?? err.message}`);
+      throw new Error(
+        `could not install the one-reading tool servers (scripts/install-tools.sh oneread python): ${err.stderr ?? err.message}`,
+      );
     },
   );
   return installed;
@@ -142,7 +157,12 @@ export function ensureToolServers(): Promise<void> {
  */
 export function parseExact(text: string): unknown {
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
-    if (typeof value === 'number' && context?.source !== undefined && /^-?\d+$/.test(context.source) && !Number.isSafeInteger(value)) {
+    if (
+      typeof value === 'number' &&
+      context?.source !== undefined &&
+      /^-?\d+$/.test(context.source) &&
+      !Number.isSafeInteger(value)
+    ) {
       return { $int: context.source };
     }
     return value;
@@ -220,7 +240,11 @@ export interface Gate {
 }
 
 /** Starts Tollgate with the test policy, a decision log, and every test host resolved to its tool. */
-export async function startGate(t: TestLike, tools: Record<ToolName, ToolServer>, extraConfig: Record<string, unknown> = {}): Promise<Gate> {
+export async function startGate(
+  t: TestLike,
+  tools: Record<ToolName, ToolServer>,
+  extraConfig: Record<string, unknown> = {},
+): Promise<Gate> {
   const bundle = await buildBundle({ 'oneread.rego': ONEREAD_POLICY }, ['tollgate/authz/decision'], 'oneread-1');
   const dir = await tempDir('tollgate-oneread-');
   const logFile = join(dir, 'decisions.jsonl');
@@ -401,8 +425,17 @@ export interface PolicyView {
 export function policyView(rec: DecisionRecord): PolicyView {
   const input = rec.input;
   const http = input.attributes?.request?.http ?? {};
-  const mcp = input.mcp as { tool?: { name: string; arguments: unknown }; batch?: Array<{ tool?: { name: string; arguments: unknown } }> } | undefined;
-  const calls = mcp === undefined ? [] : mcp.batch ? mcp.batch.filter((m) => m.tool).map((m) => m.tool!) : mcp.tool ? [mcp.tool] : [];
+  const mcp = input.mcp as
+    | { tool?: { name: string; arguments: unknown }; batch?: Array<{ tool?: { name: string; arguments: unknown } }> }
+    | undefined;
+  const calls =
+    mcp === undefined
+      ? []
+      : mcp.batch
+        ? mcp.batch.filter((m) => m.tool).map((m) => m.tool!)
+        : mcp.tool
+          ? [mcp.tool]
+          : [];
   const parsedPath = (input.parsed_path ?? []) as string[];
   return {
     method: http.method ?? '',
@@ -435,7 +468,8 @@ export function sameReading(policy: unknown, tool: unknown): boolean {
     if (pk.length !== keys.length) return false;
     return keys.every((k) => Object.hasOwn(p, k) && sameReading(p[k], t[k]));
   }
-  if (Array.isArray(tool)) return Array.isArray(policy) && policy.length === tool.length && tool.every((v, i) => sameReading(policy[i], v));
+  if (Array.isArray(tool))
+    return Array.isArray(policy) && policy.length === tool.length && tool.every((v, i) => sameReading(policy[i], v));
   return Object.is(policy, tool) || (typeof policy === 'number' && policy === tool);
 }
 
@@ -449,10 +483,16 @@ export function deniedInToolReading(echo: ToolEcho, tool?: ToolName): string[] {
     (v !== null && typeof v === 'object' && (v as { $float?: string }).$float === 'inf');
   for (const c of echo.calls) {
     if (c.name === 'delete_customer') out.push('tool delete_customer');
-    if (c.arguments !== null && typeof c.arguments === 'object' && amountOver((c.arguments as Record<string, unknown>).amount)) out.push('amount over 500 (tool arguments)');
+    if (
+      c.arguments !== null &&
+      typeof c.arguments === 'object' &&
+      amountOver((c.arguments as Record<string, unknown>).amount)
+    )
+      out.push('amount over 500 (tool arguments)');
   }
   const body = echo.body as Record<string, unknown> | undefined;
-  if (body !== null && typeof body === 'object' && !Array.isArray(body) && amountOver(body.amount)) out.push('amount over 500 (body)');
+  if (body !== null && typeof body === 'object' && !Array.isArray(body) && amountOver(body.amount))
+    out.push('amount over 500 (body)');
   if (echo.typed && amountOver(echo.typed.amount)) out.push('amount over 500 (typed struct)');
   if (echo.route === 'admin') out.push('path /admin');
   if (normHost(echo.host).replace(/:\d+$/, '') === 'blocked.test') out.push('host blocked.test');
@@ -461,20 +501,31 @@ export function deniedInToolReading(echo: ToolEcho, tool?: ToolName): string[] {
 
 /** A member name as Go's encoding/json compares it with a field name (simple case folding, incl. K and ſ). */
 function goFold(name: string): string {
-  return name.replace(/\u212A/g, 'k').replace(/\u017F/g, 's').toLowerCase();
+  return name
+    .replace(/\u212A/g, 'k')
+    .replace(/\u017F/g, 's')
+    .toLowerCase();
 }
 
 /** Differences between the policy's reading and one tool echo (empty: one reading). */
 export function readingDifferences(view: PolicyView, echo: ToolEcho): string[] {
   const diffs: string[] = [];
   if (view.method !== echo.method) diffs.push(`method: policy ${view.method} tool ${echo.method}`);
-  if (normHost(view.host) !== normHost(echo.host)) diffs.push(`host: policy ${JSON.stringify(view.host)} tool ${JSON.stringify(echo.host)}`);
+  if (normHost(view.host) !== normHost(echo.host))
+    diffs.push(`host: policy ${JSON.stringify(view.host)} tool ${JSON.stringify(echo.host)}`);
   if (echo.route !== 'mcp' || echo.path !== '/mcp') {
-    if (view.path !== echo.path) diffs.push(`path: policy ${JSON.stringify(view.path)} tool ${JSON.stringify(echo.path)}`);
+    if (view.path !== echo.path)
+      diffs.push(`path: policy ${JSON.stringify(view.path)} tool ${JSON.stringify(echo.path)}`);
   } else if (view.path !== '/mcp') diffs.push(`path: policy ${JSON.stringify(view.path)} tool routed /mcp`);
-  if (!sameReading(view.query, echo.query)) diffs.push(`query: policy ${JSON.stringify(view.query)} tool ${JSON.stringify(echo.query)}`);
-  if (echo.body !== undefined && echo.bodyError === undefined && !(Array.isArray(echo.body) && echo.body.length === 0 && echo.route === 'mcp')) {
-    if (!sameReading(view.body, echo.body)) diffs.push(`body: policy ${JSON.stringify(view.body)} tool ${JSON.stringify(echo.body)}`);
+  if (!sameReading(view.query, echo.query))
+    diffs.push(`query: policy ${JSON.stringify(view.query)} tool ${JSON.stringify(echo.query)}`);
+  if (
+    echo.body !== undefined &&
+    echo.bodyError === undefined &&
+    !(Array.isArray(echo.body) && echo.body.length === 0 && echo.route === 'mcp')
+  ) {
+    if (!sameReading(view.body, echo.body))
+      diffs.push(`body: policy ${JSON.stringify(view.body)} tool ${JSON.stringify(echo.body)}`);
   }
   if (echo.typed) {
     // The struct reading takes the one member whose name folds to the field's (Go's
@@ -483,7 +534,8 @@ export function readingDifferences(view: PolicyView, echo: ToolEcho): string[] {
     const folded = new Map(Object.entries(pb).map(([k, v]) => [goFold(k), v] as const));
     for (const [k, v] of Object.entries(echo.typed)) {
       const seen = folded.get(goFold(k));
-      if (!sameReading(seen, v)) diffs.push(`typed ${k}: policy ${JSON.stringify(seen)} tool struct ${JSON.stringify(v)}`);
+      if (!sameReading(seen, v))
+        diffs.push(`typed ${k}: policy ${JSON.stringify(seen)} tool struct ${JSON.stringify(v)}`);
     }
   }
   for (const call of echo.calls) {
@@ -537,7 +589,12 @@ export async function counts(tools: Record<ToolName, ToolServer>): Promise<Recor
  * every tool request must pair with a decision whose reading equals the tool's, and no
  * tool may have executed something the policy denies.
  */
-export async function judge(gate: Gate, tools: Record<ToolName, ToolServer>, bytes: Buffer | string, options: SendOptions = {}): Promise<Verdict> {
+export async function judge(
+  gate: Gate,
+  tools: Record<ToolName, ToolServer>,
+  bytes: Buffer | string,
+  options: SendOptions = {},
+): Promise<Verdict> {
   const before = await counts(tools);
   const reply = await sendRaw(gate.port, bytes, options);
   // A forwarded (or smuggled) request may still be on its way to a tool when the answer
@@ -571,10 +628,13 @@ export async function judge(gate: Gate, tools: Record<ToolName, ToolServer>, byt
     if (rec !== undefined) views.push(policyView(rec));
     else if (echoes.length > 0) problems.push(`decision ${id} is not in the decision log`);
   }
-  if (echoes.length === 0) return { kind: views.some((v) => !v.allowed) ? 'denied' : 'refused', problems, reply, echoes, views };
+  if (echoes.length === 0)
+    return { kind: views.some((v) => !v.allowed) ? 'denied' : 'refused', problems, reply, echoes, views };
   const allowedViews = views.filter((v) => v.allowed);
   if (echoes.length > allowedViews.length) {
-    problems.push(`${echoes.length} request(s) reached a tool but the client got ${allowedViews.length} allowing decision(s) (${reply.decisionIds.length} decision ids, ${views.length} in the log): undecided request(s) executed`);
+    problems.push(
+      `${echoes.length} request(s) reached a tool but the client got ${allowedViews.length} allowing decision(s) (${reply.decisionIds.length} decision ids, ${views.length} in the log): undecided request(s) executed`,
+    );
   }
   echoes.forEach(({ tool, echo }, i) => {
     // A tool that refused the request itself (its framework rejected the target) executed nothing.

@@ -4,7 +4,18 @@
  * Unicode, padding), JSON-RPC batches, and bodies past the 64 KiB buffer hiding a call.
  */
 import { deflateSync, gzipSync, brotliCompressSync } from 'node:zlib';
-import { type CorpusCase, hostOf, mcpCall, mcpPost, MCP_ACCEPT, perTool, raw, restPost, type Routed, utf8 } from './case.ts';
+import {
+  type CorpusCase,
+  hostOf,
+  mcpCall,
+  mcpPost,
+  MCP_ACCEPT,
+  perTool,
+  raw,
+  restPost,
+  type Routed,
+  utf8,
+} from './case.ts';
 
 const DELETE = mcpCall('delete_customer', { id: 'c-1' });
 /** Families that parse a REST body whatever its media type (Go map/struct, Starlette). */
@@ -36,8 +47,25 @@ export function mediaTypeCases(): CorpusCase[] {
   ];
   const out: CorpusCase[] = [];
   for (const [name, ct] of types) {
-    out.push(...perTool((tool) => ({ id: `media/${name}/mcp-delete`, family: 'media-type', expect: 'decided', bytes: mcpPost(tool, DELETE, ct) })));
-    out.push(...perTool((tool) => ({ id: `media/${name}/rest-900`, family: 'media-type', expect: 'decided', bytes: restPost(tool, '{"amount": 900}', ct) }), REST_READERS));
+    out.push(
+      ...perTool((tool) => ({
+        id: `media/${name}/mcp-delete`,
+        family: 'media-type',
+        expect: 'decided',
+        bytes: mcpPost(tool, DELETE, ct),
+      })),
+    );
+    out.push(
+      ...perTool(
+        (tool) => ({
+          id: `media/${name}/rest-900`,
+          family: 'media-type',
+          expect: 'decided',
+          bytes: restPost(tool, '{"amount": 900}', ct),
+        }),
+        REST_READERS,
+      ),
+    );
   }
   out.push(
     ...perTool((tool) => ({
@@ -81,16 +109,33 @@ export function charsetCases(): CorpusCase[] {
     ['utf16le-undeclared', 'application/json', utf16le(DELETE, false), 'refused'],
     ['utf16le-no-content-type', null, utf16le(DELETE, false), 'refused'],
     ['utf32le-undeclared', 'application/json', utf32le(DELETE), 'refused'],
-    ['latin1-declared', 'application/json; charset=iso-8859-1', mcpCall('delete_customer', { note: 'caf\xe9' }), 'refused'],
+    [
+      'latin1-declared',
+      'application/json; charset=iso-8859-1',
+      mcpCall('delete_customer', { note: 'caf\xe9' }),
+      'refused',
+    ],
     ['utf8-bom', 'application/json', '\xef\xbb\xbf' + DELETE, 'refused'],
     ['utf8-bom-no-content-type', null, '\xef\xbb\xbf' + DELETE, 'refused'],
     ['us-ascii', 'application/json; charset=us-ascii', DELETE, 'decided'],
   ];
   const out: CorpusCase[] = [];
   for (const [name, ct, body, expect] of variants) {
-    out.push(...perTool((tool) => ({ id: `charset/${name}`, family: 'charset', expect, bytes: mcpPost(tool, body, ct) })));
+    out.push(
+      ...perTool((tool) => ({ id: `charset/${name}`, family: 'charset', expect, bytes: mcpPost(tool, body, ct) })),
+    );
   }
-  out.push(...perTool((tool) => ({ id: 'charset/utf16le-rest-900', family: 'charset', expect: 'refused', bytes: restPost(tool, utf16le('{"amount": 900}', false)) }), REST_READERS));
+  out.push(
+    ...perTool(
+      (tool) => ({
+        id: 'charset/utf16le-rest-900',
+        family: 'charset',
+        expect: 'refused',
+        bytes: restPost(tool, utf16le('{"amount": 900}', false)),
+      }),
+      REST_READERS,
+    ),
+  );
   return out;
 }
 
@@ -108,7 +153,14 @@ export function codingCases(): CorpusCase[] {
   ];
   const out: CorpusCase[] = [];
   for (const [name, coding, body, expect] of variants) {
-    out.push(...perTool((tool) => ({ id: `coding/${name}`, family: 'content-coding', expect, bytes: mcpPost(tool, body, 'application/json', [['Content-Encoding', coding]]) })));
+    out.push(
+      ...perTool((tool) => ({
+        id: `coding/${name}`,
+        family: 'content-coding',
+        expect,
+        bytes: mcpPost(tool, body, 'application/json', [['Content-Encoding', coding]]),
+      })),
+    );
   }
   const chunkedGzip = (): string => {
     const z = gzipSync(plain).toString('latin1');
@@ -119,7 +171,12 @@ export function codingCases(): CorpusCase[] {
       id: 'coding/transfer-encoding-gzip-chunked',
       family: 'content-coding',
       expect: 'refused',
-      bytes: raw(hostOf(tool), { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'gzip, chunked']], body: chunkedGzip() }),
+      bytes: raw(hostOf(tool), {
+        method: 'POST',
+        path: '/mcp',
+        headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'gzip, chunked']],
+        body: chunkedGzip(),
+      }),
     })),
   );
   return out;
@@ -127,18 +184,41 @@ export function codingCases(): CorpusCase[] {
 
 /** JSON texts that decoders read differently. */
 export function jsonCases(): CorpusCase[] {
-  const rpc = (params: string, extra = ''): string => `{"jsonrpc":"2.0","id":1,"method":"tools/call",${extra}"params":${params}}`;
+  const rpc = (params: string, extra = ''): string =>
+    `{"jsonrpc":"2.0","id":1,"method":"tools/call",${extra}"params":${params}}`;
   const mcpBodies: Array<[string, string, CorpusCase['expect']]> = [
     ['dup-name-delete-last', rpc('{"name":"lookup_order","name":"delete_customer","arguments":{}}'), 'refused'],
     ['dup-name-delete-first', rpc('{"name":"delete_customer","name":"lookup_order","arguments":{}}'), 'refused'],
-    ['dup-params', rpc('{"name":"lookup_order","arguments":{}}', '"params":{"name":"delete_customer","arguments":{}},'), 'refused'],
-    ['dup-method', '{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}', 'refused'],
+    [
+      'dup-params',
+      rpc('{"name":"lookup_order","arguments":{}}', '"params":{"name":"delete_customer","arguments":{}},'),
+      'refused',
+    ],
+    [
+      'dup-method',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}',
+      'refused',
+    ],
     ['dup-arguments-amount', rpc('{"name":"refund","arguments":{"amount":1,"amount":900}}'), 'refused'],
     ['case-Name-after', rpc('{"name":"lookup_order","Name":"delete_customer","arguments":{}}'), 'refused'],
     ['case-NAME-before', rpc('{"NAME":"delete_customer","name":"lookup_order","arguments":{}}'), 'refused'],
-    ['case-Params', rpc('{"name":"lookup_order","arguments":{}}', '"Params":{"name":"delete_customer","arguments":{}},'), 'refused'],
-    ['case-long-s-params', utf8('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{}},"para\u017fms":{"name":"delete_customer","arguments":{}}}'), 'decided'],
-    ['case-Method', '{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete_customer","arguments":{}}}', 'refused'],
+    [
+      'case-Params',
+      rpc('{"name":"lookup_order","arguments":{}}', '"Params":{"name":"delete_customer","arguments":{}},'),
+      'refused',
+    ],
+    [
+      'case-long-s-params',
+      utf8(
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{}},"para\u017fms":{"name":"delete_customer","arguments":{}}}',
+      ),
+      'decided',
+    ],
+    [
+      'case-Method',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete_customer","arguments":{}}}',
+      'refused',
+    ],
     ['case-Amount-argument', rpc('{"name":"refund","arguments":{"amount":1,"Amount":900}}'), 'refused'],
     ['escaped-name', rpc('{"name":"\\u0064elete_customer","arguments":{}}'), 'decided'],
     ['lone-surrogate-in-name', rpc('{"name":"delete_customer\\ud800","arguments":{}}'), 'refused'],
@@ -161,7 +241,11 @@ export function jsonCases(): CorpusCase[] {
     ['amount-past-precision', rpc('{"name":"refund","arguments":{"amount":500.0000000000000001}}'), 'refused'],
     ['amount-NaN', rpc('{"name":"refund","arguments":{"amount":NaN}}'), 'refused'],
     ['amount-Infinity', rpc('{"name":"refund","arguments":{"amount":Infinity}}'), 'refused'],
-    ['deep-nesting', rpc(`{"name":"lookup_order","arguments":{"a":${'['.repeat(2000)}${']'.repeat(2000)}}}`), 'decided'],
+    [
+      'deep-nesting',
+      rpc(`{"name":"lookup_order","arguments":{"a":${'['.repeat(2000)}${']'.repeat(2000)}}}`),
+      'decided',
+    ],
   ];
   const out: CorpusCase[] = [];
   for (const [name, body, expect] of mcpBodies) {
@@ -185,7 +269,12 @@ export function jsonCases(): CorpusCase[] {
     ['rest-amount-900.0', '{"amount":900.0}', 'decided'],
   ];
   for (const [name, body, expect] of restBodies) {
-    out.push(...perTool((tool) => ({ id: `json/${name}`, family: 'json', expect, bytes: restPost(tool, utf8(body)) }), REST_READERS));
+    out.push(
+      ...perTool(
+        (tool) => ({ id: `json/${name}`, family: 'json', expect, bytes: restPost(tool, utf8(body)) }),
+        REST_READERS,
+      ),
+    );
   }
   return out;
 }
@@ -200,20 +289,34 @@ export function batchCases(): CorpusCase[] {
     ['malformed-element-hides-delete', `[${del.replace('"jsonrpc":"2.0",', '')},${lookup}]`, 'refused'],
     ['jsonrpc-1.0-element', `[${del.replace('"2.0"', '"1.0"')}]`, 'refused'],
     ['jsonrpc-number-element', `[${del.replace('"2.0"', '2.0')}]`, 'refused'],
-    ['notification-delete', `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}]`, 'decided'],
+    [
+      'notification-delete',
+      `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_customer","arguments":{}}}]`,
+      'decided',
+    ],
     ['non-object-element', `[${lookup},42]`, 'refused'],
     ['empty-batch', '[]', 'decided'],
     ['nested-batch', `[[${del}]]`, 'refused'],
     ['params-array', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["delete_customer",{}]}', 'refused'],
-    ['name-array', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["delete_customer"],"arguments":{}}}', 'refused'],
-    ['arguments-array', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund","arguments":[900]}}', 'refused'],
+    [
+      'name-array',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["delete_customer"],"arguments":{}}}',
+      'refused',
+    ],
+    [
+      'arguments-array',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"refund","arguments":[900]}}',
+      'refused',
+    ],
     ['duplicate-ids', `[${lookup},${del.replace('"id":2', '"id":1')}]`, 'decided'],
     ['method-upper', del.replace('tools/call', 'TOOLS/CALL'), 'decided'],
     ['method-trailing-space', del.replace('tools/call', 'tools/call '), 'decided'],
   ];
   const out: CorpusCase[] = [];
   for (const [name, body, expect] of variants) {
-    out.push(...perTool((tool) => ({ id: `batch/${name}`, family: 'json-rpc-batch', expect, bytes: mcpPost(tool, body) })));
+    out.push(
+      ...perTool((tool) => ({ id: `batch/${name}`, family: 'json-rpc-batch', expect, bytes: mcpPost(tool, body) })),
+    );
   }
   return out;
 }
@@ -222,24 +325,68 @@ export function batchCases(): CorpusCase[] {
 export function truncationCases(): CorpusCase[] {
   const pad = 'x'.repeat(70_000);
   const hidden = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"pad":"${pad}","id":"c-1"},"name":"delete_customer"}}`;
-  const chunked = (body: string): string => `${(body.length >> 1).toString(16)}\r\n${body.slice(0, body.length >> 1)}\r\n${(body.length - (body.length >> 1)).toString(16)}\r\n${body.slice(body.length >> 1)}\r\n0\r\n\r\n`;
+  const chunked = (body: string): string =>
+    `${(body.length >> 1).toString(16)}\r\n${body.slice(0, body.length >> 1)}\r\n${(body.length - (body.length >> 1)).toString(16)}\r\n${body.slice(body.length >> 1)}\r\n0\r\n\r\n`;
   const fam = 'truncated-body';
   return [
-    ...perTool((tool) => ({ id: 'truncated/mcp-name-after-64k', family: fam, expect: 'refused', bytes: mcpPost(tool, hidden) })),
-    ...perTool((tool) => ({ id: 'truncated/mcp-name-after-64k-no-content-type', family: fam, expect: 'refused', bytes: mcpPost(tool, hidden, null) })),
-    ...perTool((tool) => ({ id: 'truncated/mcp-name-after-64k-text-plain', family: fam, expect: 'refused', bytes: mcpPost(tool, hidden, 'text/plain') })),
+    ...perTool((tool) => ({
+      id: 'truncated/mcp-name-after-64k',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(tool, hidden),
+    })),
+    ...perTool((tool) => ({
+      id: 'truncated/mcp-name-after-64k-no-content-type',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(tool, hidden, null),
+    })),
+    ...perTool((tool) => ({
+      id: 'truncated/mcp-name-after-64k-text-plain',
+      family: fam,
+      expect: 'refused',
+      bytes: mcpPost(tool, hidden, 'text/plain'),
+    })),
     ...perTool((tool) => ({
       id: 'truncated/mcp-chunked-after-64k',
       family: fam,
       expect: 'refused',
-      bytes: raw(hostOf(tool), { method: 'POST', path: '/mcp', headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], body: chunked(hidden) }),
+      bytes: raw(hostOf(tool), {
+        method: 'POST',
+        path: '/mcp',
+        headers: [...MCP_ACCEPT, ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']],
+        body: chunked(hidden),
+      }),
     })),
-    ...perTool((tool) => ({ id: 'truncated/rest-amount-after-64k', family: fam, expect: 'refused', bytes: restPost(tool, `{"pad":"${pad}","amount":900}`) }), REST_READERS),
-    ...perTool((tool) => ({ id: 'truncated/rest-amount-after-64k-no-content-type', family: fam, expect: 'refused', bytes: restPost(tool, `{"pad":"${pad}","amount":900}`, null) }), REST_READERS),
+    ...perTool(
+      (tool) => ({
+        id: 'truncated/rest-amount-after-64k',
+        family: fam,
+        expect: 'refused',
+        bytes: restPost(tool, `{"pad":"${pad}","amount":900}`),
+      }),
+      REST_READERS,
+    ),
+    ...perTool(
+      (tool) => ({
+        id: 'truncated/rest-amount-after-64k-no-content-type',
+        family: fam,
+        expect: 'refused',
+        bytes: restPost(tool, `{"pad":"${pad}","amount":900}`, null),
+      }),
+      REST_READERS,
+    ),
   ];
 }
 
 /** Every body family. */
 export function bodyCases(): CorpusCase[] {
-  return [...mediaTypeCases(), ...charsetCases(), ...codingCases(), ...jsonCases(), ...batchCases(), ...truncationCases()];
+  return [
+    ...mediaTypeCases(),
+    ...charsetCases(),
+    ...codingCases(),
+    ...jsonCases(),
+    ...batchCases(),
+    ...truncationCases(),
+  ];
 }

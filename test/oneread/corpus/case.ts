@@ -63,7 +63,9 @@ export function utf8(text: string): string {
 export function raw(hostName: string, options: RawRequest = {}): string {
   const path = options.path ?? '/';
   const target = options.target ?? `http://${hostName}${path}`;
-  const lines = [`${options.method ?? (options.body === undefined ? 'GET' : 'POST')} ${target} ${options.version ?? 'HTTP/1.1'}`];
+  const lines = [
+    `${options.method ?? (options.body === undefined ? 'GET' : 'POST')} ${target} ${options.version ?? 'HTTP/1.1'}`,
+  ];
   const host = options.host === undefined ? hostName : options.host;
   if (host !== null) lines.push(`Host: ${host}`);
   const headers = options.headers ?? [];
@@ -79,14 +81,31 @@ export function hostOf(tool: Routed): string {
 }
 
 /** An MCP POST to a family's /mcp with a content-type (null: none) and a body. */
-export function mcpPost(tool: Routed, body: string, contentType: string | null = 'application/json', extra: Array<[string, string]> = []): string {
-  const headers: Array<[string, string]> = [...MCP_ACCEPT, ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]), ...extra];
+export function mcpPost(
+  tool: Routed,
+  body: string,
+  contentType: string | null = 'application/json',
+  extra: Array<[string, string]> = [],
+): string {
+  const headers: Array<[string, string]> = [
+    ...MCP_ACCEPT,
+    ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]),
+    ...extra,
+  ];
   return raw(hostOf(tool), { method: 'POST', path: '/mcp', headers, body });
 }
 
 /** A REST POST to a family's /refund with a content-type (null: none) and a body. */
-export function restPost(tool: Routed, body: string, contentType: string | null = 'application/json', extra: Array<[string, string]> = []): string {
-  const headers: Array<[string, string]> = [...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]), ...extra];
+export function restPost(
+  tool: Routed,
+  body: string,
+  contentType: string | null = 'application/json',
+  extra: Array<[string, string]> = [],
+): string {
+  const headers: Array<[string, string]> = [
+    ...(contentType === null ? [] : [['Content-Type', contentType] as [string, string]]),
+    ...extra,
+  ];
   return raw(hostOf(tool), { method: 'POST', path: '/refund', headers, body });
 }
 
@@ -97,7 +116,10 @@ export function restPost(tool: Routed, body: string, contentType: string | null 
 export const HTTP_STACKS: readonly Routed[] = ['ts-mcp', 'go-json', 'py'];
 
 /** One case per routable family. */
-export function perTool(make: (tool: Routed) => Omit<CorpusCase, 'id'> & { id: string }, tools: readonly Routed[] = ROUTED_TOOLS): CorpusCase[] {
+export function perTool(
+  make: (tool: Routed) => Omit<CorpusCase, 'id'> & { id: string },
+  tools: readonly Routed[] = ROUTED_TOOLS,
+): CorpusCase[] {
   return tools.map((tool) => {
     const c = make(tool);
     return { ...c, id: `${c.id}/${tool}` };

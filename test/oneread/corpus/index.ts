@@ -8,5 +8,14 @@ import { redteamCases } from './redteam.ts';
 
 /** Every corpus case; `deniedPort` is the port of the tool listening on the denied 127.0.0.9. */
 export function corpus(deniedPort: number): CorpusCase[] {
-  return [...controlCases(), ...tunnelCases(), ...upgradeCases(), ...bodyCases(), ...pathCases(), ...hostCases(deniedPort), ...framingCases(), ...redteamCases()];
+  return [
+    ...controlCases(),
+    ...tunnelCases(),
+    ...upgradeCases(),
+    ...bodyCases(),
+    ...pathCases(),
+    ...hostCases(deniedPort),
+    ...framingCases(),
+    ...redteamCases(),
+  ];
 }

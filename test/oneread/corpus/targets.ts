@@ -44,7 +44,12 @@ export function pathCases(): CorpusCase[] {
   ];
   const out: CorpusCase[] = [];
   for (const [name, path, expect] of paths) {
-    out.push(...perTool((tool) => ({ id: `path/${name}`, family: 'path', expect, bytes: raw(hostOf(tool), { path }) }), HTTP_STACKS));
+    out.push(
+      ...perTool(
+        (tool) => ({ id: `path/${name}`, family: 'path', expect, bytes: raw(hostOf(tool), { path }) }),
+        HTTP_STACKS,
+      ),
+    );
     out.push({ id: `path/${name}/origin-form/py`, family: 'path', expect, bytes: raw(hostOf('py'), { target: path }) });
   }
   const queries: Array<[string, string, CorpusCase['expect']]> = [
@@ -55,7 +60,12 @@ export function pathCases(): CorpusCase[] {
     ['query-bad-escape', '/ok?a=%zz', 'decided'],
   ];
   for (const [name, path, expect] of queries) {
-    out.push(...perTool((tool) => ({ id: `path/${name}`, family: 'query', expect, bytes: raw(hostOf(tool), { path }) }), HTTP_STACKS));
+    out.push(
+      ...perTool(
+        (tool) => ({ id: `path/${name}`, family: 'query', expect, bytes: raw(hostOf(tool), { path }) }),
+        HTTP_STACKS,
+      ),
+    );
   }
   return out;
 }
@@ -64,13 +74,48 @@ export function pathCases(): CorpusCase[] {
 export function hostCases(deniedPort: number): CorpusCase[] {
   const fam = 'host';
   const out: CorpusCase[] = [
-    ...perTool((tool) => ({ id: 'host/absolute-allowed-host-header-blocked', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { host: 'blocked.test' }) })),
-    ...perTool((tool) => ({ id: 'host/two-host-headers', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { target: '/', headers: [['Host', 'blocked.test']] }) })),
-    ...perTool((tool) => ({ id: 'host/two-host-headers-blocked-first', family: fam, expect: 'refused', bytes: raw(hostOf(tool), { target: '/', host: 'blocked.test', headers: [['Host', hostOf(tool)]] }) })),
-    ...perTool((tool) => ({ id: 'host/userinfo-allowed-at-blocked', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}@blocked.test/`, host: 'blocked.test' }) })),
-    ...perTool((tool) => ({ id: 'host/absolute-form-https-scheme', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: `https://${hostOf(tool)}/admin` }) })),
-    ...perTool((tool) => ({ id: 'host/http10-no-host', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { target: '/admin', host: null, version: 'HTTP/1.0' }) })),
-    ...perTool((tool) => ({ id: 'host/http10-absolute-delete', family: fam, expect: 'decided', bytes: raw(hostOf(tool), { version: 'HTTP/1.0', path: '/admin' }) })),
+    ...perTool((tool) => ({
+      id: 'host/absolute-allowed-host-header-blocked',
+      family: fam,
+      expect: 'decided',
+      bytes: raw(hostOf(tool), { host: 'blocked.test' }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/two-host-headers',
+      family: fam,
+      expect: 'refused',
+      bytes: raw(hostOf(tool), { target: '/', headers: [['Host', 'blocked.test']] }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/two-host-headers-blocked-first',
+      family: fam,
+      expect: 'refused',
+      bytes: raw(hostOf(tool), { target: '/', host: 'blocked.test', headers: [['Host', hostOf(tool)]] }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/userinfo-allowed-at-blocked',
+      family: fam,
+      expect: 'decided',
+      bytes: raw(hostOf(tool), { target: `http://${hostOf(tool)}@blocked.test/`, host: 'blocked.test' }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/absolute-form-https-scheme',
+      family: fam,
+      expect: 'decided',
+      bytes: raw(hostOf(tool), { target: `https://${hostOf(tool)}/admin` }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/http10-no-host',
+      family: fam,
+      expect: 'decided',
+      bytes: raw(hostOf(tool), { target: '/admin', host: null, version: 'HTTP/1.0' }),
+    })),
+    ...perTool((tool) => ({
+      id: 'host/http10-absolute-delete',
+      family: fam,
+      expect: 'decided',
+      bytes: raw(hostOf(tool), { version: 'HTTP/1.0', path: '/admin' }),
+    })),
   ];
   for (const [name, host, expect] of [
     ['upper', 'BLOCKED.TEST', 'decided'],
@@ -81,8 +126,21 @@ export function hostCases(deniedPort: number): CorpusCase[] {
     ['leading-space', ' blocked.test', 'refused'],
     ['fullwidth-dot', 'blocked\uff0etest', 'refused'],
   ] as Array<[string, string, CorpusCase['expect']]>) {
-    out.push({ id: `host/origin-form/${name}`, family: fam, expect, bytes: raw('blocked.test', { target: '/', host: Buffer.from(host, 'utf8').toString('latin1') }) });
-    out.push({ id: `host/absolute-form/${name}`, family: fam, expect, bytes: raw('blocked.test', { target: `http://${Buffer.from(host, 'utf8').toString('latin1')}/`, host: Buffer.from(host, 'utf8').toString('latin1') }) });
+    out.push({
+      id: `host/origin-form/${name}`,
+      family: fam,
+      expect,
+      bytes: raw('blocked.test', { target: '/', host: Buffer.from(host, 'utf8').toString('latin1') }),
+    });
+    out.push({
+      id: `host/absolute-form/${name}`,
+      family: fam,
+      expect,
+      bytes: raw('blocked.test', {
+        target: `http://${Buffer.from(host, 'utf8').toString('latin1')}/`,
+        host: Buffer.from(host, 'utf8').toString('latin1'),
+      }),
+    });
   }
   const ipForms: Array<[string, string]> = [
     ['dotted', DENIED_IP],
@@ -101,7 +159,13 @@ export function hostCases(deniedPort: number): CorpusCase[] {
   ];
   for (const [name, addr] of ipForms) {
     out.push({ id: `ip/${name}`, family: 'ip', expect: 'refused', bytes: raw(`${addr}:${deniedPort}`, {}) });
-    out.push({ id: `ip/${name}/connect`, family: 'ip', expect: 'refused', bytes: `CONNECT ${addr}:${deniedPort} HTTP/1.1\r\nHost: ${addr}:${deniedPort}\r\n\r\n`, tunnel: `GET / HTTP/1.1\r\nHost: ${addr}:${deniedPort}\r\n\r\n` });
+    out.push({
+      id: `ip/${name}/connect`,
+      family: 'ip',
+      expect: 'refused',
+      bytes: `CONNECT ${addr}:${deniedPort} HTTP/1.1\r\nHost: ${addr}:${deniedPort}\r\n\r\n`,
+      tunnel: `GET / HTTP/1.1\r\nHost: ${addr}:${deniedPort}\r\n\r\n`,
+    });
   }
   return out;
 }
