@@ -47,15 +47,13 @@ function deniedCall(tracing: Tracing, traceparent: string): void {
     target: '/v1/refunds',
     headers: { traceparent },
   });
-  call
-    .startDecision(decisionMeta('deny-1'))
-    .end({
-      allowed: false,
-      reasons: ['refund of 900 exceeds the support limit of 500'],
-      revision: 'rev-jaeger',
-      evalNanos: 42000,
-      httpStatus: 403,
-    });
+  call.startDecision(decisionMeta('deny-1')).end({
+    allowed: false,
+    reasons: ['refund of 900 exceeds the support limit of 500'],
+    revision: 'rev-jaeger',
+    evalNanos: 42000,
+    httpStatus: 403,
+  });
   call.end({ statusCode: 403 });
 }
 
