@@ -17,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { Interceptor } from './intercept.ts';
 import {
   authorityOf,
+  awaitAfterSilence,
   connectUpstream,
   decideTunnel,
   modeFor,
@@ -121,7 +122,30 @@ export function createConnectHandler(
       }
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    const peeked = await peekFirstBytes(socket, head, config.connect.peekTimeoutMs);
+    let peeked = await peekFirstBytes(socket, head, config.connect.peekTimeoutMs);
+    let opaqueAllowed = false;
+    if (peeked.hello.kind === 'silent') {
+      // A silent agent (server-speaks-first protocol) is the "opaque" phase. When allowed,
+      // the upstream may speak first, and the agent's first bytes are still classified
+      // (TLS, HTTP or opaque) before any of them is relayed.
+      if (!(await decideAgain({ ...connect, phase: 'opaque' }, host))) {
+        log.debug({ code: 'TG_ERR_PROTOCOL_REFUSED', authority, kind: 'silent' }, 'silent tunnel refused');
+        upstream?.destroy();
+        socket.destroy();
+        return;
+      }
+      opaqueAllowed = true;
+      if (upstream === undefined) {
+        try {
+          upstream = await connectUpstream(config, host, port);
+        } catch (err) {
+          log.debug({ err, authority }, 'tunnel upstream failed');
+          socket.destroy();
+          return;
+        }
+      }
+      peeked = await awaitAfterSilence(socket, upstream, config.connect.peekTimeoutMs);
+    }
     const hello = peeked.hello;
     if (hello.kind === 'client-hello') {
       // The ClientHello's server name, when it names another host than the CONNECT (or the
@@ -136,11 +160,12 @@ export function createConnectHandler(
         socket.destroy();
         return;
       }
-      if (upstream !== undefined) {
+      if (mode === 'tunnel' && upstream !== undefined) {
         // Tunnel mode: TLS is relayed after the decisions on the CONNECT and the SNI.
         relay(socket, upstream, peeked.bytes);
         return;
       }
+      upstream?.destroy();
       const name = sni ?? host;
       interceptor.serveTls(socket, {
         leafHost: name,
@@ -150,14 +175,14 @@ export function createConnectHandler(
       });
       return;
     }
-    if (hello.kind === 'closed' || hello.kind === 'need-more') {
+    if (hello.kind === 'closed' || hello.kind === 'need-more' || hello.kind === 'silent') {
       upstream?.destroy();
       socket.destroy();
       return;
     }
     let first = peeked.bytes;
     if (hello.kind === 'not-tls') {
-      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs);
+      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs, config.proxy.maxHeaderBytes);
       first = plain.bytes;
       if (plain.kind === 'http') {
         // Plain HTTP inside any tunnel is decided request by request, pinned to the
@@ -166,10 +191,17 @@ export function createConnectHandler(
         interceptor.servePlain(socket, { tunnelAuthority: authority, connect, firstBytes: first });
         return;
       }
+      if (plain.kind === 'need-more') {
+        // Bytes that may still become a request line are never relayed unclassified.
+        log.debug({ code: 'TG_ERR_PROTOCOL_REFUSED', authority }, 'unclassified bytes refused in a tunnel');
+        upstream?.destroy();
+        socket.destroy();
+        return;
+      }
     }
-    // Neither TLS nor HTTP (or nothing at all, or a broken ClientHello): relayed only
-    // when the policy explicitly allows the opaque phase.
-    if (!(await decideAgain({ ...connect, phase: 'opaque' }, host))) {
+    // Neither TLS nor HTTP (or a broken ClientHello): relayed only when the policy
+    // explicitly allows the opaque phase.
+    if (!opaqueAllowed && !(await decideAgain({ ...connect, phase: 'opaque' }, host))) {
       log.debug({ code: 'TG_ERR_PROTOCOL_REFUSED', authority, kind: hello.kind }, 'opaque bytes refused in a tunnel');
       upstream?.destroy();
       socket.destroy();

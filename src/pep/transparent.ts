@@ -15,6 +15,7 @@ import type { Interceptor } from './intercept.ts';
 import { originalDestination } from './original-dst.ts';
 import {
   authorityOf,
+  awaitAfterSilence,
   connectUpstream,
   decideTunnel,
   modeFor,
@@ -52,11 +53,62 @@ export function createTransparentListener(options: TransparentOptions): Transpar
       log.warn('SO_ORIGINAL_DST unavailable: the policy sees the listener address as the destination');
     }
     const destination = original ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const peeked = await peekFirstBytes(socket, Buffer.alloc(0), config.connect.peekTimeoutMs);
-    const hello = peeked.hello;
+    let peeked = await peekFirstBytes(socket, Buffer.alloc(0), config.connect.peekTimeoutMs);
     const base = { ...(original === undefined ? {} : { original_destination: original }) };
+    // A silent client (server-speaks-first protocol) is the "opaque" phase on the original
+    // IP:port. When allowed, the upstream may speak first, and the client's first bytes are
+    // still classified (TLS, HTTP or opaque) before any of them is relayed.
+    let opened: Socket | undefined;
+    if (peeked.hello.kind === 'silent') {
+      const host = destination.address;
+      const authority = authorityOf(host, destination.port);
+      const connect: ConnectInput = {
+        phase: 'opaque',
+        authority,
+        host,
+        port: destination.port,
+        mode: 'tunnel',
+        ...base,
+      };
+      const verdict = await decideTunnel(options, { authority, host, headers: {}, source, destination, connect });
+      if (!verdict.allowed || original === undefined) {
+        log.debug(
+          {
+            code: 'TG_ERR_PROTOCOL_REFUSED',
+            authority,
+            kind: 'silent',
+            reasons: verdict.allowed ? ['original destination unknown'] : verdict.reasons,
+          },
+          'silent transparent connection denied',
+        );
+        socket.destroy();
+        return;
+      }
+      try {
+        opened = await connectUpstream(config, original.address, original.port);
+      } catch (err) {
+        log.debug({ err, original }, 'transparent tunnel upstream failed');
+        socket.destroy();
+        return;
+      }
+      peeked = await awaitAfterSilence(socket, opened, config.connect.peekTimeoutMs);
+    }
+    const hello = peeked.hello;
 
-    if (hello.kind === 'closed') return;
+    if (hello.kind === 'closed' || hello.kind === 'silent') {
+      opened?.destroy();
+      socket.destroy();
+      return;
+    }
+    if (opened !== undefined && hello.kind !== 'client-hello' && hello.kind !== 'not-tls') {
+      // An allowed silent start followed by bytes that are not HTTP: the opaque decision covers them.
+      relay(socket, opened, peeked.bytes);
+      return;
+    }
+    if (hello.kind !== 'not-tls') {
+      opened?.destroy();
+      opened = undefined;
+    }
     if (hello.kind === 'client-hello' && hello.serverName !== undefined) {
       const host = hello.serverName;
       const port = destination.port;
@@ -89,8 +141,20 @@ export function createTransparentListener(options: TransparentOptions): Transpar
     const authority = authorityOf(host, destination.port);
     let first = peeked.bytes;
     if (hello.kind === 'not-tls') {
-      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs);
+      const plain = await peekPlain(socket, peeked.bytes, config.connect.peekTimeoutMs, config.proxy.maxHeaderBytes);
       first = plain.bytes;
+      if (plain.kind === 'need-more') {
+        // Bytes that may still become a request line are never relayed unclassified.
+        log.debug({ code: 'TG_ERR_PROTOCOL_REFUSED', authority }, 'unclassified bytes refused');
+        opened?.destroy();
+        socket.destroy();
+        return;
+      }
+      if (opened !== undefined && plain.kind === 'opaque') {
+        relay(socket, opened, first);
+        return;
+      }
+      opened?.destroy();
       if (plain.kind === 'http') {
         const connect: ConnectInput = {
           phase: 'request',

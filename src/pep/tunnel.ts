@@ -151,8 +151,12 @@ export async function decideTunnel(
 /** What a non-TLS stream starts with: an HTTP/1.x request line, opaque bytes, or not enough to tell. */
 export type PlainKind = 'http' | 'opaque' | 'need-more';
 
-/** The longest method token looked at (RFC 9110 §9: registered methods are at most 17 characters). */
-const MAX_METHOD = 20;
+/**
+ * The longest request-line start looked at (leading CR/LF plus a method token): Go's
+ * net/http serves methods of any length and Node skips any number of empty lines, so the
+ * bound is the header size limit, past which no server here reads a request line.
+ */
+export const DEFAULT_MAX_REQUEST_LINE_START = 16 * 1024;
 
 /** RFC 9110 §5.6.2 tchar: the bytes a method token may hold. */
 const TCHAR = new Uint8Array(256);
@@ -161,35 +165,43 @@ for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 
 /**
  * Classifies the first bytes of a non-TLS stream. An HTTP/1.x request starts with a
- * method token and a space (RFC 9112 §3). Any token counts, not only the registered
- * upper-case methods: Go's net/http serves `get /admin` as a request with method "get",
- * so such bytes go to Tollgate's own HTTP parser, which decides the request or refuses
- * a method it does not know with 400, and are never relayed as opaque bytes.
+ * method token and a space (RFC 9112 §3), optionally after empty lines: RFC 9112 §2.2
+ * lets a server skip CR/LF before the request line, and Node and Go do. Any token
+ * counts, of any length up to `limit`, not only the registered upper-case methods: Go's
+ * net/http serves `get /admin` or a 21-character method as a request, so such bytes go
+ * to Tollgate's own HTTP parser, which decides the request or refuses a method it does
+ * not know with 400, and are never relayed as opaque bytes.
  */
-export function classifyPlain(bytes: Buffer): PlainKind {
-  const n = Math.min(bytes.length, MAX_METHOD + 1);
-  for (let i = 0; i < n; i++) {
+export function classifyPlain(bytes: Buffer, limit = DEFAULT_MAX_REQUEST_LINE_START): PlainKind {
+  const n = Math.min(bytes.length, limit);
+  let i = 0;
+  while (i < n && (bytes[i] === 0x0d || bytes[i] === 0x0a)) i++;
+  const start = i;
+  for (; i < n; i++) {
     const c = bytes[i]!;
-    if (c === 0x20) return i > 0 ? 'http' : 'opaque';
+    if (c === 0x20) return i > start ? 'http' : 'opaque';
     if (TCHAR[c] === 0) return 'opaque';
   }
-  return bytes.length > MAX_METHOD ? 'opaque' : 'need-more';
+  return bytes.length >= limit ? 'opaque' : 'need-more';
 }
 
 /**
- * Reads until classifyPlain can tell (bounded in size and time; a stream that stays
- * undecidable is opaque). Returns the bytes for the caller to unshift; the socket is left paused.
+ * Reads until classifyPlain can tell, bounded in size and time. A stream still
+ * undecidable at the timeout or when the agent stops sending is "need-more": its bytes
+ * are never relayed (a request line sent slowly is still a request line). Returns the
+ * bytes for the caller to unshift; the socket is left paused.
  */
 export function peekPlain(
   socket: Duplex,
   initial: Buffer,
   timeoutMs: number,
-): Promise<{ readonly bytes: Buffer; readonly kind: 'http' | 'opaque' }> {
-  const first = classifyPlain(initial);
+  limit = DEFAULT_MAX_REQUEST_LINE_START,
+): Promise<{ readonly bytes: Buffer; readonly kind: PlainKind }> {
+  const first = classifyPlain(initial, limit);
   if (first !== 'need-more') return Promise.resolve({ bytes: initial, kind: first });
   return new Promise((resolve) => {
     let bytes = initial;
-    const finish = (kind: 'http' | 'opaque') => {
+    const finish = (kind: PlainKind) => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
@@ -199,11 +211,11 @@ export function peekPlain(
     };
     const onData = (chunk: Buffer) => {
       bytes = Buffer.concat([bytes, chunk]);
-      const kind = classifyPlain(bytes);
+      const kind = classifyPlain(bytes, limit);
       if (kind !== 'need-more') finish(kind);
     };
-    const onEnd = () => finish('opaque');
-    const timer = setTimeout(() => finish('opaque'), timeoutMs);
+    const onEnd = () => finish('need-more');
+    const timer = setTimeout(() => finish('need-more'), timeoutMs);
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('close', onEnd);
@@ -298,6 +310,29 @@ export function peekFirstBytes(socket: Duplex, initial: Buffer, timeoutMs: numbe
     check();
     if (!done) socket.resume();
   });
+}
+
+/**
+ * After a silent start the policy allowed as "opaque" (a server-speaks-first protocol):
+ * the upstream's bytes flow to the agent while the agent's first bytes are awaited and
+ * returned for classification before any of them is relayed, so an opaque decision
+ * covers only bytes classified opaque (HTTP sent after a pause is still HTTP).
+ */
+export async function awaitAfterSilence(socket: Duplex, upstream: Duplex, timeoutMs: number): Promise<Peeked> {
+  const gone = () => socket.destroy();
+  upstream.on('error', gone);
+  upstream.on('close', gone);
+  upstream.pipe(socket, { end: false });
+  try {
+    for (;;) {
+      const peeked = await peekFirstBytes(socket, Buffer.alloc(0), timeoutMs);
+      if (peeked.hello.kind !== 'silent') return peeked;
+    }
+  } finally {
+    upstream.unpipe(socket);
+    upstream.off('error', gone);
+    upstream.off('close', gone);
+  }
 }
 
 /** Opens the upstream TCP connection for a tunnel (static resolve overrides apply). */

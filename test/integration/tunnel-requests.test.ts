@@ -257,3 +257,120 @@ decision := {"allowed": true, "reasons": []} if {
   t.equal(tcp.bytes(), 21);
   tunnel.socket.destroy();
 });
+
+// Servers skip empty lines before a request line (RFC 9112 §2.2) and Go serves methods of
+// any length, and a request line may come after a pause: all of it is HTTP to the tool, so
+// none of it is relayed as opaque bytes, even where the policy allows the opaque phase.
+t.test('reads HTTP after empty lines, with a long method or after a silent start as HTTP', async (t) => {
+  const tcp = await startTcpCounter(t);
+  const logFile = join(await tempDir(), 'decisions.jsonl');
+  const bundle = await buildBundle(
+    {
+      'policy.rego': `package tollgate.authz
+default decision := {"allowed": false, "reasons": ["fixture: no rule matched"]}
+decision := {"allowed": true, "reasons": []} if input.connect.phase == "connect"
+decision := {"allowed": true, "reasons": []} if {
+	input.connect.phase == "opaque"
+	input.connect.port == ${tcp.port}
+}
+`,
+    },
+    ['tollgate/authz/decision'],
+  );
+  const tg = await startTollgate(t, {
+    agent: SUPPORT,
+    pdp: { bundle },
+    decisionLog: { file: logFile },
+    connect: { peekTimeoutMs: 300 },
+  });
+  const exchange = async (write: (socket: Socket) => Promise<void>): Promise<string> => {
+    const tunnel = await openTunnel(tg.proxyPort, `127.0.0.1:${tcp.port}`);
+    t.equal(tunnel.status, 200);
+    let answer = '';
+    tunnel.socket.setEncoding('latin1');
+    tunnel.socket.on('data', (c: string) => (answer += c));
+    await write(tunnel.socket);
+    await closed(tunnel.socket);
+    return answer;
+  };
+  const request = `GET /admin HTTP/1.1\r\nHost: 127.0.0.1:${tcp.port}\r\nConnection: close\r\n\r\n`;
+  for (const prefix of ['\r\n', '\n', '\r\n\r\n']) {
+    const answer = await exchange(async (s) => void s.write(prefix + request));
+    t.match(answer, /^HTTP\/1\.1 403 /, `${JSON.stringify(prefix)} before the request line: decided and denied`);
+  }
+  const long = await exchange(async (s) => void s.write(`ABCDEFGHIJKLMNOPQRSTU /admin HTTP/1.1\r\nHost: x\r\n\r\n`));
+  t.match(long, /^HTTP\/1\.1 400 /, 'a 21-character method goes to the parser, which refuses it');
+  const slow = await exchange(async (s) => {
+    s.write('GE');
+    await new Promise<void>((resolve) => s.once('close', () => resolve()));
+  });
+  t.equal(slow, '', 'a request line that never completes is closed, not relayed');
+  const afterSilence = await exchange(async (s) => {
+    // The silence is noticed once the opaque phase is decided for it.
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const opaque = (await decisionRecords(logFile)).filter((r) => r.input?.connect?.phase === 'opaque');
+      if (opaque.length > 0) break;
+      await pollPause();
+    }
+    s.write(request);
+  });
+  t.match(afterSilence, /^HTTP\/1\.1 403 /, 'a request after a silent start is decided as a request');
+  t.equal(tcp.bytes(), 0, 'the upstream received no byte');
+});
+
+t.test('lets a server speak first in an allowed silent tunnel and relays opaque bytes after', async (t) => {
+  const sockets = new Set<Socket>();
+  let received = '';
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.write('220 banner\r\n');
+    socket.on('data', (c: Buffer) => {
+      received += c.toString('latin1');
+      socket.write(c);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  const port = (server.address() as AddressInfo).port;
+  const bundle = await buildBundle(
+    {
+      'policy.rego': `package tollgate.authz
+default decision := {"allowed": false, "reasons": ["fixture: no rule matched"]}
+decision := {"allowed": true, "reasons": []} if input.connect.phase == "connect"
+decision := {"allowed": true, "reasons": []} if input.connect.phase == "opaque"
+`,
+    },
+    ['tollgate/authz/decision'],
+  );
+  const tg = await startTollgate(t, { agent: SUPPORT, pdp: { bundle }, connect: { peekTimeoutMs: 300 } });
+  const tunnel = await openTunnel(tg.proxyPort, `127.0.0.1:${port}`);
+  t.equal(tunnel.status, 200);
+  let answer = '';
+  tunnel.socket.setEncoding('latin1');
+  const banner = new Promise<void>((resolve) =>
+    tunnel.socket.on('data', (c: string) => {
+      answer += c;
+      if (answer.includes('\r\n')) resolve();
+    }),
+  );
+  await banner;
+  t.equal(answer, '220 banner\r\n', 'the server spoke first');
+  const echoed = new Promise<void>((resolve) =>
+    tunnel.socket.on('data', () => {
+      if (answer.includes('SSH-2.0')) resolve();
+    }),
+  );
+  tunnel.socket.write('SSH-2.0-OpenSSH_9.6\r\n');
+  await echoed;
+  t.equal(received, 'SSH-2.0-OpenSSH_9.6\r\n', 'opaque bytes after the banner were relayed');
+  tunnel.socket.destroy();
+});

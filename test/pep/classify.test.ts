@@ -16,10 +16,27 @@ t.test('classifies the first bytes of a non-TLS stream', async (t) => {
     'M-SEARCH * HTTP/1.1',
   ])
     t.equal(classifyPlain(Buffer.from(text)), 'http', text);
-  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', 'A'.repeat(21)])
+  for (const text of ['SSH-2.0-OpenSSH_9.6\r\n', ' GET /', 'EHLO\r\n', '\x00\xff\x13\x37', '\r\n GET /'])
     t.equal(classifyPlain(Buffer.from(text, 'latin1')), 'opaque', JSON.stringify(text));
-  for (const text of ['', 'G', 'POS', 'A'.repeat(20)])
+  for (const text of ['', 'G', 'POS', 'A'.repeat(20), '\r\n', '\r\nGE'])
     t.equal(classifyPlain(Buffer.from(text)), 'need-more', JSON.stringify(text));
+});
+
+t.test('skips empty lines before a request line, as servers do (RFC 9112 §2.2)', async (t) => {
+  for (const text of [
+    '\r\nGET /admin HTTP/1.1',
+    '\nGET /admin HTTP/1.1',
+    '\r\n\r\nGET /admin HTTP/1.1',
+    '\rGET / HTTP/1.1',
+  ])
+    t.equal(classifyPlain(Buffer.from(text)), 'http', JSON.stringify(text));
+});
+
+t.test('reads a method token of any length up to the limit as HTTP', async (t) => {
+  t.equal(classifyPlain(Buffer.from('ABCDEFGHIJKLMNOPQRSTU /admin HTTP/1.1')), 'http');
+  t.equal(classifyPlain(Buffer.from(`${'A'.repeat(4000)} / HTTP/1.1`)), 'http');
+  t.equal(classifyPlain(Buffer.from('A'.repeat(100)), 64), 'opaque', 'past the limit a token is not a request line');
+  t.equal(classifyPlain(Buffer.from('\r\n'.repeat(40)), 64), 'opaque', 'nor are endless empty lines');
 });
 
 t.test('lets through only a single websocket token without a body', async (t) => {
