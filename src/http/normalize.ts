@@ -96,6 +96,8 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
   let connection = '';
   for (let i = 0; i < raws.length; i += 2) {
     const name = raws[i]!.toLowerCase();
+    // Only Envoy sets it, on the ext_authz door: from an agent it would mark a whole body as partial.
+    if (name === 'x-envoy-auth-partial-body') continue;
     const value = raws[i + 1]!;
     if (name === 'host') hostValues.push(value);
     if (name === 'connection') connection += `${connection ? ',' : ''}${value}`;

@@ -273,3 +273,11 @@ t.test('refuses a transfer-encoding other than chunked with 501', async (t) => {
   }
   t.equal(normalizeRequest(raw('Chunked')).path, '/x');
 });
+
+t.test('drops an x-envoy-auth-partial-body header: only Envoy sets it, on the ext_authz door', async (t) => {
+  const request = normalizeRequest(
+    raw('/v1/refunds', ['Host', 'payments.internal', 'X-Envoy-Auth-Partial-Body', 'true', 'accept', '*/*']),
+  );
+  t.equal(request.headers['x-envoy-auth-partial-body'], undefined);
+  t.equal(request.headers.accept, '*/*');
+});

@@ -77,6 +77,24 @@ t.test('default policy', async (t) => {
     t.equal(upstream.received.length, before);
   });
 
+  t.test('neither honours nor forwards an x-envoy-auth-partial-body header sent by an agent', async (t) => {
+    const refund = (amount: number) =>
+      viaProxy(tg.proxyPort, {
+        method: 'POST',
+        url: 'http://payments.internal/v1/refunds',
+        headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' },
+        body: JSON.stringify({ order: 'o-1', amount }),
+      });
+    const before = upstream.received.length;
+    const denied = await refund(900);
+    t.equal(denied.status, 403, 'the whole body is read: the amount is decided on');
+    t.match(JSON.parse(denied.body).reasons.join(' '), /900/);
+    t.equal(upstream.received.length, before);
+    const ok = await refund(100);
+    t.equal(ok.status, 200);
+    t.equal(upstream.received.at(-1)!.headers['x-envoy-auth-partial-body'], undefined, 'not forwarded');
+  });
+
   t.test('answers a denied MCP tools/call with a JSON-RPC error carrying the reason', async (t) => {
     const call = (name: string) =>
       viaProxy(tg.proxyPort, {
