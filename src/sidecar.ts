@@ -12,6 +12,7 @@ import { createExtAuthzPdp } from './pdp/extauthz-client.ts';
 import { createExtAuthzServer } from './extauthz/server.ts';
 import type { Pdp } from './pdp/types.ts';
 import { createUpstreams } from './upstream/pool.ts';
+import { registerOwnListener, unregisterOwnListener, type ListenerAddress } from './upstream/loop-guard.ts';
 import { createProxy } from './pep/proxy.ts';
 import { createDecisionStep, decisionStepOptionsFrom } from './enforce/decide.ts';
 import { createAdmin } from './admin/server.ts';
@@ -205,10 +206,17 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     () => upstreams.close(),
     () => egress.close(),
   ];
+  // Every listener is registered as soon as it listens: no upstream connection reaches one.
+  const own = (address: ListenerAddress): void => {
+    registerOwnListener(address);
+    closers.push(async () => unregisterOwnListener(address));
+  };
   try {
     const proxyAddress = await proxy.listen();
     closers.push(() => proxy.close());
+    own(proxyAddress);
     const transparentAddress = egress.transparent === undefined ? undefined : await egress.transparent.listen();
+    if (transparentAddress !== undefined) own(transparentAddress);
     let extAuthzAddress: AddressInfo | undefined;
     if (config.extAuthz.enabled) {
       const extAuthz = createExtAuthzServer({
@@ -220,9 +228,11 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       });
       extAuthzAddress = await extAuthz.listen();
       closers.push(() => extAuthz.close());
+      own(extAuthzAddress);
     }
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
+    own(adminAddress);
     return {
       addresses: {
         proxy: proxyAddress,

@@ -17,6 +17,7 @@ import { errorReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/repl
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
+import { appendVia, viaLoops } from '../upstream/loop-guard.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
@@ -138,6 +139,15 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err)), true);
       return;
     }
+    if (viaLoops(request.headers.via)) {
+      // RFC 9110 §7.6.3: this request already passed through this Tollgate.
+      send(
+        res,
+        errorReply(new TollgateError('TG_ERR_UNSUPPORTED', "request already carries this proxy's via entry: a loop")),
+        true,
+      );
+      return;
+    }
 
     let head: BodyHead;
     try {
@@ -194,6 +204,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         ? head.bytes
         : null;
     if (!head.truncated && hasBody) headers['content-length'] = String(head.bytes.length);
+    headers.via = appendVia(headers.via);
     // After the policy's header changes: the tool sees Tollgate's CLIENT span as its parent.
     tr.forward(headers, path === request.path ? undefined : `${request.scheme}://${request.authority}${path}`);
     const started = process.hrtime.bigint();

@@ -10,6 +10,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { wrapError } from '../errors.ts';
+import { guardedLookup, ownLiteralTarget } from '../upstream/loop-guard.ts';
 import type { Config } from '../config/schema.ts';
 import { splitHostPort } from '../config/load.ts';
 import type { CheckRequestDocument } from '../input/build.ts';
@@ -339,8 +340,10 @@ export async function awaitAfterSilence(socket: Duplex, upstream: Duplex, timeou
 export function connectUpstream(config: Config, host: string, port: number): Promise<Socket> {
   const override = config.proxy.resolve[`${host}:${port}`];
   const target = override === undefined ? { host, port } : splitHostPort(override);
+  const own = ownLiteralTarget(target.host, target.port);
+  if (own !== undefined) return Promise.reject(own);
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: target.host, port: target.port });
+    const socket = netConnect({ host: target.host, port: target.port, lookup: guardedLookup(target.port) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(

@@ -21,6 +21,7 @@ import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
 import { relay, writeReply } from './tunnel.ts';
+import { appendVia, guardedLookup, ownLiteralTarget, viaLoops } from '../upstream/loop-guard.ts';
 
 /** Options of createUpgradeHandler. */
 export interface UpgradeOptions {
@@ -86,6 +87,13 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;
     }
+    if (viaLoops(request.headers.via)) {
+      writeReply(
+        socket,
+        errorReply(new TollgateError('TG_ERR_UNSUPPORTED', "upgrade already carries this proxy's via entry: a loop")),
+      );
+      return;
+    }
     // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
     (request.headers as Record<string, string>).upgrade = upgrade;
     const verdict = await step.decide({ request, body: NO_BODY, connect: context.connect }, 'upgrade');
@@ -100,6 +108,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       for (const name of decision.requestHeadersToRemove) delete headers[name.toLowerCase()];
       for (const [name, value] of decision.headers) headers[name.toLowerCase()] = value;
     }
+    headers.via = appendVia(request.headers.via);
     headers.connection = 'Upgrade';
     headers.upgrade = upgrade!;
     const path =
@@ -111,6 +120,11 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       override === undefined
         ? { host: request.host.replace(/^\[(.*)\]$/, '$1'), port: request.port }
         : splitHostPort(override);
+    const own = ownLiteralTarget(target.host, target.port);
+    if (own !== undefined) {
+      writeReply(socket, errorReply(own, decisionId));
+      return;
+    }
     const https = request.scheme === 'https';
     const servername = /^[\d.]+$|:/.test(request.host) ? undefined : request.host;
     const upstreamReq = (https ? httpsRequest : httpRequest)({
@@ -120,6 +134,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       path,
       headers,
       agent: false,
+      lookup: guardedLookup(target.port),
       timeout: config.proxy.upstreamConnectTimeoutMs,
       ...(https && servername !== undefined ? { servername } : {}),
     });

@@ -11,8 +11,9 @@
  * made. A pool with requests in flight (a long SSE stream, a slow upload) is never
  * closed, so while every pool is busy the count may exceed `maxPools`.
  */
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { splitHostPort } from '../config/load.ts';
+import { guardedLookup, ownLiteralTarget } from './loop-guard.ts';
 
 /** Default of UpstreamOptions.idleMs. */
 export const DEFAULT_POOL_IDLE_MS = 60_000;
@@ -98,8 +99,19 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
     const target = override === undefined ? { host, port } : splitHostPort(override);
     const connectHost = target.host.includes(':') && !target.host.startsWith('[') ? `[${target.host}]` : target.host;
     const servername = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : host;
+    const connector = buildConnector({
+      timeout: options.connectTimeoutMs,
+      lookup: guardedLookup(target.port),
+      ...(scheme === 'https' && servername ? { servername } : {}),
+    } as buildConnector.BuildOptions);
     return new Pool(`${scheme}://${connectHost}:${target.port}`, {
-      connect: { timeout: options.connectTimeoutMs, ...(scheme === 'https' && servername ? { servername } : {}) },
+      // Never a connection to one of Tollgate's own listeners: checked on the address
+      // connected to (an IP literal here, else each address DNS returns).
+      connect: (opts, callback) => {
+        const own = ownLiteralTarget(target.host, target.port);
+        if (own !== undefined) return callback(own, null);
+        return connector(opts, callback);
+      },
       headersTimeout: options.headersTimeoutMs,
       // Streams (SSE, long downloads) may idle for long; the agent decides when to give up.
       bodyTimeout: 0,
