@@ -215,6 +215,12 @@ t.test('the seed policy decides plain HTTP inside a CONNECT tunnel, request by r
       t.match(denied, /^HTTP\/1\.1 403 /);
       t.match(denied, /exceeds the support limit/);
       t.equal(upstream.received.length, before, 'the refund never reached the tool');
+      const afterEmptyLines = await rawExchange(
+        transparentPort,
+        `\r\n\r\nPOST /v1/refunds HTTP/1.1\r\nHost: payments.internal\r\ncontent-type: application/json\r\ncontent-length: ${refund.length}\r\nconnection: close\r\n\r\n${refund}`,
+      );
+      t.match(afterEmptyLines, /^HTTP\/1\.1 403 /, 'empty lines before the request line: still HTTP, decided');
+      t.equal(upstream.received.length, before);
       const answer = await rawExchange(transparentPort, 'SSH-2.0-OpenSSH_9.6\r\n');
       t.equal(answer, '', 'closed without an answer');
       let records: Array<Record<string, any>> = [];
