@@ -131,7 +131,24 @@ t.test('reports a body shorter than its content-length as truncated, as opa-envo
 
 t.test('leaves unknown content types unparsed', async (t) => {
   t.same(parseBody({ 'content-type': 'text/plain' }, 'hello', false), { parsed: null, truncated: false });
-  t.same(parseBody({}, '{"a":1}', false), { parsed: null, truncated: false });
+  t.same(parseBody({}, '{ not json }', false), { parsed: null, truncated: false });
+});
+
+// Envoy forwards the body to a tool that reads JSON whatever the label, while
+// opa-envoy-plugin's parsed_body is null for it: the policy would decide blind.
+t.test('refuses in the envoy reading a JSON body that opa-envoy-plugin leaves unparsed', async (t) => {
+  for (const headers of [{}, { 'content-type': 'text/plain' }, { 'content-type': 'application/vnd.api+json' }] as Array<
+    Record<string, string>
+  >) {
+    t.throws(() => parseBody(headers, '{"amount": 900}', false), {
+      code: 'TG_ERR_AMBIGUOUS_BODY',
+      message: /parsed_body is null/,
+    });
+  }
+  t.same(parseBody({ 'content-type': 'application/json' }, '{"amount": 900}', false), {
+    parsed: { amount: 900 },
+    truncated: false,
+  });
 });
 
 t.test('rejects a JSON content type whose body is not JSON', async (t) => {
