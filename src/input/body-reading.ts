@@ -307,7 +307,9 @@ export function checkEnvoyBody(
   const jsonLike =
     opensJson(text) ||
     looksLikeJsonRpc(text) ||
-    wideJson(bytes ?? Buffer.from(text, 'utf8')) !== undefined ||
+    // Detection needs four bytes: the whole body is decoded only when they are UTF-16/32.
+    (wideJsonText((bytes ?? Buffer.from(text.slice(0, 4), 'utf8')).subarray(0, 4)) !== undefined &&
+      wideJson(bytes ?? Buffer.from(text, 'utf8')) !== undefined) ||
     headers['mcp-method'] !== undefined ||
     headers['mcp-name'] !== undefined;
   if (!jsonLike) return undefined;

@@ -149,6 +149,19 @@ t.test('refuses in the envoy reading a JSON body that opa-envoy-plugin leaves un
     parsed: { amount: 900 },
     truncated: false,
   });
+  // Python reads UTF-16 JSON whatever the label; the raw_body bytes show it.
+  const wide = Buffer.from('{"amount": 900}', 'utf16le');
+  t.throws(() => parseBody({ 'content-type': 'text/plain' }, '', false, wide), { code: 'TG_ERR_UNSUPPORTED_MEDIA' });
+  // Mcp-Method / Mcp-Name must agree with the body on this door too.
+  const call = '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a"}}';
+  t.throws(() => parseBody({ 'content-type': 'application/json', 'mcp-name': 'b' }, call, false), {
+    code: 'TG_ERR_AMBIGUOUS_BODY',
+    message: /Mcp-Name/,
+  });
+  t.throws(() => parseBody({ 'content-type': 'text/plain', 'mcp-method': 'tools/call' }, 'hello', false), {
+    code: 'TG_ERR_AMBIGUOUS_BODY',
+  });
+  t.equal(parseBody({ 'content-type': 'application/json', 'mcp-name': 'a' }, call, false).mcp?.method, 'tools/call');
 });
 
 t.test('rejects a JSON content type whose body is not JSON', async (t) => {
