@@ -9,7 +9,9 @@ import { isUtf8 } from 'node:buffer';
 import { TollgateError } from '../errors.ts';
 import { bodyKind, parseMediaType, type BodyKind, type MediaType } from './media-type.ts';
 import { parseMultipart } from './multipart.ts';
-import { readJsonRpc, type McpInput } from './mcp.ts';
+import { checkMcpHeaders, readJsonRpc, type McpInput } from './mcp.ts';
+import { wideJsonText } from './json-encoding.ts';
+import { parseMediaType as goParseMediaType } from './multipart.ts';
 import { isSyntaxOnly, parseStrictJson, validateStrictJson } from './strict-json.ts';
 
 /** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
@@ -56,6 +58,67 @@ function opensJson(text: string): boolean {
 function looksLikeJsonRpc(text: string): boolean {
   if (JSONRPC_NAME.test(text) || (opensJson(text) && text.includes('\\u'))) return true;
   return text.includes('\0') && JSONRPC_NAME.test(text.replaceAll('\0', ''));
+}
+
+/**
+ * Would Python's json.loads(bytes) read a JSON value from this body in UTF-16 or UTF-32?
+ * The decoded text opens like JSON, names "jsonrpc", or is a JSON value whole. Names the
+ * encoding, or undefined.
+ */
+function wideJson(bytes: Buffer): string | undefined {
+  const wide = wideJsonText(bytes);
+  if (wide === undefined) return undefined;
+  const { text } = wide;
+  if (opensJson(text) || JSONRPC_NAME.test(text)) return wide.encoding;
+  try {
+    JSON.parse(text);
+    return wide.encoding;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A prefix Python's json.loads(bytes) would decode as UTF-16/32 text that opens like JSON or names "jsonrpc". */
+function wideOpensJson(prefix: Buffer): boolean {
+  const wide = wideJsonText(prefix);
+  return wide !== undefined && (opensJson(wide.text) || JSONRPC_NAME.test(wide.text));
+}
+
+/** Refuses a body Python's json.loads(bytes) reads as UTF-16/32 JSON while the policy reads other text. */
+function checkWideJson(bytes: Buffer, what: string): void {
+  const encoding = wideJson(bytes);
+  if (encoding !== undefined)
+    throw new TollgateError(
+      'TG_ERR_UNSUPPORTED_MEDIA',
+      `${what} is JSON in ${encoding.toUpperCase()} to Python's json.loads (it detects the encoding from a byte order mark or NUL bytes); only UTF-8 is read`,
+    );
+}
+
+/**
+ * multipart/form-data needs its boundary (RFC 7578 §4.1); without one the policy reads no
+ * part while servers that decode the body as JSON read it all. A preamble (the bytes before
+ * the first delimiter, RFC 2046 §5.1.1) is skipped by form parsers but is the first JSON
+ * value to Go's json.NewDecoder(r.Body): one that opens like JSON or names "jsonrpc" is refused.
+ */
+function checkMultipart(contentType: string, text: string): void {
+  let boundary: string | undefined;
+  try {
+    boundary = goParseMediaType(contentType).params.boundary;
+  } catch {
+    boundary = undefined;
+  }
+  if (boundary === undefined || boundary === '')
+    throw new TollgateError(
+      'TG_ERR_UNSUPPORTED_MEDIA',
+      'multipart/form-data without a boundary parameter: no part can be read, while servers that ignore the label read the body as JSON',
+    );
+  const dash = `--${boundary}`;
+  const first = text.startsWith(dash) ? 0 : text.indexOf(`\n${dash}`);
+  const preamble = first === -1 ? text : text.slice(0, first);
+  if (opensJson(preamble) || JSONRPC_NAME.test(preamble))
+    throw ambiguous(
+      'multipart body whose preamble is JSON: form parsers skip it, a JSON decoder reading the body reads it as the value',
+    );
 }
 
 function ambiguous(message: string): TollgateError {
@@ -140,14 +203,17 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
   const contentType = headers['content-type'];
   const media = contentType === undefined ? undefined : parseMediaType(contentType);
   const kind: BodyKind = bodyKind(media);
-  const partial =
-    input.truncated || headers['x-envoy-auth-partial-body'] === 'true' || declaredLonger(headers, bytes.length);
+  // x-envoy-auth-partial-body is not read here: only Envoy sets it, on the ext_authz door
+  // (envoyBody); from an agent it would mark any body as cut short and hide it from the policy.
+  const partial = input.truncated || declaredLonger(headers, bytes.length);
   if (partial) {
     // A JSON-RPC call may put "jsonrpc" and the tool name after the limit (member order is
     // free), so any prefix that opens like JSON (except under form types) is refused too.
     if (
       kind !== 'multipart' &&
-      ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) || looksLikeJsonRpc(text))
+      ((kind !== 'form' && opensJson(text.slice(0, 64).replaceAll('\0', ''))) ||
+        looksLikeJsonRpc(text) ||
+        wideOpensJson(bytes.subarray(0, 256)))
     ) {
       const limit = input.limit ?? bytes.length;
       throw new TollgateError(
@@ -155,18 +221,37 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
         `a JSON body (possibly JSON-RPC) is larger than the ${limit}-byte buffer limit (proxy.maxRequestBytes) and cannot be decided on whole`,
       );
     }
+    checkMcpHeaders(headers, undefined);
     return { parsed: null, truncated: true };
   }
+  const result = readKind(kind, media, contentType, text, bytes, input.parsed, parseForm);
+  checkMcpHeaders(headers, result.jsonRpc ? result.parsed : undefined);
+  return result.mcp === undefined
+    ? { parsed: result.parsed, truncated: false }
+    : { parsed: result.parsed, truncated: false, mcp: result.mcp };
+}
+
+/** The body read by its kind: parsed_body, input.mcp, and whether it is JSON-RPC. */
+function readKind(
+  kind: BodyKind,
+  media: MediaType | undefined,
+  contentType: string | undefined,
+  text: string,
+  bytes: Buffer,
+  known: { readonly value: unknown } | undefined,
+  parseForm: (text: string) => unknown,
+): { parsed: unknown; mcp?: McpInput; jsonRpc: boolean } {
+  const none = { parsed: null, jsonRpc: false };
   switch (kind) {
     case 'json': {
       checkCharset(media, bytes);
-      const { parsed, mcp } = readJson(bytes, text, input.parsed);
-      return mcp === undefined ? { parsed, truncated: false } : { parsed, truncated: false, mcp };
+      return readJson(bytes, text, known);
     }
     case 'form': {
       // JSON labelled as a form is read as JSON by servers that ignore the label (Go
       // handlers decoding r.Body, Starlette's request.json()): the policy's form reading
       // would be the only one. No form body opens with "{" or "[".
+      if (!looksLikeJsonRpc(text)) checkWideJson(bytes, 'form body');
       if (opensJson(text))
         throw ambiguous(
           looksLikeJsonRpc(text)
@@ -175,29 +260,28 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
         );
       checkCharset(media, bytes);
       if (!isUtf8(bytes)) throw ambiguous('form body is not valid UTF-8');
-      return { parsed: parseForm(text), truncated: false };
+      return { parsed: parseForm(text), jsonRpc: false };
     }
     case 'multipart':
+      if (!looksLikeJsonRpc(text)) checkWideJson(bytes, 'multipart body');
+      checkMultipart(contentType!, text);
       // Parts are often binary files, so UTF-8 is not demanded; JSON parts are read strictly.
-      return { parsed: parseMultipart(contentType!, text, parseStrictJson), truncated: false };
+      return { parsed: parseMultipart(contentType!, text, parseStrictJson), jsonRpc: false };
     case 'other': {
       // Tools read JSON whatever the label: Go handlers decode r.Body, Starlette's
       // request.json() and FastAPI without a Content-Type parse it, MCP SDKs dispatch it.
       // So a body that opens like JSON (or names jsonrpc) is read as JSON here too.
       const jsonRpcLike = looksLikeJsonRpc(text);
-      if (!jsonRpcLike && !opensJson(text)) return { parsed: null, truncated: false };
-      let reading: ReturnType<typeof readJson>;
+      if (!jsonRpcLike) checkWideJson(bytes, 'body');
+      if (!jsonRpcLike && !opensJson(text)) return none;
       try {
         checkCharset(media, bytes);
-        reading = readJson(bytes, text, input.parsed);
+        return readJson(bytes, text, known);
       } catch (err) {
         // Not JSON to any tool's parser either (and not JSON-RPC-like): opaque bytes.
-        if (!jsonRpcLike && isSyntaxOnly(err)) return { parsed: null, truncated: false };
+        if (!jsonRpcLike && isSyntaxOnly(err)) return none;
         throw err;
       }
-      return reading.mcp === undefined
-        ? { parsed: reading.parsed, truncated: false }
-        : { parsed: reading.parsed, truncated: false, mcp: reading.mcp };
     }
     default:
       return kind satisfies never;
@@ -205,25 +289,39 @@ export function readBodyStrict(input: StrictBodyInput, parseForm: (text: string)
 }
 
 /**
- * input.mcp for the ext_authz reading: the JSON-RPC recognition of the strict reading
- * without its refusals (parsed_body stays opa-envoy-plugin's). Undefined when the body is
- * not strictly JSON-RPC, is partial, or is a form.
+ * The strict reading's check of a body the ext_authz door reads as opa-envoy-plugin does:
+ * Envoy forwards the body to a tool that reads JSON whatever the label, so a body that
+ * opens like JSON, names "jsonrpc", is UTF-16/32 JSON to Python, or comes with Mcp-Method /
+ * Mcp-Name headers must pass the strict reading (its TollgateError is thrown: the server
+ * answers request_parse_error, 400). Returns input.mcp when the body is JSON-RPC. A JSON
+ * value the strict reading finds where opa-envoy-plugin's parsed_body is null (no or a
+ * non-JSON Content-Type) is refused too: the policy would decide blind on what the tool reads.
  */
-export function recogniseJsonRpc(
+export function checkEnvoyBody(
   headers: Record<string, string>,
   text: string,
   bytes: Buffer | undefined,
+  envoyParsed: unknown,
   parsed?: { readonly value: unknown },
 ): McpInput | undefined {
-  // JSON-RPC opens with { or [ and names its jsonrpc member: everything else is skipped cheaply.
-  if (!opensJson(text) || !looksLikeJsonRpc(text)) return undefined;
-  try {
-    const result = readBodyStrict(
-      { headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) },
-      () => null,
+  const jsonLike =
+    opensJson(text) ||
+    looksLikeJsonRpc(text) ||
+    // Detection needs four bytes: the whole body is decoded only when they are UTF-16/32.
+    (wideJsonText((bytes ?? Buffer.from(text.slice(0, 4), 'utf8')).subarray(0, 4)) !== undefined &&
+      wideJson(bytes ?? Buffer.from(text, 'utf8')) !== undefined) ||
+    headers['mcp-method'] !== undefined ||
+    headers['mcp-name'] !== undefined;
+  if (!jsonLike) return undefined;
+  const result = readBodyStrict(
+    { headers, text, bytes, truncated: false, limit: undefined, ...(parsed === undefined ? {} : { parsed }) },
+    () => null,
+  );
+  if (result.mcp === undefined && result.parsed !== null && envoyParsed === null) {
+    const type = headers['content-type'];
+    throw ambiguous(
+      `a JSON body ${type === undefined ? 'without a content-type' : `under content-type ${JSON.stringify(type)}`}: opa-envoy-plugin's parsed_body is null for it, while the tool behind Envoy reads the JSON`,
     );
-    return result.mcp;
-  } catch {
-    return undefined;
   }
+  return result.mcp;
 }

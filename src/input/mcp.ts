@@ -138,3 +138,67 @@ export function readJsonRpc(parsedBody: unknown): JsonRpcReading | undefined {
 export interface JsonRpcReading {
   readonly mcp?: McpInput;
 }
+
+// The MCP 2026-07-28 Streamable HTTP transport's HeaderMismatch error (JSON-RPC
+// implementation-defined server error range): an intermediary refuses with HTTP 400.
+const HEADER_MISMATCH = -32020;
+
+/** Mcp-Name's value: plain visible ASCII as is, or "=?base64?…?=" around standard Base64 of UTF-8. */
+function decodeMcpName(value: string): string | undefined {
+  const match = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(value);
+  if (match === null) return value.startsWith('=?base64?') ? undefined : value;
+  const payload = match[1]!;
+  if (payload.length % 4 !== 0) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(payload, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body value Mcp-Name mirrors for a method (params.name or params.uri), or undefined when it mirrors none. */
+function mirroredName(method: string, params: unknown): { member: string; value: unknown } | undefined {
+  const member =
+    method === 'tools/call' || method === 'prompts/get' ? 'name' : method === 'resources/read' ? 'uri' : undefined;
+  if (member === undefined) return undefined;
+  return { member, value: isObject(params) && Object.hasOwn(params, member) ? params[member] : undefined };
+}
+
+/**
+ * Refuses Mcp-Method / Mcp-Name headers that disagree with the JSON-RPC body (MCP
+ * 2026-07-28, Streamable HTTP: the headers mirror the body's method and params.name or
+ * params.uri, and an intermediary rejects a mismatch with 400, HeaderMismatch -32020).
+ * Gateways and servers that route or authorise by header would act on another call than
+ * the one the policy read in the body. Absent headers are accepted (earlier revisions send
+ * none); headers on a batch, a response or a body that is not JSON-RPC cannot agree.
+ * `jsonRpcBody` is the parsed body when it was read as JSON-RPC, else undefined.
+ */
+export function checkMcpHeaders(headers: Record<string, string>, jsonRpcBody: unknown): void {
+  const method = headers['mcp-method'];
+  const name = headers['mcp-name'];
+  if (method === undefined && name === undefined) return;
+  const refuse = (why: string): TollgateError =>
+    new TollgateError(
+      'TG_ERR_AMBIGUOUS_BODY',
+      `mcp headers disagree with the body (HeaderMismatch ${HEADER_MISMATCH}): ${why}`,
+    );
+  const sent = [method === undefined ? '' : 'Mcp-Method', name === undefined ? '' : 'Mcp-Name']
+    .filter(Boolean)
+    .join(' and ');
+  if (jsonRpcBody === undefined) throw refuse(`${sent} on a body that is not a JSON-RPC message`);
+  if (Array.isArray(jsonRpcBody)) throw refuse(`${sent} on a JSON-RPC batch`);
+  if (!isObject(jsonRpcBody) || typeof jsonRpcBody.method !== 'string') throw refuse(`${sent} on a JSON-RPC response`);
+  const bodyMethod = jsonRpcBody.method;
+  if (method !== undefined && method !== bodyMethod)
+    throw refuse(`Mcp-Method ${JSON.stringify(method)}, body method ${JSON.stringify(bodyMethod)}`);
+  if (name === undefined) return;
+  const mirrored = mirroredName(bodyMethod, jsonRpcBody.params);
+  if (mirrored === undefined)
+    throw refuse(`Mcp-Name on a ${JSON.stringify(bodyMethod)} request, which has no name to mirror`);
+  const decoded = decodeMcpName(name);
+  if (decoded === undefined) throw refuse(`Mcp-Name ${JSON.stringify(name)} is not valid =?base64?…?= encoding`);
+  if (decoded !== mirrored.value)
+    throw refuse(
+      `Mcp-Name ${JSON.stringify(decoded)}, body params.${mirrored.member} ${JSON.stringify(mirrored.value)}`,
+    );
+}

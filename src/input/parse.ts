@@ -5,7 +5,7 @@
  */
 import { TollgateError } from '../errors.ts';
 import { parseMultipart } from './multipart.ts';
-import { readBodyStrict, recogniseJsonRpc, type BodyReadingResult } from './body-reading.ts';
+import { checkEnvoyBody, readBodyStrict, type BodyReadingResult } from './body-reading.ts';
 
 const decoder = new TextDecoder('utf-8');
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -77,7 +77,8 @@ const GO_INT = /^[+-]?\d+$/;
 
 /**
  * How a body is read: 'strict' (the HTTP PEP: one meaning or refused, docs/body-reading.md)
- * or 'envoy' (the ext_authz server: opa-envoy-plugin's parsed_body, input.mcp by content).
+ * or 'envoy' (the ext_authz server: opa-envoy-plugin's parsed_body, input.mcp by content,
+ * JSON-looking bodies held to the strict reading).
  */
 export type BodyReading = 'strict' | 'envoy';
 
@@ -92,7 +93,8 @@ export interface ParseBodyOptions {
 /**
  * parsed_body, truncated_body and input.mcp in the given reading. Strict: see
  * readBodyStrict. Envoy: parsed_body as opa-envoy-plugin computes it (envoyBody), and
- * input.mcp recognised from the content when it is strict JSON-RPC (else absent).
+ * input.mcp recognised from the content; a body that looks like JSON to the tool behind
+ * Envoy must pass the strict reading (checkEnvoyBody), else its TollgateError is thrown.
  */
 export function parseBody(
   headers: Record<string, string>,
@@ -113,7 +115,7 @@ export function parseBody(
   if (text === '') return result;
   // opa-envoy-plugin's JSON value is JSON.parse of the same text: reuse it.
   const known = (headers['content-type'] ?? '').includes('application/json') ? { value: result.parsed } : undefined;
-  const mcp = recogniseJsonRpc(headers, text, body !== '' ? undefined : rawBody, known);
+  const mcp = checkEnvoyBody(headers, text, body !== '' ? undefined : rawBody, result.parsed, known);
   return mcp === undefined ? result : { ...result, mcp };
 }
 

@@ -15,7 +15,8 @@
  *     (500.000000000000001 is 500 to JSON.parse, more than 500 to Java BigDecimal and
  *     Python Decimal), overflow to Infinity, underflow to 0 (RFC 7493 §2.2);
  *   - everything that is not RFC 8259 JSON, which lenient parsers still accept: NaN,
- *     Infinity, comments, single quotes, trailing commas, trailing content.
+ *     Infinity, comments, single quotes, trailing commas, trailing content;
+ *   - the member name "__proto__", which JavaScript readers drop or turn into a prototype.
  * UTF-8 validity and the byte order mark are checked on the bytes by the caller.
  */
 import { TollgateError } from '../errors.ts';
@@ -294,6 +295,7 @@ export function validateStrictJson(text: string): void {
         );
       const close = scanString(text, i);
       const name = memberName(text, i, close);
+      if (name === '__proto__') checkProto(text, i, close);
       const top = starts.length - 1;
       const set = sets[top];
       if (set !== undefined) {
@@ -369,6 +371,19 @@ export function validateStrictJson(text: string): void {
       );
     }
   }
+}
+
+/**
+ * "__proto__" is a member to JSON.parse, Go and Python, but JavaScript readers that copy
+ * or validate objects (the MCP TypeScript SDK's zod schemas, object spread into a new
+ * object, Object.assign) set the prototype with it or drop it: the policy would read a
+ * member the tool never sees. Only the exact name is special (ECMA-262 B.3.1).
+ */
+function checkProto(text: string, open: number, close: number): void {
+  if ((JSON.parse(text.slice(open, close + 1)) as string) !== '__proto__') return;
+  throw ambiguous(
+    `member name "__proto__" at offset ${open}: JavaScript readers drop it or take it for the object's prototype`,
+  );
 }
 
 function collision(text: string, open: number, close: number): TollgateError {

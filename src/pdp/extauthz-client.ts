@@ -108,7 +108,8 @@ export function agentPrincipal(id: string): string {
  * request already names a principal, e.g. an mTLS peer Envoy authenticated) and
  * attributes.metadata_context.filter_metadata["tollgate"] = {agent: {id, role, labels}}.
  * Like Envoy past max_request_bytes, a body the PEP buffered only in part is flagged
- * with x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length.
+ * with x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length;
+ * on a body read whole, an x-envoy-auth-partial-body the agent sent is left out.
  */
 export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
   const attributes = (input.attributes ?? {}) as NonNullable<CheckRequestDocument['attributes']>;
@@ -134,11 +135,17 @@ export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
     },
   };
   const http = next.request?.http;
-  if (input.truncated_body && http !== undefined && http.headers?.['x-envoy-auth-partial-body'] !== 'true') {
+  const flagged = http?.headers?.['x-envoy-auth-partial-body'];
+  if (input.truncated_body && http !== undefined && flagged !== 'true') {
     next.request = {
       ...next.request,
       http: { ...http, headers: { ...http.headers, 'x-envoy-auth-partial-body': 'true' } },
     };
+  } else if (!input.truncated_body && http !== undefined && flagged !== undefined) {
+    // The PEP read the whole body (an agent's own x-envoy-auth-partial-body is ignored
+    // there): a remote opa-envoy-plugin must not take it for partial and read nothing.
+    const { 'x-envoy-auth-partial-body': _agentFlag, ...headers } = http.headers!;
+    next.request = { ...next.request, http: { ...http, headers } };
   }
   return { attributes: next };
 }

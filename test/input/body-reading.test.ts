@@ -408,30 +408,41 @@ t.test('keeps truncated_body for other bodies past the buffer limit', async (t) 
   }
 });
 
-t.test('keeps opa-envoy-plugin parsed_body in the envoy reading and still shows JSON-RPC as input.mcp', async (t) => {
-  const check = (headers: Record<string, string>, body: string) =>
-    inputFromCheckRequest(
-      { attributes: { request: { http: { method: 'POST', path: '/mcp', headers, body } } } },
-      agent,
+t.test(
+  'keeps opa-envoy-plugin parsed_body in the envoy reading, shows JSON-RPC as input.mcp and refuses what the strict reading refuses',
+  async (t) => {
+    const check = (headers: Record<string, string>, body: string) =>
+      inputFromCheckRequest(
+        { attributes: { request: { http: { method: 'POST', path: '/mcp', headers, body } } } },
+        agent,
+      );
+    const plain = check({ 'content-type': 'text/plain' }, CALL);
+    t.equal(plain.parsed_body, null);
+    t.same(plain.mcp, CALL_MCP);
+    const none = check({}, CALL);
+    t.equal(none.parsed_body, null);
+    t.same(none.mcp, CALL_MCP);
+    // The SDKs behind Envoy run the last duplicate name, a case-insensitive decoder either:
+    // the ext_authz server refuses (request_parse_error, 400) as the HTTP proxy does.
+    t.throws(
+      () =>
+        check(
+          { 'content-type': 'application/json' },
+          '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a", "name": "b"}}',
+        ),
+      { code: 'TG_ERR_AMBIGUOUS_BODY' },
     );
-  const plain = check({ 'content-type': 'text/plain' }, CALL);
-  t.equal(plain.parsed_body, null);
-  t.same(plain.mcp, CALL_MCP);
-  const none = check({}, CALL);
-  t.equal(none.parsed_body, null);
-  t.same(none.mcp, CALL_MCP);
-  // JSON.parse keeps the last duplicate, as Go's encoding/json in opa-envoy-plugin does; input.mcp stays absent.
-  const duplicate = check(
-    { 'content-type': 'application/json' },
-    '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a", "name": "b"}}',
-  );
-  t.same(duplicate.parsed_body, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'b' } });
-  t.notOk('mcp' in duplicate);
-  const gzip = check({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, CALL);
-  t.same(gzip.parsed_body, JSON.parse(CALL));
-  t.notOk('mcp' in gzip);
-  t.same(check({ 'content-type': 'Application/JSON' }, CALL).mcp, CALL_MCP);
-});
+    t.throws(() => check({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, CALL), {
+      code: 'TG_ERR_UNSUPPORTED_MEDIA',
+    });
+    t.throws(() => check({ 'content-type': 'text/plain' }, CALL.replace('"params"', '"params": 1, "params"')), {
+      code: 'TG_ERR_AMBIGUOUS_BODY',
+    });
+    t.same(check({ 'content-type': 'Application/JSON' }, CALL).mcp, CALL_MCP);
+    // Bodies that do not look like JSON keep opa-envoy-plugin's reading.
+    t.equal(check({ 'content-type': 'text/plain' }, 'hello').parsed_body, null);
+  },
+);
 
 t.test('reads the JSON parts of a multipart form strictly', async (t) => {
   const form = (json: string) =>
@@ -442,4 +453,134 @@ t.test('reads the JSON parts of a multipart form strictly', async (t) => {
     'TG_ERR_AMBIGUOUS_BODY',
   );
   t.equal(refusal(['Content-Type', 'multipart/form-data; boundary=x'], form('{"a": 1')), 'TG_ERR_AMBIGUOUS_BODY');
+});
+
+// RFC 7578 §4.1: without a boundary no part can be read, while Go handlers and Starlette's
+// request.json() read the body as JSON whatever the label.
+t.test('refuses multipart/form-data without a boundary with 415', async (t) => {
+  for (const type of ['multipart/form-data', 'Multipart/Form-Data; charset=utf-8', 'multipart/form-data; x=y']) {
+    t.equal(refusal(['Content-Type', type], '{"amount": 900}'), 'TG_ERR_UNSUPPORTED_MEDIA', type);
+    t.equal(refusal(['Content-Type', type], 'a note'), 'TG_ERR_UNSUPPORTED_MEDIA', type);
+  }
+  t.throws(() => read(['Content-Type', 'multipart/form-data'], CALL), { message: /without a boundary/ });
+});
+
+// Go's json.NewDecoder(r.Body) reads the first JSON value: the preamble form parsers skip.
+t.test('refuses a multipart body whose preamble is JSON or names jsonrpc', async (t) => {
+  const parts = '--b\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1\r\n--b--\r\n';
+  const type = ['Content-Type', 'multipart/form-data; boundary=b'];
+  t.equal(refusal(type, `{"amount": 900}\r\n${parts}`), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal(type, ` \r\n[1]\r\n${parts}`), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal(type, `note "jsonrpc" here\r\n${parts}`), 'TG_ERR_AMBIGUOUS_BODY');
+  t.same(read(type, `a plain preamble\r\n${parts}`).parsed_body, { amount: ['1'] });
+  t.same(read(type, parts).parsed_body, { amount: ['1'] });
+});
+
+// Python's json.detect_encoding: BOMs, then NUL bytes in the first four bytes (RFC 4627 §3).
+t.test('refuses JSON that Python reads in UTF-16 or UTF-32 under a non-JSON media type with 415', async (t) => {
+  const text = '{"amount": 900}';
+  const le16 = Buffer.from(text, 'utf16le');
+  const be16 = Buffer.from(le16).swap16();
+  const utf32 = (bigEndian: boolean) => {
+    const out = Buffer.alloc(text.length * 4);
+    for (let k = 0; k < text.length; k++)
+      if (bigEndian) out.writeUInt32BE(text.charCodeAt(k), k * 4);
+      else out.writeUInt32LE(text.charCodeAt(k), k * 4);
+    return out;
+  };
+  const bodies = [
+    le16,
+    be16,
+    Buffer.concat([Buffer.from([0xff, 0xfe]), le16]),
+    Buffer.concat([Buffer.from([0xfe, 0xff]), be16]),
+    utf32(false),
+    utf32(true),
+    Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0]), utf32(false)]),
+    Buffer.from('9\x000\x000\x00', 'latin1'),
+  ];
+  for (const body of bodies) {
+    for (const headers of [
+      [],
+      ['Content-Type', 'text/plain'],
+      ['Content-Type', 'application/octet-stream'],
+      ['Content-Type', 'application/x-www-form-urlencoded'],
+      ['Content-Type', 'multipart/form-data; boundary=b'],
+    ]) {
+      t.equal(refusal(headers, body), 'TG_ERR_UNSUPPORTED_MEDIA', `${headers[1] ?? 'none'} ${body.toString('hex')}`);
+    }
+  }
+  t.throws(() => read(['Content-Type', 'text/plain'], be16), { message: /UTF-16-BE to Python's json\.loads/ });
+  // Past the buffer limit a UTF-16 prefix that opens like JSON is refused too.
+  t.equal(
+    refusal(['Content-Type', 'application/x-www-form-urlencoded'], be16, { truncated: true }),
+    'TG_ERR_BODY_TOO_LARGE',
+  );
+  // Binary bodies whose NUL bytes decode to no JSON stay opaque.
+  t.equal(
+    read(['Content-Type', 'application/octet-stream'], Buffer.from([0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70]))
+      .parsed_body,
+    null,
+  );
+  t.equal(read(['Content-Type', 'application/octet-stream'], Buffer.from('hello', 'utf16le')).parsed_body, null);
+  t.equal(
+    read(['Content-Type', 'application/octet-stream'], Buffer.from([0, 0, 0, 0x18, 0x66, 0x74]), { truncated: true })
+      .truncated_body,
+    true,
+  );
+});
+
+// Only Envoy sets x-envoy-auth-partial-body (on the ext_authz door); an agent sending it
+// must not hide a whole body from the policy.
+t.test('ignores x-envoy-auth-partial-body in the strict reading', async (t) => {
+  const input = read(['Content-Type', 'application/json', 'x-envoy-auth-partial-body', 'true'], '{"amount": 900}');
+  t.equal(input.truncated_body, false);
+  t.same(input.parsed_body, { amount: 900 });
+  t.equal(read(['Content-Type', 'text/csv', 'x-envoy-auth-partial-body', 'true'], 'a,b').truncated_body, false);
+});
+
+// MCP 2026-07-28 Streamable HTTP: Mcp-Method and Mcp-Name mirror the body; intermediaries
+// reject a mismatch with 400 (HeaderMismatch -32020).
+t.test('refuses Mcp-Method or Mcp-Name headers that disagree with the JSON-RPC body', async (t) => {
+  const json = ['Content-Type', 'application/json'];
+  const b64 = (s: string) => `=?base64?${Buffer.from(s, 'utf8').toString('base64')}?=`;
+  for (const [headers, body] of [
+    [['Mcp-Method', 'tools/call', 'Mcp-Name', 'lookup_order'], CALL],
+    [['Mcp-Method', 'tools/list'], CALL],
+    [['Mcp-Name', 'lookup_order'], CALL],
+    [['Mcp-Method', 'tools/call', 'Mcp-Name', 'delete_customer', 'Mcp-Name', 'lookup_order'], CALL],
+    [['Mcp-Name', b64('lookup_order')], CALL],
+    [['Mcp-Name', '=?base64?!!?='], CALL],
+    [['Mcp-Method', 'tools/list', 'Mcp-Name', 'x'], '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'],
+    [['Mcp-Name', 'b'], '{"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "a"}}'],
+    [['Mcp-Method', 'tools/call'], `[${CALL}]`],
+    [['Mcp-Method', 'tools/call'], '{"jsonrpc": "2.0", "id": 1, "result": {}}'],
+    [['Mcp-Method', 'tools/call'], '{"amount": 900}'],
+    [['Mcp-Method', 'tools/call'], 'amount=900'],
+  ] as Array<[string[], string]>) {
+    t.equal(refusal([...json, ...headers], body), 'TG_ERR_AMBIGUOUS_BODY', `${headers.join(' ')} ${body}`);
+  }
+  t.throws(() => read([...json, 'Mcp-Method', 'tools/list'], CALL), { message: /HeaderMismatch -32020/ });
+  // Agreeing headers, and none at all (earlier revisions), are read.
+  for (const headers of [
+    [],
+    ['Mcp-Method', 'tools/call'],
+    ['Mcp-Method', 'tools/call', 'Mcp-Name', 'delete_customer'],
+    ['Mcp-Method', 'tools/call', 'Mcp-Name', b64('delete_customer')],
+  ]) {
+    t.same(read([...json, ...headers], CALL).mcp, CALL_MCP, headers.join(' '));
+  }
+  t.equal(
+    refusal(
+      [...json, 'Mcp-Method', 'resources/read', 'Mcp-Name', b64('file:///é')],
+      '{"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "file:///é"}}',
+    ),
+    undefined,
+  );
+  t.equal(
+    refusal(
+      [...json, 'Mcp-Method', 'prompts/get', 'Mcp-Name', 'p'],
+      '{"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "p"}}',
+    ),
+    undefined,
+  );
 });

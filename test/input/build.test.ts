@@ -131,7 +131,37 @@ t.test('reports a body shorter than its content-length as truncated, as opa-envo
 
 t.test('leaves unknown content types unparsed', async (t) => {
   t.same(parseBody({ 'content-type': 'text/plain' }, 'hello', false), { parsed: null, truncated: false });
-  t.same(parseBody({}, '{"a":1}', false), { parsed: null, truncated: false });
+  t.same(parseBody({}, '{ not json }', false), { parsed: null, truncated: false });
+});
+
+// Envoy forwards the body to a tool that reads JSON whatever the label, while
+// opa-envoy-plugin's parsed_body is null for it: the policy would decide blind.
+t.test('refuses in the envoy reading a JSON body that opa-envoy-plugin leaves unparsed', async (t) => {
+  for (const headers of [{}, { 'content-type': 'text/plain' }, { 'content-type': 'application/vnd.api+json' }] as Array<
+    Record<string, string>
+  >) {
+    t.throws(() => parseBody(headers, '{"amount": 900}', false), {
+      code: 'TG_ERR_AMBIGUOUS_BODY',
+      message: /parsed_body is null/,
+    });
+  }
+  t.same(parseBody({ 'content-type': 'application/json' }, '{"amount": 900}', false), {
+    parsed: { amount: 900 },
+    truncated: false,
+  });
+  // Python reads UTF-16 JSON whatever the label; the raw_body bytes show it.
+  const wide = Buffer.from('{"amount": 900}', 'utf16le');
+  t.throws(() => parseBody({ 'content-type': 'text/plain' }, '', false, wide), { code: 'TG_ERR_UNSUPPORTED_MEDIA' });
+  // Mcp-Method / Mcp-Name must agree with the body on this door too.
+  const call = '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "a"}}';
+  t.throws(() => parseBody({ 'content-type': 'application/json', 'mcp-name': 'b' }, call, false), {
+    code: 'TG_ERR_AMBIGUOUS_BODY',
+    message: /Mcp-Name/,
+  });
+  t.throws(() => parseBody({ 'content-type': 'text/plain', 'mcp-method': 'tools/call' }, 'hello', false), {
+    code: 'TG_ERR_AMBIGUOUS_BODY',
+  });
+  t.equal(parseBody({ 'content-type': 'application/json', 'mcp-name': 'a' }, call, false).mcp?.method, 'tools/call');
 });
 
 t.test('rejects a JSON content type whose body is not JSON', async (t) => {

@@ -24,10 +24,20 @@ t.test('reads RFC 8259 JSON exactly as JSON.parse does', async (t) => {
     '"s"',
     '0',
     '[[[[{}]]]]',
-    '{"__proto__": 1}',
+    '{"__PROTO__": 1, "constructor": 2, "prototype": 3}',
   ]) {
     t.same(parseStrictJson(text), JSON.parse(text), text);
   }
+});
+
+// JSON.parse, Go and Python keep "__proto__" as a member; the MCP TypeScript SDK's zod
+// validation and object copies drop it or make it the prototype.
+t.test('refuses the member name __proto__ at any depth, however it is spelled', async (t) => {
+  t.equal(refusal('{"__proto__": {"amount": 900}}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal('{"a": [{"b": 1, "__proto__": 1}]}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.equal(refusal('{"\\u005f_proto__": 1}'), 'TG_ERR_AMBIGUOUS_BODY');
+  t.throws(() => parseStrictJson('{"__proto__": 1}'), { message: /"__proto__" at offset 1/ });
+  t.equal(refusal('["__proto__"]'), undefined);
 });
 
 // JSON.parse keeps the last, other parsers the first or an error (RFC 8259 §4).
@@ -142,7 +152,7 @@ t.test('property: every JSON value JSON.stringify writes reads back unchanged (n
       const text = JSON.stringify(value, null, indent);
       // fc.jsonValue may build objects whose keys collide by case: those are refused by design.
       // ... and integers past 2^53 (JSON.stringify writes doubles below 1e21 as integers).
-      const refused = hasFoldCollision(value) || hasUnsafeInteger(value);
+      const refused = hasFoldCollision(value) || hasUnsafeInteger(value) || hasProtoKey(value);
       const result = refusal(text);
       if (refused) return result === 'TG_ERR_AMBIGUOUS_BODY';
       return result === undefined && JSON.stringify(parseStrictJson(text)) === JSON.stringify(JSON.parse(text));
@@ -156,6 +166,11 @@ function hasUnsafeInteger(value: unknown): boolean {
   if (typeof value === 'number') return Number.isInteger(value) && Math.abs(value) > 2 ** 53 && Math.abs(value) < 1e21;
   if (typeof value !== 'object' || value === null) return false;
   return Object.values(value).some(hasUnsafeInteger);
+}
+
+function hasProtoKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.hasOwn(value, '__proto__') || Object.values(value).some(hasProtoKey);
 }
 
 function hasFoldCollision(value: unknown): boolean {

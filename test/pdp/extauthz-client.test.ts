@@ -1,7 +1,8 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import { checkRequestFor, createExtAuthzPdp, decisionFromCheckResponse } from '../../src/pdp/extauthz-client.ts';
-import { inputFromCheckRequest } from '../../src/input/build.ts';
+import { buildInput, inputFromCheckRequest } from '../../src/input/build.ts';
+import { normalizeRequest } from '../../src/http/normalize.ts';
 import { decodeCheckRequest, encodeCheckRequest } from '../../src/proto/ext-authz.ts';
 
 const meta = { decisionId: 'd', revision: 'remote', evalNanos: 1 };
@@ -129,6 +130,32 @@ t.test('a body the PEP buffered only in part is flagged as Envoy flags it', asyn
     agent,
   );
   t.notOk('x-envoy-auth-partial-body' in (checkRequestFor(whole).attributes?.request?.http?.headers ?? {}));
+  // An agent's own x-envoy-auth-partial-body on a body the PEP read whole does not reach the remote.
+  const claimed = buildInput(
+    normalizeRequest({
+      id: 'r',
+      method: 'POST',
+      target: 'http://payments.internal/refund',
+      rawHeaders: [
+        'Host',
+        'payments.internal',
+        'Content-Type',
+        'application/json',
+        'x-envoy-auth-partial-body',
+        'true',
+      ],
+      httpVersion: '1.1',
+      scheme: 'http',
+      source: { address: '127.0.0.1', port: 40000 },
+      destination: { address: '127.0.0.1', port: 15001 },
+    }),
+    { bytes: Buffer.from('{"amount": 900}'), truncated: false },
+    agent,
+    1_700_000_000_000,
+  );
+  t.equal(claimed.truncated_body, false);
+  t.same(claimed.parsed_body, { amount: 900 });
+  t.notOk('x-envoy-auth-partial-body' in (checkRequestFor(claimed).attributes?.request?.http?.headers ?? {}));
   t.equal(
     partial.attributes.request.http.headers['x-envoy-auth-partial-body'],
     undefined,
