@@ -80,7 +80,7 @@ deny contains "rule:host blocked.test" if lower(object.get(object.get(input, "co
 
 /**
  * A tool server family (routable), the copy of go-json on 127.0.0.9 (a destination the
- * policy denies), or go-decoder: a Go handler reading with json.NewDecoder, reached only
+ * policy denies), or go-decoder (go-json run with -decoder): a Go handler reading with json.NewDecoder, reached only
  * by the cases that name it (godec.test).
  */
 export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied' | 'go-decoder';
@@ -178,7 +178,9 @@ async function startTool(t: TestLike, name: ToolName): Promise<ToolServer> {
         ? [join(ROOT, '.tools/venv/bin/python3'), [join(ROOT, 'test/fixtures/oneread/python/server.py')]]
         : name === 'ip-denied'
           ? [join(ROOT, '.tools/bin/oneread-go-json'), [`${DENIED_IP}:0`]]
-          : [join(ROOT, `.tools/bin/oneread-${name}`), []];
+          : name === 'go-decoder'
+            ? [join(ROOT, '.tools/bin/oneread-go-json'), ['-decoder']]
+            : [join(ROOT, `.tools/bin/oneread-${name}`), []];
   // stdin stays open as a lifeline: the servers exit when it closes, so a test killed at
   // its timeout leaves no tool server behind.
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
