@@ -17,7 +17,7 @@ import { errorReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/repl
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
-import { appendVia, viaLoops } from '../upstream/loop-guard.ts';
+import { appendVia, viaLoopError } from '../upstream/loop-guard.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
@@ -139,13 +139,9 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       send(res, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad request', err)), true);
       return;
     }
-    if (viaLoops(request.headers.via)) {
-      // RFC 9110 §7.6.3: this request already passed through this Tollgate.
-      send(
-        res,
-        errorReply(new TollgateError('TG_ERR_UNSUPPORTED', "request already carries this proxy's via entry: a loop")),
-        true,
-      );
+    const loop = viaLoopError(request.headers.via);
+    if (loop !== undefined) {
+      send(res, errorReply(loop), true);
       return;
     }
 

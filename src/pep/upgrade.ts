@@ -21,7 +21,7 @@ import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
 import { relay, writeReply } from './tunnel.ts';
-import { appendVia, guardedLookup, ownLiteralTarget, viaLoops } from '../upstream/loop-guard.ts';
+import { appendVia, guardedLookup, ownLiteralTarget, viaLoopError } from '../upstream/loop-guard.ts';
 
 /** Options of createUpgradeHandler. */
 export interface UpgradeOptions {
@@ -87,11 +87,9 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;
     }
-    if (viaLoops(request.headers.via)) {
-      writeReply(
-        socket,
-        errorReply(new TollgateError('TG_ERR_UNSUPPORTED', "upgrade already carries this proxy's via entry: a loop")),
-      );
+    const loop = viaLoopError(request.headers.via);
+    if (loop !== undefined) {
+      writeReply(socket, errorReply(loop));
       return;
     }
     // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.

@@ -131,6 +131,13 @@ export function viaLoops(via: string | undefined): boolean {
     .some((entry) => entry.trim().split(/\s+/)[1] === VIA_TOKEN);
 }
 
+/** The refusal of a request that already passed through this Tollgate (RFC 9110 §7.6.3), or undefined. */
+export function viaLoopError(via: string | undefined): TollgateError | undefined {
+  return viaLoops(via)
+    ? new TollgateError('TG_ERR_UNSUPPORTED', "request already carries this proxy's via entry: a loop")
+    : undefined;
+}
+
 /** The Via value to forward: the agent's entries, then this proxy's (RFC 9110 §7.6.3). */
 export function appendVia(via: string | undefined): string {
   return via === undefined || via.trim() === '' ? VIA_ENTRY : `${via}, ${VIA_ENTRY}`;

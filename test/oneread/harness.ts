@@ -80,8 +80,8 @@ deny contains "rule:host blocked.test" if lower(object.get(object.get(input, "co
 
 /**
  * A tool server family (routable), the copy of go-json on 127.0.0.9 (a destination the
- * policy denies), or go-decoder (go-json run with -decoder): a Go handler reading with json.NewDecoder, reached only
- * by the cases that name it (godec.test).
+ * policy denies), or go-decoder (go-json run with -decoder): a Go handler reading with
+ * json.NewDecoder, reached only by the cases that name it (godec.test).
  */
 export type ToolName = 'ts-mcp' | 'go-mcp' | 'go-json' | 'py' | 'ip-denied' | 'go-decoder';
 
