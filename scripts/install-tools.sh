@@ -25,7 +25,7 @@ OPA_ENVOY_PLUGIN_COMMIT=07a1fd15b3f5b9e9259bd2db9d6658cf6e3e8137
 OPA_ENVOY_PLUGIN_VERSION="${OPA_ENVOY_PLUGIN_OPA}-envoy+${OPA_ENVOY_PLUGIN_COMMIT:0:12}"
 # iptables and iproute2 are what the test suite needs (transparent-mode e2e in network
 # namespaces); python3-venv lets Debian's python3 build .tools/venv; the rest is for bench/.
-DEBIAN_PACKAGES=(nginx-light squid wrk iptables iproute2 curl python3 python3-venv)
+DEBIAN_PACKAGES=(nginx-light squid wrk iptables iproute2 curl python3 python3-venv redis-server chromium)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 TOOLS="$REPO/.tools"
