@@ -6,7 +6,7 @@
  */
 import type { Decision } from '../pdp/types.ts';
 import type { McpInput } from '../input/mcp.ts';
-import { mcpRequestIds } from '../input/mcp.ts';
+import { JSONRPC_HEADER_MISMATCH, McpHeaderMismatchError, mcpRequestIds } from '../input/mcp.ts';
 import type { TollgateError } from '../errors.ts';
 
 /** An HTTP reply produced by Tollgate itself. */
@@ -70,10 +70,28 @@ export function failureReply(error: TollgateError, decisionId: string, status: n
   };
 }
 
+/**
+ * The JSON-RPC error response body for MCP headers that disagree with the body (MCP
+ * 2026-07-28 Streamable HTTP: HTTP 400, HeaderMismatch -32020, the request's id or null).
+ */
+export function headerMismatchBody(error: McpHeaderMismatchError, decisionId?: string): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: error.jsonRpcId,
+    error: {
+      code: JSONRPC_HEADER_MISMATCH,
+      message: error.message,
+      data: { code: error.code, ...(decisionId === undefined ? {} : { decision_id: decisionId }) },
+    },
+  });
+}
+
 /** The reply to a request refused before any decision (bad request, upstream failure). */
 export function errorReply(error: TollgateError, decisionId?: string): LocalReply {
   const headers: Array<readonly [string, string]> = [['content-type', 'application/json']];
   if (decisionId !== undefined) headers.push([DECISION_ID_HEADER, decisionId]);
+  if (error instanceof McpHeaderMismatchError)
+    return { status: 400, headers, body: headerMismatchBody(error, decisionId) };
   const body: Record<string, unknown> = { error: { code: error.code, message: error.message } };
   if (decisionId !== undefined) body.decision_id = decisionId;
   return { status: error.status, headers, body: JSON.stringify(body) };

@@ -9,6 +9,8 @@
 import { TollgateError } from '../errors.ts';
 import type { Decision, HeaderPair } from '../pdp/types.ts';
 import { jsonToStruct, type Message } from '../proto/ext-authz.ts';
+import { McpHeaderMismatchError } from '../input/mcp.ts';
+import { headerMismatchBody } from '../enforce/reply.ts';
 
 /** gRPC status codes used on the wire (google.rpc.Code). */
 export const GRPC = {
@@ -72,6 +74,16 @@ export function checkResponseFromDecision(decision: Decision, dryRun: boolean): 
 /** The answer to a CheckRequest whose path, query or body does not parse (opa-envoy-plugin's request_parse_error). */
 export function requestParseErrorResponse(error: TollgateError): Message {
   const message = `request_parse_error: ${error.message}`;
+  // MCP clients read a JSON-RPC error, as the spec's HeaderMismatch asks of an intermediary.
+  if (error instanceof McpHeaderMismatchError)
+    return {
+      status: { code: GRPC.PERMISSION_DENIED, message },
+      deniedResponse: {
+        status: { code: 400 },
+        body: headerMismatchBody(error),
+        headers: headerOptions([['content-type', 'application/json']]),
+      },
+    };
   return {
     status: { code: GRPC.PERMISSION_DENIED, message },
     deniedResponse: { status: { code: 400 }, body: message },

@@ -10,7 +10,7 @@
  */
 import type { CanonicalRequest } from '../http/normalize.ts';
 import { parseBody, parsePath, parsePathQuery, type BodyReading } from './parse.ts';
-import type { McpInput } from './mcp.ts';
+import { withTransport, type McpInput } from './mcp.ts';
 
 /** input.agent. */
 export interface AgentIdentity {
@@ -131,7 +131,7 @@ export function inputFromCheckRequest(
   } as unknown as PolicyInput;
   const principal = checkRequest.attributes?.source?.principal;
   if (principal !== undefined && principal !== '') input.source_principal = principal;
-  if (mcp !== undefined) input.mcp = mcp;
+  if (mcp !== undefined) input.mcp = withTransport(mcp, headers, parsed);
   return input;
 }
 

@@ -13,8 +13,21 @@ export interface McpMessage {
   tool?: { name: string; arguments: unknown };
 }
 
-/** input.mcp: a single message, or a batch of them. */
-export type McpInput = McpMessage | { method: 'batch'; batch: McpMessage[] };
+/**
+ * What the transport says about the session a message belongs to. `session_id` is the
+ * `Mcp-Session-Id` header (revisions 2025-03-26 to 2025-11-25; 2026-07-28 has no
+ * protocol-level sessions): a value the agent sends, carried for the policy and the
+ * decision log, never an identity. `protocol_version` is the `MCP-Protocol-Version`
+ * header, else the 2026-07-28 `params._meta["io.modelcontextprotocol/protocolVersion"]`,
+ * else the version an `initialize` request asks for.
+ */
+export interface McpTransport {
+  protocol_version?: string;
+  session_id?: string;
+}
+
+/** input.mcp: a single message, or a batch of them, with what the transport says about them. */
+export type McpInput = (McpMessage | { method: 'batch'; batch: McpMessage[] }) & McpTransport;
 
 function toMessage(value: unknown): McpMessage | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
@@ -139,9 +152,59 @@ export interface JsonRpcReading {
   readonly mcp?: McpInput;
 }
 
-// The MCP 2026-07-28 Streamable HTTP transport's HeaderMismatch error (JSON-RPC
-// implementation-defined server error range): an intermediary refuses with HTTP 400.
-const HEADER_MISMATCH = -32020;
+/**
+ * The MCP 2026-07-28 Streamable HTTP transport's HeaderMismatch error (JSON-RPC
+ * implementation-defined server error range): an intermediary refuses with HTTP 400.
+ */
+export const JSONRPC_HEADER_MISMATCH = -32020;
+const HEADER_MISMATCH = JSONRPC_HEADER_MISMATCH;
+
+/** The _meta key a 2026-07-28 request names its protocol version under. */
+const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * A refusal of MCP headers that disagree with the body: TG_ERR_AMBIGUOUS_BODY, answered
+ * as a JSON-RPC error response (code -32020) carrying the request's id when it has one.
+ */
+export class McpHeaderMismatchError extends TollgateError {
+  /** The JSON-RPC id of the refused request (null when the body has none to answer). */
+  readonly jsonRpcId: string | number | null;
+
+  constructor(message: string, jsonRpcId: string | number | null) {
+    super('TG_ERR_AMBIGUOUS_BODY', message);
+    this.jsonRpcId = jsonRpcId;
+  }
+}
+
+/** The id of a single JSON-RPC request body, or null. */
+function requestId(body: unknown): string | number | null {
+  if (!isObject(body)) return null;
+  const id = body.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+/** params._meta of a single message, when it is an object. */
+function metaOf(body: unknown): Record<string, unknown> | undefined {
+  if (!isObject(body) || !isObject(body.params)) return undefined;
+  const meta = body.params._meta;
+  return isObject(meta) ? meta : undefined;
+}
+
+/**
+ * input.mcp with what the transport says: `session_id` from Mcp-Session-Id and
+ * `protocol_version` (see McpTransport). `body` is the parsed JSON-RPC body.
+ */
+export function withTransport(mcp: McpInput, headers: Record<string, string>, body: unknown): McpInput {
+  const out: McpInput = { ...mcp };
+  const session = headers['mcp-session-id'];
+  if (session !== undefined) out.session_id = session;
+  let version: unknown = headers['mcp-protocol-version'];
+  if (version === undefined) version = metaOf(body)?.[META_PROTOCOL_VERSION];
+  if (version === undefined && isObject(body) && body.method === 'initialize' && isObject(body.params))
+    version = body.params.protocolVersion;
+  if (typeof version === 'string') out.protocol_version = version;
+  return out;
+}
 
 /** Mcp-Name's value: plain visible ASCII as is, or "=?base64?…?=" around standard Base64 of UTF-8. */
 function decodeMcpName(value: string): string | undefined {
@@ -176,11 +239,22 @@ function mirroredName(method: string, params: unknown): { member: string; value:
 export function checkMcpHeaders(headers: Record<string, string>, jsonRpcBody: unknown): void {
   const method = headers['mcp-method'];
   const name = headers['mcp-name'];
+  const version = headers['mcp-protocol-version'];
+  if (version !== undefined && jsonRpcBody !== undefined) {
+    // 2026-07-28: the header mirrors _meta's protocol version; a server reading one and a
+    // gateway the other would apply two revisions' rules to one request.
+    const inBody = metaOf(jsonRpcBody)?.[META_PROTOCOL_VERSION];
+    if (inBody !== undefined && inBody !== version)
+      throw new McpHeaderMismatchError(
+        `mcp headers disagree with the body (HeaderMismatch ${HEADER_MISMATCH}): MCP-Protocol-Version ${JSON.stringify(version)}, body params._meta[${JSON.stringify(META_PROTOCOL_VERSION)}] ${JSON.stringify(inBody)}`,
+        requestId(jsonRpcBody),
+      );
+  }
   if (method === undefined && name === undefined) return;
   const refuse = (why: string): TollgateError =>
-    new TollgateError(
-      'TG_ERR_AMBIGUOUS_BODY',
+    new McpHeaderMismatchError(
       `mcp headers disagree with the body (HeaderMismatch ${HEADER_MISMATCH}): ${why}`,
+      requestId(jsonRpcBody),
     );
   const sent = [method === undefined ? '' : 'Mcp-Method', name === undefined ? '' : 'Mcp-Name']
     .filter(Boolean)

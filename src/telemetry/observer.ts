@@ -9,7 +9,7 @@ import type { Decision } from '../pdp/types.ts';
 import type { PolicyInput } from '../input/build.ts';
 import type { TollgateError } from '../errors.ts';
 import type { DecisionLog } from '../audit/log.ts';
-import { createTracing, type DecisionMeta, type DecisionTrace, type Tracing } from './spans.ts';
+import { createTracing, type DecisionMeta, type DecisionTrace, type McpSpanFacts, type Tracing } from './spans.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
 /** The telemetry sinks a door records into. */
@@ -49,6 +49,42 @@ export function mcpTool(input: PolicyInput): string {
   return mcp.tool?.name ?? '';
 }
 
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** W3C trace context a request carries in params._meta (OTel MCP semconv), or undefined. */
+function metaTraceContext(params: Record<string, unknown>): Record<string, string> | undefined {
+  const meta = params._meta as Record<string, unknown> | null | undefined;
+  if (typeof meta !== 'object' || meta === null || typeof meta.traceparent !== 'string') return undefined;
+  const carrier: Record<string, string> = { traceparent: meta.traceparent };
+  if (typeof meta.tracestate === 'string') carrier.tracestate = meta.tracestate;
+  return carrier;
+}
+
+/** The OTel MCP span facts of an input: from input.mcp, and for one message its params (prompt, uri, _meta). */
+export function mcpSpanFacts(input: PolicyInput): McpSpanFacts | undefined {
+  const mcp = input.mcp;
+  if (mcp === undefined) return undefined;
+  const facts: { -readonly [K in keyof McpSpanFacts]: McpSpanFacts[K] } = { method: mcp.method };
+  if (mcp.session_id !== undefined) facts.sessionId = mcp.session_id;
+  if (mcp.protocol_version !== undefined) facts.protocolVersion = mcp.protocol_version;
+  if ('batch' in mcp) return facts;
+  if (mcp.tool !== undefined) facts.tool = mcp.tool.name;
+  if (mcp.id !== undefined && mcp.id !== null) facts.requestId = mcp.id;
+  const body = input.parsed_body as { params?: Record<string, unknown> } | null;
+  const params = typeof body === 'object' && body !== null && !Array.isArray(body) ? body.params : undefined;
+  if (typeof params === 'object' && params !== null) {
+    if (mcp.method === 'prompts/get') {
+      const name = str(params.name);
+      if (name !== undefined) facts.prompt = name;
+    }
+    const uri = mcp.method.startsWith('resources/') ? str(params.uri) : undefined;
+    if (uri !== undefined) facts.resourceUri = uri;
+    const traceContext = metaTraceContext(params);
+    if (traceContext !== undefined) facts.traceContext = traceContext;
+  }
+  return facts;
+}
+
 /** What the span is told of a decision before the PDP answers: the same for every door. */
 export function decisionMeta(
   decisionId: string,
@@ -56,17 +92,8 @@ export function decisionMeta(
   input: PolicyInput,
   destination: string,
 ): DecisionMeta {
-  const mcp = input.mcp;
-  return {
-    decisionId,
-    policyPath,
-    agent: input.agent,
-    destination,
-    input,
-    ...(mcp === undefined
-      ? {}
-      : { mcp: { method: mcp.method, ...('tool' in mcp && mcp.tool !== undefined ? { tool: mcp.tool.name } : {}) } }),
-  };
+  const mcp = mcpSpanFacts(input);
+  return { decisionId, policyPath, agent: input.agent, destination, input, ...(mcp === undefined ? {} : { mcp }) };
 }
 
 /** Records a decision the PDP made: span, metric, decision log. */

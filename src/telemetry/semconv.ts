@@ -55,5 +55,19 @@ export const ATTR_RESOURCE_AGENT_ID = 'tollgate.agent.id';
 export const ATTR_GEN_AI_TOOL_NAME = 'gen_ai.tool.name';
 /** mcp.method.name: the JSON-RPC method of an MCP request. */
 export const ATTR_MCP_METHOD_NAME = 'mcp.method.name';
+/** gen_ai.prompt.name: the MCP prompt a prompts/get asks for. */
+export const ATTR_GEN_AI_PROMPT_NAME = 'gen_ai.prompt.name';
+/** gen_ai.operation.name: "execute_tool" for a tools/call. */
+export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
+/** The gen_ai.operation.name value of an MCP tools/call. */
+export const GEN_AI_OPERATION_EXECUTE_TOOL = 'execute_tool';
+/** mcp.resource.uri: the resource a resources/read (or subscribe) names. */
+export const ATTR_MCP_RESOURCE_URI = 'mcp.resource.uri';
+/** mcp.session.id: the Mcp-Session-Id the request carries. */
+export const ATTR_MCP_SESSION_ID = 'mcp.session.id';
+/** mcp.protocol.version: the MCP revision the request speaks. */
+export const ATTR_MCP_PROTOCOL_VERSION = 'mcp.protocol.version';
+/** jsonrpc.request.id: the JSON-RPC id of a request, as a string. */
+export const ATTR_JSONRPC_REQUEST_ID = 'jsonrpc.request.id';
 /** gen_ai.agent.id: the agent making the call. */
 export const ATTR_GEN_AI_AGENT_ID = 'gen_ai.agent.id';

@@ -60,12 +60,19 @@ import {
   ATTR_DECISION_POLICY_PATH,
   ATTR_DECISION_REASONS,
   ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROMPT_NAME,
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_HTTP_REQUEST_HEADER,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_JSONRPC_REQUEST_ID,
   ATTR_MCP_METHOD_NAME,
+  ATTR_MCP_PROTOCOL_VERSION,
+  ATTR_MCP_RESOURCE_URI,
+  ATTR_MCP_SESSION_ID,
+  GEN_AI_OPERATION_EXECUTE_TOOL,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_URL_FULL,
@@ -139,11 +146,28 @@ export interface DecisionMeta {
   readonly decisionId: string;
   readonly policyPath: string;
   readonly agent?: { readonly id: string; readonly role: string };
-  readonly mcp?: { readonly method?: string; readonly tool?: string };
+  readonly mcp?: McpSpanFacts;
   /** host:port the call is for. */
   readonly destination?: string;
   /** The policy input; recorded only when recordInput is on. */
   readonly input?: unknown;
+}
+
+/** What an MCP request tells its span (OTel MCP semantic conventions), beside Tollgate's own attributes. */
+export interface McpSpanFacts {
+  /** The JSON-RPC method ("batch" for a batch, which gets no MCP span name). */
+  readonly method?: string;
+  readonly tool?: string;
+  /** prompts/get's params.name. */
+  readonly prompt?: string;
+  /** resources/read's (or subscribe's) params.uri: an attribute, never in the span name (cardinality). */
+  readonly resourceUri?: string;
+  /** The JSON-RPC id of a request (absent for a notification). */
+  readonly requestId?: string | number;
+  readonly sessionId?: string;
+  readonly protocolVersion?: string;
+  /** W3C trace context from params._meta, the parent when the HTTP headers carry none. */
+  readonly traceContext?: Readonly<Record<string, string>>;
 }
 
 /** The part of a Decision (src/pdp/types.ts) a span shows. */
@@ -350,13 +374,22 @@ function setDecisionMeta(r: Recorder, span: Span, meta: DecisionMeta, owned: boo
     span.setAttribute(ATTR_DECISION_AGENT_ID, meta.agent.id);
     span.setAttribute(ATTR_DECISION_AGENT_ROLE, meta.agent.role);
   }
-  if (meta.mcp?.method !== undefined) {
-    span.setAttribute(ATTR_DECISION_MCP_METHOD, meta.mcp.method);
-    span.setAttribute(ATTR_MCP_METHOD_NAME, meta.mcp.method);
+  const mcp = meta.mcp;
+  if (mcp?.method !== undefined) {
+    span.setAttribute(ATTR_DECISION_MCP_METHOD, mcp.method);
+    span.setAttribute(ATTR_MCP_METHOD_NAME, mcp.method);
   }
-  if (meta.mcp?.tool !== undefined) {
-    span.setAttribute(ATTR_DECISION_MCP_TOOL_NAME, meta.mcp.tool);
-    span.setAttribute(ATTR_GEN_AI_TOOL_NAME, meta.mcp.tool);
+  if (mcp?.tool !== undefined) {
+    span.setAttribute(ATTR_DECISION_MCP_TOOL_NAME, mcp.tool);
+    span.setAttribute(ATTR_GEN_AI_TOOL_NAME, mcp.tool);
+  }
+  if (mcp !== undefined) {
+    if (mcp.method === 'tools/call') span.setAttribute(ATTR_GEN_AI_OPERATION_NAME, GEN_AI_OPERATION_EXECUTE_TOOL);
+    if (mcp.prompt !== undefined) span.setAttribute(ATTR_GEN_AI_PROMPT_NAME, mcp.prompt);
+    if (mcp.resourceUri !== undefined) span.setAttribute(ATTR_MCP_RESOURCE_URI, mcp.resourceUri);
+    if (mcp.requestId !== undefined) span.setAttribute(ATTR_JSONRPC_REQUEST_ID, String(mcp.requestId));
+    if (mcp.sessionId !== undefined) span.setAttribute(ATTR_MCP_SESSION_ID, mcp.sessionId);
+    if (mcp.protocolVersion !== undefined) span.setAttribute(ATTR_MCP_PROTOCOL_VERSION, mcp.protocolVersion);
   }
   if (owned && meta.destination !== undefined) span.setAttribute(ATTR_DECISION_DESTINATION, meta.destination);
   if (r.maskInput !== undefined && meta.input !== undefined) {
@@ -366,6 +399,17 @@ function setDecisionMeta(r: Recorder, span: Span, meta: DecisionMeta, owned: boo
       // Telemetry never throws into the request path: an unserialisable input is just not recorded.
     }
   }
+}
+
+/**
+ * The OTel MCP span name, `{mcp.method.name} {target}` (target: the tool or prompt name,
+ * low cardinality; a resource URI is not), or undefined for a call that is not one MCP
+ * request (no MCP, or a batch: several methods, no single name).
+ */
+export function mcpSpanName(mcp: McpSpanFacts | undefined): string | undefined {
+  if (mcp?.method === undefined || mcp.method === 'batch') return undefined;
+  const target = mcp.tool ?? mcp.prompt;
+  return target === undefined || target === '' ? mcp.method : `${mcp.method} ${target}`;
 }
 
 /** The PDP's answer: outcome, revision, timing, reasons; a deny sets status ERROR with the reasons. */
@@ -411,7 +455,7 @@ abstract class DeferredSpan {
   protected span: Span | undefined;
   protected readonly startTime = performance.now();
   protected readonly r: Recorder;
-  protected readonly parent: Context;
+  protected parent: Context;
 
   constructor(r: Recorder, parent: Context) {
     this.r = r;
@@ -458,10 +502,11 @@ class CallSpan extends DeferredSpan implements CallTrace {
   /** Starts the SDK span, with the call's (and the decision's) attributes when it records. */
   protected begin(outcome: string | undefined): Span {
     const { call, r } = this;
-    // HTTP client semconv span name: "{method}" (low cardinality).
+    // One MCP request: the OTel MCP span name "{mcp.method.name} {target}". Otherwise HTTP
+    // client semconv: "{method}" (low cardinality).
     const known = KNOWN_METHODS.has(call.method);
     const span = r.tracer.startSpan(
-      known ? call.method : 'HTTP',
+      mcpSpanName(this.meta?.mcp) ?? (known ? call.method : 'HTTP'),
       startOptions(SpanKind.CLIENT, this.startTime, outcome),
       this.parent,
     );
@@ -491,8 +536,18 @@ class CallSpan extends DeferredSpan implements CallTrace {
   }
 
   startDecision(meta: DecisionMeta): DecisionTrace {
-    if (this.span === undefined) this.meta = meta;
-    else if (this.span.isRecording()) setDecisionMeta(this.r, this.span, meta, false);
+    if (this.span === undefined) {
+      this.meta = meta;
+      // Trace context in params._meta (OTel MCP semconv) parents the call when the HTTP
+      // headers carry none; the headers win, being the nearer (HTTP client) span.
+      const carrier = meta.mcp?.traceContext;
+      if (carrier !== undefined && trace.getSpanContext(this.parent) === undefined)
+        this.parent = extractContext(this.r, carrier);
+    } else if (this.span.isRecording()) {
+      setDecisionMeta(this.r, this.span, meta, false);
+      const name = mcpSpanName(meta.mcp);
+      if (name !== undefined) this.span.updateName(name);
+    }
     return new CallDecision(this);
   }
 
@@ -592,6 +647,9 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   }
 
   protected begin(outcome: string | undefined): Span {
+    const carrier = this.meta.mcp?.traceContext;
+    if (carrier !== undefined && trace.getSpanContext(this.parent) === undefined)
+      this.parent = extractContext(this.r, carrier);
     const span = this.r.tracer.startSpan(
       SPAN_DECISION,
       startOptions(SpanKind.SERVER, this.startTime, outcome),
@@ -618,6 +676,15 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   }
 }
 
+/** The context a carrier names (the root when none, or when the propagator fails). */
+function extractContext(r: Recorder, carrier: HeaderCarrier): Context {
+  try {
+    return r.propagator.extract(ROOT_CONTEXT, carrier, getter);
+  } catch {
+    return ROOT_CONTEXT;
+  }
+}
+
 /** Creates the tracing API over a tracer and a propagator. */
 export function createTracing(options: TracingOptions): Tracing {
   const masked = new Set((options.maskedHeaders ?? DEFAULT_MASKED_HEADERS).map((h) => h.toLowerCase()));
@@ -630,16 +697,8 @@ export function createTracing(options: TracingOptions): Tracing {
     maskInput: options.recordInput === true ? options.maskInput : undefined,
   };
 
-  function extract(carrier: HeaderCarrier): Context {
-    try {
-      return r.propagator.extract(ROOT_CONTEXT, carrier, getter);
-    } catch {
-      return ROOT_CONTEXT;
-    }
-  }
-
   return {
-    startCall: (call) => new CallSpan(r, call, extract(call.headers)),
-    startExtAuthzDecision: (carrier, meta) => new ExtAuthzDecision(r, extract(carrier), meta),
+    startCall: (call) => new CallSpan(r, call, extractContext(r, call.headers)),
+    startExtAuthzDecision: (carrier, meta) => new ExtAuthzDecision(r, extractContext(r, carrier), meta),
   };
 }

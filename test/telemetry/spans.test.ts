@@ -79,7 +79,7 @@ t.test(
 
     t.equal(spans().length, 1, 'one span per call');
     const span = spans()[0]!;
-    t.equal(span.name, 'POST', 'named by HTTP client semconv');
+    t.equal(span.name, 'tools/call delete_customer', 'an MCP call is named by the OTel MCP convention');
     t.equal(span.kind, SpanKind.CLIENT);
     t.equal(span.spanContext().traceId, TRACE_ID, 'the agent trace id is kept');
     t.equal(span.parentSpanContext?.spanId, PARENT_ID, 'a child of the incoming traceparent');
@@ -110,6 +110,7 @@ t.test(
       'tollgate.decision.eval_ns': 123456,
       'tollgate.decision.http_status': 403,
       'gen_ai.tool.name': 'delete_customer',
+      'gen_ai.operation.name': 'execute_tool',
       'mcp.method.name': 'tools/call',
     });
     t.equal(
@@ -318,7 +319,7 @@ t.test('head sampling at ratio 0 still exports denied decisions, and nothing els
   denied.end({ statusCode: 403 });
   t.same(
     spans().map((s) => s.name),
-    ['GET'],
+    ['tools/call delete_customer'],
   );
   t.equal(spans()[0]!.spanContext().traceId, TRACE_ID);
   t.equal(spans()[0]!.spanContext().traceFlags & 1, 1, 'exported as sampled');
@@ -505,7 +506,8 @@ t.test('sanitizeUrl takes the no-parse path only where URL would give the same s
 t.test('unknown methods are _OTHER with the original kept; no response ends the span with error.type', async (t) => {
   const { api, spans } = harness(t);
   const c = api.startCall(call({ method: 'PROPFIND' }));
-  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  const { mcp: _mcp, ...httpMeta } = meta;
+  c.startDecision(httpMeta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
   c.end({ errorType: 'TG_ERR_UPSTREAM_TIMEOUT' });
   const span = spans()[0]!;
   t.equal(span.name, 'HTTP');
