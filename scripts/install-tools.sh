@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Tollgate's pinned peer tools into the git-ignored .tools/bin, idempotently.
 #
-#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|debian|python|oneread|all]...
+#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|debian|python|oneread|mcp|all]...
 #
 # No argument installs opa. A tool is skipped when .tools/bin/<tool> exists and
 # .tools/bin/<tool>.version holds the pinned version below; delete either to force a
@@ -260,6 +260,22 @@ install_oneread() {
   done
 }
 
+# The Go MCP server of the MCP end-to-end suite (test/fixtures/mcp/go-server, MCP Go SDK
+# v1.8.0), built like the one-reading servers: rebuilt when its sources change.
+install_mcp() {
+  lock mcp
+  command -v go >/dev/null 2>&1 || die "mcp: go is required to build test/fixtures/mcp/go-server"
+  local mod=$REPO/test/fixtures/mcp/go-server/ name=mcp-go-server version
+  version="$(cat "$mod"go.mod "$mod"*.go "$mod"go.sum | sha256sum | cut -c1-16)"
+  if is_current "$name" "$version"; then
+    log "$name: already present $version"
+    return 0
+  fi
+  rm -f "$BIN/$name.version"
+  (cd "$mod" && go build -buildvcs=false -o "$BIN/$name" .)
+  record "$name" "$version"
+}
+
 main() {
   (($# > 0)) || set -- opa
   mkdir -p "$BIN"
@@ -275,6 +291,7 @@ main() {
       debian) install_debian ;;
       python) install_python ;;
       oneread) install_oneread ;;
+      mcp) install_mcp ;;
       all)
         install_opa
         install_opa_envoy_plugin
@@ -285,8 +302,9 @@ main() {
         install_debian
         install_python
         install_oneread
+        install_mcp
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, debian, python, oneread or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, debian, python, oneread, mcp or all)" ;;
     esac
   done
 }
