@@ -53,6 +53,8 @@ export interface HttpDecisionRequest {
   readonly connect?: object | undefined;
   /** The call span the door started (door "http"); absent: the step starts and ends one. */
   readonly trace?: CallTrace;
+  /** input.websocket, for a message sent on an upgraded connection (src/pep/ws-messages.ts). */
+  readonly websocket?: object;
 }
 
 /** A CheckRequest document (doors "tunnel" and "extauthz"). */
@@ -231,6 +233,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       carrier = document.attributes?.request?.http?.headers ?? {};
     }
     if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
+    if (isHttp(request) && request.websocket !== undefined)
+      (input as PolicyInput & { websocket?: unknown }).websocket = request.websocket;
 
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';

@@ -53,6 +53,17 @@ export function denyReply(decision: Decision, defaultStatus: number, mcp: McpInp
   };
 }
 
+/** JSON-RPC error responses (code -32001), one per id, as one object or a batch array. */
+export function jsonRpcErrorBody(
+  ids: ReadonlyArray<string | number | null>,
+  batch: boolean,
+  message: string,
+  data: Record<string, unknown>,
+): string {
+  const errors = ids.map((id) => ({ jsonrpc: '2.0', id, error: { code: JSONRPC_DENIED, message, data } }));
+  return JSON.stringify(batch ? errors : errors[0]);
+}
+
 /** The reply when no decision could be made and the request fails closed. */
 export function failureReply(error: TollgateError, decisionId: string, status: number): LocalReply {
   return {

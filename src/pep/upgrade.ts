@@ -20,7 +20,8 @@ import { errorReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
-import { relay, writeReply } from './tunnel.ts';
+import { writeReply } from './tunnel.ts';
+import { relayMessages } from './ws-messages.ts';
 import { appendVia, guardedLookup, ownLiteralTarget, viaLoopError } from '../upstream/loop-guard.ts';
 
 /** Options of createUpgradeHandler. */
@@ -94,6 +95,9 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     }
     // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
     (request.headers as Record<string, string>).upgrade = upgrade;
+    // Every message is decided with the headers the agent sent (the step strips the agent
+    // token from the copy it is given, so keep one before it does).
+    const agentHeaders = { ...request.headers };
     const verdict = await step.decide({ request, body: NO_BODY, connect: context.connect }, 'upgrade');
     if (verdict.kind !== 'allow') {
       writeReply(socket, verdictReply(verdict, config.proxy.denyStatus));
@@ -107,6 +111,8 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
       for (const [name, value] of decision.headers) headers[name.toLowerCase()] = value;
     }
     headers.via = appendVia(request.headers.via);
+    // No extension (permessage-deflate) is negotiated: messages stay readable by the policy.
+    delete headers['sec-websocket-extensions'];
     headers.connection = 'Upgrade';
     headers.upgrade = upgrade!;
     const path =
@@ -152,12 +158,31 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     });
     upstreamReq.on('upgrade', (res: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
       upstreamReq.setTimeout(0);
+      if (res.headers['sec-websocket-extensions'] !== undefined) {
+        // RFC 6455 §9.1: a server may not answer with an extension the client did not offer.
+        upstreamSocket.destroy();
+        writeReply(
+          socket,
+          errorReply(
+            new TollgateError('TG_ERR_UPSTREAM', 'upstream negotiated a WebSocket extension that was not offered'),
+            decisionId,
+          ),
+        );
+        return;
+      }
       let reply = `HTTP/1.1 101 ${res.statusMessage ?? 'Switching Protocols'}\r\n`;
       for (let i = 0; i < res.rawHeaders.length; i += 2) reply += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
       reply += `${DECISION_ID_HEADER}: ${decisionId}\r\n\r\n`;
       socket.write(reply);
-      if (upstreamHead.length > 0) socket.write(upstreamHead);
-      relay(socket, upstreamSocket, head);
+      relayMessages(socket, upstreamSocket, head, upstreamHead, {
+        step,
+        request,
+        headers: agentHeaders,
+        connect: context.connect,
+        bodyLimit: config.proxy.maxRequestBytes,
+        denyStatus: config.proxy.denyStatus,
+        logger: log,
+      });
     });
     upstreamReq.on('response', (res: IncomingMessage) => {
       // The upstream refused the upgrade: pass its answer on, then close.
