@@ -91,6 +91,40 @@ t.test('MCP TypeScript SDK client through Tollgate', async (t) => {
     });
   }
 
+  t.test(
+    'Mcp-Method / Mcp-Name that disagree with the body: HTTP 400, JSON-RPC error -32020 with the id',
+    async (t) => {
+      const post = proxiedFetch(t, world);
+      const before = world.ts.headers.length;
+      for (const url of ['http://mcp.internal/mcp', 'https://mcp.internal/mcp']) {
+        const res = await post(url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-protocol-version': '2026-07-28',
+            'mcp-method': 'tools/call',
+            'mcp-name': 'lookup_order',
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 'h-1',
+            method: 'tools/call',
+            params: { name: 'delete_customer', arguments: {} },
+          }),
+        });
+        t.equal(res.status, 400, url);
+        t.equal(res.headers.get('content-type'), 'application/json');
+        const body = (await res.json()) as { jsonrpc: string; id: string; error: { code: number; message: string } };
+        t.equal(body.jsonrpc, '2.0');
+        t.equal(body.id, 'h-1', 'the error answers the request it refuses');
+        t.equal(body.error.code, -32020);
+        t.match(body.error.message, /Mcp-Name "lookup_order", body params.name "delete_customer"/);
+      }
+      t.equal(world.ts.headers.length, before, 'neither reached the server');
+    },
+  );
+
   t.test('batches (protocol revision 2025-03-26): a denied element denies the batch, one error per id', async (t) => {
     const client = await connectTsClient(t, world, 'http://mcp.internal/mcp');
     const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId!;
