@@ -126,7 +126,7 @@ t.test('jaeger v2', async (t) => {
         t.equal(trace.traceID, denied.traceId, 'the denied call is in the agent trace');
         t.equal(trace.spans.length, 1, 'one span for the call');
         const call = trace.spans[0]!;
-        t.equal(call.operationName, 'POST');
+        t.equal(call.operationName, 'tools/call issue_refund', 'an MCP call is named by the OTel MCP convention');
         t.equal(tag(call.tags, 'span.kind'), 'client');
         t.match(
           call.references,
@@ -163,7 +163,7 @@ t.test('jaeger v2', async (t) => {
         // agent → Tollgate → tool is one trace: the tool got the CLIENT span as parent.
         const allowedTrace = await getTrace(jaeger.query, allowed.traceId, 1);
         const client = allowedTrace.spans.find((s) => tag(s.tags, 'span.kind') === 'client')!;
-        t.equal(client.operationName, 'GET');
+        t.equal(client.operationName, 'tools/call issue_refund');
         t.equal(tag(client.tags, 'tollgate.decision.outcome'), 'allow');
         t.equal(tag(client.tags, 'error'), undefined, 'an allowed, answered call is not an error');
         t.equal(tag(client.tags, 'http.response.status_code'), 200);
