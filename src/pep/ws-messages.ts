@@ -66,6 +66,7 @@ function createServerSide(client: Duplex) {
   let opcode = 0;
   let fin = true;
   const queue: Buffer[] = [];
+  let ending = false;
   const idle = () => head.length === 0 && left === 0 && !fragmented;
   const headerSize = (h: Buffer): number | undefined => {
     if (h.length < 2) return undefined;
@@ -88,6 +89,7 @@ function createServerSide(client: Duplex) {
           ok = client.write(chunk.subarray(from, i)) && ok;
           from = i;
           for (const frame of queue.splice(0)) ok = client.write(frame) && ok;
+          if (ending) client.end();
         }
       };
       while (i < chunk.length) {
@@ -111,10 +113,18 @@ function createServerSide(client: Duplex) {
       if (from < chunk.length) ok = client.write(chunk.subarray(from)) && ok;
       return ok;
     },
-    /** Writes a frame of Tollgate's own now if the stream is between messages, else at the next boundary. */
-    inject(frame: Buffer): void {
-      if (idle()) client.write(frame);
-      else queue.push(frame);
+    /**
+     * Writes a frame of Tollgate's own now if the stream is between messages, else at the
+     * next boundary; `last` ends the agent's side once it is written (a close frame).
+     */
+    inject(frame: Buffer, last = false): void {
+      if (idle()) {
+        if (last) client.end(frame);
+        else client.write(frame);
+        return;
+      }
+      queue.push(frame);
+      ending ||= last;
     },
   };
 }
@@ -184,9 +194,8 @@ export function relayMessages(
     if (closed) return;
     closed = true;
     log.debug({ code, reason }, 'websocket closed by tollgate');
-    toClient.inject(encodeFrame(OPCODE.close, closePayload(code, reason)));
+    toClient.inject(encodeFrame(OPCODE.close, closePayload(code, reason)), true);
     upstream.end(encodeMaskedFrame(OPCODE.close, closePayload(1001, 'going away'), randomMask()));
-    client.end();
   };
 
   async function decide(opcode: number, raws: Buffer[], payload: Buffer): Promise<void> {
