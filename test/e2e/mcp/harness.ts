@@ -88,8 +88,15 @@ export async function startTlsFront(t: TestLike, targetPort: number): Promise<{ 
     (secure) => {
       const plain = connect(targetPort, '127.0.0.1');
       sockets.add(secure).add(plain);
-      plain.on('close', () => sockets.delete(plain));
-      secure.on('close', () => sockets.delete(secure));
+      // A relay, not a half-close-aware proxy: when either side goes, both go.
+      plain.on('close', () => {
+        sockets.delete(plain);
+        secure.destroy();
+      });
+      secure.on('close', () => {
+        sockets.delete(secure);
+        plain.destroy();
+      });
       secure.on('error', () => plain.destroy());
       plain.on('error', () => secure.destroy());
       secure.pipe(plain).pipe(secure);
