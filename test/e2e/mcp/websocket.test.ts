@@ -14,12 +14,17 @@ import { tollgateCa } from '../../tls/fixtures.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTlsFront, DENIED_REASON } from './harness.ts';
+import { until } from '../../helpers/jaeger.ts';
 
 interface WsMcpServer {
   readonly port: number;
   /** Every message the server received: text as a string, binary as `binary:<length>`. */
   readonly received: string[];
+  /** Sends the second fragment of the message begun on "fragmented please" (undefined until it is begun). */
+  finishFragment(): (() => void) | undefined;
 }
+
+let finishFragment: (() => void) | undefined;
 
 /** A JSON-RPC responder on `ws`: answers each request with its method and tool name. */
 async function startWsServer(t: TestLike): Promise<WsMcpServer> {
@@ -34,6 +39,14 @@ async function startWsServer(t: TestLike): Promise<WsMcpServer> {
       }
       const text = data.toString();
       received.push(text);
+      if (text === 'fragmented please') {
+        // A message in two fragments; the test sends the second when it chooses. Tollgate must
+        // not write its own frames inside it.
+        socket.send('first half, ', { fin: false }, () => {
+          finishFragment = () => socket.send('second half', { fin: true });
+        });
+        return;
+      }
       let message: unknown;
       try {
         message = JSON.parse(text);
@@ -56,7 +69,7 @@ async function startWsServer(t: TestLike): Promise<WsMcpServer> {
     http.closeAllConnections();
     await new Promise((r) => http.close(r));
   });
-  return { port: (http.address() as AddressInfo).port, received };
+  return { port: (http.address() as AddressInfo).port, received, finishFragment: () => finishFragment };
 }
 
 const call = (id: number, name: string) =>
@@ -160,6 +173,28 @@ t.test('MCP over WebSocket through Tollgate', async (t) => {
     ws.send(allowed.slice(40), { fin: true });
     t.equal((await next(ws)).id, 21);
     t.equal(server.received.at(-1), allowed, 'forwarded as the agent sent it');
+  });
+
+  t.test('a denial answered while the server is mid-way through a fragmented message waits for its end', async (t) => {
+    const ws = await open(t, tg.proxyPort);
+    const got: string[] = [];
+    const both = new Promise<void>((resolve, reject) => {
+      ws.on('message', (d) => {
+        got.push(d.toString());
+        if (got.length === 2) resolve();
+      });
+      ws.once('error', reject);
+    });
+    ws.send('fragmented please');
+    const finish = await until('the first fragment is sent', async () => server.finishFragment());
+    ws.send(call(40, 'delete_customer'));
+    await until('the denial is decided', async () =>
+      (await readFile(logFile, 'utf8')).includes('"id":40') ? true : undefined,
+    );
+    finish();
+    await both;
+    t.equal(got[0], 'first half, second half', 'the server message arrives whole');
+    t.match(JSON.parse(got[1]!), { id: 40, error: { code: -32001 } }, 'then the JSON-RPC error');
   });
 
   t.test('binary and non-JSON-RPC text messages are decided and, when allowed, forwarded', async (t) => {
