@@ -35,7 +35,7 @@ need iptables "Debian package iptables"
 need ip "Debian package iproute2"
 stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2)."
 
-bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger python oneread
+bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger spire python oneread
 # The Python agents and tool servers run from .tools/venv (tests call plain `python3`).
 export PATH="$PWD/.tools/venv/bin:$PATH"
 

@@ -77,8 +77,10 @@ export async function createPdp(config: Config): Promise<Pdp> {
 /** The decision-log mask: the configured one, plus the agent token header when tokens are on. */
 function decisionLogMask(config: Config): string[] {
   const mask = [...(config.decisionLog.mask ?? DEFAULT_MASK)];
-  if (config.agent.token !== undefined)
-    mask.push(`/input/attributes/request/http/headers/${config.agent.token.header.toLowerCase()}`);
+  const headers = new Set<string>();
+  if (config.agent.token !== undefined) headers.add(config.agent.token.header.toLowerCase());
+  if (config.agent.identity.jwt !== undefined) headers.add(config.agent.identity.jwt.header.toLowerCase());
+  for (const header of headers) mask.push(`/input/attributes/request/http/headers/${header}`);
   return mask;
 }
 

@@ -258,7 +258,7 @@ async function main(argv: string[]): Promise<void> {
       // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
       const extAuthz = sidecar.addresses.extAuthz;
       process.stdout.write(
-        `tollgate ${VERSION} listening: proxy http://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
+        `tollgate ${VERSION} listening: proxy ${cfg.agent.identity.mtls === undefined ? 'http' : 'https'}://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
       );
       let closing = false;
       const shutdown = (signal: string): void => {

@@ -7,6 +7,176 @@ import { z } from 'zod';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port');
 
+const claimPath = z
+  .string()
+  .min(1)
+  .describe(
+    'A claim: a top-level claim name ("sub", "https://example.com/role"), or a JSON Pointer into the claims when it starts with "/" ("/kubernetes.io/namespace").',
+  );
+
+const jwtIssuerSchema = z
+  .strictObject({
+    issuer: z
+      .string()
+      .min(1)
+      .describe('The `iss` a token must carry (exactly). Tokens are matched to an issuer entry by their `iss`.'),
+    preset: z
+      .enum(['oidc', 'kubernetes'])
+      .default('oidc')
+      .describe(
+        'Claim defaults: "oidc" maps sub → id, role → role; "kubernetes" (a projected service-account token) maps sub (system:serviceaccount:<ns>:<name>) → id and the kubernetes.io claims → labels namespace, serviceaccount, pod. Explicit `claims` override the preset.',
+      ),
+    audience: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Accepted `aud` values: a token must name at least one (audience-bound tokens only).'),
+    jwksUrl: z
+      .string()
+      .default('')
+      .describe(
+        "URL of the issuer's JWKS. Empty: OIDC discovery, the `jwks_uri` of <issuer>/.well-known/openid-configuration (whose `issuer` must equal this one).",
+      ),
+    algorithms: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']),
+      )
+      .default(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
+      .describe('Accepted signature algorithms (asymmetric only; HS256 stays with agent.token).'),
+    clockSkewSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(30)
+      .describe('Tolerance applied to `exp`, `nbf` and `iat`, for clocks that disagree.'),
+    requireExp: z.boolean().default(true).describe('Refuse tokens without an `exp` claim.'),
+    cacheMaxAgeMs: z
+      .number()
+      .int()
+      .positive()
+      .default(600000)
+      .describe('How long a fetched key set is used before it is fetched again (a removed key stops verifying then).'),
+    cooldownMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(30000)
+      .describe(
+        'Key rotation: a token naming an unknown `kid` refetches the key set at once, but at most once per cooldown.',
+      ),
+    fetchTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Time allowed to fetch the discovery document or the key set.'),
+    claims: z
+      .strictObject({
+        id: claimPath.optional().describe('Claim giving input.agent.id (default: sub). A token without it is refused.'),
+        role: claimPath
+          .optional()
+          .describe('Claim giving input.agent.role (default: role for oidc, none for kubernetes).'),
+        labels: z
+          .record(z.string(), claimPath)
+          .optional()
+          .describe('input.agent.labels: label name → claim (string, number or boolean; arrays are joined by ",").'),
+      })
+      .prefault({})
+      .describe('How verified claims map to input.agent (defaults from the preset).'),
+  })
+  .describe('One trusted JWT issuer.');
+
+const spiffeAgentSchema = z
+  .strictObject({
+    id: z.string().optional().describe('input.agent.id for this SPIFFE ID (default: by `idFrom`).'),
+    role: z.string().optional().describe('input.agent.role for this SPIFFE ID.'),
+    labels: z.record(z.string(), z.string()).optional().describe('Extra input.agent.labels for this SPIFFE ID.'),
+  })
+  .describe('The agent a SPIFFE ID stands for.');
+
+const spiffeSchema = z
+  .strictObject({
+    trustDomains: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Accepted trust domains (e.g. "example.org"); a SPIFFE ID from another is refused. Empty: any.'),
+    idFrom: z
+      .enum(['spiffe-id', 'path', 'last-segment'])
+      .default('spiffe-id')
+      .describe(
+        'input.agent.id of a SPIFFE ID without an `agents` entry: the whole ID, its path ("/ns/shop/sa/support-bot"), or its last path segment ("support-bot").',
+      ),
+    agents: z
+      .record(z.string(), spiffeAgentSchema)
+      .default({})
+      .describe('Per-SPIFFE-ID agent (keys are full spiffe:// IDs): id, role and labels.'),
+  })
+  .describe(
+    'How a SPIFFE ID (mTLS SVID, Envoy principal, XFCC URI) becomes input.agent: spiffe_id is the ID; labels.trust_domain, and labels.namespace / labels.serviceaccount for /ns/<ns>/sa/<sa> paths.',
+  );
+
+const mtlsSchema = z
+  .strictObject({
+    certFile: z.string().min(1).describe("PEM certificate chain Tollgate's proxy listener presents (its own SVID)."),
+    keyFile: z.string().min(1).describe('PEM private key of certFile.'),
+    bundleFile: z
+      .string()
+      .min(1)
+      .describe(
+        "SPIFFE trust bundle agents' X.509 SVIDs are verified against: PEM CA certificates, or a SPIFFE bundle (JWKS with x509-svid keys). All three files are re-read when they change.",
+      ),
+    requireClientCert: z
+      .boolean()
+      .default(true)
+      .describe('Refuse TLS connections without a client certificate. false: such agents fall back to other sources.'),
+  })
+  .describe(
+    "When set, the proxy listener speaks TLS (agents use an https:// proxy URL) and verifies client certificates: the SVID's spiffe:// URI SAN becomes input.agent.spiffe_id.",
+  );
+
+const identitySchema = z
+  .strictObject({
+    required: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Refuse (401) a request that carries no verified identity, instead of deciding it as the configured agent.',
+      ),
+    jwt: z
+      .strictObject({
+        header: z
+          .string()
+          .default('x-tollgate-agent-token')
+          .describe(
+            'Request header carrying the JWT ("Bearer " prefix optional); removed before the policy and the upstream see the request. It may be agent.token.header: the token\'s alg chooses HS256 or an issuer.',
+          ),
+        issuers: z.array(jwtIssuerSchema).min(1).describe('Trusted issuers (OIDC providers, Kubernetes clusters).'),
+      })
+      .optional()
+      .describe("JWTs verified against an issuer's JWKS (jose; RS/PS/ES/EdDSA)."),
+    spiffe: spiffeSchema.prefault({}),
+    mtls: mtlsSchema.optional(),
+    extAuthz: z
+      .strictObject({
+        principal: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Trust a CheckRequest's attributes.source.principal (the peer Envoy authenticated): spiffe:// IDs map as `spiffe`, other principals become input.agent.id.",
+          ),
+        xfccHeader: z
+          .string()
+          .default('')
+          .describe(
+            'Header holding an x-forwarded-client-cert Envoy set (e.g. "x-forwarded-client-cert"): its last element\'s URI (SPIFFE ID) is the agent. Only set when Envoy sanitises the header. Empty: ignored.',
+          ),
+      })
+      .prefault({})
+      .describe('What the ext_authz server trusts from Envoy.'),
+  })
+  .describe(
+    "Verified agent identity. Order: a token in the request header, then the connection's SVID (or Envoy's principal / XFCC on ext_authz), then the configured id/role/labels. A credential that fails verification is refused with 401 TG_ERR_IDENTITY.",
+  );
+
 const agentSchema = z
   .strictObject({
     id: z.string().default('').describe('Agent id reported to the policy as input.agent.id (empty: unknown agent).'),
@@ -24,6 +194,7 @@ const agentSchema = z
       .describe(
         'When set, a verified token in this header overrides id/role/labels; an invalid token is refused with 401. The header is never forwarded.',
       ),
+    identity: identitySchema.prefault({}),
   })
   .describe('The identity of the agent this sidecar serves.');
 
@@ -636,3 +807,15 @@ export type LiveDataConfig = z.infer<typeof liveDataSchema>;
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input' });
 }
+
+/** agent.identity: verified agent identity sources. */
+export type IdentityConfig = z.infer<typeof identitySchema>;
+
+/** agent.identity.jwt.issuers[n]: one trusted JWT issuer. */
+export type JwtIssuerConfig = z.infer<typeof jwtIssuerSchema>;
+
+/** agent.identity.spiffe: how a SPIFFE ID becomes input.agent. */
+export type SpiffeConfig = z.infer<typeof spiffeSchema>;
+
+/** agent.identity.mtls: the proxy listener's TLS with SVID verification. */
+export type MtlsConfig = z.infer<typeof mtlsSchema>;

@@ -114,7 +114,7 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
     // Never forward the agent token upstream: Envoy removes it when told to.
     if (verdict.kind === 'allow' && verdict.tokenRemoved && response.okResponse !== undefined) {
       const ok = response.okResponse as Message;
-      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), options.step.tokenHeader!];
+      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), ...options.step.tokenHeaders];
     }
     // Hot path: build the log record only when it will be written.
     if (debug)

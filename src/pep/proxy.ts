@@ -21,6 +21,8 @@ import { appendVia, viaLoopError } from '../upstream/loop-guard.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
+import { mtlsContext, peerOf, peerSpiffeId, watchMtls } from '../identity/mtls.ts';
+import { createServer as createTlsServer } from 'node:https';
 import type { CallTrace } from '../telemetry/spans.ts';
 
 /** Options of createProxy. */
@@ -47,6 +49,8 @@ export interface RequestContext {
   readonly tunnelAuthority?: string;
   /** Set by the tunnel code (src/pep/tunnel.ts): copied into the policy input as input.connect. */
   readonly connect?: Readonly<Record<string, unknown>>;
+  /** For a request inside a tunnel: the SPIFFE ID of the SVID the tunnel's connection presented. */
+  readonly peerSpiffeId?: string | undefined;
 }
 
 /** Handles one HTTP request through the whole pipeline (normalise, decide, deny or forward). */
@@ -163,7 +167,11 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     });
     // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
     res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
-    const verdict = await step.decide({ request, body: head, trace: tr, connect: context.connect }, 'http');
+    const peer = context.peerSpiffeId ?? peerSpiffeId(req.socket);
+    const verdict = await step.decide(
+      { request, body: head, trace: tr, connect: context.connect, peerSpiffeId: peer },
+      'http',
+    );
     if (verdict.kind !== 'allow') {
       const reply = verdictReply(verdict, denyStatus);
       if (verdict.kind === 'fail') tr.end({ statusCode: reply.status, errorType: verdict.error.code });
@@ -269,10 +277,29 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   const observer = options.observer ?? createNoopObserver();
   const handler = createRequestHandler({ ...options, observer });
   const plain: RequestContext = { scheme: 'http' };
-  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) =>
-    handler(req, res, plain),
-  );
-  server.on('connection', (socket: Socket) => {
+  const mtls = config.agent.identity.mtls;
+  const serverOptions = { maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 };
+  // With mTLS, the connection's SVID is the agent; one without a trusted SVID gets a 401 on every door.
+  const server: Server =
+    mtls === undefined
+      ? createServer(serverOptions, (req, res) => handler(req, res, plain))
+      : createTlsServer({ ...serverOptions, ...mtlsContext(mtls), rejectUnauthorized: false }, (req, res) => {
+          const refused = refusedPeer(req.socket);
+          if (refused === undefined) handler(req, res, plain);
+          else send(res, refused, true);
+        });
+  const stopWatching = mtls === undefined ? undefined : watchMtls(server as never, mtls, options.logger);
+  function refusedPeer(socket: object): LocalReply | undefined {
+    const evidence = peerOf(socket);
+    return evidence?.kind === 'refused' ? errorReply(evidence.error) : undefined;
+  }
+  function refuseRaw(socket: Duplex): boolean {
+    const reply = refusedPeer(socket);
+    if (reply === undefined) return false;
+    rawSocketReply(socket, reply.status, 'Unauthorized', JSON.parse(reply.body) as Record<string, unknown>);
+    return true;
+  }
+  server.on(mtls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
     sockets.add(socket);
     observer.metrics.connectionOpened('proxy');
     socket.on('close', () => {
@@ -294,12 +321,14 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   // CONNECT tunnels and protocol upgrades are not relayed by this listener: refuse
   // them explicitly rather than let any byte through without a decision.
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refuseRaw(socket)) return;
     if (options.hooks?.onConnect) return options.hooks.onConnect(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', {
       error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' },
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refuseRaw(socket)) return;
     if (options.hooks?.onUpgrade) return options.hooks.onUpgrade(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', {
       error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' },
@@ -317,6 +346,7 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
       });
     },
     close() {
+      stopWatching?.();
       return new Promise((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -20,6 +20,7 @@ import { errorReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
+import { peerSpiffeId } from '../identity/mtls.ts';
 import { relay, writeReply } from './tunnel.ts';
 import { appendVia, guardedLookup, ownLiteralTarget, viaLoopError } from '../upstream/loop-guard.ts';
 
@@ -94,7 +95,11 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     }
     // The policy sees the upgrade it is deciding on, though Upgrade is hop-by-hop.
     (request.headers as Record<string, string>).upgrade = upgrade;
-    const verdict = await step.decide({ request, body: NO_BODY, connect: context.connect }, 'upgrade');
+    const peer = context.peerSpiffeId ?? peerSpiffeId(req.socket);
+    const verdict = await step.decide(
+      { request, body: NO_BODY, connect: context.connect, peerSpiffeId: peer },
+      'upgrade',
+    );
     if (verdict.kind !== 'allow') {
       writeReply(socket, verdictReply(verdict, config.proxy.denyStatus));
       return;

@@ -8,7 +8,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { ROOT, startTollgate, startUpstream, viaProxy } from '../helpers/processes.ts';
-import { signAgentToken } from '../../src/input/identity.ts';
+import { signAgentToken } from '../../src/identity/hs256.ts';
 import { startOpaEnvoy } from './peers.ts';
 
 const SECRET = 'a-test-secret-of-32-characters!!';
