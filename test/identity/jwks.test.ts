@@ -64,6 +64,8 @@ t.test('verifies JWTs against real issuers and refuses failed checks with 401', 
               cooldownMs: 200,
             },
             { issuer: cluster.url, preset: 'kubernetes', audience: ['tollgate.example'], jwksUrl: cluster.jwksUrl },
+            // An issuer whose discovery endpoint is down: its tokens fail closed.
+            { issuer: 'http://127.0.0.1:1/down', audience: ['tollgate'] },
           ],
         },
       },
@@ -163,6 +165,19 @@ t.test('verifies JWTs against real issuers and refuses failed checks with 401', 
     // The sidecar keeps serving everyone else.
     const ok = await get(await oidc.sign(keys.RS256, { sub: 'still-served', aud: 'tollgate' }));
     t.equal(ok.status, 200);
+  });
+
+  t.test('refuses tokens of an issuer whose discovery is unreachable, and keeps serving others', async (t) => {
+    const down = server.issuer('/unused');
+    const key = await down.addKey('RS256', 'k');
+    const token = await down.sign(key, { sub: 'a', aud: 'tollgate', iss: 'http://127.0.0.1:1/down' });
+    const reply = await get(token);
+    t.equal(reply.status, 401);
+    t.match(
+      refusal(reply).error.message,
+      /OIDC discovery http:\/\/127\.0\.0\.1:1\/down\/\.well-known\/openid-configuration failed/,
+    );
+    t.equal((await get(await oidc.sign(keys.RS256, { sub: 'b', aud: 'tollgate' }))).status, 200);
   });
 
   t.test('tolerates clock skew within the configured seconds', async (t) => {
