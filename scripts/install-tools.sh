@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Tollgate's pinned peer tools into the git-ignored .tools/bin, idempotently.
 #
-#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|debian|python|oneread|all]...
+#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|promtool|debian|python|oneread|all]...
 #
 # No argument installs opa. A tool is skipped when .tools/bin/<tool> exists and
 # .tools/bin/<tool>.version holds the pinned version below; delete either to force a
@@ -18,6 +18,8 @@ GRPCURL_VERSION=v1.9.4
 JAEGER_VERSION=v1.76.0
 # Paced (open-loop) load generator of the soak benchmark (bench/soak.sh).
 VEGETA_VERSION=v12.13.0
+# Checks and unit-tests the alerting rules in deploy/prometheus/ (test/deploy/prometheus-rules.test.ts).
+PROMTOOL_VERSION=v0.316.0
 # opa-envoy-plugin is built from an unmodified source tree, not fetched: the Go module proxy
 # reachable here answers 403 for it. Pin = the OPA it embeds + the source commit.
 OPA_ENVOY_PLUGIN_OPA=1.19.1
@@ -80,6 +82,7 @@ go_install() {
 install_opa() { go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"; }
 install_ghz() { go_install ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"; }
 install_vegeta() { go_install vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION"; }
+install_promtool() { go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION"; }
 # grpcurl's release builds stamp main.version; without it `grpcurl --version` says "dev build".
 install_grpcurl() {
   go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" \
@@ -272,6 +275,7 @@ main() {
       grpcurl) install_grpcurl ;;
       jaeger) install_jaeger ;;
       vegeta) install_vegeta ;;
+      promtool) install_promtool ;;
       debian) install_debian ;;
       python) install_python ;;
       oneread) install_oneread ;;
@@ -282,11 +286,12 @@ main() {
         install_grpcurl
         install_jaeger
         install_vegeta
+        install_promtool
         install_debian
         install_python
         install_oneread
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, debian, python, oneread or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, promtool, debian, python, oneread or all)" ;;
     esac
   done
 }

@@ -62,6 +62,31 @@ export interface UpstreamPoolCounts {
   evicted(): number;
 }
 
+/** One agent's behaviour signals at scrape time (src/behaviour/tracker.ts). */
+export interface BehaviourSeries {
+  readonly agent: string;
+  readonly signals: readonly {
+    /** "calls", "denies", or a configured value signal's name. */
+    readonly signal: string;
+    /** Sliding 60-minute sum. */
+    readonly hour: number;
+    /** Mean hourly sum over the baseline window; undefined before one complete hour. */
+    readonly baselineHourlyAvg: number | undefined;
+  }[];
+  readonly newDestinations: number;
+  readonly newTools: number;
+}
+
+/** What the behaviour tracker tells the metrics about itself (read at scrape time). */
+export interface BehaviourMetricsSource {
+  /** Every tracked agent's signals (at most behaviour.maxAgents agents). */
+  behaviourSeries(): Iterable<BehaviourSeries>;
+  /** Agents tracked now. */
+  behaviourAgents(): number;
+  /** Agents forgotten so far because more than behaviour.maxAgents were seen. */
+  behaviourEvicted(): number;
+}
+
 /** The metrics API the PEP, ext_authz server, bundle loader and decision log call. */
 export interface Metrics {
   recordDecision(sample: DecisionSample): void;
@@ -81,6 +106,8 @@ export interface Metrics {
   recordDecisionLogDropped(count: number): void;
   /** Exports the number of per-origin upstream pools kept and closed (read at scrape time). */
   observeUpstreamPools(pools: UpstreamPoolCounts): void;
+  /** Exports the behaviour tracker's per-agent signals (tollgate_behaviour_*, read at scrape time). */
+  observeBehaviour(source: BehaviourMetricsSource): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
@@ -338,6 +365,86 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       this.inc(upstreamPools?.evicted() ?? 0);
     },
   });
+  // Behaviour signals: agents are bounded by behaviour.maxAgents (least recently seen evicted),
+  // signals by the configuration (calls, denies and the configured values).
+  let behaviour: BehaviourMetricsSource | undefined;
+  const behaviourAgent = (agent: string): string => sanitizeLabelValue(agent, maxLength);
+  new Gauge({
+    name: 'tollgate_behaviour_hour',
+    help: "An agent's behaviour signal over the last 60 minutes (sliding estimate): calls, denies, or a configured value's sum.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals) this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.hour);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_baseline_hourly_avg',
+    help: "An agent's mean hourly behaviour signal over its baseline window (behaviour.baselineHours); absent before one complete hour.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals)
+          if (s.baselineHourlyAvg !== undefined)
+            this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.baselineHourlyAvg);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_ratio',
+    help: "An agent's behaviour signal over the last 60 minutes divided by its baseline hourly average; absent while the baseline is 0 or unknown.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals)
+          if (s.baselineHourlyAvg !== undefined && s.baselineHourlyAvg > 0)
+            this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.hour / s.baselineHourlyAvg);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_new_destinations_total',
+    help: 'Destinations an agent reached for the first time, after its first (learning) hour.',
+    labelNames: ['agent'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        this.inc({ agent: behaviourAgent(series.agent) }, series.newDestinations);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_new_tools_total',
+    help: 'MCP tools an agent called for the first time, after its first (learning) hour.',
+    labelNames: ['agent'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        this.inc({ agent: behaviourAgent(series.agent) }, series.newTools);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_agents',
+    help: 'Agents whose behaviour is tracked (at most behaviour.maxAgents).',
+    registers,
+    collect() {
+      this.set(behaviour?.behaviourAgents() ?? 0);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_agents_evicted_total',
+    help: 'Agents forgotten because more than behaviour.maxAgents were seen (least recently seen first).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(behaviour?.behaviourEvicted() ?? 0);
+    },
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
@@ -388,6 +495,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     observeUpstreamPools(pools) {
       upstreamPools = pools;
+    },
+    observeBehaviour(source) {
+      behaviour = source;
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,
