@@ -30,6 +30,8 @@ export interface DecisionSample {
   readonly seconds: number;
   /** The TG_ERR_* code when no decision could be made (outcome error / failure_mode_allowed). */
   readonly errorCode?: string;
+  /** The policy's reasons (counted for denials in tollgate_deny_reasons_total). */
+  readonly reasons?: readonly string[];
 }
 
 /** Options of createMetrics. */
@@ -120,8 +122,8 @@ export interface Metrics {
  */
 export const OVERFLOW_LABEL_VALUE = '__other__';
 
-/** Labels whose values come from the agent's requests (destination, MCP tool) or its token (agent id). */
-export type BoundedLabel = 'agent' | 'destination' | 'tool';
+/** Labels whose values come from the agent's requests (destination, MCP tool, deny reason) or its token (agent id). */
+export type BoundedLabel = 'agent' | 'destination' | 'tool' | 'reason';
 
 /** Default of MetricsOptions.maxLabelValues. */
 export const DEFAULT_MAX_LABEL_VALUES = 100;
@@ -199,6 +201,11 @@ function createLabelBound(max: number, maxLength: number): LabelBound {
 const DECISION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const UPSTREAM_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** A deny reason as a label value: numbers become "#" ("refund of 600 exceeds …" → "refund of # exceeds …"). */
+export function reasonLabel(reason: string): string {
+  return reason.replace(/-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?/g, '#');
+}
+
 /** "2xx" … "5xx", or "error" when no response came: bounded label values. */
 function statusClass(status: number | undefined): string {
   return status === undefined ? 'error' : `${Math.floor(status / 100)}xx`;
@@ -219,11 +226,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     agent: createLabelBound(maxLabelValues, maxLength),
     destination: createLabelBound(maxLabelValues, maxLength),
     tool: createLabelBound(maxLabelValues, maxLength),
+    reason: createLabelBound(maxLabelValues, maxLength),
   };
   let seriesOverflowed = 0;
   new Counter({
     name: 'tollgate_metric_label_overflow_total',
-    help: `Recordings whose agent-influenced label value (agent, destination, tool) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
+    help: `Recordings whose agent-influenced label value (agent, destination, tool, reason) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
     labelNames: ['label'] as const,
     registers,
     collect() {
@@ -309,6 +317,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Upstream round trip until response headers, by destination and status class (error: no response).',
     labelNames: ['destination', 'status_class'] as const,
     buckets: [...(options.upstreamBuckets ?? UPSTREAM_BUCKETS)],
+    registers,
+  });
+  const denyReasons = new Counter({
+    name: 'tollgate_deny_reasons_total',
+    help: 'Reasons the policy gave for denials, with numbers replaced by # (so amounts and limits do not make new series).',
+    labelNames: ['reason'] as const,
     registers,
   });
   const pdpErrors = new Counter({
@@ -461,6 +475,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         bounds.tool.map(sample.tool ?? ''),
       ).value += 1;
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
+      if (sample.outcome === 'deny')
+        for (const reason of sample.reasons ?? []) denyReasons.inc({ reason: bounds.reason.map(reasonLabel(reason)) });
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed')
         pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
       if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
