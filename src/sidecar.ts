@@ -44,6 +44,8 @@ export interface SidecarAddresses {
 export interface SidecarDeps {
   readonly tracer?: Tracer;
   readonly propagator?: TextMapPropagator;
+  /** The behaviour signals' clock (ms since the epoch); tests move it through hours and days. */
+  readonly now?: () => number;
 }
 
 /** A running sidecar. */
@@ -188,7 +190,9 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   observer.metrics.observeUpstreamPools(upstreams);
   // CONNECT / TLS interception / upgrade hooks and the transparent listener.
   // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
-  const behaviour = config.behaviour.enabled ? createBehaviourTracker(config.behaviour) : undefined;
+  const behaviour = config.behaviour.enabled
+    ? createBehaviourTracker({ ...config.behaviour, ...(deps.now === undefined ? {} : { now: deps.now }) })
+    : undefined;
   if (behaviour !== undefined) observer.metrics.observeBehaviour(behaviour);
   const step = createDecisionStep({
     pdp,
