@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Tollgate's pinned peer tools into the git-ignored .tools/bin, idempotently.
 #
-#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|spire|debian|python|oneread|all]...
+#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|spire|promtool|debian|python|oneread|all]...
 #
 # No argument installs opa. A tool is skipped when .tools/bin/<tool> exists and
 # .tools/bin/<tool>.version holds the pinned version below; delete either to force a
@@ -20,6 +20,8 @@ JAEGER_VERSION=v1.76.0
 VEGETA_VERSION=v12.13.0
 # SPIRE server and agent: the SVID issuer of the verified-identity tests.
 SPIRE_VERSION=v1.13.3
+# Checks and unit-tests the alerting rules in deploy/prometheus/ (test/deploy/prometheus-rules.test.ts).
+PROMTOOL_VERSION=v0.316.0
 # opa-envoy-plugin is built from an unmodified source tree, not fetched: the Go module proxy
 # reachable here answers 403 for it. Pin = the OPA it embeds + the source commit.
 OPA_ENVOY_PLUGIN_OPA=1.19.1
@@ -82,6 +84,7 @@ go_install() {
 install_opa() { go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"; }
 install_ghz() { go_install ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"; }
 install_vegeta() { go_install vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION"; }
+install_promtool() { go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION"; }
 # grpcurl's release builds stamp main.version; without it `grpcurl --version` says "dev build".
 install_grpcurl() {
   go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" \
@@ -298,6 +301,7 @@ main() {
       jaeger) install_jaeger ;;
       vegeta) install_vegeta ;;
       spire) install_spire ;;
+      promtool) install_promtool ;;
       debian) install_debian ;;
       python) install_python ;;
       oneread) install_oneread ;;
@@ -309,11 +313,12 @@ main() {
         install_jaeger
         install_vegeta
         install_spire
+        install_promtool
         install_debian
         install_python
         install_oneread
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, spire, debian, python, oneread or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, spire, promtool, debian, python, oneread or all)" ;;
     esac
   done
 }

@@ -20,6 +20,7 @@ import { createEgress } from './pep/egress.ts';
 import { VERSION } from './version.ts';
 import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { createTracing } from './telemetry/spans.ts';
+import { createBehaviourTracker } from './behaviour/tracker.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import type { Observer } from './telemetry/observer.ts';
 import { createDecisionLog, type DecisionLog } from './audit/log.ts';
@@ -43,6 +44,8 @@ export interface SidecarAddresses {
 export interface SidecarDeps {
   readonly tracer?: Tracer;
   readonly propagator?: TextMapPropagator;
+  /** The behaviour signals' clock (ms since the epoch); tests move it through hours and days. */
+  readonly now?: () => number;
 }
 
 /** A running sidecar. */
@@ -189,7 +192,17 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   observer.metrics.observeUpstreamPools(upstreams);
   // CONNECT / TLS interception / upgrade hooks and the transparent listener.
   // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
-  const step = createDecisionStep({ pdp, logger, observer, ...decisionStepOptionsFrom(config) });
+  const behaviour = config.behaviour.enabled
+    ? createBehaviourTracker({ ...config.behaviour, ...(deps.now === undefined ? {} : { now: deps.now }) })
+    : undefined;
+  if (behaviour !== undefined) observer.metrics.observeBehaviour(behaviour);
+  const step = createDecisionStep({
+    pdp,
+    logger,
+    observer,
+    ...decisionStepOptionsFrom(config),
+    ...(behaviour === undefined ? {} : { behaviour }),
+  });
   const egress = createEgress({ config, step, upstreams, logger, observer });
   const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks });
   const admin = createAdmin({

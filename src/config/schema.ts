@@ -758,6 +758,87 @@ const metricsSchema = z
   .describe("Prometheus metrics on the admin listener's /metrics: cardinality bounds.");
 // ─── end of observability ───
 
+// ─── behaviour signals ───
+const behaviourValueSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,62}$/, 'expected a lowercase identifier (letters, digits, _)')
+      .describe(
+        'Signal name: input.behaviour.values.<name> for the policy, signal="<name>" on tollgate_behaviour_* metrics.',
+      ),
+    from: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)])
+      .describe(
+        'Where the number is in the policy input: body.<path> (parsed_body), arguments.<path> (MCP tools/call arguments), headers.<name>, query.<name>, or a dotted path from the input root. A list multiplies its values (e.g. [body.quantity, body.price] for a notional); the absolute value is counted. Numbers and numeric strings count; a request without a usable number is not counted.',
+      ),
+    when: z
+      .strictObject({
+        method: z.string().optional().describe('HTTP method the request must have (e.g. POST).'),
+        host: z.string().optional().describe('Destination host (with or without port); a trailing * matches a prefix.'),
+        path: z.string().optional().describe('Request path without query; a trailing * matches a prefix.'),
+        tool: z.string().optional().describe('MCP tools/call tool name; a trailing * matches a prefix.'),
+      })
+      .prefault({})
+      .describe('Which requests the signal measures (all conditions must hold; none given: every request).'),
+  })
+  .describe('A value-weighted behaviour signal, e.g. refund amounts or order notionals.');
+
+const behaviourSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Keep per-agent rolling statistics (calls, denials, destinations, tools, values) and give them to the policy as input.behaviour and to /metrics as tollgate_behaviour_*. Off by default: it costs memory per agent (see maxAgents) and a few microseconds per decision.',
+      ),
+    maxAgents: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(100)
+      .describe(
+        'Agents tracked at once; past it the least recently seen agent is forgotten (its baseline starts over). Memory per agent: (2 + values) x (baselineHours + 1) x 8 bytes plus the remembered destination and tool names.',
+      ),
+    baselineHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 31)
+      .default(168)
+      .describe('Complete hours the baseline averages over (default 168: 7 days of hourly buckets).'),
+    maxDestinationsPerAgent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(256)
+      .describe(
+        'Destinations remembered per agent for input.behaviour.destination.new; past it, unremembered ones stay "new".',
+      ),
+    maxToolsPerAgent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(256)
+      .describe('MCP tools remembered per agent for input.behaviour.tool.new; past it, unremembered ones stay "new".'),
+    values: z
+      .array(behaviourValueSchema)
+      .max(16)
+      .default([])
+      .refine(
+        (values) => new Set(values.map((v) => v.name)).size === values.length,
+        'value signal names must be unique',
+      )
+      .describe(
+        'Value-weighted signals (at most 16), e.g. {name: refund_amount, from: body.amount, when: {path: /v1/refunds}}.',
+      ),
+  })
+  .describe("Behaviour signals: each agent's activity compared with its own baseline, for policies and alerts.");
+// ─── end of behaviour signals ───
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -775,6 +856,7 @@ export const configSchema = z
     tracing: tracingSchema.prefault({}),
     decisionLog: decisionLogSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
+    behaviour: behaviourSchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
@@ -819,3 +901,5 @@ export type SpiffeConfig = z.infer<typeof spiffeSchema>;
 
 /** agent.identity.mtls: the proxy listener's TLS with SVID verification. */
 export type MtlsConfig = z.infer<typeof mtlsSchema>;
+/** The behaviour section of the configuration. */
+export type BehaviourConfig = z.infer<typeof behaviourSchema>;

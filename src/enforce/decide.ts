@@ -23,6 +23,7 @@ import {
   type PolicyInput,
 } from '../input/build.ts';
 import { createIdentityResolver, type IdentityResolver } from '../identity/resolver.ts';
+import { watchBehaviour, type BehaviourTracker } from '../behaviour/tracker.ts';
 import type { Decision, Pdp } from '../pdp/types.ts';
 import {
   createNoopObserver,
@@ -120,6 +121,8 @@ export interface DecisionStepOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
+  /** Behaviour signals: input.behaviour before the PDP, the call recorded after its answer (default: none). */
+  readonly behaviour?: BehaviourTracker;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -143,7 +146,9 @@ function isHttp(request: DecisionRequest): request is HttpDecisionRequest {
 
 /** Creates the decision step. */
 export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
-  const { pdp, agent: configuredAgent } = options;
+  const { agent: configuredAgent } = options;
+  // The PDP as this step asks it: with behaviour signals, input.behaviour is set before and the call recorded after.
+  const pdp = watchBehaviour(options.pdp, options.behaviour);
   const observer = options.observer ?? createNoopObserver();
   const log = options.logger.child({ component: 'decide' });
   const identity = options.identity ?? createIdentityResolver({ token: options.agentToken });

@@ -78,6 +78,7 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     destination: facts.destination,
     tool: mcpTool(facts.input),
     seconds: facts.seconds,
+    reasons: decision.reasons,
   });
   observer.decisionLog?.write({
     decisionId: facts.decisionId,
