@@ -25,6 +25,7 @@ import type { Observer } from './telemetry/observer.ts';
 import { createDecisionLog, type DecisionLog } from './audit/log.ts';
 import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.ts';
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
+import { createState } from './state/create.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -187,7 +188,20 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   observer.metrics.observeUpstreamPools(upstreams);
   // CONNECT / TLS interception / upgrade hooks and the transparent listener.
   // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
-  const step = createDecisionStep({ pdp, logger, observer, ...decisionStepOptionsFrom(config) });
+  const state = await createState(config, {
+    logger,
+    registry: observer.metrics.registry,
+    ...(observer.decisionLog === undefined ? {} : { decisionLog: observer.decisionLog }),
+    ...(deps.tracer === undefined ? {} : { tracer: deps.tracer }),
+    revision: () => pdp.info()?.revision ?? '',
+  });
+  const step = createDecisionStep({
+    pdp,
+    logger,
+    observer,
+    governance: state.governance,
+    ...decisionStepOptionsFrom(config),
+  });
   const egress = createEgress({ config, step, upstreams, logger, observer });
   const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks });
   const admin = createAdmin({
@@ -198,11 +212,17 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ...(lifecycle === undefined
       ? {}
       : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
+    approvals: {
+      approvals: state.approvals,
+      token: config.state.approvals.token,
+      allowRemote: config.state.approvals.allowRemote,
+    },
   });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
   const closers: Array<() => Promise<void>> = [
     async () => observer.decisionLog?.close(),
     () => (lifecycle ?? pdp).close(),
+    () => state.close(),
     () => upstreams.close(),
     () => egress.close(),
   ];
@@ -232,6 +252,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     }
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
+    state.adminListening(adminAddress);
     own(adminAddress);
     return {
       addresses: {
