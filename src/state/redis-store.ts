@@ -142,8 +142,10 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
   const allKey = `${prefix}{ap}:all`;
   const indexKey = (agent: string, digest: string): string =>
     `${prefix}{ap}:idx:${createHash('sha256').update(`${agent}\n${digest}`).digest('hex')}`;
+  // The scripts' clock (Redis TIME, or the test clock) read here for lazily expired views.
+  const wallNow = (): number => clock() || Date.now();
   const withStatus = (record: ApprovalRecord): ApprovalRecord => {
-    const status = approvalStatusAt(record, Date.now());
+    const status = approvalStatusAt(record, wallNow());
     return status === record.status ? record : { ...record, status };
   };
 
@@ -267,7 +269,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
         }
         return out;
       }),
-    pendingCount: () => guard.run('approval_count', async () => client().zcount(pendingKey, `(${Date.now()}`, '+inf')),
+    pendingCount: () => guard.run('approval_count', async () => client().zcount(pendingKey, wallNow(), '+inf')),
     async close() {
       await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
     },
