@@ -53,7 +53,6 @@ type Attributes = Record<string, string | number | boolean | string[] | number[]
 /** "86400000" → "24h": how a window reads in a reason. */
 export function formatWindow(ms: number): string {
   const units: Array<[number, string]> = [
-    [86_400_000, 'd'],
     [3_600_000, 'h'],
     [60_000, 'm'],
     [1000, 's'],
