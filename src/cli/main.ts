@@ -286,7 +286,8 @@ async function main(argv: string[]): Promise<void> {
       };
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
-      if (demo) await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`));
+      if (demo)
+        await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`), sidecar.addresses.admin);
       return;
     }
     default:
