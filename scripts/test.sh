@@ -33,7 +33,9 @@ bash scripts/install-tools.sh debian
 export PATH="$PATH:/usr/sbin:/sbin"
 need iptables "Debian package iptables"
 need ip "Debian package iproute2"
-stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2)."
+# Budgets, rates and approvals shared by replicas: tests start their own redis-server.
+need redis-server "Debian package redis-server"
+stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2 redis-server)."
 
 bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger spire promtool python oneread
 # The Python agents and tool servers run from .tools/venv (tests call plain `python3`).

@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   TG_ERR_UPSTREAM: { status: 502, summary: 'the upstream could not be reached or failed' },
   TG_ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'the upstream did not answer in time' },
   TG_ERR_INPUT_INVALID: { status: 400, summary: 'an input document given to the CLI is invalid' },
+  TG_ERR_STATE_UNAVAILABLE: {
+    status: 503,
+    summary: 'the state store (budgets, rates, approvals) failed, missed its deadline or its circuit is open',
+  },
 } as const;
 
 /** A Tollgate error code. */

@@ -26,6 +26,7 @@ import type { Observer } from './telemetry/observer.ts';
 import { createDecisionLog, type DecisionLog } from './audit/log.ts';
 import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.ts';
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
+import { createState } from './state/create.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -196,10 +197,18 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ? createBehaviourTracker({ ...config.behaviour, ...(deps.now === undefined ? {} : { now: deps.now }) })
     : undefined;
   if (behaviour !== undefined) observer.metrics.observeBehaviour(behaviour);
+  const state = await createState(config, {
+    logger,
+    registry: observer.metrics.registry,
+    ...(observer.decisionLog === undefined ? {} : { decisionLog: observer.decisionLog }),
+    ...(deps.tracer === undefined ? {} : { tracer: deps.tracer }),
+    revision: () => pdp.info()?.revision ?? '',
+  });
   const step = createDecisionStep({
     pdp,
     logger,
     observer,
+    governance: state.governance,
     ...decisionStepOptionsFrom(config),
     ...(behaviour === undefined ? {} : { behaviour }),
   });
@@ -213,11 +222,17 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ...(lifecycle === undefined
       ? {}
       : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
+    approvals: {
+      approvals: state.approvals,
+      token: config.state.approvals.token,
+      allowRemote: config.state.approvals.allowRemote,
+    },
   });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
   const closers: Array<() => Promise<void>> = [
     async () => observer.decisionLog?.close(),
     () => (lifecycle ?? pdp).close(),
+    () => state.close(),
     () => upstreams.close(),
     () => egress.close(),
   ];
@@ -247,6 +262,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     }
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
+    state.adminListening(adminAddress);
     own(adminAddress);
     return {
       addresses: {

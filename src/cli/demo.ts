@@ -3,9 +3,11 @@
  * tool server standing in for the demo destinations of the default policy data,
  * and a few agent calls sent through the proxy so a first-time user sees it decide.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
+import { signAgentToken } from '../identity/hs256.ts';
 
 /** Destinations of the default policy data that the demo tool server stands in for. */
 const DEMO_HOSTS = ['payments.internal', 'hr.internal', 'orders.internal', 'loans.internal', 'mcp.internal'];
@@ -15,6 +17,8 @@ interface Sample {
   readonly method: string;
   readonly url: string;
   readonly body?: unknown;
+  /** Extra request headers (the billing agent's token). */
+  readonly headers?: Record<string, string>;
 }
 
 const SAMPLES: Sample[] = [
@@ -56,6 +60,7 @@ function call(proxy: AddressInfo, sample: Sample): Promise<{ status: number; bod
         path: sample.url,
         headers: {
           host: new URL(sample.url).host,
+          ...sample.headers,
           ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         },
       },
@@ -75,11 +80,46 @@ function summary(status: number, body: string): string {
   try {
     const doc = JSON.parse(body) as { reasons?: string[]; error?: { message?: string } };
     if (doc.reasons) return `deny: ${doc.reasons.join('; ')}`;
+    const mcpError = (doc as { error?: { data?: { reasons?: string[] } } }).error?.data?.reasons;
+    if (mcpError) return `deny: ${mcpError.join('; ')}`;
     if (doc.error?.message) return `deny: ${doc.error.message}`;
   } catch {
     // not JSON: fall through
   }
   return status < 400 ? `allow: tool answered ${body.slice(0, 60)}` : `HTTP ${status}`;
+}
+
+const refund = (amount: number, headers: Record<string, string>): Sample => ({
+  what: `billing-bot issues a $${amount} refund`,
+  method: 'POST',
+  url: 'http://payments.internal/v1/refunds',
+  body: { order: `o-${amount}`, amount },
+  headers,
+});
+
+/** Budgets and approvals: a refund waits for a human, then the daily budget runs out. */
+async function governance(
+  show: (sample: Sample) => Promise<{ status: number; body: string }>,
+  admin: AddressInfo,
+  billing: Record<string, string>,
+  token: string,
+  print: (line: string) => void,
+): Promise<void> {
+  print('demo: billing-bot may refund $2,000 per rolling 24 h; refunds above $500 need finance-lead or cfo');
+  const asked = await show(refund(900, billing));
+  const id = (JSON.parse(asked.body) as { approval?: { id?: string } }).approval?.id;
+  if (id !== undefined) {
+    const res = await fetch(`http://${admin.address}:${admin.port}/v1/approvals/${id}/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ approver: 'finance-lead', comment: 'demo: goodwill refund' }),
+    });
+    print(
+      `  ${res.status}  finance-lead approves ${id.slice(0, 8)}…         ${res.ok ? 'approved (tollgate approvals approve ID --as NAME does the same)' : await res.text()}`,
+    );
+    await show({ ...refund(900, billing), what: 'billing-bot retries the $900 refund' });
+  }
+  for (const amount of [400, 400, 400, 99, 99, 99, 99]) await show(refund(amount, billing));
 }
 
 /** The demo: prepare() before the sidecar starts, run() once it listens. */
@@ -97,15 +137,28 @@ export const runDemo = {
     const port = (server.address() as AddressInfo).port;
     const doc = structuredClone(config) as Record<string, any>;
     if (doc.agent.id === '') doc.agent = { ...doc.agent, id: 'support-bot', role: 'support' };
+    // The governance part speaks as billing-bot (daily refund budget, approvals above $500):
+    // a signed agent token per call, and an approvals token for the demo's approver.
+    const tokenSecret = randomBytes(16).toString('hex');
+    doc.agent.token ??= { header: 'x-tollgate-agent-token', secret: tokenSecret };
+    const approvalsToken =
+      doc.state.approvals.token === '' ? randomBytes(16).toString('hex') : doc.state.approvals.token;
+    doc.state.approvals.token = approvalsToken;
+    const billing = {
+      [doc.agent.token.header]: signAgentToken({ sub: 'billing-bot', role: 'billing' }, doc.agent.token.secret),
+    };
     for (const host of DEMO_HOSTS) doc.proxy.resolve[`${host}:80`] ??= `127.0.0.1:${port}`;
     return {
       config: reparse(doc),
-      async run(proxy: AddressInfo, print: (line: string) => void) {
+      async run(proxy: AddressInfo, print: (line: string) => void, admin?: AddressInfo) {
         print(`demo: tool server on 127.0.0.1:${port} stands in for ${DEMO_HOSTS.join(', ')}; agent ${doc.agent.id}`);
-        for (const sample of SAMPLES) {
-          const { status, body } = await call(proxy, sample);
-          print(`  ${status}  ${sample.what.padEnd(44)} ${summary(status, body)}`);
-        }
+        const show = async (sample: Sample): Promise<{ status: number; body: string }> => {
+          const reply = await call(proxy, sample);
+          print(`  ${reply.status}  ${sample.what.padEnd(44)} ${summary(reply.status, reply.body)}`);
+          return reply;
+        };
+        for (const sample of SAMPLES) await show(sample);
+        if (admin !== undefined) await governance(show, admin, billing, approvalsToken, print);
         print(
           `try: curl -x http://${proxy.address}:${proxy.port} -H 'content-type: application/json' -d '{"amount": 501}' http://payments.internal/v1/refunds`,
         );

@@ -838,6 +838,84 @@ const behaviourSchema = z
   })
   .describe("Behaviour signals: each agent's activity compared with its own baseline, for policies and alerts.");
 // ─── end of behaviour signals ───
+// ─── state: budgets, rate limits and human approvals (src/state) ───
+const stateSchema = z
+  .strictObject({
+    redis: z
+      .string()
+      .regex(/^(rediss?:\/\/.+)?$/, 'expected redis://host:port[/db] or rediss://…')
+      .default('')
+      .describe(
+        'Redis or Valkey URL (redis://[user:password@]host:port[/db], rediss:// for TLS) shared by every replica. Empty: the in-memory store (one process).',
+      ),
+    keyPrefix: z.string().default('tollgate:').describe('Prefix of every Redis key Tollgate writes.'),
+    connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(2)
+      .describe('Redis connections per replica (commands are pipelined over them round robin).'),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(50)
+      .describe(
+        'Deadline of each store call in milliseconds; past it the call fails and state.failureModeAllow decides.',
+      ),
+    circuitBreaker: circuitBreakerSchema
+      .prefault({ failureThreshold: 5, openMs: 1000 })
+      .describe(
+        'Circuit breaker in front of Redis: after failureThreshold consecutive failures calls fail at once for openMs, then one probe.',
+      ),
+    failureModeAllow: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow a call whose budgets, rates or approval cannot be checked because the store failed (nothing is charged). Default: fail closed with 503.',
+      ),
+    failureModeAllowHosts: z
+      .array(z.string())
+      .default([])
+      .describe('Destination hosts (no port) for which a store failure allows the call; all others fail closed.'),
+    approvals: z
+      .strictObject({
+        token: z
+          .string()
+          .default('')
+          .describe(
+            'Bearer token of the approvals admin API (/v1/approvals) and `tollgate approvals`. Empty: the routes are not mounted.',
+          ),
+        allowRemote: z
+          .boolean()
+          .default(false)
+          .describe('Accept approvals API calls from non-loopback peers (default: loopback only).'),
+        statusUrl: z
+          .string()
+          .default('')
+          .describe(
+            'Base URL the agent is told to check an approval at (the id is appended). Default: http://<admin.listen>/v1/approvals.',
+          ),
+        webhook: z
+          .string()
+          .default('')
+          .describe(
+            'URL POSTed a JSON event ({event: "approval.requested" | ".approved" | ".rejected" | ".expired", approval, status_url}) for every approval event. Empty: none.',
+          ),
+        webhookHeaders: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe('Headers sent with every webhook POST (e.g. Authorization).'),
+        webhookTimeoutMs: z.number().int().positive().default(2000).describe('Deadline of one webhook POST.'),
+      })
+      .prefault({})
+      .describe('Human approval: the admin API, where agents check, and the notification webhook.'),
+  })
+  .describe(
+    'Budgets, rate limits and human approvals the policy asks for: in memory (default) or shared through Redis by every replica.',
+  );
+// ─── end of state ───
 
 /** The whole tollgate.yaml document. */
 export const configSchema = z
@@ -857,6 +935,7 @@ export const configSchema = z
     decisionLog: decisionLogSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
     behaviour: behaviourSchema.prefault({}),
+    state: stateSchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
@@ -881,6 +960,9 @@ export type BundleConfig = z.infer<typeof bundleSchema>;
 
 /** Shadow-mode settings. */
 export type ShadowConfig = z.infer<typeof shadowSchema>;
+
+/** Budgets, rates and approvals settings. */
+export type StateConfig = z.infer<typeof stateSchema>;
 
 /** Live-data settings. */
 export type LiveDataConfig = z.infer<typeof liveDataSchema>;

@@ -33,6 +33,7 @@ import {
   type Observer,
 } from '../telemetry/observer.ts';
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
+import type { Governance } from '../state/governance.ts';
 import { failureMode } from './failure-mode.ts';
 import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
 
@@ -123,6 +124,8 @@ export interface DecisionStepOptions {
   readonly observer?: Observer;
   /** Behaviour signals: input.behaviour before the PDP, the call recorded after its answer (default: none). */
   readonly behaviour?: BehaviourTracker;
+  /** Budgets, rates and approvals (src/state), asked in place of the PDP; absent: the PDP alone. */
+  readonly governance?: Governance;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -261,7 +264,10 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     });
     let decision: Decision;
     try {
-      decision = await pdp.decide(input, decisionId);
+      // Budgets, rates and approvals wrap the PDP: input.usage/approval in, consumption out.
+      decision = await (options.governance === undefined
+        ? pdp.decide(input, decisionId)
+        : options.governance.decide(pdp, input, decisionId, host));
     } catch (err) {
       const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
       // ext_authz: Envoy's failure_mode_allow decides, so the mode recorded here is deny.

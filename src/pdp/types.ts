@@ -29,6 +29,20 @@ export interface Decision {
   readonly evalNanos: number;
   /** The decision path's value as the policy returned it (for logs and `tollgate check`). */
   readonly result: unknown;
+  /** Extra members of a deny's JSON body / JSON-RPC error data (e.g. the approval id, retry_after_seconds). */
+  readonly replyData?: Readonly<Record<string, unknown>>;
+  /** What a step after the PDP added (src/state): span attributes and the decision log's `custom`. */
+  readonly annotations?: DecisionAnnotations;
+  /** Told the upstream's status once it answers (undefined: no response), e.g. to refund a budget charge. */
+  readonly onUpstream?: (status: number | undefined) => void;
+}
+
+/** Facts a step after the PDP recorded about a decision (budgets, rates, approvals). */
+export interface DecisionAnnotations {
+  /** Span attributes (tollgate.budget.*, tollgate.rate.*, tollgate.approval.*). */
+  readonly attributes: Readonly<Record<string, string | number | boolean | string[] | number[]>>;
+  /** The decision log record's `custom` member (OPA's decision-log field for plugin data). */
+  readonly custom: Readonly<Record<string, unknown>>;
 }
 
 /** What a PDP knows about the policy it serves. */

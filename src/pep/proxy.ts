@@ -225,6 +225,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         ({ statusCode, headers: upstreamHeaders }) => {
           tr.end({ statusCode });
           observer.metrics.recordUpstream(request.authority, statusCode, seconds());
+          decision?.onUpstream?.(statusCode);
           const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
           if (decision !== undefined) {
             for (const [name, value] of decision.responseHeadersToAdd) {
@@ -252,6 +253,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         if (abort.signal.aborted) return;
         const error = upstreamError(err);
         if (!res.headersSent) {
+          decision?.onUpstream?.(undefined);
           tr.end({ errorType: error.code });
           observer.metrics.recordUpstream(request.authority, undefined, seconds());
         }

@@ -114,6 +114,8 @@ export interface Metrics {
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
   readonly contentType: string;
+  /** The registry, so a feature module can register its own metrics (src/state). */
+  readonly registry: Registry;
 }
 
 /**
@@ -517,5 +519,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,
+    registry,
   };
 }

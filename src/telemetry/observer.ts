@@ -90,6 +90,7 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     traceId: facts.span.traceId,
     spanId: facts.span.spanId,
     ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+    ...(decision.annotations === undefined ? {} : { custom: decision.annotations.custom }),
   });
 }
 

@@ -42,6 +42,7 @@ import {
   type TextMapPropagator,
   type TextMapSetter,
   type Tracer,
+  type AttributeValue,
 } from '@opentelemetry/api';
 import {
   ATTR_DECISION_AGENT_ID,
@@ -153,6 +154,8 @@ export interface DecisionOutcome {
   readonly revision: string;
   readonly evalNanos: number;
   readonly httpStatus?: number;
+  /** Attributes a step after the PDP added (tollgate.budget.*, tollgate.rate.*, tollgate.approval.*). */
+  readonly annotations?: { readonly attributes: Readonly<Record<string, AttributeValue>> };
 }
 
 /** A decision being recorded (on a call's span, or as the ext_authz SERVER span). Exactly one of end/fail takes effect. */
@@ -374,6 +377,7 @@ function setDecisionOutcome(span: Span, decision: DecisionOutcome): void {
   span.setAttribute(ATTR_DECISION_BUNDLE_REVISION, decision.revision);
   span.setAttribute(ATTR_DECISION_EVAL_NS, decision.evalNanos);
   if (decision.reasons.length > 0) span.setAttribute(ATTR_DECISION_REASONS, [...decision.reasons]);
+  if (decision.annotations !== undefined) span.setAttributes(decision.annotations.attributes);
   if (!decision.allowed) {
     if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
     span.setStatus({
