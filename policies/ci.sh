@@ -42,7 +42,7 @@ MAX_FLIPS="${MAX_FLIPS:-0}"
 OUT_DIR="${OUT_DIR:-policies/dist/ci}"
 PUBLISH_DIR="${PUBLISH_DIR:-$OUT_DIR/publish}"
 ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow)
-IGNORE=(--ignore '*_test.rego' --ignore dist --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
+IGNORE=(--ignore '*_test.rego' --ignore dist --ignore hybrid --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
 
 step() { printf '\n== policy ci: %s\n' "$*"; }
 die() { printf 'policy ci: %s\n' "$*" >&2; exit 1; }
