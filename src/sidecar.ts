@@ -5,7 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from './config/schema.ts';
+import type { ChainStageConfig, Config } from './config/schema.ts';
+import { TollgateError, wrapError } from './errors.ts';
+import { createChainPdp, type ChainStage } from './pdp/chain.ts';
 import { loadBundle } from './bundle/load.ts';
 import { createWasmPdp } from './pdp/wasm.ts';
 import { createExtAuthzPdp } from './pdp/extauthz-client.ts';
@@ -59,22 +61,49 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** Creates the configured PDP (loading its bundle). */
-export async function createPdp(config: Config): Promise<Pdp> {
-  if (config.pdp.type === 'extauthz') {
-    return createExtAuthzPdp({
-      target: config.pdp.target,
-      timeoutMs: config.pdp.timeoutMs,
-      circuitBreaker: config.pdp.circuitBreaker,
-    });
+/** Creates one PDP of a kind other than chain (a lone PDP, or a chain stage). */
+async function createLeafPdp(pdp: Exclude<Config['pdp'], { type: 'chain' }> | ChainStageConfig): Promise<Pdp> {
+  switch (pdp.type) {
+    case 'extauthz':
+      return createExtAuthzPdp({ target: pdp.target, timeoutMs: pdp.timeoutMs, circuitBreaker: pdp.circuitBreaker });
+    case 'cedar': {
+      // Imported here, not at the top: cedar-wasm is loaded only when Cedar is configured.
+      const { createCedarPdp } = await import('./pdp/cedar.ts');
+      return createCedarPdp(pdp);
+    }
+    case 'wasm': {
+      const bundle = await loadBundle(pdp.bundle === '' ? DEFAULT_BUNDLE : pdp.bundle);
+      return createWasmPdp({ bundle, decisionPath: pdp.decisionPath, data: pdp.data, timeoutMs: pdp.timeoutMs });
+    }
+    default:
+      return pdp satisfies never;
   }
-  const bundle = await loadBundle(config.pdp.bundle === '' ? DEFAULT_BUNDLE : config.pdp.bundle);
-  return createWasmPdp({
-    bundle,
-    decisionPath: config.pdp.decisionPath,
-    data: config.pdp.data,
-    timeoutMs: config.pdp.timeoutMs,
-  });
+}
+
+/** Creates the configured PDP (loading its bundle, Cedar policies, or every stage of a chain). */
+export async function createPdp(config: Config): Promise<Pdp> {
+  if (config.pdp.type !== 'chain') return createLeafPdp(config.pdp);
+  const stages: ChainStage[] = [];
+  try {
+    for (const stage of config.pdp.stages) {
+      const pdp = await createLeafPdp(stage).catch((err: unknown) => {
+        // The stage's own error code, its message prefixed with the stage that failed to load.
+        const error = wrapError('TG_ERR_CONFIG_INVALID', 'cannot load', err);
+        throw new TollgateError(error.code, `pdp chain stage ${stage.name}: ${error.message}`, { cause: err });
+      });
+      stages.push({
+        name: stage.name,
+        type: stage.type,
+        pdp,
+        timeoutMs: stage.timeoutMs,
+        failureModeAllow: stage.failureModeAllow,
+      });
+    }
+    return createChainPdp({ stages, combine: config.pdp.combine });
+  } catch (err) {
+    await Promise.all(stages.map((s) => s.pdp.close()));
+    throw err;
+  }
 }
 
 /** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
@@ -116,7 +145,7 @@ async function createObserver(
   const tracing = createTracing({
     tracer: deps.tracer ?? trace.getTracer('tollgate'),
     propagator: deps.propagator ?? propagation,
-    pdpKind: config.pdp.type === 'wasm' ? 'wasm' : 'ext_authz',
+    pdpKind: config.pdp.type === 'extauthz' ? 'ext_authz' : config.pdp.type,
     recordRequestHeaders: config.tracing.recordRequestHeaders,
     maskedHeaders: maskedHeaderNames(mask),
     recordInput: config.tracing.recordInput,

@@ -6,8 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.ts';
 import { signAgentToken } from '../identity/hs256.ts';
+
+/** The hybrid example's local layer (policies/hybrid/local), built next to its sources. */
+const HYBRID_LOCAL_BUNDLE = fileURLToPath(new URL('../../policies/hybrid/local.tar.gz', import.meta.url));
 
 /** Destinations of the default policy data that the demo tool server stands in for. */
 const DEMO_HOSTS = ['payments.internal', 'hr.internal', 'orders.internal', 'loans.internal', 'mcp.internal'];
@@ -28,6 +32,12 @@ const SAMPLES: Sample[] = [
     method: 'POST',
     url: 'http://payments.internal/v1/refunds',
     body: { order: 'o-77', amount: 120 },
+  },
+  {
+    what: 'support-bot issues a $300 refund (EU)',
+    method: 'POST',
+    url: 'http://payments.internal/v1/refunds',
+    body: { order: 'o-79', amount: 300 },
   },
   {
     what: 'support-bot issues a $900 refund',
@@ -136,7 +146,8 @@ export const runDemo = {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     const doc = structuredClone(config) as Record<string, any>;
-    if (doc.agent.id === '') doc.agent = { ...doc.agent, id: 'support-bot', role: 'support' };
+    if (doc.agent.id === '')
+      doc.agent = { ...doc.agent, id: 'support-bot', role: 'support', labels: { region: 'eu', ...doc.agent.labels } };
     // The governance part speaks as billing-bot (daily refund budget, approvals above $500):
     // a signed agent token per call, and an approvals token for the demo's approver.
     const tokenSecret = randomBytes(16).toString('hex');
@@ -147,11 +158,33 @@ export const runDemo = {
     const billing = {
       [doc.agent.token.header]: signAgentToken({ sub: 'billing-bot', role: 'billing' }, doc.agent.token.secret),
     };
+    // The hybrid example on the embedded policy: core rules central, the EU adaptation local.
+    const hybrid = doc.pdp.type === 'wasm' && doc.pdp.bundle === '';
+    if (hybrid) {
+      doc.pdp = {
+        type: 'chain',
+        combine: 'deny-overrides',
+        stages: [
+          { name: 'central', type: 'wasm', bundle: '', timeoutMs: doc.pdp.timeoutMs },
+          {
+            name: 'local',
+            type: 'wasm',
+            bundle: HYBRID_LOCAL_BUNDLE,
+            decisionPath: 'tollgate/local/decision',
+            timeoutMs: doc.pdp.timeoutMs,
+          },
+        ],
+      };
+    }
     for (const host of DEMO_HOSTS) doc.proxy.resolve[`${host}:80`] ??= `127.0.0.1:${port}`;
     return {
       config: reparse(doc),
       async run(proxy: AddressInfo, print: (line: string) => void, admin?: AddressInfo) {
         print(`demo: tool server on 127.0.0.1:${port} stands in for ${DEMO_HOSTS.join(', ')}; agent ${doc.agent.id}`);
+        if (hybrid)
+          print(
+            'demo: layered policies: central core rules (policies/) + local EU adaptation (policies/hybrid/local), deny-overrides',
+          );
         const show = async (sample: Sample): Promise<{ status: number; body: string }> => {
           const reply = await call(proxy, sample);
           print(`  ${reply.status}  ${sample.what.padEnd(44)} ${summary(reply.status, reply.body)}`);

@@ -23,6 +23,31 @@ function text(value: unknown): string {
       : JSON.stringify(value);
 }
 
+const OUTCOME: Record<string, string> = { allow: 'ALLOW', deny: 'DENY', not_applicable: 'n/a', error: 'ERROR' };
+
+/** A PDP chain's layers: which one decided, and what each said. */
+function explainStages(decision: Decision): string[] {
+  const stages = decision.stages ?? [];
+  const width = Math.max(...stages.map((s) => s.name.length), 5);
+  const lines = [
+    decision.decidedBy === undefined
+      ? 'no layer applied, so the chain denied:'
+      : `decided by layer "${decision.decidedBy}"; every layer asked:`,
+  ];
+  for (const stage of stages) {
+    const mark = stage.name === decision.decidedBy ? '*' : ' ';
+    const error =
+      stage.error === undefined
+        ? ''
+        : `  ${stage.error.code}, failure mode ${stage.error.failureMode}: ${stage.error.message}`;
+    lines.push(
+      `${mark} ${stage.name.padEnd(width)}  ${(OUTCOME[stage.outcome] ?? stage.outcome).padEnd(5)}  ${stage.type} @ ${stage.revision || '-'}  ${stage.ms} ms${error}`,
+    );
+    for (const reason of stage.reasons) lines.push(`  ${' '.repeat(width)}    - ${reason}`);
+  }
+  return lines;
+}
+
 /** Renders the decision on an input as a few lines of plain text. */
 export function explainDecision(input: Record<string, unknown>, decision: Decision, policyPath: string): string {
   const http = get(input, 'attributes', 'request', 'http');
@@ -44,6 +69,7 @@ export function explainDecision(input: Record<string, unknown>, decision: Decisi
     lines.push(decision.allowed ? 'no rule objected.' : 'the policy gave no reason.');
   }
   if (!decision.allowed && decision.httpStatus !== undefined) lines.push(`status ${decision.httpStatus}`);
+  if (decision.stages !== undefined) lines.push('', ...explainStages(decision));
   const changes = [
     ...decision.headers.map(([n, v]) => `set header ${n}: ${v}`),
     ...decision.requestHeadersToRemove.map((n) => `remove header ${n}`),

@@ -18,6 +18,7 @@ import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
 import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
 import { caInit } from './ca.ts';
 import { APPROVALS_HELP, parseApprovalsArgs, runApprovalsCommand } from './approvals.ts';
+import { POLICY_HELP, parsePolicyArgs, runPolicyCommand } from './policy.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -32,6 +33,7 @@ Commands:
   replay              re-decide a recorded decision log with a candidate bundle; report the flips
   bundle              rollback | status | patch the running sidecar's policy; verify a signed bundle
   approvals           list | show | approve | reject human approvals (any replica's admin API)
+  policy conflicts    where a central and a local policy layer disagree; shadowed local rules
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
@@ -68,6 +70,7 @@ method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
   replay: REPLAY_HELP,
   bundle: BUNDLE_HELP,
   approvals: APPROVALS_HELP,
+  policy: POLICY_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
 Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
@@ -183,6 +186,11 @@ async function main(argv: string[]): Promise<void> {
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),
       });
+      return;
+    }
+    case 'policy': {
+      const options = parsePolicyArgs(rest);
+      process.exitCode = await runPolicyCommand({ ...options, out: (t) => process.stdout.write(t) });
       return;
     }
     case 'bundle': {

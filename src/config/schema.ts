@@ -287,9 +287,120 @@ const extAuthzPdpSchema = z
   })
   .describe("Remote PDP over Envoy's ext_authz v3 gRPC protocol.");
 
+const cedarFields = {
+  policies: z
+    .string()
+    .min(1)
+    .describe(
+      'Path to a Cedar policy file (.cedar) or a directory whose *.cedar files (sorted by name) form one policy set. Policy ids are "<file>:<n>" unless a policy has an @id("...") annotation.',
+    ),
+  schema: z
+    .string()
+    .min(1)
+    .describe(
+      'Path to the Cedar schema (.cedarschema, or .json in the JSON schema format). The policies are validated against it at load, and the request and entities Tollgate builds are checked against it on every decision.',
+    ),
+  entities: z
+    .string()
+    .default('')
+    .describe(
+      'Path to a JSON array of extra Cedar entities (Cedar JSON entity format), e.g. Destination entities with attributes. Empty: only the entities Tollgate builds from the request.',
+    ),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(100)
+    .describe(
+      'Evaluation deadline in milliseconds; a decision that takes longer is discarded and the failure mode applies.',
+    ),
+};
+
+const cedarPdpSchema = z
+  .strictObject({
+    type: z
+      .literal('cedar')
+      .describe(
+        'PDP kind: "cedar" evaluates Cedar policies in-process (@cedar-policy/cedar-wasm, loaded only when configured); README "Cedar" documents the request mapping.',
+      ),
+    ...cedarFields,
+    failureModeAllow,
+    failureModeAllowHosts,
+  })
+  .describe('In-process PDP: Cedar policies over the request, the agent and the MCP call.');
+
+const stageName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase name of letters, digits, "-" and "_"')
+  .describe(
+    'Stage name (unique in the chain), e.g. "central" or "local": on spans, in the decision log, in `tollgate explain`.',
+  );
+const stageFailureModeAllow = z
+  .boolean()
+  .default(false)
+  .describe(
+    'When this stage makes no decision (an error, or no answer within timeoutMs): true counts it as an allow, false (default) as a deny.',
+  );
+
+const wasmStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('wasm').describe('An OPA bundle compiled to WebAssembly, evaluated in-process.'),
+    bundle: wasmPdpSchema.shape.bundle,
+    decisionPath: wasmPdpSchema.shape.decisionPath,
+    data: wasmPdpSchema.shape.data,
+    timeoutMs: wasmPdpSchema.shape.timeoutMs,
+    failureModeAllow: stageFailureModeAllow,
+  })
+  .describe('A chain stage: an in-process OPA WASM bundle (read once at start; no polling or hot swap).');
+
+const extAuthzStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('extauthz').describe('A remote Envoy ext_authz server (opa-envoy-plugin, another Tollgate).'),
+    target: extAuthzPdpSchema.shape.target,
+    timeoutMs: extAuthzPdpSchema.shape.timeoutMs,
+    failureModeAllow: stageFailureModeAllow,
+    circuitBreaker: circuitBreakerSchema.prefault({}),
+  })
+  .describe("A chain stage: a remote ext_authz PDP, e.g. the central team's OPA.");
+
+const cedarStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('cedar').describe('Cedar policies evaluated in-process.'),
+    ...cedarFields,
+    failureModeAllow: stageFailureModeAllow,
+  })
+  .describe('A chain stage: Cedar policies.');
+
+const chainPdpSchema = z
+  .strictObject({
+    type: z
+      .literal('chain')
+      .describe('PDP kind: "chain" asks several stages (each a PDP of its own) and combines their decisions.'),
+    combine: z
+      .enum(['deny-overrides', 'first-applicable'])
+      .default('deny-overrides')
+      .describe(
+        '"deny-overrides" (default): all stages are asked at once; any deny wins, and an allow needs at least one stage that allows. "first-applicable": stages are asked in order and the first that applies decides. A stage does not apply when its result says "applicable": false (Cedar: no policy matched); when no stage applies the chain denies.',
+      ),
+    stages: z
+      .array(z.discriminatedUnion('type', [wasmStageSchema, extAuthzStageSchema, cedarStageSchema]))
+      .min(1)
+      .describe('The stages in order, e.g. [central, local]: each with its own deadline and failure mode.'),
+    failureModeAllow: failureModeAllow.describe(
+      "Allow the request when the chain as a whole makes no decision (a bug: each stage's own failure mode resolves stage failures). Default: fail closed.",
+    ),
+    failureModeAllowHosts,
+  })
+  .describe('Layered policies: a central and a local stage (or more) combined by one declared rule.');
+
 const pdpSchema = z
-  .discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema])
-  .describe('The policy decision point: "wasm" (in-process, default) or "extauthz" (remote).');
+  .discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema, cedarPdpSchema, chainPdpSchema])
+  .describe(
+    'The policy decision point: "wasm" (in-process, default), "extauthz" (remote), "cedar" (in-process Cedar) or "chain" (layered stages).',
+  );
 
 const extAuthzSchema = z
   .strictObject({
@@ -954,6 +1065,15 @@ export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;
 
 /** The remote (ext_authz client) PDP settings. */
 export type ExtAuthzPdpConfig = z.infer<typeof extAuthzPdpSchema>;
+
+/** The Cedar PDP settings. */
+export type CedarPdpConfig = z.infer<typeof cedarPdpSchema>;
+
+/** The PDP chain settings. */
+export type ChainPdpConfig = z.infer<typeof chainPdpSchema>;
+
+/** One stage of a PDP chain. */
+export type ChainStageConfig = ChainPdpConfig['stages'][number];
 
 /** Policy bundle lifecycle settings. */
 export type BundleConfig = z.infer<typeof bundleSchema>;

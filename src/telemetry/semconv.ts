@@ -40,6 +40,11 @@ export const ATTR_DECISION_HTTP_STATUS = 'tollgate.decision.http_status';
 export const ATTR_DECISION_DESTINATION = 'tollgate.decision.destination';
 /** Set when no decision could be made: which failure mode was applied (allow|deny). */
 export const ATTR_DECISION_FAILURE_MODE = 'tollgate.decision.failure_mode';
+/** PDP chains: the stage whose decision the chain took, the stage names in order, and each stage's result. */
+export const ATTR_DECISION_DECIDED_BY = 'tollgate.decision.decided_by';
+export const ATTR_DECISION_STAGES = 'tollgate.decision.stages';
+/** tollgate.decision.stage.<name>.{outcome,reasons,revision,duration_ms,error.type,failure_mode}. */
+export const ATTR_DECISION_STAGE_PREFIX = 'tollgate.decision.stage.';
 /** The masked policy input as JSON, only when tracing.recordInput is on. */
 export const ATTR_DECISION_INPUT = 'tollgate.decision.input';
 

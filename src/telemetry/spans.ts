@@ -48,8 +48,11 @@ import {
   ATTR_DECISION_AGENT_ID,
   ATTR_DECISION_AGENT_ROLE,
   ATTR_DECISION_BUNDLE_REVISION,
+  ATTR_DECISION_DECIDED_BY,
   ATTR_DECISION_DESTINATION,
   ATTR_DECISION_EVAL_NS,
+  ATTR_DECISION_STAGE_PREFIX,
+  ATTR_DECISION_STAGES,
   ATTR_DECISION_FAILURE_MODE,
   ATTR_DECISION_HTTP_STATUS,
   ATTR_DECISION_ID,
@@ -156,6 +159,16 @@ export interface DecisionOutcome {
   readonly httpStatus?: number;
   /** Attributes a step after the PDP added (tollgate.budget.*, tollgate.rate.*, tollgate.approval.*). */
   readonly annotations?: { readonly attributes: Readonly<Record<string, AttributeValue>> };
+  /** PDP chains: the stage that decided, and every stage's result (src/pdp/types.ts StageResult). */
+  readonly decidedBy?: string;
+  readonly stages?: readonly {
+    readonly name: string;
+    readonly outcome: string;
+    readonly reasons: readonly string[];
+    readonly revision: string;
+    readonly ms: number;
+    readonly error?: { readonly code: string; readonly failureMode: string };
+  }[];
 }
 
 /** A decision being recorded (on a call's span, or as the ext_authz SERVER span). Exactly one of end/fail takes effect. */
@@ -378,12 +391,38 @@ function setDecisionOutcome(span: Span, decision: DecisionOutcome): void {
   span.setAttribute(ATTR_DECISION_EVAL_NS, decision.evalNanos);
   if (decision.reasons.length > 0) span.setAttribute(ATTR_DECISION_REASONS, [...decision.reasons]);
   if (decision.annotations !== undefined) span.setAttributes(decision.annotations.attributes);
+  if (decision.stages !== undefined) setStages(span, decision);
   if (!decision.allowed) {
     if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
     span.setStatus({
       code: SpanStatusCode.ERROR,
       message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy',
     });
+  }
+}
+
+/**
+ * A PDP chain's stages, one attribute group per stage named by the stage (names are
+ * configuration, so the set of keys is bounded): a Jaeger search for
+ * tollgate.decision.stage.central.outcome=deny finds what the central layer denied.
+ */
+function setStages(span: Span, decision: DecisionOutcome): void {
+  const stages = decision.stages ?? [];
+  span.setAttribute(
+    ATTR_DECISION_STAGES,
+    stages.map((s) => s.name),
+  );
+  if (decision.decidedBy !== undefined) span.setAttribute(ATTR_DECISION_DECIDED_BY, decision.decidedBy);
+  for (const stage of stages) {
+    const prefix = `${ATTR_DECISION_STAGE_PREFIX}${stage.name}.`;
+    span.setAttribute(`${prefix}outcome`, stage.outcome);
+    span.setAttribute(`${prefix}revision`, stage.revision);
+    span.setAttribute(`${prefix}duration_ms`, stage.ms);
+    if (stage.reasons.length > 0) span.setAttribute(`${prefix}reasons`, [...stage.reasons]);
+    if (stage.error !== undefined) {
+      span.setAttribute(`${prefix}error.type`, stage.error.code);
+      span.setAttribute(`${prefix}failure_mode`, stage.error.failureMode);
+    }
   }
 }
 
