@@ -41,7 +41,7 @@ REPLAY_LOG="${REPLAY_LOG:-test/replay/fixtures/decisions.jsonl}"
 MAX_FLIPS="${MAX_FLIPS:-0}"
 OUT_DIR="${OUT_DIR:-policies/dist/ci}"
 PUBLISH_DIR="${PUBLISH_DIR:-$OUT_DIR/publish}"
-ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow)
+ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow -e tollgate/authz/response)
 IGNORE=(--ignore '*_test.rego' --ignore dist --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
 
 step() { printf '\n== policy ci: %s\n' "$*"; }

@@ -10,6 +10,7 @@ import type { Pdp } from '../pdp/types.ts';
 import { splitHostPort } from '../config/load.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { handlePolicyRoute, type PolicyRoutes } from './policy-routes.ts';
+import { handleMcpRoute, type McpRoutes } from './mcp-routes.ts';
 
 /** Options of createAdmin. */
 export interface AdminOptions {
@@ -20,6 +21,8 @@ export interface AdminOptions {
   readonly metrics?: Metrics;
   /** Policy lifecycle endpoints (rollback, data patch, status); absent: they answer 404. */
   readonly policy?: PolicyRoutes;
+  /** MCP tool-pin endpoints (list, accept); absent: they answer 404. */
+  readonly mcp?: McpRoutes;
 }
 
 /** The running admin listener. */
@@ -37,6 +40,7 @@ export function createAdmin(options: AdminOptions): Admin {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (options.policy !== undefined && handlePolicyRoute(options.policy, path ?? '/', req, res)) return;
+    if (options.mcp !== undefined && handleMcpRoute(options.mcp, req.url ?? '/', req, res)) return;
     if (path === '/metrics' && options.metrics !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
       const metrics = options.metrics;
       metrics.render().then(

@@ -17,6 +17,7 @@ import { explainDecision } from './explain.ts';
 import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
 import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
 import { caInit } from './ca.ts';
+import { MCP_HELP, parseMcpArgs, runMcpCommand } from './mcp.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -31,6 +32,7 @@ Commands:
   replay              re-decide a recorded decision log with a candidate bundle; report the flips
   bundle              rollback | status | patch the running sidecar's policy; verify a signed bundle
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
+  mcp tools list      the running sidecar's MCP tool pins; "mcp tools accept" accepts a changed tool
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -65,6 +67,7 @@ method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
 `,
   replay: REPLAY_HELP,
   bundle: BUNDLE_HELP,
+  mcp: MCP_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
 Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
@@ -185,6 +188,15 @@ async function main(argv: string[]): Promise<void> {
     case 'bundle': {
       const options = await parseBundleArgs(rest, process.env, () => readStdin());
       process.exitCode = await runBundleCommand({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
+    case 'mcp': {
+      const options = parseMcpArgs(rest, process.env);
+      process.exitCode = await runMcpCommand({
         ...options,
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),

@@ -33,6 +33,7 @@ import {
 } from '../telemetry/observer.ts';
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
 import { failureMode } from './failure-mode.ts';
+import type { PinStore } from '../mcp/pins.ts';
 import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
 
 /**
@@ -114,6 +115,8 @@ export interface DecisionStepOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
+  /** Tool pins: each tools/call in input.mcp gets pinned / changed and the fingerprints (mcp.pins.enabled). */
+  readonly pins?: Pick<PinStore, 'annotate'>;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -231,6 +234,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       carrier = document.attributes?.request?.http?.headers ?? {};
     }
     if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
+    // Enrichment before the PDP: whether each called tool still matches its pinned definition.
+    options.pins?.annotate(input, destination);
 
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';
