@@ -33,6 +33,15 @@ t.test('the demo starts on the embedded defaults and shows allow and deny decisi
   t.match(out, /403\s+support-bot issues a \$900 refund\s+deny: .*900/);
   t.match(out, /403\s+support-bot reads HR records\s+deny: .*hr\.internal/);
   t.match(out, /200\s+support-bot calls MCP tool delete_customer\s+deny: .*delete_customer/);
+  // Response decisions: the list shows only what support may call; the result is redacted.
+  t.match(
+    out,
+    /200\s+support-bot lists MCP tools\s+allow: tools shown lookup_customer, issue_refund \(hidden: delete_customer, export_all_customers\)/,
+  );
+  t.match(
+    out,
+    /200\s+support-bot calls MCP tool lookup_customer\s+allow: tool answered ".*api key \[REDACTED:api-key\], card \[REDACTED:card-number\]"/,
+  );
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'stops cleanly on SIGTERM');
 });
