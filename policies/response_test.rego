@@ -83,3 +83,24 @@ test_ignores_answers_other_than_tool_results if {
 	r.allowed
 	r.redact == []
 }
+
+# A broken rule set must not relay the message: the default blocks it.
+test_blocks_when_no_response_body_can_be_built if {
+	r := authz.response with input as tool_result("x") with authz.response_blocks as 5
+	not r.allowed
+	r.reasons == ["policy reached no response decision"]
+}
+
+# Data without redact or block lists scans nothing.
+test_scans_nothing_without_redact_or_block_data if {
+	r := authz.response with input as tool_result("sk_live_0123456789abcdefXYZ") with data.tollgate.mcp as {"denied_tools": {}}
+	r.allowed
+	r.redact == []
+}
+
+# An answer whose id matches no request still gets a reason naming no tool.
+test_names_no_tool_when_the_answer_matches_no_request if {
+	request := json.remove(tool_result("sk_live_0123456789abcdefXYZ"), ["response/request"])
+	r := authz.response with input as request
+	r.reasons == ["redacted an API key from the result of tool "]
+}

@@ -5,11 +5,14 @@ import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { startTollgate, tempDir } from '../helpers/processes.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, ROOT, startTollgate, tempDir } from '../helpers/processes.ts';
 import { pollPause } from '../helpers/poll.ts';
 import { connectClient, firstText, startToolServer } from './sdk-fixtures.ts';
 
 const SUPPORT = { id: 'support-bot', role: 'support' };
+const run = promisify(execFile);
 
 async function rejection(promise: Promise<unknown>): Promise<McpError> {
   try {
@@ -100,6 +103,19 @@ t.test('response decisions with the seed policy', async (t) => {
     const request = await records(log, (r) => r.decision_id === input.response.request_decision_id);
     t.equal(request.length, 1);
     t.equal(request[0]!.path, 'tollgate/authz/decision');
+  });
+
+  // Replay re-decides each record against its own entrypoint: response records do not flip.
+  t.test('a decision log with response decisions replays without flips', async (t) => {
+    const { stdout } = await run(process.execPath, [
+      CLI,
+      'replay',
+      '--log',
+      log,
+      '--bundle',
+      join(ROOT, 'policies/dist/bundle.tar.gz'),
+    ]);
+    t.match(stdout, /allow→deny 0\s+deny→allow 0\s+candidate errors 0/);
   });
 
   t.test('response outcomes are counted', async (t) => {
