@@ -64,6 +64,8 @@ t.test('response decisions with the seed policy', async (t) => {
       t.test('a tool result carrying an API key and a card number arrives redacted', async (t) => {
         const result = await client.callTool({ name: 'lookup_customer', arguments: { id: 'c-1' } });
         t.equal(firstText(result), 'customer c-1: Ada; api key [REDACTED:api-key]; card [REDACTED:card-number]');
+        // The server really answered in this mode.
+        t.match(tools.answered.at(-1), mode === 'json' ? /^application\/json/ : /^text\/event-stream/);
       });
 
       t.test('a tool result carrying a private key arrives as a JSON-RPC error with the reason', async (t) => {

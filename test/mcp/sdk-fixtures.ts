@@ -22,6 +22,8 @@ export interface ToolServer {
   readonly descriptions: Record<string, string>;
   /** Tool calls that reached the server. */
   readonly calls: string[];
+  /** Content-Type of each answer the server sent (application/json or text/event-stream). */
+  readonly answered: string[];
 }
 
 /** What lookup_customer answers: an API key and a card number among plain text. */
@@ -36,6 +38,7 @@ export async function startToolServer(t: TestLike, bigBytes = 8192): Promise<Too
     big_report: 'Returns a long report',
   };
   const calls: string[] = [];
+  const answered: string[] = [];
   const newServer = (): McpServer => {
     const server = new McpServer({ name: 'tollgate-test-tools', version: '1.0.0' });
     const text = (s: string) => ({ content: [{ type: 'text' as const, text: s }] });
@@ -63,6 +66,14 @@ export async function startToolServer(t: TestLike, bigBytes = 8192): Promise<Too
     void (async () => {
       const server = newServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: json });
+      // The SDK passes its headers to writeHead: read them there.
+      const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => typeof res;
+      res.writeHead = ((...args: unknown[]) => {
+        const headers = args.find((a) => typeof a === 'object' && a !== null) as Record<string, unknown> | undefined;
+        const type = Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+        answered.push(String(type ?? res.getHeader('content-type') ?? ''));
+        return writeHead(...args);
+      }) as typeof res.writeHead;
       res.on('close', () => {
         void transport.close();
         void server.close();
@@ -81,7 +92,7 @@ export async function startToolServer(t: TestLike, bigBytes = 8192): Promise<Too
         http.close(() => resolve());
       }),
   );
-  return { port: (http.address() as AddressInfo).port, descriptions, calls };
+  return { port: (http.address() as AddressInfo).port, descriptions, calls, answered };
 }
 
 /** Connects an SDK client to `url` through the proxy on `proxyPort`. */
