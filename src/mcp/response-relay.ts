@@ -323,6 +323,12 @@ export function createResponseStage(options: ResponseStageOptions): ResponseStag
           return callback();
         }
         const raw = Buffer.concat(chunks);
+        if (raw.length === 0) {
+          // No message (a 204, an empty 200): nothing to decide.
+          res.writeHead(status, headers);
+          res.end();
+          return callback();
+        }
         let parsed: unknown;
         try {
           parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));

@@ -222,6 +222,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       trace: tr,
       requestedBy: request.source.address,
     });
+    // The answer is read by Tollgate: ask for it uncompressed (a compressed one cannot be inspected).
+    if (relay !== undefined) headers['accept-encoding'] = 'identity';
     const pool = upstreams.pool(request.scheme, request.host, request.port);
     pool
       .stream(

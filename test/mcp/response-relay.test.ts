@@ -41,6 +41,7 @@ async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
             host: 'mcp.internal',
             'content-type': 'application/json',
             accept: 'application/json, text/event-stream',
+            'accept-encoding': 'gzip, br',
           },
           agent: false,
         },
@@ -79,7 +80,7 @@ async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
       req.on('error', reject);
       req.end(body);
     });
-  return { send, first, use: (s: Script) => (script = s) };
+  return { send, first, upstream, use: (s: Script) => (script = s) };
 }
 
 /** Writes pieces with a turn of the event loop between them, so they leave as separate chunks. */
@@ -92,7 +93,27 @@ async function pieces(res: ServerResponse, parts: string[]): Promise<void> {
 }
 
 t.test('application/json', async (t) => {
-  const { send, use } = await setup(t);
+  const { send, use, upstream } = await setup(t);
+
+  // Tollgate reads the answer, so it asks the server for it uncompressed.
+  t.test('the server is asked for an uncompressed answer', async (t) => {
+    use((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(RESULT(1, 'ok')));
+    });
+    await send(CALL(1, 'lookup_customer'));
+    t.equal(upstream.received.at(-1)?.headers['accept-encoding'], 'identity');
+  });
+
+  t.test('an empty JSON answer passes as it is', async (t) => {
+    use((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '0' });
+      res.end();
+    });
+    const r = await send(CALL(1, 'lookup_customer'));
+    t.equal(r.status, 200);
+    t.equal(r.body, '');
+  });
 
   t.test('a redacted body gets the Content-Length of what is relayed', async (t) => {
     use((res) => {
