@@ -49,7 +49,7 @@ LOCAL_POLICY_DIR="${LOCAL_POLICY_DIR:-policies/hybrid/local}"
 LOCAL_DECISION_PATH="${LOCAL_DECISION_PATH:-tollgate/local/decision}"
 CHAIN_COMBINE="${CHAIN_COMBINE:-deny-overrides}"
 PUBLISH_DIR="${PUBLISH_DIR:-$OUT_DIR/publish}"
-ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow)
+ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow -e tollgate/authz/response)
 IGNORE=(--ignore '*_test.rego' --ignore dist --ignore hybrid --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
 
 step() { printf '\n== policy ci: %s\n' "$*"; }

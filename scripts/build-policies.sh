@@ -13,7 +13,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 OPA="$REPO/.tools/bin/opa"
-ENTRYPOINTS=(tollgate/authz/decision tollgate/authz/allow)
+ENTRYPOINTS=(tollgate/authz/decision tollgate/authz/allow tollgate/authz/response)
 
 out="${1:-policies/dist/bundle.tar.gz}"
 [[ "$out" == /* ]] || out="$PWD/$out"

@@ -29,6 +29,8 @@ import { createDecisionLog, type DecisionLog } from './audit/log.ts';
 import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.ts';
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 import { createState } from './state/create.ts';
+import { createPinStore, type PinStore } from './mcp/pins.ts';
+import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -154,8 +156,49 @@ async function createObserver(
   return { tracing, metrics, ...(decisionLog === undefined ? {} : { decisionLog }) };
 }
 
+/** The tool pins (mcp.pins.enabled), each change counted and recorded in the decision log. */
+function createPins(config: Config, observer: Observer): PinStore | undefined {
+  const settings = config.mcp.pins;
+  if (!settings.enabled) return undefined;
+  return createPinStore({
+    file: settings.file,
+    writeBack: settings.writeBack,
+    maxServers: settings.maxServers,
+    maxToolsPerServer: settings.maxToolsPerServer,
+    onChange: (change) => {
+      observer.metrics.recordToolChange(change.server);
+      // Its own record (no input: replay skips it), like a live-data change.
+      observer.decisionLog?.write({
+        decisionId: `mcp-tool-change-${change.server}-${change.tool}-${change.observedSha256.slice(0, 12)}`,
+        path: 'system/tollgate/mcp_tool_change',
+        input: undefined,
+        result: {
+          server: change.server,
+          tool: change.tool,
+          pinned_sha256: change.pinnedSha256,
+          observed_sha256: change.observedSha256,
+          definition: change.definition,
+        },
+        revision: '',
+      });
+    },
+  });
+}
+
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
+  if (config.mcp.response.decisionPath !== '' && config.pdp.type !== 'wasm')
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      '/mcp/response/decisionPath: response decisions need the wasm PDP (an ext_authz PDP has one decision per request)',
+    );
   const observer = await createObserver(config, logger, deps);
+  let pins: PinStore | undefined;
+  try {
+    pins = createPins(config, observer);
+  } catch (err) {
+    await observer.decisionLog?.close();
+    throw err;
+  }
   let lifecycle: PolicyLifecycle | undefined;
   let pdp: Pdp;
   if (config.pdp.type === 'wasm') {
@@ -240,9 +283,15 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     governance: state.governance,
     ...decisionStepOptionsFrom(config),
     ...(behaviour === undefined ? {} : { behaviour }),
+    ...(pins === undefined ? {} : { pins }),
   });
-  const egress = createEgress({ config, step, upstreams, logger, observer });
-  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks });
+  const responses: ResponseStage | undefined =
+    config.mcp.response.decisionPath === '' && pins === undefined
+      ? undefined
+      : createResponseStage({ pdp, config: config.mcp, logger, observer, ...(pins === undefined ? {} : { pins }) });
+  const withResponses = responses === undefined ? {} : { responses };
+  const egress = createEgress({ config, step, upstreams, logger, observer, ...withResponses });
+  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks, ...withResponses });
   const admin = createAdmin({
     listen: config.admin.listen,
     pdp,
@@ -256,6 +305,24 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       token: config.state.approvals.token,
       allowRemote: config.state.approvals.allowRemote,
     },
+    ...(pins === undefined
+      ? {}
+      : {
+          mcp: {
+            pins,
+            token: config.data.token,
+            allowRemote: config.data.allowRemote,
+            writesFile: config.mcp.pins.writeBack && config.mcp.pins.file !== '',
+            onAccept: (server, tool, entry) =>
+              observer.decisionLog?.write({
+                decisionId: `mcp-tool-accept-${crypto.randomUUID()}`,
+                path: 'system/tollgate/mcp_tool_accept',
+                input: undefined,
+                result: { server, ...(tool === undefined ? {} : { tool }), accepted: entry },
+                revision: '',
+              }),
+          },
+        }),
   });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
   const closers: Array<() => Promise<void>> = [

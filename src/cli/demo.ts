@@ -2,6 +2,8 @@
  * `tollgate run --demo`: the sidecar on its embedded defaults, plus a local demo
  * tool server standing in for the demo destinations of the default policy data,
  * and a few agent calls sent through the proxy so a first-time user sees it decide.
+ * With the embedded bundle, response decisions are on: the demo MCP server's tools/list
+ * is filtered and a tool result carrying an API key and a card number arrives redacted.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
@@ -47,6 +49,23 @@ const SAMPLES: Sample[] = [
   },
   { what: 'support-bot reads HR records', method: 'GET', url: 'http://hr.internal/v1/employees' },
   {
+    what: 'support-bot lists MCP tools',
+    method: 'POST',
+    url: 'http://mcp.internal/mcp',
+    body: { jsonrpc: '2.0', id: 5, method: 'tools/list' },
+  },
+  {
+    what: 'support-bot calls MCP tool lookup_customer',
+    method: 'POST',
+    url: 'http://mcp.internal/mcp',
+    body: {
+      jsonrpc: '2.0',
+      id: 6,
+      method: 'tools/call',
+      params: { name: 'lookup_customer', arguments: { id: 'c-1' } },
+    },
+  },
+  {
     what: 'support-bot calls MCP tool delete_customer',
     method: 'POST',
     url: 'http://mcp.internal/mcp',
@@ -86,13 +105,45 @@ function call(proxy: AddressInfo, sample: Sample): Promise<{ status: number; bod
   });
 }
 
+/** The demo MCP server's tools (the seed policy hides the ones support may not call). */
+const DEMO_TOOLS = ['lookup_customer', 'issue_refund', 'delete_customer', 'export_all_customers'];
+
+/** A minimal MCP (JSON-RPC over Streamable HTTP, JSON answers) tool server for the demo. */
+function mcpAnswer(body: string): unknown {
+  let request: { id?: unknown; method?: unknown; params?: { name?: unknown } };
+  try {
+    request = JSON.parse(body) as typeof request;
+  } catch {
+    return { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'parse error' } };
+  }
+  if (request.method === 'tools/list') {
+    const tools = DEMO_TOOLS.map((name) => ({ name, description: `demo ${name}`, inputSchema: { type: 'object' } }));
+    return { jsonrpc: '2.0', id: request.id, result: { tools } };
+  }
+  const text =
+    request.params?.name === 'lookup_customer'
+      ? 'customer c-1: Ada Lovelace, api key sk_live_4eC39HqLyjWDarjtT1zdp7dc, card 4242 4242 4242 4242'
+      : 'done';
+  return { jsonrpc: '2.0', id: request.id, result: { content: [{ type: 'text', text }] } };
+}
+
 function summary(status: number, body: string): string {
   try {
-    const doc = JSON.parse(body) as { reasons?: string[]; error?: { message?: string } };
+    const doc = JSON.parse(body) as {
+      reasons?: string[];
+      error?: { message?: string };
+      result?: { tools?: Array<{ name: string }>; content?: Array<{ text?: string }> };
+    };
     if (doc.reasons) return `deny: ${doc.reasons.join('; ')}`;
     const mcpError = (doc as { error?: { data?: { reasons?: string[] } } }).error?.data?.reasons;
     if (mcpError) return `deny: ${mcpError.join('; ')}`;
     if (doc.error?.message) return `deny: ${doc.error.message}`;
+    if (doc.result?.tools) {
+      const shown = doc.result.tools.map((x) => x.name);
+      const hidden = DEMO_TOOLS.filter((name) => !shown.includes(name));
+      return `allow: tools shown ${shown.join(', ')}${hidden.length > 0 ? ` (hidden: ${hidden.join(', ')})` : ''}`;
+    }
+    if (doc.result?.content) return `allow: tool answered "${doc.result.content[0]?.text ?? ''}"`;
   } catch {
     // not JSON: fall through
   }
@@ -136,9 +187,15 @@ async function governance(
 export const runDemo = {
   async prepare(config: Config, reparse: (doc: unknown) => Config) {
     const server: Server = createServer((req, res) => {
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const body = JSON.stringify({ tool: req.headers.host, method: req.method, path: req.url, ok: true });
+        const mcp = req.headers.host === 'mcp.internal' && req.url === '/mcp';
+        const body = JSON.stringify(
+          mcp
+            ? mcpAnswer(Buffer.concat(chunks).toString('utf8'))
+            : { tool: req.headers.host, method: req.method, path: req.url, ok: true },
+        );
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         res.end(body);
       });
@@ -177,6 +234,9 @@ export const runDemo = {
       };
     }
     for (const host of DEMO_HOSTS) doc.proxy.resolve[`${host}:80`] ??= `127.0.0.1:${port}`;
+    // The embedded bundle has the response entrypoint: show tools/list filtering and redaction.
+    if (doc.pdp.type === 'wasm' && doc.pdp.bundle === '' && doc.mcp.response.decisionPath === '')
+      doc.mcp.response.decisionPath = 'tollgate/authz/response';
     return {
       config: reparse(doc),
       async run(proxy: AddressInfo, print: (line: string) => void, admin?: AddressInfo) {

@@ -19,6 +19,7 @@ import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
 import { caInit } from './ca.ts';
 import { APPROVALS_HELP, parseApprovalsArgs, runApprovalsCommand } from './approvals.ts';
 import { POLICY_HELP, parsePolicyArgs, runPolicyCommand } from './policy.ts';
+import { MCP_HELP, parseMcpArgs, runMcpCommand } from './mcp.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -35,6 +36,7 @@ Commands:
   approvals           list | show | approve | reject human approvals (any replica's admin API)
   policy conflicts    where a central and a local policy layer disagree; shadowed local rules
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
+  mcp tools list      the running sidecar's MCP tool pins; "mcp tools accept" accepts a changed tool
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -71,6 +73,7 @@ method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
   bundle: BUNDLE_HELP,
   approvals: APPROVALS_HELP,
   policy: POLICY_HELP,
+  mcp: MCP_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
 Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
@@ -205,6 +208,15 @@ async function main(argv: string[]): Promise<void> {
     case 'approvals': {
       const options = parseApprovalsArgs(rest, process.env);
       process.exitCode = await runApprovalsCommand({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
+    case 'mcp': {
+      const options = parseMcpArgs(rest, process.env);
+      process.exitCode = await runMcpCommand({
         ...options,
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),

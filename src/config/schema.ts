@@ -1028,6 +1028,88 @@ const stateSchema = z
   );
 // ─── end of state ───
 
+// ─── MCP responses and tool pins ───
+const mcpResponseSchema = z
+  .strictObject({
+    decisionPath: z
+      .string()
+      .default('')
+      .describe(
+        'Entrypoint of the same policy bundle that decides on each JSON-RPC message an MCP server answers (e.g. "tollgate/authz/response"): filter tools/list, redact or block a tool result. Empty: response decisions are off and answers are relayed untouched. Needs the wasm PDP.',
+      ),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe(
+        'Most bytes buffered to decide on one answer: a whole application/json body, or one text/event-stream event (SSE streams are decided event by event, never buffered whole).',
+      ),
+    onUninspectable: z
+      .enum(['block', 'pass'])
+      .default('block')
+      .describe(
+        'An answer that cannot be inspected (larger than maxMessageBytes, compressed, not valid JSON): "block" replaces it with a JSON-RPC error (for SSE: one error event, then the stream ends); "pass" relays it untouched (for SSE: the rest of the stream).',
+      ),
+    failureModeAllow: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Relay the message untouched when no response decision could be made. Default: block it (fail closed).',
+      ),
+  })
+  .describe(
+    'Response decisions: a second policy decision on what an MCP server answers, off unless decisionPath is set.',
+  );
+
+const mcpPinsSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Fingerprint every server's tool definitions (name, description, inputSchema: SHA-256 of canonical JSON) in the tools/list answers Tollgate relays; input.mcp.tool.pinned / changed tell the policy whether a called tool still matches its pin.",
+      ),
+    file: z
+      .string()
+      .default('')
+      .describe(
+        'JSON or YAML file of accepted pins (kept in Git), loaded at start: {servers: {"<authority>": {tools: {"<name>": {sha256, definition?}}}}}. Empty: pins start empty and the first definition seen is pinned (trust on first use).',
+      ),
+    writeBack: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Rewrite the pins file (atomically) when an operator accepts a definition. Default: the file is read-only and `tollgate mcp tools accept` prints the entry to commit.',
+      ),
+    maxServers: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(1000)
+      .describe('Most servers pinned; later ones are not pinned.'),
+    maxToolsPerServer: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(1000)
+      .describe('Most tools pinned per server; later ones are not pinned.'),
+  })
+  .describe(
+    'Tool pinning against rug pulls: a changed tool definition is visible to the policy until an operator accepts it.',
+  );
+
+const mcpSchema = z
+  .strictObject({
+    response: mcpResponseSchema.prefault({}),
+    pins: mcpPinsSchema.prefault({}),
+  })
+  .describe('MCP governance beyond the request: response decisions and tool pinning.');
+// ─── end of MCP responses and tool pins ───
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -1047,6 +1129,7 @@ export const configSchema = z
     metrics: metricsSchema.prefault({}),
     behaviour: behaviourSchema.prefault({}),
     state: stateSchema.prefault({}),
+    mcp: mcpSchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
@@ -1105,3 +1188,6 @@ export type SpiffeConfig = z.infer<typeof spiffeSchema>;
 export type MtlsConfig = z.infer<typeof mtlsSchema>;
 /** The behaviour section of the configuration. */
 export type BehaviourConfig = z.infer<typeof behaviourSchema>;
+
+/** MCP response-decision and tool-pinning settings. */
+export type McpConfig = z.infer<typeof mcpSchema>;

@@ -35,6 +35,7 @@ import {
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
 import type { Governance } from '../state/governance.ts';
 import { failureMode } from './failure-mode.ts';
+import type { PinStore } from '../mcp/pins.ts';
 import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
 
 /**
@@ -126,6 +127,8 @@ export interface DecisionStepOptions {
   readonly behaviour?: BehaviourTracker;
   /** Budgets, rates and approvals (src/state), asked in place of the PDP; absent: the PDP alone. */
   readonly governance?: Governance;
+  /** Tool pins: each tools/call in input.mcp gets pinned / changed and the fingerprints (mcp.pins.enabled). */
+  readonly pins?: Pick<PinStore, 'annotate'>;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -230,6 +233,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       carrier = document.attributes?.request?.http?.headers ?? {};
     }
     if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
+    // Enrichment before the PDP: whether each called tool still matches its pinned definition.
+    options.pins?.annotate(input, destination);
 
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';

@@ -221,7 +221,12 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
   }
 
   return {
-    async decide(input: PolicyInput, decisionId: string): Promise<Decision> {
+    async decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision> {
+      if (path !== undefined)
+        throw new TollgateError(
+          'TG_ERR_PDP_UNAVAILABLE',
+          `an ext_authz PDP has one decision; it cannot decide "${path}"`,
+        );
       if (state === 'open') {
         if (now() - openedAt < openMs || probing) {
           throw new TollgateError(

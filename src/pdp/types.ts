@@ -85,8 +85,11 @@ export interface PolicyInfo {
 
 /** A policy decision point. */
 export interface Pdp {
-  /** Decides on an input; rejects with a TollgateError when no decision can be made. */
-  decide(input: PolicyInput, decisionId: string): Promise<Decision>;
+  /**
+   * Decides on an input; rejects with a TollgateError when no decision can be made.
+   * `path`: another entrypoint of the same policy (response decisions); default the configured one.
+   */
+  decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision>;
   /** The policy currently served, or undefined before one is loaded. */
   info(): PolicyInfo | undefined;
   close(): Promise<void>;

@@ -24,6 +24,8 @@ import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
 import { mtlsContext, peerOf, peerSpiffeId, watchMtls } from '../identity/mtls.ts';
 import { createServer as createTlsServer } from 'node:https';
 import type { CallTrace } from '../telemetry/spans.ts';
+import type { ResponseStage } from '../mcp/response-relay.ts';
+import type { PolicyInput } from '../input/build.ts';
 
 /** Options of createProxy. */
 export interface ProxyOptions {
@@ -34,6 +36,8 @@ export interface ProxyOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
+  /** Response decisions and tool pinning on MCP answers (absent: answers are relayed untouched). */
+  readonly responses?: ResponseStage;
 }
 
 /** The running outbound listener. */
@@ -179,7 +183,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       send(res, reply, head.truncated || verdict.kind === 'refuse');
       return;
     }
-    forward(req, res, request, head, verdict.decision, verdict.decisionId, tr);
+    forward(req, res, request, head, verdict.decision, verdict.decisionId, tr, verdict.input);
   }
 
   function forward(
@@ -190,6 +194,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     decision: Decision | undefined,
     decisionId: string,
     tr: CallTrace,
+    input: PolicyInput,
   ): void {
     const headers: Record<string, string> = { ...request.headers };
     if (decision !== undefined) {
@@ -218,6 +223,15 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
+    const relay = options.responses?.relay({
+      input,
+      decisionId,
+      server: request.authority,
+      trace: tr,
+      requestedBy: request.source.address,
+    });
+    // The answer is read by Tollgate: ask for it uncompressed (a compressed one cannot be inspected).
+    if (relay !== undefined) headers['accept-encoding'] = 'identity';
     const pool = upstreams.pool(request.scheme, request.host, request.port);
     pool
       .stream(
@@ -235,6 +249,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
             }
           }
           out[DECISION_ID_HEADER] = decisionId;
+          // An MCP answer with response decisions or pinning: the relay writes the head itself.
+          if (relay !== undefined) return relay.start(statusCode, out, res, () => abort.abort());
           res.writeHead(statusCode, out);
           // A streamed answer (SSE, or chunked with no length) must reach the agent before its
           // first event: send the head now. Otherwise it leaves with the first body chunk,

@@ -22,6 +22,8 @@ export interface RecordedDecision {
   readonly error?: string;
   /** Revisions of the bundles that decided (bundles.<name>.revision). */
   readonly revisions: readonly string[];
+  /** The decision path recorded (a response decision's is not the request's). */
+  readonly path?: string;
 }
 
 /** Counters of what was not replayed. */
@@ -86,6 +88,7 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
       result: record.result,
       ...(error === undefined ? {} : { error }),
       revisions,
+      ...(typeof record.path === 'string' && record.path !== '' ? { path: record.path } : {}),
     };
   }
 }

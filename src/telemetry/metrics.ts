@@ -34,6 +34,17 @@ export interface DecisionSample {
   readonly reasons?: readonly string[];
 }
 
+/** What a response decision did (allow, filter, redact, block), or error / failure_mode_allowed, or uninspectable. */
+export type ResponseOutcomeLabel =
+  | 'allow'
+  | 'filter'
+  | 'redact'
+  | 'block'
+  | 'error'
+  | 'failure_mode_allowed'
+  | 'uninspectable_blocked'
+  | 'uninspectable_passed';
+
 /** Options of createMetrics. */
 export interface MetricsOptions {
   /**
@@ -110,6 +121,10 @@ export interface Metrics {
   observeUpstreamPools(pools: UpstreamPoolCounts): void;
   /** Exports the behaviour tracker's per-agent signals (tollgate_behaviour_*, read at scrape time). */
   observeBehaviour(source: BehaviourMetricsSource): void;
+  /** A response decision on an MCP message: what it did, or how it failed. */
+  recordResponseDecision(outcome: ResponseOutcomeLabel): void;
+  /** A tool definition that differs from its pin, seen in a server's tools/list answer. */
+  recordToolChange(server: string): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
@@ -467,7 +482,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const responseDecisions = new Counter({
+    name: 'tollgate_mcp_response_decisions_total',
+    help: 'Response decisions on MCP messages, by outcome: allow, filter (tools/list entries removed), redact, block, error (blocked without a decision), failure_mode_allowed, uninspectable_blocked / uninspectable_passed (past mcp.response.maxMessageBytes, compressed or not JSON).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const toolChanges = new Counter({
+    name: 'tollgate_mcp_tool_changes_total',
+    help: 'Tool definitions seen in a tools/list answer that differ from their pin, by server (destination authority); counted once per new definition.',
+    labelNames: ['server'] as const,
+    registers,
+  });
+
   return {
+    recordResponseDecision(outcome) {
+      responseDecisions.inc({ outcome });
+    },
+    recordToolChange(server) {
+      toolChanges.inc({ server: bounds.destination.map(server) });
+    },
     recordDecision(sample) {
       const destination = bounds.destination.map(sample.destination);
       decisionSeries(

@@ -23,6 +23,12 @@ export const TRACER_NAME = 'tollgate';
 
 /** The ext_authz server's decision span name. A call's CLIENT span is named by HTTP semconv: the method alone. */
 export const SPAN_DECISION = 'tollgate.decision';
+/** A response decision (on an MCP server's answer): a child span of the call's CLIENT span. */
+export const SPAN_RESPONSE_DECISION = 'tollgate.response_decision';
+/** On a response decision: the id of the request decision it follows. */
+export const ATTR_DECISION_REQUEST_DECISION_ID = 'tollgate.decision.request_decision_id';
+/** On a response decision: what it did to the message (allow, filter, redact, block). */
+export const ATTR_DECISION_RESPONSE_ACTION = 'tollgate.decision.response.action';
 
 /** tollgate.decision.* — the decision's attributes, on a call's span or the ext_authz span (and the tail sampler's key). */
 export const ATTR_DECISION_OUTCOME = 'tollgate.decision.outcome';

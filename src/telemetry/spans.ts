@@ -76,6 +76,9 @@ import {
   OUTCOME_ALLOW,
   OUTCOME_DENY,
   SPAN_DECISION,
+  SPAN_RESPONSE_DECISION,
+  ATTR_DECISION_REQUEST_DECISION_ID,
+  ATTR_DECISION_RESPONSE_ACTION,
 } from './semconv.ts';
 
 /** Request headers as Node gives them: lowercase names. */
@@ -169,6 +172,8 @@ export interface DecisionOutcome {
     readonly ms: number;
     readonly error?: { readonly code: string; readonly failureMode: string };
   }[];
+  /** A response decision: what it did to the message (allow, filter, redact, block). */
+  readonly action?: string;
 }
 
 /** A decision being recorded (on a call's span, or as the ext_authz SERVER span). Exactly one of end/fail takes effect. */
@@ -204,6 +209,8 @@ export interface CallTrace {
   forward(headers: Record<string, string>, url?: string): void;
   /** Ends the CLIENT span; later calls do nothing. */
   end(result: CallResult): void;
+  /** A response decision on the call's answer: an INTERNAL child span of the CLIENT span, linked by the request's decision id. */
+  startResponseDecision(meta: DecisionMeta, requestDecisionId: string): DecisionTrace;
 }
 
 /** What is known of a call when Tollgate has read it. */
@@ -560,6 +567,11 @@ class CallSpan extends DeferredSpan implements CallTrace {
     this.errorTyped = true;
   }
 
+  startResponseDecision(meta: DecisionMeta, requestDecisionId: string): DecisionTrace {
+    const parent = trace.setSpan(this.parent, this.started(undefined));
+    return new ExtAuthzDecision(this.r, parent, meta, SPAN_RESPONSE_DECISION, SpanKind.INTERNAL, requestDecisionId);
+  }
+
   forward(headers: Record<string, string>, url?: string): void {
     const span = this.started(undefined);
     if (url !== undefined && span.isRecording()) {
@@ -624,23 +636,39 @@ class CallDecision implements DecisionTrace {
   }
 }
 
-/** The ext_authz decision: a SERVER span of its own, started (back-dated) and ended when the PDP has answered. */
+/**
+ * A decision span of its own, started (back-dated) and ended when the PDP has answered:
+ * the ext_authz decision (SERVER), or a response decision (INTERNAL, under the call's span).
+ */
 class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   private done = false;
   private readonly meta: DecisionMeta;
+  private readonly name: string;
+  private readonly kind: SpanKind;
+  private readonly requestDecisionId: string | undefined;
 
-  constructor(r: Recorder, parent: Context, meta: DecisionMeta) {
+  constructor(
+    r: Recorder,
+    parent: Context,
+    meta: DecisionMeta,
+    name: string = SPAN_DECISION,
+    kind: SpanKind = SpanKind.SERVER,
+    requestDecisionId?: string,
+  ) {
     super(r, parent);
     this.meta = meta;
+    this.name = name;
+    this.kind = kind;
+    this.requestDecisionId = requestDecisionId;
   }
 
   protected begin(outcome: string | undefined): Span {
-    const span = this.r.tracer.startSpan(
-      SPAN_DECISION,
-      startOptions(SpanKind.SERVER, this.startTime, outcome),
-      this.parent,
-    );
-    if (span.isRecording()) setDecisionMeta(this.r, span, this.meta, true);
+    const span = this.r.tracer.startSpan(this.name, startOptions(this.kind, this.startTime, outcome), this.parent);
+    if (span.isRecording()) {
+      setDecisionMeta(this.r, span, this.meta, true);
+      if (this.requestDecisionId !== undefined)
+        span.setAttribute(ATTR_DECISION_REQUEST_DECISION_ID, this.requestDecisionId);
+    }
     return span;
   }
 
@@ -648,7 +676,10 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
     if (this.done) return;
     this.done = true;
     const span = this.started(decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
-    if (span.isRecording()) setDecisionOutcome(span, decision);
+    if (span.isRecording()) {
+      setDecisionOutcome(span, decision);
+      if (decision.action !== undefined) span.setAttribute(ATTR_DECISION_RESPONSE_ACTION, decision.action);
+    }
     span.end(performance.now());
   }
 

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { CLI } from '../helpers/processes.ts';
 
 t.test(
-  'the demo starts on the embedded defaults and shows allow and deny decisions, an approval and a budget running out',
+  'the demo starts on the embedded defaults and shows allow and deny decisions, a filtered tool list, a redacted result, an approval and a budget running out',
   async (t) => {
     const child = spawn(process.execPath, [CLI, 'run', '--demo'], {
       env: {
@@ -35,6 +35,15 @@ t.test(
     t.match(out, /403\s+support-bot issues a \$900 refund\s+deny: .*900/);
     t.match(out, /403\s+support-bot reads HR records\s+deny: .*hr\.internal/);
     t.match(out, /200\s+support-bot calls MCP tool delete_customer\s+deny: .*delete_customer/);
+    // Response decisions: the list shows only what support may call; the result is redacted.
+    t.match(
+      out,
+      /200\s+support-bot lists MCP tools\s+allow: tools shown lookup_customer, issue_refund \(hidden: delete_customer, export_all_customers\)/,
+    );
+    t.match(
+      out,
+      /200\s+support-bot calls MCP tool lookup_customer\s+allow: tool answered ".*api key \[REDACTED:api-key\], card \[REDACTED:card-number\]"/,
+    );
     // Governance over time: an approval requested and granted, then the daily budget running out.
     t.match(
       out,

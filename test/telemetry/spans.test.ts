@@ -576,3 +576,27 @@ t.test(
     t.equal(trace.getTracer('x').startSpan('after').isRecording(), false, 'globals are released');
   },
 );
+
+t.test('a response decision is an INTERNAL child span of the call, linked to the request decision', async (t) => {
+  const { api, spans } = harness(t);
+  const c = api.startCall(call({ method: 'POST', target: '/mcp' }));
+  c.startDecision(meta).end({ allowed: true, reasons: [], revision: 'r', evalNanos: 1 });
+  c.end({ statusCode: 200 });
+  c.startResponseDecision({ ...meta, decisionId: 'd-2', policyPath: 'tollgate/authz/response' }, 'd-1').end({
+    allowed: false,
+    reasons: ['the result of tool read_key carries a private key'],
+    revision: 'r',
+    evalNanos: 1,
+    action: 'block',
+  });
+  const [client, response] = spans();
+  t.equal(response?.name, 'tollgate.response_decision');
+  t.equal(response?.kind, SpanKind.INTERNAL);
+  t.equal(response?.parentSpanContext?.spanId, client?.spanContext().spanId);
+  t.equal(response?.spanContext().traceId, client?.spanContext().traceId);
+  t.equal(response?.attributes['tollgate.decision.id'], 'd-2');
+  t.equal(response?.attributes['tollgate.decision.request_decision_id'], 'd-1');
+  t.equal(response?.attributes['tollgate.decision.response.action'], 'block');
+  t.equal(response?.attributes['tollgate.decision.outcome'], 'deny');
+  t.equal(response?.status.code, SpanStatusCode.ERROR);
+});
