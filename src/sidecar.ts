@@ -186,10 +186,14 @@ function createPins(config: Config, observer: Observer): PinStore | undefined {
 }
 
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
-  if (config.mcp.response.decisionPath !== '' && config.pdp.type !== 'wasm')
+  if (
+    config.mcp.response.decisionPath !== '' &&
+    config.pdp.type !== 'wasm' &&
+    !(config.pdp.type === 'chain' && config.pdp.stages.some((s) => s.type === 'wasm'))
+  )
     throw new TollgateError(
       'TG_ERR_CONFIG_INVALID',
-      '/mcp/response/decisionPath: response decisions need the wasm PDP (an ext_authz PDP has one decision per request)',
+      '/mcp/response/decisionPath: response decisions need a wasm bundle (the wasm PDP, or a wasm stage of a chain); an ext_authz or Cedar PDP has one decision per request',
     );
   const observer = await createObserver(config, logger, deps);
   let pins: PinStore | undefined;

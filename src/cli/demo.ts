@@ -234,9 +234,9 @@ export const runDemo = {
       };
     }
     for (const host of DEMO_HOSTS) doc.proxy.resolve[`${host}:80`] ??= `127.0.0.1:${port}`;
-    // The embedded bundle has the response entrypoint: show tools/list filtering and redaction.
-    if (doc.pdp.type === 'wasm' && doc.pdp.bundle === '' && doc.mcp.response.decisionPath === '')
-      doc.mcp.response.decisionPath = 'tollgate/authz/response';
+    // The embedded bundle (the chain's central stage) has the response entrypoint: show
+    // tools/list filtering and redaction.
+    if (hybrid && doc.mcp.response.decisionPath === '') doc.mcp.response.decisionPath = 'tollgate/authz/response';
     return {
       config: reparse(doc),
       async run(proxy: AddressInfo, print: (line: string) => void, admin?: AddressInfo) {

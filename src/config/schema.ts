@@ -1035,7 +1035,7 @@ const mcpResponseSchema = z
       .string()
       .default('')
       .describe(
-        'Entrypoint of the same policy bundle that decides on each JSON-RPC message an MCP server answers (e.g. "tollgate/authz/response"): filter tools/list, redact or block a tool result. Empty: response decisions are off and answers are relayed untouched. Needs the wasm PDP.',
+        'Entrypoint of the same policy bundle that decides on each JSON-RPC message an MCP server answers (e.g. "tollgate/authz/response"): filter tools/list, redact or block a tool result. Empty: response decisions are off and answers are relayed untouched. Needs a wasm bundle: the wasm PDP, or in a chain the first wasm stage that has this entrypoint.',
       ),
     maxMessageBytes: z
       .number()

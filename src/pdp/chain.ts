@@ -20,7 +20,9 @@
  *
  * The chain's Decision carries every stage's result (`stages`, `decidedBy`); its
  * `result` is opa-envoy-plugin's result object plus `decided_by`, `combine` and
- * `stages`, which the decision log writes as the record's result. On an allow, what
+ * `stages`, which the decision log writes as the record's result. A decision on
+ * another entrypoint (response decisions) is made by the first stage whose policy has
+ * it, as that stage would alone. On an allow, what
  * the allowing stages ask of the state step travels in that result too: their
  * `budgets` and `rates` together, and an `approval` when any of them requires one
  * (a local layer cannot drop a budget or an approval the central layer asks for).
@@ -290,7 +292,15 @@ export function createChainPdp(options: ChainPdpOptions): Pdp {
   const decisionPath = `chain(${rule}: ${stages.map((s) => s.name).join(', ')})`;
 
   return {
-    async decide(input, decisionId) {
+    async decide(input, decisionId, path) {
+      if (path !== undefined) {
+        // Another entrypoint (response decisions) has its own result shape, which the
+        // combining rule does not know: the first stage whose policy answers it decides.
+        const stage = stages.find((s) => s.pdp.info()?.entrypoints?.includes(path) === true);
+        if (stage === undefined)
+          throw new TollgateError('TG_ERR_POLICY_EVAL', `no stage of the policy chain has the entrypoint "${path}"`);
+        return stage.pdp.decide(input, decisionId, path);
+      }
       const started = process.hrtime.bigint();
       const answers: Answer[] = [];
       if (rule === 'first-applicable') {

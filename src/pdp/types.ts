@@ -81,6 +81,8 @@ export interface PolicyInfo {
   readonly kind: 'wasm' | 'extauthz' | 'cedar' | 'chain';
   readonly decisionPath: string;
   readonly revision: string;
+  /** Other decision paths the policy answers (a wasm bundle's entrypoints); absent: only decisionPath. */
+  readonly entrypoints?: readonly string[];
 }
 
 /** A policy decision point. */

@@ -111,6 +111,7 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     kind: 'wasm',
     decisionPath: options.decisionPath,
     revision: options.bundle.manifest.revision,
+    entrypoints: Object.keys((policy.entrypoints ?? {}) as Record<string, number>),
   };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
   // Hot path: resolve the entrypoint id once, and hand opa-wasm the input as UTF-8 bytes

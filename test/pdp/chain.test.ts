@@ -248,3 +248,18 @@ t.test('an allow carries the budgets, rates and approval of every allowing stage
   t.equal(denied.budgets, undefined, 'a deny consumes nothing');
   t.equal(denied.approval, undefined);
 });
+
+t.test('another entrypoint is decided by the first stage whose policy has it, as that stage alone', async (t) => {
+  const central = await wasmStage('central', 'central.rego', 'central/authz/decision');
+  const local = await wasmStage('local', 'local.rego', 'local/authz/decision');
+  const chain = createChainPdp({ stages: [central, local] });
+  const alone = await local.pdp.decide(input('/central-deny/x'), 'd', 'local/authz/decision');
+  const viaChain = await chain.decide(input('/central-deny/x'), 'd', 'local/authz/decision');
+  t.equal(viaChain.allowed, alone.allowed, 'the local stage decides, central is not combined in');
+  t.same(viaChain.result, alone.result);
+  t.equal(viaChain.stages, undefined);
+  await t.rejects(chain.decide(input('/x'), 'd', 'tollgate/authz/response'), {
+    code: 'TG_ERR_POLICY_EVAL',
+    message: /no stage of the policy chain has the entrypoint "tollgate\/authz\/response"/,
+  });
+});
