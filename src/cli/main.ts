@@ -17,6 +17,7 @@ import { explainDecision } from './explain.ts';
 import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
 import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
 import { caInit } from './ca.ts';
+import { REPORT_HELP, parseReportArgs, runReport } from './report.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -31,6 +32,7 @@ Commands:
   replay              re-decide a recorded decision log with a candidate bundle; report the flips
   bundle              rollback | status | patch the running sidecar's policy; verify a signed bundle
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
+  report --log F      compliance report of a decision log (text, json, or a self-contained html page)
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -64,6 +66,7 @@ deny, every reason, the policy path and revision, and what the policy saw (agent
 method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
 `,
   replay: REPLAY_HELP,
+  report: REPORT_HELP,
   bundle: BUNDLE_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
@@ -176,6 +179,15 @@ async function main(argv: string[]): Promise<void> {
     case 'replay': {
       const options = parseReplayArgs(rest);
       process.exitCode = await runReplay({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
+    case 'report': {
+      const options = parseReportArgs(rest);
+      process.exitCode = await runReport({
         ...options,
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),
