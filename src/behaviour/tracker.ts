@@ -11,8 +11,8 @@
  * estimate; `baseline_hourly_avg` the mean hourly sum over the complete hours the agent
  * has been seen (at most baselineHours); `ratio` = hour ÷ baseline, absent until there
  * is a non-zero baseline. `calls.hour` and `values.<name>.hour` include the request
- * being decided; `denies` counts decided denials only. Values count only allowed
- * requests (what was actually sent).
+ * being decided; `denies` counts decided denials only. Values count every request
+ * the signal measures, denied ones included: they describe what the agent asks for.
  *
  * Memory bound: maxAgents × ((2 + values) × (baselineHours + 1) × 8 bytes + at most
  * maxDestinationsPerAgent + maxToolsPerAgent remembered names). Past maxAgents the
@@ -174,10 +174,11 @@ export function createBehaviourTracker(options: BehaviourOptions): BehaviourTrac
           const learning = Math.floor(t / HOUR_MS) <= s.firstHour;
           addToRing(s.calls, t, 1);
           if (outcome === 'deny') addToRing(s.denies, t, 1);
-          if (outcome === 'allow')
-            measured.forEach((value, i) => {
-              if (value !== undefined) addToRing(s.values[i]!, t, value);
-            });
+          // Every decided request counts, denied ones too: the signal is what the agent asks for, so
+          // an agent that keeps asking for outsized orders stays anomalous while each one is refused.
+          measured.forEach((value, i) => {
+            if (value !== undefined) addToRing(s.values[i]!, t, value);
+          });
           if (
             newDestination &&
             s.destinations.size < options.maxDestinationsPerAgent &&

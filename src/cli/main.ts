@@ -20,6 +20,7 @@ import { caInit } from './ca.ts';
 import { APPROVALS_HELP, parseApprovalsArgs, runApprovalsCommand } from './approvals.ts';
 import { POLICY_HELP, parsePolicyArgs, runPolicyCommand } from './policy.ts';
 import { MCP_HELP, parseMcpArgs, runMcpCommand } from './mcp.ts';
+import { REPORT_HELP, parseReportArgs, runReport } from './report.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -37,6 +38,7 @@ Commands:
   policy conflicts    where a central and a local policy layer disagree; shadowed local rules
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
   mcp tools list      the running sidecar's MCP tool pins; "mcp tools accept" accepts a changed tool
+  report --log F      compliance report of a decision log (text, json, or a self-contained html page)
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -70,6 +72,7 @@ deny, every reason, the policy path and revision, and what the policy saw (agent
 method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
 `,
   replay: REPLAY_HELP,
+  report: REPORT_HELP,
   bundle: BUNDLE_HELP,
   approvals: APPROVALS_HELP,
   policy: POLICY_HELP,
@@ -194,6 +197,15 @@ async function main(argv: string[]): Promise<void> {
     case 'policy': {
       const options = parsePolicyArgs(rest);
       process.exitCode = await runPolicyCommand({ ...options, out: (t) => process.stdout.write(t) });
+      return;
+    }
+    case 'report': {
+      const options = parseReportArgs(rest);
+      process.exitCode = await runReport({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
       return;
     }
     case 'bundle': {

@@ -108,7 +108,11 @@ t.test('an order notional that jumps reads as a ratio far above the agent baseli
   const after = input('trader-1', 'GET', 'http://orders.internal/v1/orders/1');
   tracker.observe(after).settle('allow');
   t.equal(behaviourOf(after).denies.hour, 1, 'the denial is counted');
-  t.equal(behaviourOf(after).values.order_notional!.hour, 500, 'a denied order adds no notional');
+  t.equal(
+    behaviourOf(after).values.order_notional!.hour,
+    10_500,
+    'a denied order still counts: the agent asked for it',
+  );
   t.equal(behaviourOf(after).values.order_notional!.value, undefined);
 });
 
