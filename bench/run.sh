@@ -9,6 +9,7 @@
 #   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
 #   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
 #   mcp      MCP tools/call p99 at a paced 500 req/s, request-only vs request+response decisions, see mcp-response.sh
+#   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,7 @@ case $scenario in
   soak) exec bash "$here/soak.sh" ;;
   gate) exec bash "$here/gate-cost.sh" ;;
   mcp) exec bash "$here/mcp-response.sh" ;;
-  -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp)" >&2; exit 2 ;;
+  state) exec bash "$here/state.sh" ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state)" >&2; exit 2 ;;
 esac

@@ -13,10 +13,6 @@
 # the decision is asked the second time; input.approval is this call's approval, if any.
 package tollgate.authz
 
-default governance_settings := {}
-
-governance_settings := data.tollgate.governance
-
 refund_budget_key := sprintf("refunds:%s", [agent_id])
 
 notional_budget_key := sprintf("notional:%s", [agent_id])
@@ -35,7 +31,7 @@ budgets contains {
 	"window": settings.window,
 	"refund_on": ["upstream_error", "upstream_5xx"],
 } if {
-	settings := governance_settings.refund_budgets[agent_id]
+	settings := data.tollgate.governance.refund_budgets[agent_id]
 	count(refunds) > 0
 }
 
@@ -47,7 +43,7 @@ budgets contains {
 	"window": settings.window,
 	"refund_on": ["upstream_error", "upstream_5xx"],
 } if {
-	settings := governance_settings.notional_budgets[agent_id]
+	settings := data.tollgate.governance.notional_budgets[agent_id]
 	order_request
 }
 
@@ -57,7 +53,7 @@ rates contains {
 	"rate": settings.rate,
 	"burst": settings.burst,
 } if {
-	settings := governance_settings.tool_rates[agent_id]
+	settings := data.tollgate.governance.tool_rates[agent_id]
 	input.mcp.method == "tools/call"
 	is_string(input.mcp.tool.name)
 }
@@ -72,7 +68,7 @@ deny contains sprintf("refund budget %s is %v%% used: only refunds under 100 are
 
 # A refund above the role's limit but within up_to needs a human.
 refund_approval := settings if {
-	settings := governance_settings.refund_approvals[agent_id]
+	settings := data.tollgate.governance.refund_approvals[agent_id]
 	count(refunds) == 1
 	some arguments in refunds
 	amount := as_number(arguments.amount)

@@ -68,7 +68,10 @@ test_a_billing_refund_above_the_approval_ceiling_is_denied if {
 }
 
 test_a_support_refund_above_500_is_still_denied_without_approval if {
-	authz.decision.reasons == ["refund of 900 exceeds the support limit of 500"] with input as refund({"amount": 900})
+	# The limit itself is pinned in refunds_test.rego.
+	decision := authz.decision with input as refund({"amount": 900})
+	not decision.allowed
+	startswith(decision.reasons[0], "refund of 900 exceeds the support limit of ")
 }
 
 test_an_order_charges_the_hourly_notional_budget if {

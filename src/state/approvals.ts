@@ -6,7 +6,7 @@
  * pending approvals expired (each exactly once across replicas: the store's script
  * decides which replica saw it).
  */
-import { SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { DecisionLog } from '../audit/log.ts';
 import type { StateMetrics } from './metrics.ts';
@@ -99,7 +99,6 @@ export function createApprovals(options: ApprovalsOptions): Approvals {
       span.setAttribute('tollgate.approval.status', record.status);
       span.setAttribute('tollgate.approval.agent', record.agent);
       if (record.decided_by !== undefined) span.setAttribute('tollgate.approval.decided_by', record.decided_by);
-      if (event === 'rejected' || event === 'expired') span.setStatus({ code: SpanStatusCode.UNSET });
       span.end();
     }
     const hook = options.webhook;
@@ -152,11 +151,17 @@ export function createApprovals(options: ApprovalsOptions): Approvals {
     requested(record, decisionId) {
       metrics.approvalRequested();
       log.info(
-        { id: record.id, agent: record.agent, method: record.method, authority: record.authority, path: record.path },
+        {
+          id: record.id,
+          decisionId,
+          agent: record.agent,
+          method: record.method,
+          authority: record.authority,
+          path: record.path,
+        },
         'approval requested',
       );
-      emit('requested', record, `approval-requested-${record.id}`);
-      void decisionId;
+      emit('requested', record);
     },
     list: (status, limit) => store.listApprovals(status, limit),
     show: (id) => store.getApproval(id),

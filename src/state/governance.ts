@@ -99,6 +99,11 @@ export function createGovernance(options: GovernanceOptions): Governance {
     const headers: Array<readonly [string, string]> =
       retryAfterSeconds === undefined ? [] : [['retry-after', String(retryAfterSeconds)]];
     const mcp = input.mcp !== undefined && mcpRequestIds(input.mcp).length > 0;
+    // The log's `result` stays the policy's answer (replay compares policy answers); what
+    // Tollgate enforced instead is said here, next to why.
+    const state = annotations.custom.state;
+    if (typeof state === 'object' && state !== null)
+      (state as Record<string, unknown>).denied = { reasons, http_status: mcp ? 200 : status };
     const common = {
       ...base,
       allowed: false,

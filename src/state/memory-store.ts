@@ -36,6 +36,8 @@ interface Entry {
 interface Log {
   entries: Entry[];
   windowMs: number;
+  /** Sum of the entries' costs, kept so a check is not a walk over the window. */
+  sum: number;
 }
 
 interface Bucket {
@@ -81,16 +83,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   function prune(log: Log, at: number): number {
     const cutoff = at - log.windowMs;
     let drop = 0;
-    while (drop < log.entries.length && log.entries[drop]!.at <= cutoff) drop++;
+    while (drop < log.entries.length && log.entries[drop]!.at <= cutoff) log.sum -= log.entries[drop++]!.cost;
     if (drop > 0) log.entries.splice(0, drop);
-    let sum = 0;
-    for (const e of log.entries) sum += e.cost;
-    return sum;
+    // Exactly zero when empty, so float residue never outlives the charges.
+    if (log.entries.length === 0) log.sum = 0;
+    return log.sum;
   }
 
   function logOf(key: string, windowMs: number): Log {
     let log = logs.get(key);
-    if (log === undefined) logs.set(key, (log = { entries: [], windowMs }));
+    if (log === undefined) logs.set(key, (log = { entries: [], windowMs, sum: 0 }));
     // A policy that changes a key's window changes it for the whole log.
     log.windowMs = windowMs;
     return log;
@@ -190,7 +192,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       // Every check passed: now apply them all (nothing above has changed a budget).
       for (let i = 0; i < budgetCharges.length; i++) {
         const charge = budgetCharges[i]!;
-        logOf(charge.key, charge.windowMs).entries.push({ at, cost: charge.cost, id: charge.chargeId });
+        const log = logOf(charge.key, charge.windowMs);
+        log.entries.push({ at, cost: charge.cost, id: charge.chargeId });
+        log.sum += charge.cost;
         used[i] = used[i]! + charge.cost;
       }
       for (let i = 0; i < rates.length; i++) {
@@ -203,8 +207,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       for (const c of charges) {
         const log = logs.get(c.key);
         if (log === undefined) continue;
-        const i = log.entries.findIndex((e) => e.id === c.chargeId);
-        if (i !== -1) log.entries.splice(i, 1);
+        // Newest first: a refund follows its charge closely.
+        const i = log.entries.findLastIndex((e) => e.id === c.chargeId);
+        if (i === -1) continue;
+        log.sum -= log.entries[i]!.cost;
+        log.entries.splice(i, 1);
+        if (log.entries.length === 0) log.sum = 0;
       }
     },
     async findApproval(agent, digest) {
