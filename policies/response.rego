@@ -42,6 +42,12 @@ response_notes contains sprintf("tools/list: tool %s hidden from role %s", [name
 	some name in hidden_tools
 }
 
+# With pinning on, a changed definition is named in the decision log (the call rule denies it).
+response_notes contains sprintf("tools/list: tool %s changed since it was pinned", [tool.name]) if {
+	some tool in input.response.tools
+	tool.changed == true
+}
+
 default response_tool := ""
 
 response_tool := input.response.request.tool.name
