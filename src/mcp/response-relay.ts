@@ -82,11 +82,11 @@ export interface ResponseStage {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Headers as the policy sees them: lowercase names, string values. */
+/** Headers as the policy sees them: lowercase names, string values; never Set-Cookie (a credential the decision log would keep). */
 function inputHeaders(headers: OutgoingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
+    if (value === undefined || name.toLowerCase() === 'set-cookie') continue;
     out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
   }
   return out;
