@@ -284,6 +284,30 @@ t.test('text/event-stream', async (t) => {
   });
 });
 
+t.test('an SSE event whose data is not JSON ends the stream with a JSON-RPC error', async (t) => {
+  const { send, use } = await setup(t);
+  use((res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end('event: message\ndata: not json at all\n\n');
+  });
+  const r = await send(CALL(11, 'lookup_customer'));
+  const message = JSON.parse(r.body.replace(/^event: message\ndata: /, ''));
+  t.equal(message.id, 11);
+  t.match(message.error.message, /blocked by tollgate: an event carries data that is not JSON/);
+});
+
+t.test('onUninspectable "pass" relays the rest of an SSE stream untouched once an event is too large', async (t) => {
+  const { send, use } = await setup(t, { onUninspectable: 'pass' });
+  const big = `event: message\ndata: ${JSON.stringify(RESULT(1, `${KEY} ${'w'.repeat(4000)}`))}\n\n`;
+  const after = `event: message\ndata: ${JSON.stringify(RESULT(2, KEY))}\n\n`;
+  use((res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    void pieces(res, [big, after]);
+  });
+  const r = await send(`[${CALL(1, 'lookup_customer')},${CALL(2, 'lookup_customer')}]`);
+  t.equal(r.body, big + after);
+});
+
 t.test('onUninspectable "pass" relays what cannot be inspected untouched', async (t) => {
   const { send, use } = await setup(t, { onUninspectable: 'pass' });
   const big = JSON.stringify(RESULT(1, `${KEY} ${'z'.repeat(4000)}`));
