@@ -8,6 +8,7 @@
 #   lifecycle bundle swap time and p99 during a swap, replay throughput, see policy-lifecycle.ts
 #   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
 #   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
+#   chain    PDP chain vs its local stage alone, paced with vegeta: added p50/p99, see chain.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,7 @@ case $scenario in
   lifecycle) exec "$here/../node_modules/.bin/node" "$here/policy-lifecycle.ts" ;;
   soak) exec bash "$here/soak.sh" ;;
   gate) exec bash "$here/gate-cost.sh" ;;
+  chain) exec bash "$here/chain.sh" ;;
   -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate)" >&2; exit 2 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, chain)" >&2; exit 2 ;;
 esac
