@@ -11,8 +11,9 @@
  * - `first-applicable`: stages are asked in order; the first that applies decides and
  *   later stages are not asked.
  *
- * A stage does not apply when its result says `"applicable": false` (Rego), or when no
- * Cedar policy matched the request (result.ts, cedar.ts). A stage that makes no decision
+ * A stage does not apply when its result says `"applicable": false` (Rego; a remote
+ * ext_authz stage in its dynamic_metadata), or when no Cedar policy matched the request
+ * (result.ts, cedar.ts). A stage that makes no decision
  * (an error, or no answer within its deadline) counts as its failure mode's decision:
  * allow with failureModeAllow, deny otherwise (as Envoy's failure_mode_allow). When no
  * stage applies, the chain denies: nothing allowed it. Because every stage's failure
@@ -87,6 +88,14 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
+/**
+ * A remote ext_authz answer cannot leave out "allowed" (opa-envoy-plugin requires it): a
+ * remote stage says it has no opinion with `"dynamic_metadata": {"applicable": false}`.
+ */
+function remoteNotApplicable(stage: ChainStage, decision: Decision): boolean {
+  return stage.type === 'extauthz' && decision.dynamicMetadata?.applicable === false;
+}
+
 /** The record of one stage's answer, failure mode applied. */
 export function stageResult(answer: Answer): StageResult {
   const { stage, decision, error } = answer;
@@ -102,7 +111,7 @@ export function stageResult(answer: Answer): StageResult {
       error: { code: error?.code ?? 'TG_ERR_POLICY_EVAL', message: error?.message ?? 'no decision', failureMode: mode },
     };
   }
-  if (decision.applicable === false) {
+  if (decision.applicable === false || remoteNotApplicable(stage, decision)) {
     return {
       ...base,
       outcome: 'not_applicable',
