@@ -41,6 +41,11 @@ export interface ChainStage {
   readonly timeoutMs: number;
   /** When the stage makes no decision: true counts as an allow, false as a deny. */
   readonly failureModeAllow: boolean;
+  /**
+   * The PDP enforces timeoutMs itself and evaluates synchronously (wasm, cedar): a timer
+   * could not fire before it returns, so none is set (it would cost more than it checks).
+   */
+  readonly selfTimed?: boolean;
 }
 
 /** Options of createChainPdp. */
@@ -60,6 +65,14 @@ interface Answer {
 /** Asks one stage, bounded by its deadline; never rejects. */
 async function ask(stage: ChainStage, input: PolicyInput, decisionId: string): Promise<Answer> {
   const started = performance.now();
+  if (stage.selfTimed === true) {
+    try {
+      return { stage, decision: await stage.pdp.decide(input, decisionId), ms: performance.now() - started };
+    } catch (err) {
+      const error = wrapError('TG_ERR_POLICY_EVAL', `stage ${stage.name} failed`, err);
+      return { stage, error, ms: performance.now() - started };
+    }
+  }
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
