@@ -8,6 +8,9 @@
 #   lifecycle bundle swap time and p99 during a swap, replay throughput, see policy-lifecycle.ts
 #   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
 #   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
+#   mcp      MCP tools/call p99 at a paced 500 req/s, request-only vs request+response decisions, see mcp-response.sh
+#   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
+#   chain    PDP chain vs its local stage alone, paced with vegeta: added p50/p99, see chain.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +24,9 @@ case $scenario in
   lifecycle) exec "$here/../node_modules/.bin/node" "$here/policy-lifecycle.ts" ;;
   soak) exec bash "$here/soak.sh" ;;
   gate) exec bash "$here/gate-cost.sh" ;;
-  -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate)" >&2; exit 2 ;;
+  mcp) exec bash "$here/mcp-response.sh" ;;
+  state) exec bash "$here/state.sh" ;;
+  chain) exec bash "$here/chain.sh" ;;
+  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain)" >&2; exit 2 ;;
 esac

@@ -7,6 +7,8 @@
 #   1. opa fmt --list              every .rego file is formatted
 #   2. opa check --strict          compiles with strict checks
 #   3. opa test --coverage         unit tests pass and line coverage of non-test Rego >= COVERAGE_MIN
+#   3b. policy conflicts           the layer against the local layer of a PDP chain (LOCAL_POLICY_DIR):
+#                                  fails on conflicts the combining rule overrides and shadowed local rules
 #   4. opa build -b -t wasm        the WebAssembly bundle, revision = REVISION
 #   5. sign                        --signing-key SIGNING_KEY (RS256/ES256) inside the build: .signatures.json
 #   6. verify                      Tollgate's own verifier accepts the signature (tollgate bundle verify)
@@ -24,6 +26,9 @@
 #   SIGNING_ALG     RS256 (default) or ES256
 #   REPLAY_LOG      decision log to replay (default: test/replay/fixtures/decisions.jsonl)
 #   MAX_FLIPS       allowed flips (default 0: any behaviour change must be acknowledged by raising it)
+#   LOCAL_POLICY_DIR  local layer checked for conflicts with POLICY_DIR (default: policies/hybrid/local; "-" skips)
+#   LOCAL_DECISION_PATH  its decision path (default: tollgate/local/decision)
+#   CHAIN_COMBINE   deny-overrides (default) or first-applicable, as the sidecar's pdp.combine
 #   OUT_DIR         build output (default: policies/dist/ci)
 #   PUBLISH_DIR     where the signed bundle is published (default: OUT_DIR/publish); "-" skips publishing
 set -euo pipefail
@@ -40,9 +45,12 @@ SIGNING_ALG="${SIGNING_ALG:-RS256}"
 REPLAY_LOG="${REPLAY_LOG:-test/replay/fixtures/decisions.jsonl}"
 MAX_FLIPS="${MAX_FLIPS:-0}"
 OUT_DIR="${OUT_DIR:-policies/dist/ci}"
+LOCAL_POLICY_DIR="${LOCAL_POLICY_DIR:-policies/hybrid/local}"
+LOCAL_DECISION_PATH="${LOCAL_DECISION_PATH:-tollgate/local/decision}"
+CHAIN_COMBINE="${CHAIN_COMBINE:-deny-overrides}"
 PUBLISH_DIR="${PUBLISH_DIR:-$OUT_DIR/publish}"
-ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow)
-IGNORE=(--ignore '*_test.rego' --ignore dist --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
+ENTRYPOINTS=(-e tollgate/authz/decision -e tollgate/authz/allow -e tollgate/authz/response)
+IGNORE=(--ignore '*_test.rego' --ignore dist --ignore hybrid --ignore '*.sh' --ignore '*.md' --ignore '*.mjs')
 
 step() { printf '\n== policy ci: %s\n' "$*"; }
 die() { printf 'policy ci: %s\n' "$*" >&2; exit 1; }
@@ -64,6 +72,23 @@ step "2/8 opa check --strict"
 step "3/8 opa test --coverage (minimum $COVERAGE_MIN% of non-test lines)"
 "$OPA" test "$POLICY_DIR" --ignore dist
 "$REPO/scripts/policy-coverage.sh" "$POLICY_DIR" "$COVERAGE_MIN" || die "coverage is below the minimum of $COVERAGE_MIN%"
+
+if [[ "$LOCAL_POLICY_DIR" == "-" ]]; then
+  step "3b policy conflicts skipped (LOCAL_POLICY_DIR=-)"
+else
+  step "3b policy conflicts: $POLICY_DIR (central) against $LOCAL_POLICY_DIR (local), $CHAIN_COMBINE"
+  conflict_args=(--central "$POLICY_DIR" --local "$LOCAL_POLICY_DIR" --local-path "$LOCAL_DECISION_PATH" --combine "$CHAIN_COMBINE" --opa "$OPA" --ignore hybrid --ignore cedar)
+  [[ -f "$REPLAY_LOG" ]] && conflict_args+=(--inputs "$REPLAY_LOG")
+  set +e
+  "$NODE" src/cli/main.ts policy conflicts "${conflict_args[@]}" | tee "$OUT_DIR/conflicts.txt"
+  conflicts_status=${PIPESTATUS[0]}
+  set -e
+  case "$conflicts_status" in
+    0) ;;
+    2) die "policy conflicts: the layers disagree where the combining rule overrides one, or a local rule is shadowed (report: $OUT_DIR/conflicts.txt)" ;;
+    *) die "policy conflicts failed (exit $conflicts_status)" ;;
+  esac
+fi
 
 if [[ -z "${REVISION:-}" ]]; then
   if sha="$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null)"; then REVISION="policy-$sha"; else

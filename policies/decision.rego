@@ -11,12 +11,17 @@ default decision := {
 	"reasons": ["policy reached no decision"],
 }
 
-decision := {
-	"allowed": true,
-	"reasons": [],
-	"headers": {"x-tollgate-agent": agent_id},
-	"request_headers_to_remove": ["x-tollgate-debug"],
-} if {
+# An allowed call also names what it consumes (budgets, rates) and whether a human must
+# approve it (approval): governance.rego; absent when nothing applies.
+decision := object.union(
+	{
+		"allowed": true,
+		"reasons": [],
+		"headers": {"x-tollgate-agent": agent_id},
+		"request_headers_to_remove": ["x-tollgate-debug"],
+	},
+	governance,
+) if {
 	count(deny) == 0
 }
 

@@ -62,6 +62,13 @@ deny contains sprintf("refund of %v exceeds the %s limit of %v%s", [amount, role
 	amount := as_number(arguments.amount)
 	limit := refund_limit
 	amount > limit
+	not within_approval(amount)
+}
+
+# A refund a human may approve (governance.rego) is not denied for its size alone.
+within_approval(amount) if {
+	count(refunds) == 1
+	amount <= data.tollgate.governance.refund_approvals[agent_id].up_to
 }
 
 # A missing or non-numeric limit denies rather than comparing a number with a string.

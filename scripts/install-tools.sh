@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Tollgate's pinned peer tools into the git-ignored .tools/bin, idempotently.
 #
-#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|debian|python|oneread|mcp|all]...
+#   scripts/install-tools.sh [opa|opa-envoy-plugin|ghz|grpcurl|jaeger|vegeta|spire|promtool|debian|python|oneread|mcp|all]...
 #
 # No argument installs opa. A tool is skipped when .tools/bin/<tool> exists and
 # .tools/bin/<tool>.version holds the pinned version below; delete either to force a
@@ -18,6 +18,10 @@ GRPCURL_VERSION=v1.9.4
 JAEGER_VERSION=v1.76.0
 # Paced (open-loop) load generator of the soak benchmark (bench/soak.sh).
 VEGETA_VERSION=v12.13.0
+# SPIRE server and agent: the SVID issuer of the verified-identity tests.
+SPIRE_VERSION=v1.13.3
+# Checks and unit-tests the alerting rules in deploy/prometheus/ (test/deploy/prometheus-rules.test.ts).
+PROMTOOL_VERSION=v0.316.0
 # opa-envoy-plugin is built from an unmodified source tree, not fetched: the Go module proxy
 # reachable here answers 403 for it. Pin = the OPA it embeds + the source commit.
 OPA_ENVOY_PLUGIN_OPA=1.19.1
@@ -80,6 +84,7 @@ go_install() {
 install_opa() { go_install opa github.com/open-policy-agent/opa "$OPA_VERSION"; }
 install_ghz() { go_install ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"; }
 install_vegeta() { go_install vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION"; }
+install_promtool() { go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION"; }
 # grpcurl's release builds stamp main.version; without it `grpcurl --version` says "dev build".
 install_grpcurl() {
   go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" \
@@ -194,6 +199,31 @@ EOF
   record jaeger "$JAEGER_VERSION"
 }
 
+# SPIRE's server and agent, built from a tiny tools module (`go get -tool`) that pins them,
+# so both binaries come from one resolved module graph (its go.sum is the lock).
+install_spire() {
+  lock spire
+  if is_current spire-server "$SPIRE_VERSION" && is_current spire-agent "$SPIRE_VERSION"; then
+    log "spire: already present $SPIRE_VERSION"
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "spire: go is required"
+  local src="$TOOLS/src/spire"
+  rm -rf "$src" "$BIN/spire-server.version" "$BIN/spire-agent.version"
+  mkdir -p "$src"
+  printf 'module tollgate.local/tools/spire\n\ngo 1.24\n' >"$src/go.mod"
+  # As SPIRE's release builds: without the tag, `spire-server --version` says "1.13.3-dev-unk".
+  local ldflags="-X github.com/spiffe/spire/pkg/common/version.gittag=${SPIRE_VERSION#v}"
+  (cd "$src" &&
+    go get -tool "github.com/spiffe/spire/cmd/spire-server@$SPIRE_VERSION" &&
+    go get -tool "github.com/spiffe/spire/cmd/spire-agent@$SPIRE_VERSION" &&
+    go build -ldflags "$ldflags" -o "$BIN/spire-server" github.com/spiffe/spire/cmd/spire-server &&
+    go build -ldflags "$ldflags" -o "$BIN/spire-agent" github.com/spiffe/spire/cmd/spire-agent) ||
+    die "spire: building spire-server/spire-agent $SPIRE_VERSION failed"
+  record spire-server "$SPIRE_VERSION"
+  record spire-agent "$SPIRE_VERSION"
+}
+
 # System packages for the proxy peers and load generator; only root can install them.
 install_debian() {
   local missing=() pkg
@@ -288,6 +318,8 @@ main() {
       grpcurl) install_grpcurl ;;
       jaeger) install_jaeger ;;
       vegeta) install_vegeta ;;
+      spire) install_spire ;;
+      promtool) install_promtool ;;
       debian) install_debian ;;
       python) install_python ;;
       oneread) install_oneread ;;
@@ -299,12 +331,14 @@ main() {
         install_grpcurl
         install_jaeger
         install_vegeta
+        install_spire
+        install_promtool
         install_debian
         install_python
         install_oneread
         install_mcp
         ;;
-      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, debian, python, oneread, mcp or all)" ;;
+      *) die "unknown tool '$target' (expected opa, opa-envoy-plugin, ghz, grpcurl, jaeger, vegeta, spire, promtool, debian, python, oneread, mcp or all)" ;;
     esac
   done
 }

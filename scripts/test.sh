@@ -24,7 +24,7 @@ stop_if_missing() {
 
 # Before anything slow: what no script here can install.
 [[ -x node_modules/.bin/tap ]] || missing+=("node_modules (npm ci)")
-need go "Go 1.24 or later, https://go.dev/dl/: builds opa, grpcurl, jaeger and the Go tool servers"
+need go "Go 1.24 or later, https://go.dev/dl/: builds opa, grpcurl, jaeger, promtool and the Go tool servers"
 need python3 "Debian: apt-get install -y python3 python3-venv"
 stop_if_missing "Install them, then run npm ci && npm test again."
 
@@ -33,9 +33,11 @@ bash scripts/install-tools.sh debian
 export PATH="$PATH:/usr/sbin:/sbin"
 need iptables "Debian package iptables"
 need ip "Debian package iproute2"
-stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2)."
+# Budgets, rates and approvals shared by replicas: tests start their own redis-server.
+need redis-server "Debian package redis-server"
+stop_if_missing "Install them as root: sudo bash scripts/install-tools.sh debian (or apt-get install -y iptables iproute2 redis-server)."
 
-bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger python oneread mcp
+bash scripts/install-tools.sh opa opa-envoy-plugin grpcurl jaeger spire promtool python oneread mcp
 # The Python agents and tool servers run from .tools/venv (tests call plain `python3`).
 export PATH="$PWD/.tools/venv/bin:$PATH"
 

@@ -40,11 +40,15 @@ export const ERROR_CODES = {
     summary: 'a body the policy must read whole (JSON-RPC) is larger than the buffer limit',
   },
   TG_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the limit' },
-  TG_ERR_IDENTITY: { status: 401, summary: 'the agent identity token is invalid' },
+  TG_ERR_IDENTITY: { status: 401, summary: 'the agent identity (token, SVID, Envoy principal) failed verification' },
   TG_ERR_UNSUPPORTED: { status: 501, summary: 'the request uses a feature Tollgate does not serve' },
   TG_ERR_UPSTREAM: { status: 502, summary: 'the upstream could not be reached or failed' },
   TG_ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'the upstream did not answer in time' },
   TG_ERR_INPUT_INVALID: { status: 400, summary: 'an input document given to the CLI is invalid' },
+  TG_ERR_STATE_UNAVAILABLE: {
+    status: 503,
+    summary: 'the state store (budgets, rates, approvals) failed, missed its deadline or its circuit is open',
+  },
 } as const;
 
 /** A Tollgate error code. */

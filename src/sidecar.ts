@@ -5,7 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from './config/schema.ts';
+import type { ChainStageConfig, Config } from './config/schema.ts';
+import { TollgateError, wrapError } from './errors.ts';
+import { createChainPdp, type ChainStage } from './pdp/chain.ts';
 import { loadBundle } from './bundle/load.ts';
 import { createWasmPdp } from './pdp/wasm.ts';
 import { createExtAuthzPdp } from './pdp/extauthz-client.ts';
@@ -20,11 +22,15 @@ import { createEgress } from './pep/egress.ts';
 import { VERSION } from './version.ts';
 import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { createTracing } from './telemetry/spans.ts';
+import { createBehaviourTracker } from './behaviour/tracker.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import type { Observer } from './telemetry/observer.ts';
 import { createDecisionLog, type DecisionLog } from './audit/log.ts';
 import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.ts';
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
+import { createState } from './state/create.ts';
+import { createPinStore, type PinStore } from './mcp/pins.ts';
+import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -43,6 +49,8 @@ export interface SidecarAddresses {
 export interface SidecarDeps {
   readonly tracer?: Tracer;
   readonly propagator?: TextMapPropagator;
+  /** The behaviour signals' clock (ms since the epoch); tests move it through hours and days. */
+  readonly now?: () => number;
 }
 
 /** A running sidecar. */
@@ -55,30 +63,61 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** Creates the configured PDP (loading its bundle). */
-export async function createPdp(config: Config): Promise<Pdp> {
-  if (config.pdp.type === 'extauthz') {
-    return createExtAuthzPdp({
-      target: config.pdp.target,
-      timeoutMs: config.pdp.timeoutMs,
-      circuitBreaker: config.pdp.circuitBreaker,
-    });
+/** Creates one PDP of a kind other than chain (a lone PDP, or a chain stage). */
+async function createLeafPdp(pdp: Exclude<Config['pdp'], { type: 'chain' }> | ChainStageConfig): Promise<Pdp> {
+  switch (pdp.type) {
+    case 'extauthz':
+      return createExtAuthzPdp({ target: pdp.target, timeoutMs: pdp.timeoutMs, circuitBreaker: pdp.circuitBreaker });
+    case 'cedar': {
+      // Imported here, not at the top: cedar-wasm is loaded only when Cedar is configured.
+      const { createCedarPdp } = await import('./pdp/cedar.ts');
+      return createCedarPdp(pdp);
+    }
+    case 'wasm': {
+      const bundle = await loadBundle(pdp.bundle === '' ? DEFAULT_BUNDLE : pdp.bundle);
+      return createWasmPdp({ bundle, decisionPath: pdp.decisionPath, data: pdp.data, timeoutMs: pdp.timeoutMs });
+    }
+    default:
+      return pdp satisfies never;
   }
-  const bundle = await loadBundle(config.pdp.bundle === '' ? DEFAULT_BUNDLE : config.pdp.bundle);
-  return createWasmPdp({
-    bundle,
-    decisionPath: config.pdp.decisionPath,
-    data: config.pdp.data,
-    timeoutMs: config.pdp.timeoutMs,
-  });
+}
+
+/** Creates the configured PDP (loading its bundle, Cedar policies, or every stage of a chain). */
+export async function createPdp(config: Config): Promise<Pdp> {
+  if (config.pdp.type !== 'chain') return createLeafPdp(config.pdp);
+  const stages: ChainStage[] = [];
+  try {
+    for (const stage of config.pdp.stages) {
+      const pdp = await createLeafPdp(stage).catch((err: unknown) => {
+        // The stage's own error code, its message prefixed with the stage that failed to load.
+        const error = wrapError('TG_ERR_CONFIG_INVALID', 'cannot load', err);
+        throw new TollgateError(error.code, `pdp chain stage ${stage.name}: ${error.message}`, { cause: err });
+      });
+      stages.push({
+        name: stage.name,
+        type: stage.type,
+        pdp,
+        timeoutMs: stage.timeoutMs,
+        failureModeAllow: stage.failureModeAllow,
+        // In-process stages check their deadline on CPU time themselves (wasm.ts, cedar.ts).
+        selfTimed: stage.type !== 'extauthz',
+      });
+    }
+    return createChainPdp({ stages, combine: config.pdp.combine });
+  } catch (err) {
+    await Promise.all(stages.map((s) => s.pdp.close()));
+    throw err;
+  }
 }
 
 /** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
 /** The decision-log mask: the configured one, plus the agent token header when tokens are on. */
 function decisionLogMask(config: Config): string[] {
   const mask = [...(config.decisionLog.mask ?? DEFAULT_MASK)];
-  if (config.agent.token !== undefined)
-    mask.push(`/input/attributes/request/http/headers/${config.agent.token.header.toLowerCase()}`);
+  const headers = new Set<string>();
+  if (config.agent.token !== undefined) headers.add(config.agent.token.header.toLowerCase());
+  if (config.agent.identity.jwt !== undefined) headers.add(config.agent.identity.jwt.header.toLowerCase());
+  for (const header of headers) mask.push(`/input/attributes/request/http/headers/${header}`);
   return mask;
 }
 
@@ -110,7 +149,7 @@ async function createObserver(
   const tracing = createTracing({
     tracer: deps.tracer ?? trace.getTracer('tollgate'),
     propagator: deps.propagator ?? propagation,
-    pdpKind: config.pdp.type === 'wasm' ? 'wasm' : 'ext_authz',
+    pdpKind: config.pdp.type === 'extauthz' ? 'ext_authz' : config.pdp.type,
     recordRequestHeaders: config.tracing.recordRequestHeaders,
     maskedHeaders: maskedHeaderNames(mask),
     recordInput: config.tracing.recordInput,
@@ -119,8 +158,53 @@ async function createObserver(
   return { tracing, metrics, ...(decisionLog === undefined ? {} : { decisionLog }) };
 }
 
+/** The tool pins (mcp.pins.enabled), each change counted and recorded in the decision log. */
+function createPins(config: Config, observer: Observer): PinStore | undefined {
+  const settings = config.mcp.pins;
+  if (!settings.enabled) return undefined;
+  return createPinStore({
+    file: settings.file,
+    writeBack: settings.writeBack,
+    maxServers: settings.maxServers,
+    maxToolsPerServer: settings.maxToolsPerServer,
+    onChange: (change) => {
+      observer.metrics.recordToolChange(change.server);
+      // Its own record (no input: replay skips it), like a live-data change.
+      observer.decisionLog?.write({
+        decisionId: `mcp-tool-change-${change.server}-${change.tool}-${change.observedSha256.slice(0, 12)}`,
+        path: 'system/tollgate/mcp_tool_change',
+        input: undefined,
+        result: {
+          server: change.server,
+          tool: change.tool,
+          pinned_sha256: change.pinnedSha256,
+          observed_sha256: change.observedSha256,
+          definition: change.definition,
+        },
+        revision: '',
+      });
+    },
+  });
+}
+
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
+  if (
+    config.mcp.response.decisionPath !== '' &&
+    config.pdp.type !== 'wasm' &&
+    !(config.pdp.type === 'chain' && config.pdp.stages.some((s) => s.type === 'wasm'))
+  )
+    throw new TollgateError(
+      'TG_ERR_CONFIG_INVALID',
+      '/mcp/response/decisionPath: response decisions need a wasm bundle (the wasm PDP, or a wasm stage of a chain); an ext_authz or Cedar PDP has one decision per request',
+    );
   const observer = await createObserver(config, logger, deps);
+  let pins: PinStore | undefined;
+  try {
+    pins = createPins(config, observer);
+  } catch (err) {
+    await observer.decisionLog?.close();
+    throw err;
+  }
   let lifecycle: PolicyLifecycle | undefined;
   let pdp: Pdp;
   if (config.pdp.type === 'wasm') {
@@ -187,9 +271,33 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   observer.metrics.observeUpstreamPools(upstreams);
   // CONNECT / TLS interception / upgrade hooks and the transparent listener.
   // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
-  const step = createDecisionStep({ pdp, logger, observer, ...decisionStepOptionsFrom(config) });
-  const egress = createEgress({ config, step, upstreams, logger, observer });
-  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks });
+  const behaviour = config.behaviour.enabled
+    ? createBehaviourTracker({ ...config.behaviour, ...(deps.now === undefined ? {} : { now: deps.now }) })
+    : undefined;
+  if (behaviour !== undefined) observer.metrics.observeBehaviour(behaviour);
+  const state = await createState(config, {
+    logger,
+    registry: observer.metrics.registry,
+    ...(observer.decisionLog === undefined ? {} : { decisionLog: observer.decisionLog }),
+    ...(deps.tracer === undefined ? {} : { tracer: deps.tracer }),
+    revision: () => pdp.info()?.revision ?? '',
+  });
+  const step = createDecisionStep({
+    pdp,
+    logger,
+    observer,
+    governance: state.governance,
+    ...decisionStepOptionsFrom(config),
+    ...(behaviour === undefined ? {} : { behaviour }),
+    ...(pins === undefined ? {} : { pins }),
+  });
+  const responses: ResponseStage | undefined =
+    config.mcp.response.decisionPath === '' && pins === undefined
+      ? undefined
+      : createResponseStage({ pdp, config: config.mcp, logger, observer, ...(pins === undefined ? {} : { pins }) });
+  const withResponses = responses === undefined ? {} : { responses };
+  const egress = createEgress({ config, step, upstreams, logger, observer, ...withResponses });
+  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks, ...withResponses });
   const admin = createAdmin({
     listen: config.admin.listen,
     pdp,
@@ -198,11 +306,35 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ...(lifecycle === undefined
       ? {}
       : { policy: { lifecycle, token: config.data.token, allowRemote: config.data.allowRemote } }),
+    approvals: {
+      approvals: state.approvals,
+      token: config.state.approvals.token,
+      allowRemote: config.state.approvals.allowRemote,
+    },
+    ...(pins === undefined
+      ? {}
+      : {
+          mcp: {
+            pins,
+            token: config.data.token,
+            allowRemote: config.data.allowRemote,
+            writesFile: config.mcp.pins.writeBack && config.mcp.pins.file !== '',
+            onAccept: (server, tool, entry) =>
+              observer.decisionLog?.write({
+                decisionId: `mcp-tool-accept-${crypto.randomUUID()}`,
+                path: 'system/tollgate/mcp_tool_accept',
+                input: undefined,
+                result: { server, ...(tool === undefined ? {} : { tool }), accepted: entry },
+                revision: '',
+              }),
+          },
+        }),
   });
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
   const closers: Array<() => Promise<void>> = [
     async () => observer.decisionLog?.close(),
     () => (lifecycle ?? pdp).close(),
+    () => state.close(),
     () => upstreams.close(),
     () => egress.close(),
   ];
@@ -232,6 +364,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     }
     const adminAddress = await admin.listen();
     closers.push(() => admin.close());
+    state.adminListening(adminAddress);
     own(adminAddress);
     return {
       addresses: {

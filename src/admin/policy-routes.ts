@@ -37,7 +37,8 @@ function send(res: ServerResponse, status: number, body: unknown, extra: Record<
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-function authorized(routes: PolicyRoutes, header: string | undefined): boolean {
+/** True when the Authorization header carries the bearer token (compared in constant time). */
+export function authorized(routes: Pick<PolicyRoutes, 'token'>, header: string | undefined): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
   return m !== null && timingSafeEqual(digest(m[1]!.trim()), digest(routes.token));
 }

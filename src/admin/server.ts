@@ -10,6 +10,8 @@ import type { Pdp } from '../pdp/types.ts';
 import { splitHostPort } from '../config/load.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { handlePolicyRoute, type PolicyRoutes } from './policy-routes.ts';
+import { handleApprovalRoute, type ApprovalRoutes } from './approval-routes.ts';
+import { handleMcpRoute, type McpRoutes } from './mcp-routes.ts';
 
 /** Options of createAdmin. */
 export interface AdminOptions {
@@ -20,6 +22,10 @@ export interface AdminOptions {
   readonly metrics?: Metrics;
   /** Policy lifecycle endpoints (rollback, data patch, status); absent: they answer 404. */
   readonly policy?: PolicyRoutes;
+  /** Approvals endpoints (/v1/approvals); absent: they answer 404. */
+  readonly approvals?: ApprovalRoutes;
+  /** MCP tool-pin endpoints (list, accept); absent: they answer 404. */
+  readonly mcp?: McpRoutes;
 }
 
 /** The running admin listener. */
@@ -37,6 +43,8 @@ export function createAdmin(options: AdminOptions): Admin {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (options.policy !== undefined && handlePolicyRoute(options.policy, path ?? '/', req, res)) return;
+    if (options.approvals !== undefined && handleApprovalRoute(options.approvals, req.url ?? '/', req, res)) return;
+    if (options.mcp !== undefined && handleMcpRoute(options.mcp, req.url ?? '/', req, res)) return;
     if (path === '/metrics' && options.metrics !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
       const metrics = options.metrics;
       metrics.render().then(

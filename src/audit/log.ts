@@ -42,6 +42,8 @@ export interface DecisionEvent {
   readonly spanId?: string;
   /** The client address (OPA's requested_by). */
   readonly requestedBy?: string;
+  /** OPA's `custom` member: what a step after the PDP did (src/state: budgets, rates, approvals). */
+  readonly custom?: unknown;
 }
 
 /** Where and how the log is written. */
@@ -237,6 +239,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       ...(event.traceId !== undefined ? { trace_id: event.traceId } : {}),
       ...(event.spanId !== undefined ? { span_id: event.spanId } : {}),
       ...(event.requestedBy !== undefined ? { requested_by: event.requestedBy } : {}),
+      ...(event.custom !== undefined ? { custom: event.custom } : {}),
     };
   }
 

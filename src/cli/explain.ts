@@ -3,6 +3,8 @@
  * revision that decided, and the request as the policy saw it.
  */
 import type { Decision } from '../pdp/types.ts';
+import { stateRequestsFrom } from '../state/result.ts';
+import { formatWindow } from '../state/governance.ts';
 
 function get(doc: unknown, ...path: string[]): unknown {
   let node = doc;
@@ -19,6 +21,31 @@ function text(value: unknown): string {
     : typeof value === 'string'
       ? value
       : JSON.stringify(value);
+}
+
+const OUTCOME: Record<string, string> = { allow: 'ALLOW', deny: 'DENY', not_applicable: 'n/a', error: 'ERROR' };
+
+/** A PDP chain's layers: which one decided, and what each said. */
+function explainStages(decision: Decision): string[] {
+  const stages = decision.stages ?? [];
+  const width = Math.max(...stages.map((s) => s.name.length), 5);
+  const lines = [
+    decision.decidedBy === undefined
+      ? 'no layer applied, so the chain denied:'
+      : `decided by layer "${decision.decidedBy}"; every layer asked:`,
+  ];
+  for (const stage of stages) {
+    const mark = stage.name === decision.decidedBy ? '*' : ' ';
+    const error =
+      stage.error === undefined
+        ? ''
+        : `  ${stage.error.code}, failure mode ${stage.error.failureMode}: ${stage.error.message}`;
+    lines.push(
+      `${mark} ${stage.name.padEnd(width)}  ${(OUTCOME[stage.outcome] ?? stage.outcome).padEnd(5)}  ${stage.type} @ ${stage.revision || '-'}  ${stage.ms} ms${error}`,
+    );
+    for (const reason of stage.reasons) lines.push(`  ${' '.repeat(width)}    - ${reason}`);
+  }
+  return lines;
 }
 
 /** Renders the decision on an input as a few lines of plain text. */
@@ -42,6 +69,7 @@ export function explainDecision(input: Record<string, unknown>, decision: Decisi
     lines.push(decision.allowed ? 'no rule objected.' : 'the policy gave no reason.');
   }
   if (!decision.allowed && decision.httpStatus !== undefined) lines.push(`status ${decision.httpStatus}`);
+  if (decision.stages !== undefined) lines.push('', ...explainStages(decision));
   const changes = [
     ...decision.headers.map(([n, v]) => `set header ${n}: ${v}`),
     ...decision.requestHeadersToRemove.map((n) => `remove header ${n}`),
@@ -50,5 +78,43 @@ export function explainDecision(input: Record<string, unknown>, decision: Decisi
     lines.push('', 'the forwarded request is changed:');
     for (const change of changes) lines.push(`  - ${change}`);
   }
+  lines.push(...explainState(input, decision));
   return `${lines.join('\n')}\n`;
+}
+
+/** What the call consumes and whether a human must approve it, with the usage the input carried. */
+function explainState(input: Record<string, unknown>, decision: Decision): string[] {
+  const usage = get(input, 'usage');
+  const approval = get(input, 'approval');
+  const lines: string[] = [];
+  if (usage !== undefined || approval !== undefined) {
+    lines.push('', 'state the policy saw:');
+    if (typeof usage === 'object' && usage !== null)
+      for (const [key, u] of Object.entries(usage as Record<string, Record<string, unknown>>))
+        lines.push(`  budget ${key}: ${text(u.used)} of ${text(u.limit)} used (${text(u.remaining)} left)`);
+    if (approval !== undefined)
+      lines.push(
+        `  approval ${text(get(approval, 'id'))}: ${text(get(approval, 'status'))}${get(approval, 'decided_by') === undefined ? '' : ` by ${text(get(approval, 'decided_by'))}`}, ${text(get(approval, 'uses_left'))} uses left`,
+      );
+  }
+  if (!decision.allowed) return lines;
+  let requests;
+  try {
+    requests = stateRequestsFrom(decision.result);
+  } catch (err) {
+    return [...lines, '', `the state request is invalid: ${(err as Error).message}`];
+  }
+  if (requests === undefined) return lines;
+  lines.push('', 'before it is forwarded, Tollgate:');
+  for (const b of requests.budgets)
+    lines.push(
+      `  - charges ${b.cost} to budget ${b.key} (limit ${b.limit} per ${formatWindow(b.windowMs)}${b.refundOn.length > 0 ? `; refunded on ${b.refundOn.join(', ')}` : ''}); over it: deny`,
+    );
+  for (const r of requests.rates)
+    lines.push(`  - takes a token from rate ${r.key} (${r.rate}/s, burst ${r.burst}); empty: deny with 429`);
+  if (requests.approval !== undefined)
+    lines.push(
+      `  - requires a human approval${requests.approval.approvers.length > 0 ? ` by ${requests.approval.approvers.join(' or ')}` : ''} (${requests.approval.uses} use, valid ${formatWindow(requests.approval.ttlMs)})${requests.approval.reasons.length > 0 ? `: ${requests.approval.reasons.join('; ')}` : ''}`,
+    );
+  return lines;
 }

@@ -17,6 +17,10 @@ import { explainDecision } from './explain.ts';
 import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
 import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
 import { caInit } from './ca.ts';
+import { APPROVALS_HELP, parseApprovalsArgs, runApprovalsCommand } from './approvals.ts';
+import { POLICY_HELP, parsePolicyArgs, runPolicyCommand } from './policy.ts';
+import { MCP_HELP, parseMcpArgs, runMcpCommand } from './mcp.ts';
+import { REPORT_HELP, parseReportArgs, runReport } from './report.ts';
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -30,7 +34,11 @@ Commands:
   explain             the same decision, for humans: outcome, reasons, what the policy saw
   replay              re-decide a recorded decision log with a candidate bundle; report the flips
   bundle              rollback | status | patch the running sidecar's policy; verify a signed bundle
+  approvals           list | show | approve | reject human approvals (any replica's admin API)
+  policy conflicts    where a central and a local policy layer disagree; shadowed local rules
   audit verify F      check a decision log's hash chain (exit 0 intact, 2 tampered, 1 unreadable)
+  mcp tools list      the running sidecar's MCP tool pins; "mcp tools accept" accepts a changed tool
+  report --log F      compliance report of a decision log (text, json, or a self-contained html page)
   ca init --out DIR   create the local CA for TLS interception (DIR/ca.crt, DIR/ca.key 0600)
   config validate F   validate a tollgate.yaml and print problems
   config schema       print the configuration JSON Schema
@@ -55,6 +63,8 @@ Exit status: 0 allow, 2 deny, 1 error.
 
   -i, --input F    the policy input (JSON); "-" reads standard input
   -c, --config F   configuration file
+      --path P     another entrypoint of the bundle, e.g. tollgate/authz/response
+                   (an input with "response", as the response decision sees it)
 `,
   config: `Usage: tollgate config validate <file> | tollgate config schema`,
   explain: `Usage: tollgate explain --input input.json [--config tollgate.yaml]
@@ -64,7 +74,11 @@ deny, every reason, the policy path and revision, and what the policy saw (agent
 method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
 `,
   replay: REPLAY_HELP,
+  report: REPORT_HELP,
   bundle: BUNDLE_HELP,
+  approvals: APPROVALS_HELP,
+  policy: POLICY_HELP,
+  mcp: MCP_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
 Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
@@ -182,9 +196,41 @@ async function main(argv: string[]): Promise<void> {
       });
       return;
     }
+    case 'policy': {
+      const options = parsePolicyArgs(rest);
+      process.exitCode = await runPolicyCommand({ ...options, out: (t) => process.stdout.write(t) });
+      return;
+    }
+    case 'report': {
+      const options = parseReportArgs(rest);
+      process.exitCode = await runReport({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
     case 'bundle': {
       const options = await parseBundleArgs(rest, process.env, () => readStdin());
       process.exitCode = await runBundleCommand({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
+    case 'approvals': {
+      const options = parseApprovalsArgs(rest, process.env);
+      process.exitCode = await runApprovalsCommand({
+        ...options,
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+      return;
+    }
+    case 'mcp': {
+      const options = parseMcpArgs(rest, process.env);
+      process.exitCode = await runMcpCommand({
         ...options,
         out: (t) => process.stdout.write(t),
         err: (t) => process.stderr.write(t),
@@ -195,7 +241,11 @@ async function main(argv: string[]): Promise<void> {
     case 'check': {
       const { values } = parseArgs({
         args: rest,
-        options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } },
+        options: {
+          input: { type: 'string', short: 'i' },
+          config: { type: 'string', short: 'c' },
+          path: { type: 'string' },
+        },
       });
       if (values.input === undefined) fail('check needs --input <file>');
       const cfg = await config(values.config);
@@ -203,7 +253,7 @@ async function main(argv: string[]): Promise<void> {
       if (typeof input !== 'object' || input === null || Array.isArray(input))
         fail(`${values.input}: the policy input must be a JSON object`);
       const pdp = await createPdp(cfg);
-      const decision = await pdp.decide(input as never, crypto.randomUUID());
+      const decision = await pdp.decide(input as never, crypto.randomUUID(), values.path);
       if (command === 'explain') {
         process.stdout.write(
           explainDecision(input as Record<string, unknown>, decision, pdp.info()?.decisionPath ?? cfg.pdp.type),
@@ -212,7 +262,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       process.stdout.write(
-        `${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`,
+        `${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: values.path ?? pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`,
       );
       process.exitCode = decision.allowed ? 0 : 2;
       return;
@@ -258,7 +308,7 @@ async function main(argv: string[]): Promise<void> {
       // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
       const extAuthz = sidecar.addresses.extAuthz;
       process.stdout.write(
-        `tollgate ${VERSION} listening: proxy http://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
+        `tollgate ${VERSION} listening: proxy ${cfg.agent.identity.mtls === undefined ? 'http' : 'https'}://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
       );
       let closing = false;
       const shutdown = (signal: string): void => {
@@ -274,7 +324,8 @@ async function main(argv: string[]): Promise<void> {
       };
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
-      if (demo) await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`));
+      if (demo)
+        await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`), sidecar.addresses.admin);
       return;
     }
     default:

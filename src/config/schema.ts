@@ -7,6 +7,176 @@ import { z } from 'zod';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port');
 
+const claimPath = z
+  .string()
+  .min(1)
+  .describe(
+    'A claim: a top-level claim name ("sub", "https://example.com/role"), or a JSON Pointer into the claims when it starts with "/" ("/kubernetes.io/namespace").',
+  );
+
+const jwtIssuerSchema = z
+  .strictObject({
+    issuer: z
+      .string()
+      .min(1)
+      .describe('The `iss` a token must carry (exactly). Tokens are matched to an issuer entry by their `iss`.'),
+    preset: z
+      .enum(['oidc', 'kubernetes'])
+      .default('oidc')
+      .describe(
+        'Claim defaults: "oidc" maps sub → id, role → role; "kubernetes" (a projected service-account token) maps sub (system:serviceaccount:<ns>:<name>) → id and the kubernetes.io claims → labels namespace, serviceaccount, pod. Explicit `claims` override the preset.',
+      ),
+    audience: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Accepted `aud` values: a token must name at least one (audience-bound tokens only).'),
+    jwksUrl: z
+      .string()
+      .default('')
+      .describe(
+        "URL of the issuer's JWKS. Empty: OIDC discovery, the `jwks_uri` of <issuer>/.well-known/openid-configuration (whose `issuer` must equal this one).",
+      ),
+    algorithms: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']),
+      )
+      .default(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
+      .describe('Accepted signature algorithms (asymmetric only; HS256 stays with agent.token).'),
+    clockSkewSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(30)
+      .describe('Tolerance applied to `exp`, `nbf` and `iat`, for clocks that disagree.'),
+    requireExp: z.boolean().default(true).describe('Refuse tokens without an `exp` claim.'),
+    cacheMaxAgeMs: z
+      .number()
+      .int()
+      .positive()
+      .default(600000)
+      .describe('How long a fetched key set is used before it is fetched again (a removed key stops verifying then).'),
+    cooldownMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(30000)
+      .describe(
+        'Key rotation: a token naming an unknown `kid` refetches the key set at once, but at most once per cooldown.',
+      ),
+    fetchTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Time allowed to fetch the discovery document or the key set.'),
+    claims: z
+      .strictObject({
+        id: claimPath.optional().describe('Claim giving input.agent.id (default: sub). A token without it is refused.'),
+        role: claimPath
+          .optional()
+          .describe('Claim giving input.agent.role (default: role for oidc, none for kubernetes).'),
+        labels: z
+          .record(z.string(), claimPath)
+          .optional()
+          .describe('input.agent.labels: label name → claim (string, number or boolean; arrays are joined by ",").'),
+      })
+      .prefault({})
+      .describe('How verified claims map to input.agent (defaults from the preset).'),
+  })
+  .describe('One trusted JWT issuer.');
+
+const spiffeAgentSchema = z
+  .strictObject({
+    id: z.string().optional().describe('input.agent.id for this SPIFFE ID (default: by `idFrom`).'),
+    role: z.string().optional().describe('input.agent.role for this SPIFFE ID.'),
+    labels: z.record(z.string(), z.string()).optional().describe('Extra input.agent.labels for this SPIFFE ID.'),
+  })
+  .describe('The agent a SPIFFE ID stands for.');
+
+const spiffeSchema = z
+  .strictObject({
+    trustDomains: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Accepted trust domains (e.g. "example.org"); a SPIFFE ID from another is refused. Empty: any.'),
+    idFrom: z
+      .enum(['spiffe-id', 'path', 'last-segment'])
+      .default('spiffe-id')
+      .describe(
+        'input.agent.id of a SPIFFE ID without an `agents` entry: the whole ID, its path ("/ns/shop/sa/support-bot"), or its last path segment ("support-bot").',
+      ),
+    agents: z
+      .record(z.string(), spiffeAgentSchema)
+      .default({})
+      .describe('Per-SPIFFE-ID agent (keys are full spiffe:// IDs): id, role and labels.'),
+  })
+  .describe(
+    'How a SPIFFE ID (mTLS SVID, Envoy principal, XFCC URI) becomes input.agent: spiffe_id is the ID; labels.trust_domain, and labels.namespace / labels.serviceaccount for /ns/<ns>/sa/<sa> paths.',
+  );
+
+const mtlsSchema = z
+  .strictObject({
+    certFile: z.string().min(1).describe("PEM certificate chain Tollgate's proxy listener presents (its own SVID)."),
+    keyFile: z.string().min(1).describe('PEM private key of certFile.'),
+    bundleFile: z
+      .string()
+      .min(1)
+      .describe(
+        "SPIFFE trust bundle agents' X.509 SVIDs are verified against: PEM CA certificates, or a SPIFFE bundle (JWKS with x509-svid keys). All three files are re-read when they change.",
+      ),
+    requireClientCert: z
+      .boolean()
+      .default(true)
+      .describe('Refuse TLS connections without a client certificate. false: such agents fall back to other sources.'),
+  })
+  .describe(
+    "When set, the proxy listener speaks TLS (agents use an https:// proxy URL) and verifies client certificates: the SVID's spiffe:// URI SAN becomes input.agent.spiffe_id.",
+  );
+
+const identitySchema = z
+  .strictObject({
+    required: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Refuse (401) a request that carries no verified identity, instead of deciding it as the configured agent.',
+      ),
+    jwt: z
+      .strictObject({
+        header: z
+          .string()
+          .default('x-tollgate-agent-token')
+          .describe(
+            'Request header carrying the JWT ("Bearer " prefix optional); removed before the policy and the upstream see the request. It may be agent.token.header: the token\'s alg chooses HS256 or an issuer.',
+          ),
+        issuers: z.array(jwtIssuerSchema).min(1).describe('Trusted issuers (OIDC providers, Kubernetes clusters).'),
+      })
+      .optional()
+      .describe("JWTs verified against an issuer's JWKS (jose; RS/PS/ES/EdDSA)."),
+    spiffe: spiffeSchema.prefault({}),
+    mtls: mtlsSchema.optional(),
+    extAuthz: z
+      .strictObject({
+        principal: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Trust a CheckRequest's attributes.source.principal (the peer Envoy authenticated): spiffe:// IDs map as `spiffe`, other principals become input.agent.id.",
+          ),
+        xfccHeader: z
+          .string()
+          .default('')
+          .describe(
+            'Header holding an x-forwarded-client-cert Envoy set (e.g. "x-forwarded-client-cert"): its last element\'s URI (SPIFFE ID) is the agent. Only set when Envoy sanitises the header. Empty: ignored.',
+          ),
+      })
+      .prefault({})
+      .describe('What the ext_authz server trusts from Envoy.'),
+  })
+  .describe(
+    "Verified agent identity. Order: a token in the request header, then the connection's SVID (or Envoy's principal / XFCC on ext_authz), then the configured id/role/labels. A credential that fails verification is refused with 401 TG_ERR_IDENTITY.",
+  );
+
 const agentSchema = z
   .strictObject({
     id: z.string().default('').describe('Agent id reported to the policy as input.agent.id (empty: unknown agent).'),
@@ -24,6 +194,7 @@ const agentSchema = z
       .describe(
         'When set, a verified token in this header overrides id/role/labels; an invalid token is refused with 401. The header is never forwarded.',
       ),
+    identity: identitySchema.prefault({}),
   })
   .describe('The identity of the agent this sidecar serves.');
 
@@ -116,9 +287,120 @@ const extAuthzPdpSchema = z
   })
   .describe("Remote PDP over Envoy's ext_authz v3 gRPC protocol.");
 
+const cedarFields = {
+  policies: z
+    .string()
+    .min(1)
+    .describe(
+      'Path to a Cedar policy file (.cedar) or a directory whose *.cedar files (sorted by name) form one policy set. Policy ids are "<file>:<n>" unless a policy has an @id("...") annotation.',
+    ),
+  schema: z
+    .string()
+    .min(1)
+    .describe(
+      'Path to the Cedar schema (.cedarschema, or .json in the JSON schema format). The policies are validated against it at load, and the request and entities Tollgate builds are checked against it on every decision.',
+    ),
+  entities: z
+    .string()
+    .default('')
+    .describe(
+      'Path to a JSON array of extra Cedar entities (Cedar JSON entity format), e.g. Destination entities with attributes. Empty: only the entities Tollgate builds from the request.',
+    ),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(100)
+    .describe(
+      'Evaluation deadline in milliseconds; a decision that takes longer is discarded and the failure mode applies.',
+    ),
+};
+
+const cedarPdpSchema = z
+  .strictObject({
+    type: z
+      .literal('cedar')
+      .describe(
+        'PDP kind: "cedar" evaluates Cedar policies in-process (@cedar-policy/cedar-wasm, loaded only when configured); README "Cedar" documents the request mapping.',
+      ),
+    ...cedarFields,
+    failureModeAllow,
+    failureModeAllowHosts,
+  })
+  .describe('In-process PDP: Cedar policies over the request, the agent and the MCP call.');
+
+const stageName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase name of letters, digits, "-" and "_"')
+  .describe(
+    'Stage name (unique in the chain), e.g. "central" or "local": on spans, in the decision log, in `tollgate explain`.',
+  );
+const stageFailureModeAllow = z
+  .boolean()
+  .default(false)
+  .describe(
+    'When this stage makes no decision (an error, or no answer within timeoutMs): true counts it as an allow, false (default) as a deny.',
+  );
+
+const wasmStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('wasm').describe('An OPA bundle compiled to WebAssembly, evaluated in-process.'),
+    bundle: wasmPdpSchema.shape.bundle,
+    decisionPath: wasmPdpSchema.shape.decisionPath,
+    data: wasmPdpSchema.shape.data,
+    timeoutMs: wasmPdpSchema.shape.timeoutMs,
+    failureModeAllow: stageFailureModeAllow,
+  })
+  .describe('A chain stage: an in-process OPA WASM bundle (read once at start; no polling or hot swap).');
+
+const extAuthzStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('extauthz').describe('A remote Envoy ext_authz server (opa-envoy-plugin, another Tollgate).'),
+    target: extAuthzPdpSchema.shape.target,
+    timeoutMs: extAuthzPdpSchema.shape.timeoutMs,
+    failureModeAllow: stageFailureModeAllow,
+    circuitBreaker: circuitBreakerSchema.prefault({}),
+  })
+  .describe("A chain stage: a remote ext_authz PDP, e.g. the central team's OPA.");
+
+const cedarStageSchema = z
+  .strictObject({
+    name: stageName,
+    type: z.literal('cedar').describe('Cedar policies evaluated in-process.'),
+    ...cedarFields,
+    failureModeAllow: stageFailureModeAllow,
+  })
+  .describe('A chain stage: Cedar policies.');
+
+const chainPdpSchema = z
+  .strictObject({
+    type: z
+      .literal('chain')
+      .describe('PDP kind: "chain" asks several stages (each a PDP of its own) and combines their decisions.'),
+    combine: z
+      .enum(['deny-overrides', 'first-applicable'])
+      .default('deny-overrides')
+      .describe(
+        '"deny-overrides" (default): all stages are asked at once; any deny wins, and an allow needs at least one stage that allows. "first-applicable": stages are asked in order and the first that applies decides. A stage does not apply when its result says "applicable": false (Cedar: no policy matched); when no stage applies the chain denies.',
+      ),
+    stages: z
+      .array(z.discriminatedUnion('type', [wasmStageSchema, extAuthzStageSchema, cedarStageSchema]))
+      .min(1)
+      .describe('The stages in order, e.g. [central, local]: each with its own deadline and failure mode.'),
+    failureModeAllow: failureModeAllow.describe(
+      "Allow the request when the chain as a whole makes no decision (a bug: each stage's own failure mode resolves stage failures). Default: fail closed.",
+    ),
+    failureModeAllowHosts,
+  })
+  .describe('Layered policies: a central and a local stage (or more) combined by one declared rule.');
+
 const pdpSchema = z
-  .discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema])
-  .describe('The policy decision point: "wasm" (in-process, default) or "extauthz" (remote).');
+  .discriminatedUnion('type', [wasmPdpSchema, extAuthzPdpSchema, cedarPdpSchema, chainPdpSchema])
+  .describe(
+    'The policy decision point: "wasm" (in-process, default), "extauthz" (remote), "cedar" (in-process Cedar) or "chain" (layered stages).',
+  );
 
 const extAuthzSchema = z
   .strictObject({
@@ -587,6 +869,247 @@ const metricsSchema = z
   .describe("Prometheus metrics on the admin listener's /metrics: cardinality bounds.");
 // ─── end of observability ───
 
+// ─── behaviour signals ───
+const behaviourValueSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,62}$/, 'expected a lowercase identifier (letters, digits, _)')
+      .describe(
+        'Signal name: input.behaviour.values.<name> for the policy, signal="<name>" on tollgate_behaviour_* metrics.',
+      ),
+    from: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)])
+      .describe(
+        'Where the number is in the policy input: body.<path> (parsed_body), arguments.<path> (MCP tools/call arguments), headers.<name>, query.<name>, or a dotted path from the input root. A list multiplies its values (e.g. [body.quantity, body.price] for a notional); the absolute value is counted. Numbers and numeric strings count; a request without a usable number is not counted.',
+      ),
+    when: z
+      .strictObject({
+        method: z.string().optional().describe('HTTP method the request must have (e.g. POST).'),
+        host: z.string().optional().describe('Destination host (with or without port); a trailing * matches a prefix.'),
+        path: z.string().optional().describe('Request path without query; a trailing * matches a prefix.'),
+        tool: z.string().optional().describe('MCP tools/call tool name; a trailing * matches a prefix.'),
+      })
+      .prefault({})
+      .describe('Which requests the signal measures (all conditions must hold; none given: every request).'),
+  })
+  .describe('A value-weighted behaviour signal, e.g. refund amounts or order notionals.');
+
+const behaviourSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Keep per-agent rolling statistics (calls, denials, destinations, tools, values) and give them to the policy as input.behaviour and to /metrics as tollgate_behaviour_*. Off by default: it costs memory per agent (see maxAgents) and a few microseconds per decision.',
+      ),
+    maxAgents: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(100)
+      .describe(
+        'Agents tracked at once; past it the least recently seen agent is forgotten (its baseline starts over). Memory per agent: (2 + values) x (baselineHours + 1) x 8 bytes plus the remembered destination and tool names.',
+      ),
+    baselineHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 31)
+      .default(168)
+      .describe('Complete hours the baseline averages over (default 168: 7 days of hourly buckets).'),
+    maxDestinationsPerAgent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(256)
+      .describe(
+        'Destinations remembered per agent for input.behaviour.destination.new; past it, unremembered ones stay "new".',
+      ),
+    maxToolsPerAgent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(256)
+      .describe('MCP tools remembered per agent for input.behaviour.tool.new; past it, unremembered ones stay "new".'),
+    values: z
+      .array(behaviourValueSchema)
+      .max(16)
+      .default([])
+      .refine(
+        (values) => new Set(values.map((v) => v.name)).size === values.length,
+        'value signal names must be unique',
+      )
+      .describe(
+        'Value-weighted signals (at most 16), e.g. {name: refund_amount, from: body.amount, when: {path: /v1/refunds}}.',
+      ),
+  })
+  .describe("Behaviour signals: each agent's activity compared with its own baseline, for policies and alerts.");
+// ─── end of behaviour signals ───
+// ─── state: budgets, rate limits and human approvals (src/state) ───
+const stateSchema = z
+  .strictObject({
+    redis: z
+      .string()
+      .regex(/^(rediss?:\/\/.+)?$/, 'expected redis://host:port[/db] or rediss://…')
+      .default('')
+      .describe(
+        'Redis or Valkey URL (redis://[user:password@]host:port[/db], rediss:// for TLS) shared by every replica. Empty: the in-memory store (one process).',
+      ),
+    keyPrefix: z.string().default('tollgate:').describe('Prefix of every Redis key Tollgate writes.'),
+    connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(2)
+      .describe('Redis connections per replica (commands are pipelined over them round robin).'),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(50)
+      .describe(
+        'Deadline of each store call in milliseconds; past it the call fails and state.failureModeAllow decides.',
+      ),
+    circuitBreaker: circuitBreakerSchema
+      .prefault({ failureThreshold: 5, openMs: 1000 })
+      .describe(
+        'Circuit breaker in front of Redis: after failureThreshold consecutive failures calls fail at once for openMs, then one probe.',
+      ),
+    failureModeAllow: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow a call whose budgets, rates or approval cannot be checked because the store failed (nothing is charged). Default: fail closed with 503.',
+      ),
+    failureModeAllowHosts: z
+      .array(z.string())
+      .default([])
+      .describe('Destination hosts (no port) for which a store failure allows the call; all others fail closed.'),
+    approvals: z
+      .strictObject({
+        token: z
+          .string()
+          .default('')
+          .describe(
+            'Bearer token of the approvals admin API (/v1/approvals) and `tollgate approvals`. Empty: the routes are not mounted.',
+          ),
+        allowRemote: z
+          .boolean()
+          .default(false)
+          .describe('Accept approvals API calls from non-loopback peers (default: loopback only).'),
+        statusUrl: z
+          .string()
+          .default('')
+          .describe(
+            'Base URL the agent is told to check an approval at (the id is appended). Default: http://<admin.listen>/v1/approvals.',
+          ),
+        webhook: z
+          .string()
+          .default('')
+          .describe(
+            'URL POSTed a JSON event ({event: "approval.requested" | ".approved" | ".rejected" | ".expired", approval, status_url}) for every approval event. Empty: none.',
+          ),
+        webhookHeaders: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe('Headers sent with every webhook POST (e.g. Authorization).'),
+        webhookTimeoutMs: z.number().int().positive().default(2000).describe('Deadline of one webhook POST.'),
+      })
+      .prefault({})
+      .describe('Human approval: the admin API, where agents check, and the notification webhook.'),
+  })
+  .describe(
+    'Budgets, rate limits and human approvals the policy asks for: in memory (default) or shared through Redis by every replica.',
+  );
+// ─── end of state ───
+
+// ─── MCP responses and tool pins ───
+const mcpResponseSchema = z
+  .strictObject({
+    decisionPath: z
+      .string()
+      .default('')
+      .describe(
+        'Entrypoint of the same policy bundle that decides on each JSON-RPC message an MCP server answers (e.g. "tollgate/authz/response"): filter tools/list, redact or block a tool result. Empty: response decisions are off and answers are relayed untouched. Needs a wasm bundle: the wasm PDP, or in a chain the first wasm stage that has this entrypoint.',
+      ),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe(
+        'Most bytes buffered to decide on one answer: a whole application/json body, or one text/event-stream event (SSE streams are decided event by event, never buffered whole).',
+      ),
+    onUninspectable: z
+      .enum(['block', 'pass'])
+      .default('block')
+      .describe(
+        'An answer that cannot be inspected (larger than maxMessageBytes, compressed, not valid JSON): "block" replaces it with a JSON-RPC error (for SSE: one error event, then the stream ends); "pass" relays it untouched (for SSE: the rest of the stream).',
+      ),
+    failureModeAllow: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Relay the message untouched when no response decision could be made. Default: block it (fail closed).',
+      ),
+  })
+  .describe(
+    'Response decisions: a second policy decision on what an MCP server answers, off unless decisionPath is set.',
+  );
+
+const mcpPinsSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Fingerprint every server's tool definitions (name, description, inputSchema: SHA-256 of canonical JSON) in the tools/list answers Tollgate relays; input.mcp.tool.pinned / changed tell the policy whether a called tool still matches its pin.",
+      ),
+    file: z
+      .string()
+      .default('')
+      .describe(
+        'JSON or YAML file of accepted pins (kept in Git), loaded at start: {servers: {"<authority>": {tools: {"<name>": {sha256, definition?}}}}}. Empty: pins start empty and the first definition seen is pinned (trust on first use).',
+      ),
+    writeBack: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Rewrite the pins file (atomically) when an operator accepts a definition. Default: the file is read-only and `tollgate mcp tools accept` prints the entry to commit.',
+      ),
+    maxServers: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(1000)
+      .describe('Most servers pinned; later ones are not pinned.'),
+    maxToolsPerServer: z
+      .number()
+      .int()
+      .min(1)
+      .max(100000)
+      .default(1000)
+      .describe('Most tools pinned per server; later ones are not pinned.'),
+  })
+  .describe(
+    'Tool pinning against rug pulls: a changed tool definition is visible to the policy until an operator accepts it.',
+  );
+
+const mcpSchema = z
+  .strictObject({
+    response: mcpResponseSchema.prefault({}),
+    pins: mcpPinsSchema.prefault({}),
+  })
+  .describe('MCP governance beyond the request: response decisions and tool pinning.');
+// ─── end of MCP responses and tool pins ───
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -604,6 +1127,9 @@ export const configSchema = z
     tracing: tracingSchema.prefault({}),
     decisionLog: decisionLogSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
+    behaviour: behaviourSchema.prefault({}),
+    state: stateSchema.prefault({}),
+    mcp: mcpSchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
@@ -623,11 +1149,23 @@ export type WasmPdpConfig = z.infer<typeof wasmPdpSchema>;
 /** The remote (ext_authz client) PDP settings. */
 export type ExtAuthzPdpConfig = z.infer<typeof extAuthzPdpSchema>;
 
+/** The Cedar PDP settings. */
+export type CedarPdpConfig = z.infer<typeof cedarPdpSchema>;
+
+/** The PDP chain settings. */
+export type ChainPdpConfig = z.infer<typeof chainPdpSchema>;
+
+/** One stage of a PDP chain. */
+export type ChainStageConfig = ChainPdpConfig['stages'][number];
+
 /** Policy bundle lifecycle settings. */
 export type BundleConfig = z.infer<typeof bundleSchema>;
 
 /** Shadow-mode settings. */
 export type ShadowConfig = z.infer<typeof shadowSchema>;
+
+/** Budgets, rates and approvals settings. */
+export type StateConfig = z.infer<typeof stateSchema>;
 
 /** Live-data settings. */
 export type LiveDataConfig = z.infer<typeof liveDataSchema>;
@@ -636,3 +1174,20 @@ export type LiveDataConfig = z.infer<typeof liveDataSchema>;
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input' });
 }
+
+/** agent.identity: verified agent identity sources. */
+export type IdentityConfig = z.infer<typeof identitySchema>;
+
+/** agent.identity.jwt.issuers[n]: one trusted JWT issuer. */
+export type JwtIssuerConfig = z.infer<typeof jwtIssuerSchema>;
+
+/** agent.identity.spiffe: how a SPIFFE ID becomes input.agent. */
+export type SpiffeConfig = z.infer<typeof spiffeSchema>;
+
+/** agent.identity.mtls: the proxy listener's TLS with SVID verification. */
+export type MtlsConfig = z.infer<typeof mtlsSchema>;
+/** The behaviour section of the configuration. */
+export type BehaviourConfig = z.infer<typeof behaviourSchema>;
+
+/** MCP response-decision and tool-pinning settings. */
+export type McpConfig = z.infer<typeof mcpSchema>;

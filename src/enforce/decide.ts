@@ -1,9 +1,9 @@
 /**
  * The one decision step every door calls: the explicit proxy, requests inside
  * intercepted or plain tunnels, CONNECT / TLS / transparent / opaque tunnel phases,
- * upgrades and the ext_authz server. It resolves the agent (configured, or a verified
- * HS256 token whose header is then removed from what the policy and the upstream
- * see), builds the policy input, asks the PDP, records span, metric and decision log,
+ * upgrades and the ext_authz server. It resolves the agent (src/identity: a verified
+ * token, whose header is then removed from what the policy and the upstream see, an
+ * SVID, Envoy's principal, or the configured agent), builds the policy input, asks the PDP, records span, metric and decision log,
  * applies the failure mode, and returns a verdict each door writes in its own
  * protocol (HTTP response, raw socket reply, CheckResponse). Copied per door, these
  * steps drift; here they are written once.
@@ -22,7 +22,8 @@ import {
   type CheckRequestDocument,
   type PolicyInput,
 } from '../input/build.ts';
-import { verifyAgentToken } from '../input/identity.ts';
+import { createIdentityResolver, type IdentityResolver } from '../identity/resolver.ts';
+import { watchBehaviour, type BehaviourTracker } from '../behaviour/tracker.ts';
 import type { Decision, Pdp } from '../pdp/types.ts';
 import {
   createNoopObserver,
@@ -32,7 +33,9 @@ import {
   type Observer,
 } from '../telemetry/observer.ts';
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
+import type { Governance } from '../state/governance.ts';
 import { failureMode } from './failure-mode.ts';
+import type { PinStore } from '../mcp/pins.ts';
 import { denyReply, errorReply, failureReply, type LocalReply } from './reply.ts';
 
 /**
@@ -55,6 +58,8 @@ export interface HttpDecisionRequest {
   readonly trace?: CallTrace;
   /** input.websocket, for a message sent on an upgraded connection (src/pep/ws-messages.ts). */
   readonly websocket?: object;
+  /** The SPIFFE ID of the X.509 SVID the agent's connection presented (mTLS listener). */
+  readonly peerSpiffeId?: string | undefined;
 }
 
 /** A CheckRequest document (doors "tunnel" and "extauthz"). */
@@ -98,6 +103,8 @@ export interface DecisionStep {
   decide(request: DecisionRequest, door: Door): Promise<Verdict>;
   /** The agent token header (lowercase) when tokens are configured. */
   readonly tokenHeader: string | undefined;
+  /** Every header that carries an agent token (lowercase): removed before forwarding. */
+  readonly tokenHeaders: readonly string[];
 }
 
 /** Options of createDecisionStep. */
@@ -107,6 +114,8 @@ export interface DecisionStepOptions {
   readonly agent: AgentIdentity;
   /** When set, a verified HS256 token in this header overrides the agent. */
   readonly agentToken?: { readonly header: string; readonly secret: string };
+  /** Who is calling (tokens, SVIDs, Envoy's principal); default: agentToken alone. */
+  readonly identity?: IdentityResolver;
   /** failureModeAllow and its per-host list (absent: fail closed). */
   readonly failure?: Pick<Config['pdp'], 'failureModeAllow' | 'failureModeAllowHosts'>;
   /** Status a deny gets when the policy names none (the tunnel span's status). */
@@ -116,6 +125,12 @@ export interface DecisionStepOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
+  /** Behaviour signals: input.behaviour before the PDP, the call recorded after its answer (default: none). */
+  readonly behaviour?: BehaviourTracker;
+  /** Budgets, rates and approvals (src/state), asked in place of the PDP; absent: the PDP alone. */
+  readonly governance?: Governance;
+  /** Tool pins: each tools/call in input.mcp gets pinned / changed and the fingerprints (mcp.pins.enabled). */
+  readonly pins?: Pick<PinStore, 'annotate'>;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -123,10 +138,10 @@ const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as stri
 /** The step's options from a validated config. */
 export function decisionStepOptionsFrom(
   config: Config,
-): Pick<DecisionStepOptions, 'agent' | 'agentToken' | 'failure' | 'denyStatus' | 'bodyLimit'> {
+): Pick<DecisionStepOptions, 'agent' | 'identity' | 'failure' | 'denyStatus' | 'bodyLimit'> {
   return {
     agent: { id: config.agent.id, role: config.agent.role, labels: config.agent.labels },
-    ...(config.agent.token === undefined ? {} : { agentToken: config.agent.token }),
+    identity: createIdentityResolver(config.agent),
     failure: config.pdp,
     denyStatus: config.proxy.denyStatus,
     bodyLimit: config.proxy.maxRequestBytes,
@@ -139,26 +154,16 @@ function isHttp(request: DecisionRequest): request is HttpDecisionRequest {
 
 /** Creates the decision step. */
 export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
-  const { pdp, agent: configuredAgent } = options;
+  const { agent: configuredAgent } = options;
+  // The PDP as this step asks it: with behaviour signals, input.behaviour is set before and the call recorded after.
+  const pdp = watchBehaviour(options.pdp, options.behaviour);
   const observer = options.observer ?? createNoopObserver();
   const log = options.logger.child({ component: 'decide' });
-  const tokenHeader = options.agentToken?.header.toLowerCase();
-  const secret = options.agentToken?.secret ?? '';
+  const identity = options.identity ?? createIdentityResolver({ token: options.agentToken });
   const failure = options.failure ?? FAIL_CLOSED;
   const denyStatus = options.denyStatus ?? 403;
   // One options object for every request (the strict body reading is buildInput's default).
   const buildOptions: BuildInputOptions = options.bodyLimit === undefined ? {} : { limit: options.bodyLimit };
-
-  /** The agent a token names, or the error; undefined when there is no token. */
-  function tokenAgent(token: string | undefined): AgentIdentity | TollgateError | undefined {
-    if (token === undefined) return undefined;
-    try {
-      return verifyAgentToken(token, secret);
-    } catch (err) {
-      // One mapping for a bad token, whichever door it came through.
-      return wrapError('TG_ERR_IDENTITY', 'agent identity', err);
-    }
-  }
 
   async function decide(request: DecisionRequest, door: Door): Promise<Verdict> {
     const decisionId = randomUUID();
@@ -171,16 +176,11 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     let carrier: Record<string, string> | undefined;
     if (isHttp(request)) {
       const canonical = request.request;
-      if (tokenHeader !== undefined) {
-        const found = tokenAgent(canonical.headers[tokenHeader]);
-        if (found !== undefined) {
-          // The policy and the upstream see the request without the token.
-          delete (canonical.headers as Record<string, string>)[tokenHeader];
-          if (!('id' in found)) return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
-          agent = found;
-          tokenRemoved = true;
-        }
-      }
+      const who = await identity.resolve({ door, headers: canonical.headers, peerSpiffeId: request.peerSpiffeId });
+      // The policy and the upstream see the request without the token.
+      if (who.tokenHeader !== undefined) delete (canonical.headers as Record<string, string>)[who.tokenHeader];
+      if (who.kind === 'refused') return { kind: 'refuse', decisionId, error: who.error, stage: 'identity' };
+      if (who.kind === 'verified') [agent, tokenRemoved] = [who.agent, who.tokenHeader !== undefined];
       try {
         input = buildInput(canonical, request.body, agent, Date.now(), buildOptions);
       } catch (err) {
@@ -197,14 +197,16 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     } else {
       let document = request.checkRequest;
       const http = document.attributes?.request?.http;
-      if (tokenHeader !== undefined && http?.headers?.[tokenHeader] !== undefined) {
-        const found = tokenAgent(http.headers[tokenHeader]);
-        if (found !== undefined && !('id' in found))
-          return { kind: 'refuse', decisionId, error: found, stage: 'identity' };
-        agent = found as AgentIdentity;
-        tokenRemoved = true;
+      const who = await identity.resolve({
+        door,
+        headers: http?.headers,
+        principal: document.attributes?.source?.principal,
+      });
+      if (who.kind === 'refused') return { kind: 'refuse', decisionId, error: who.error, stage: 'identity' };
+      if (who.kind === 'verified') [agent, tokenRemoved] = [who.agent, who.tokenHeader !== undefined];
+      if (who.tokenHeader !== undefined && http !== undefined) {
         const headers = { ...http.headers };
-        delete headers[tokenHeader];
+        delete headers[who.tokenHeader];
         document = {
           ...document,
           attributes: {
@@ -235,6 +237,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     if (request.connect !== undefined) (input as PolicyInput & { connect?: unknown }).connect = request.connect;
     if (isHttp(request) && request.websocket !== undefined)
       (input as PolicyInput & { websocket?: unknown }).websocket = request.websocket;
+    // Enrichment before the PDP: whether each called tool still matches its pinned definition.
+    options.pins?.annotate(input, destination);
 
     const info = pdp.info();
     const policyPath = info?.decisionPath ?? '';
@@ -269,7 +273,10 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     });
     let decision: Decision;
     try {
-      decision = await pdp.decide(input, decisionId);
+      // Budgets, rates and approvals wrap the PDP: input.usage/approval in, consumption out.
+      decision = await (options.governance === undefined
+        ? pdp.decide(input, decisionId)
+        : options.governance.decide(pdp, input, decisionId, host));
     } catch (err) {
       const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
       // ext_authz: Envoy's failure_mode_allow decides, so the mode recorded here is deny.
@@ -290,7 +297,8 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
   }
 
   return {
-    tokenHeader,
+    tokenHeader: identity.tokenHeaders[0],
+    tokenHeaders: identity.tokenHeaders,
     decide,
   };
 }

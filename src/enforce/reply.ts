@@ -39,7 +39,7 @@ export function denyReply(decision: Decision, defaultStatus: number, mcp: McpInp
       error: {
         code: JSONRPC_DENIED,
         message: `denied by policy: ${reasons.join('; ')}`,
-        data: { decision_id: decision.decisionId, reasons, revision: decision.revision },
+        data: { decision_id: decision.decisionId, reasons, revision: decision.revision, ...decision.replyData },
       },
     }));
     headers.push(['content-type', 'application/json']);
@@ -49,7 +49,13 @@ export function denyReply(decision: Decision, defaultStatus: number, mcp: McpInp
   return {
     status: decision.httpStatus ?? defaultStatus,
     headers,
-    body: JSON.stringify({ allowed: false, decision_id: decision.decisionId, reasons, revision: decision.revision }),
+    body: JSON.stringify({
+      allowed: false,
+      decision_id: decision.decisionId,
+      reasons,
+      revision: decision.revision,
+      ...decision.replyData,
+    }),
   };
 }
 

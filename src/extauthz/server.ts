@@ -71,6 +71,7 @@ const GRPC_STATUS_FOR: Record<ErrorCode, number> = {
   TG_ERR_UPSTREAM: GRPC.UNKNOWN,
   TG_ERR_UPSTREAM_TIMEOUT: GRPC.UNKNOWN,
   TG_ERR_INPUT_INVALID: GRPC.INVALID_ARGUMENT,
+  TG_ERR_STATE_UNAVAILABLE: GRPC.UNAVAILABLE,
 };
 
 /** Maps a failure to decide to a gRPC status code. */
@@ -114,7 +115,7 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
     // Never forward the agent token upstream: Envoy removes it when told to.
     if (verdict.kind === 'allow' && verdict.tokenRemoved && response.okResponse !== undefined) {
       const ok = response.okResponse as Message;
-      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), options.step.tokenHeader!];
+      ok.headersToRemove = [...((ok.headersToRemove as string[] | undefined) ?? []), ...options.step.tokenHeaders];
     }
     // Hot path: build the log record only when it will be written.
     if (debug)

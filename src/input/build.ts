@@ -17,6 +17,10 @@ export interface AgentIdentity {
   readonly id: string;
   readonly role: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** The verified SPIFFE ID (mTLS SVID, Envoy principal or XFCC), when the agent has one. */
+  readonly spiffe_id?: string;
+  /** The `iss` of the verified JWT the agent presented. */
+  readonly issuer?: string;
 }
 
 /** The request body as far as it was buffered for the policy. */

@@ -102,11 +102,31 @@ export function agentPrincipal(id: string): string {
 }
 
 /**
+ * The principal a remote PDP sees for a resolved agent: its verified SPIFFE ID when it
+ * has one (the same string Envoy puts there for an mTLS peer), else agentPrincipal(id).
+ */
+export function principalOf(agent: PolicyInput['agent']): string {
+  return agent.spiffe_id ?? agentPrincipal(agent.id);
+}
+
+/** The agent as filter_metadata["tollgate"].agent carries it: id, role, labels, and spiffe_id / issuer when verified. */
+function agentMetadata(agent: PolicyInput['agent']): Record<string, unknown> {
+  return {
+    id: agent.id,
+    role: agent.role,
+    labels: { ...agent.labels },
+    ...(agent.spiffe_id === undefined ? {} : { spiffe_id: agent.spiffe_id }),
+    ...(agent.issuer === undefined ? {} : { issuer: agent.issuer }),
+  };
+}
+
+/**
  * The CheckRequest for an input: its attributes, as Envoy would send them, plus the
- * agent Tollgate resolved (configured, or from a verified token), which the attributes
- * alone do not carry: attributes.source.principal = agentPrincipal(id) (unless the
+ * agent Tollgate resolved (configured, a verified token, an SVID), which the attributes
+ * alone do not carry: attributes.source.principal = principalOf(agent) (unless the
  * request already names a principal, e.g. an mTLS peer Envoy authenticated) and
- * attributes.metadata_context.filter_metadata["tollgate"] = {agent: {id, role, labels}}.
+ * attributes.metadata_context.filter_metadata["tollgate"] = {agent: {id, role, labels,
+ * spiffe_id?, issuer?}}.
  * Like Envoy past max_request_bytes, a body the PEP buffered only in part is flagged
  * with x-envoy-auth-partial-body, so the remote sees truncated_body even without a content-length;
  * on a body read whole, an x-envoy-auth-partial-body the agent sent is left out.
@@ -124,13 +144,13 @@ export function checkRequestFor(input: PolicyInput): CheckRequestDocument {
     source:
       typeof source.principal === 'string' && source.principal !== ''
         ? source
-        : { ...source, principal: agentPrincipal(agent.id) },
+        : { ...source, principal: principalOf(agent) },
     // Tollgate's own namespace is always Tollgate's: a value arriving from elsewhere is replaced.
     metadataContext: {
       ...metadata,
       filterMetadata: {
         ...metadata.filterMetadata,
-        [AGENT_METADATA_NAMESPACE]: { agent: { id: agent.id, role: agent.role, labels: { ...agent.labels } } },
+        [AGENT_METADATA_NAMESPACE]: { agent: agentMetadata(agent) },
       },
     },
   };
@@ -201,7 +221,12 @@ export function createExtAuthzPdp(options: ExtAuthzPdpOptions): Pdp & { circuit(
   }
 
   return {
-    async decide(input: PolicyInput, decisionId: string): Promise<Decision> {
+    async decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision> {
+      if (path !== undefined)
+        throw new TollgateError(
+          'TG_ERR_PDP_UNAVAILABLE',
+          `an ext_authz PDP has one decision; it cannot decide "${path}"`,
+        );
       if (state === 'open') {
         if (now() - openedAt < openMs || probing) {
           throw new TollgateError(

@@ -2,7 +2,8 @@
  * The result contract: the decision path's value is a boolean or opa-envoy-plugin's
  * result object (allowed, headers, request_headers_to_remove, response_headers_to_add,
  * query_parameters_to_set/_remove, body, http_status, dynamic_metadata) plus Tollgate's
- * `reasons`. Type rules and error cases follow opa-envoy-plugin's envoyauth/response.go;
+ * `reasons`, and `applicable: false` for "no opinion" (a PDP chain then asks its other
+ * stages; a lone PDP denies). Type rules and error cases follow opa-envoy-plugin's envoyauth/response.go;
  * anything that does not fit throws TG_ERR_POLICY_RESULT and the request fails closed.
  */
 import { STATUS_CODES } from 'node:http';
@@ -84,6 +85,13 @@ export function decisionFromResult(result: unknown, meta: DecisionMeta): Decisio
   if (typeof result === 'boolean') return { ...base, allowed: result };
   if (!isObject(result))
     throw invalid(`illegal value for policy evaluation result: ${result === null ? 'null' : typeof result}`);
+  // A stage of a PDP chain may say it has no opinion; standing alone, that denies.
+  if (result.applicable === false) {
+    const reasons = result.reasons === undefined ? [] : stringList(result, 'reasons');
+    return { ...base, allowed: false, applicable: false, reasons };
+  }
+  if (result.applicable !== undefined && result.applicable !== true)
+    throw invalid(`expected applicable to be of type boolean but got ${typeof result.applicable}`);
   if (!('allowed' in result)) throw invalid('unable to determine evaluation result due to missing "allowed" key');
   const allowed = result.allowed;
   if (typeof allowed !== 'boolean') throw invalid(`expected allowed to be of type boolean but got ${typeof allowed}`);

@@ -80,7 +80,9 @@ export function createShadowPdp(options: ShadowPdpOptions): Pdp & { readonly can
   };
   return {
     candidate: options.candidate,
-    async decide(input, decisionId) {
+    async decide(input, decisionId, path) {
+      // The shadow comparison covers request decisions; another entrypoint is the active policy's alone.
+      if (path !== undefined) return options.active.decide(input, decisionId, path);
       try {
         const decision = await options.active.decide(input, decisionId);
         compare(input, decisionId, { status: 'fulfilled', value: decision });

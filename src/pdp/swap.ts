@@ -278,13 +278,13 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
   }
 
   return {
-    decide(input: PolicyInput, decisionId: string): Promise<Decision> {
+    decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision> {
       // Read the reference once: this evaluation runs to completion on this policy.
       const slot = active;
       if (slot === undefined)
         return Promise.reject(new TollgateError('TG_ERR_PDP_UNAVAILABLE', 'no policy bundle is active yet'));
       try {
-        return Promise.resolve(slot.evaluator.decideSync(input, decisionId));
+        return Promise.resolve(slot.evaluator.decideSync(input, decisionId, path));
       } catch (error) {
         return Promise.reject(error);
       }

@@ -29,20 +29,69 @@ export interface Decision {
   readonly evalNanos: number;
   /** The decision path's value as the policy returned it (for logs and `tollgate check`). */
   readonly result: unknown;
+  /** Extra members of a deny's JSON body / JSON-RPC error data (e.g. the approval id, retry_after_seconds). */
+  readonly replyData?: Readonly<Record<string, unknown>>;
+  /** What a step after the PDP added (src/state): span attributes and the decision log's `custom`. */
+  readonly annotations?: DecisionAnnotations;
+  /** Told the upstream's status once it answers (undefined: no response), e.g. to refund a budget charge. */
+  readonly onUpstream?: (status: number | undefined) => void;
+  /**
+   * false when the policy said it has no opinion on this input (a result with
+   * `"applicable": false`, or a Cedar request no policy matched): `allowed` is then
+   * false, and a PDP chain moves on to its other stages. Absent: the policy applied.
+   */
+  readonly applicable?: boolean;
+  /** In a PDP chain: every stage's result, in stage order. */
+  readonly stages?: readonly StageResult[];
+  /** In a PDP chain: the name of the stage whose decision the chain took. */
+  readonly decidedBy?: string;
+}
+
+/** Facts a step after the PDP recorded about a decision (budgets, rates, approvals). */
+export interface DecisionAnnotations {
+  /** Span attributes (tollgate.budget.*, tollgate.rate.*, tollgate.approval.*). */
+  readonly attributes: Readonly<Record<string, string | number | boolean | string[] | number[]>>;
+  /** The decision log record's `custom` member (OPA's decision-log field for plugin data). */
+  readonly custom: Readonly<Record<string, unknown>>;
+}
+
+/** One stage's part in a PDP chain decision (the span's tollgate.decision.stage.* and the log's result.stages). */
+export interface StageResult {
+  readonly name: string;
+  /** The stage's PDP kind: wasm, extauthz or cedar. */
+  readonly type: string;
+  /** allow / deny as the stage decided; not_applicable; error when it made no decision (its failure mode then counts). */
+  readonly outcome: 'allow' | 'deny' | 'not_applicable' | 'error';
+  /** What the stage counts as in the combination: its decision, its failure mode's, or null when it did not apply. */
+  readonly allowed: boolean | null;
+  readonly reasons: readonly string[];
+  readonly revision: string;
+  /** Wall time from asking the stage to its answer (or its deadline), in milliseconds. */
+  readonly ms: number;
+  /** When the stage made no decision: why, and the failure mode that applied. */
+  readonly error?: { readonly code: string; readonly message: string; readonly failureMode: 'allow' | 'deny' };
 }
 
 /** What a PDP knows about the policy it serves. */
 export interface PolicyInfo {
-  /** wasm: in-process bundle; extauthz: a remote ext_authz server (decisionPath names its target). */
-  readonly kind: 'wasm' | 'extauthz';
+  /**
+   * wasm: in-process bundle; extauthz: a remote ext_authz server (decisionPath names its target);
+   * cedar: in-process Cedar policies; chain: stages combined by a declared rule.
+   */
+  readonly kind: 'wasm' | 'extauthz' | 'cedar' | 'chain';
   readonly decisionPath: string;
   readonly revision: string;
+  /** Other decision paths the policy answers (a wasm bundle's entrypoints); absent: only decisionPath. */
+  readonly entrypoints?: readonly string[];
 }
 
 /** A policy decision point. */
 export interface Pdp {
-  /** Decides on an input; rejects with a TollgateError when no decision can be made. */
-  decide(input: PolicyInput, decisionId: string): Promise<Decision>;
+  /**
+   * Decides on an input; rejects with a TollgateError when no decision can be made.
+   * `path`: another entrypoint of the same policy (response decisions); default the configured one.
+   */
+  decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision>;
   /** The policy currently served, or undefined before one is loaded. */
   info(): PolicyInfo | undefined;
   close(): Promise<void>;

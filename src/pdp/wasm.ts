@@ -92,8 +92,8 @@ export async function instantiate(
 export interface WasmEvaluator {
   readonly bundle: Bundle;
   readonly info: PolicyInfo;
-  /** Evaluates the decision path; throws a TollgateError when no decision can be made. */
-  decideSync(input: PolicyInput, decisionId: string): Decision;
+  /** Evaluates the decision path (or another entrypoint, `path`); throws a TollgateError when no decision can be made. */
+  decideSync(input: PolicyInput, decisionId: string, path?: string): Decision;
   /** Replaces the policy's data document (bundle data merged with overlays). */
   setData(data: Record<string, unknown>): void;
 }
@@ -111,6 +111,7 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     kind: 'wasm',
     decisionPath: options.decisionPath,
     revision: options.bundle.manifest.revision,
+    entrypoints: Object.keys((policy.entrypoints ?? {}) as Record<string, number>),
   };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
   // Hot path: resolve the entrypoint id once, and hand opa-wasm the input as UTF-8 bytes
@@ -118,7 +119,15 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
   const entrypoint = (policy.entrypoints as Record<string, number>)[options.decisionPath]!;
   const encoder = new TextEncoder();
 
-  function decideSync(input: PolicyInput, decisionId: string): Decision {
+  function decideSync(input: PolicyInput, decisionId: string, path?: string): Decision {
+    const decisionPath = path ?? options.decisionPath;
+    const id = path === undefined ? entrypoint : (policy.entrypoints as Record<string, number>)[path];
+    if (id === undefined) {
+      throw new TollgateError(
+        'TG_ERR_BUNDLE_INVALID',
+        `${options.bundle.source}: decision path "${path}" is not an entrypoint of policy.wasm; build with opa build -t wasm -e ${path}`,
+      );
+    }
     const started = process.hrtime.bigint();
     // The deadline is judged on this thread's CPU time, not wall time: a process that was
     // merely descheduled under load has not run a slow policy, and failing closed on an
@@ -126,9 +135,9 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     const cpuStarted = process.threadCpuUsage();
     let resultSet: unknown;
     try {
-      resultSet = policy.evaluate(encoder.encode(JSON.stringify(input)).buffer, entrypoint);
+      resultSet = policy.evaluate(encoder.encode(JSON.stringify(input)).buffer, id);
     } catch (cause) {
-      throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${options.decisionPath}`, cause);
+      throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${decisionPath}`, cause);
     }
     const elapsed = process.hrtime.bigint() - started;
     if (elapsed > deadlineNanos) {
@@ -137,15 +146,15 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
       if (cpuNanos > deadlineNanos) {
         throw new TollgateError(
           'TG_ERR_PDP_TIMEOUT',
-          `evaluating ${options.decisionPath} took ${Number(cpuNanos / 1000n) / 1000} ms of CPU, over the ${options.timeoutMs} ms deadline`,
+          `evaluating ${decisionPath} took ${Number(cpuNanos / 1000n) / 1000} ms of CPU, over the ${options.timeoutMs} ms deadline`,
         );
       }
     }
     if (!Array.isArray(resultSet) || resultSet.length === 0) {
-      throw new TollgateError('TG_ERR_POLICY_UNDEFINED', `${options.decisionPath} is undefined for this input`);
+      throw new TollgateError('TG_ERR_POLICY_UNDEFINED', `${decisionPath} is undefined for this input`);
     }
     if (resultSet.length > 1)
-      throw new TollgateError('TG_ERR_POLICY_RESULT', `${options.decisionPath} produced multiple results`);
+      throw new TollgateError('TG_ERR_POLICY_RESULT', `${decisionPath} produced multiple results`);
     const result = (resultSet[0] as { result?: unknown }).result;
     return decisionFromResult(result, { decisionId, revision: info.revision, evalNanos: Number(elapsed) });
   }
@@ -172,9 +181,9 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
 export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
   const evaluator = await createWasmEvaluator(options);
   return {
-    decide(input, decisionId) {
+    decide(input, decisionId, path) {
       try {
-        return Promise.resolve(evaluator.decideSync(input, decisionId));
+        return Promise.resolve(evaluator.decideSync(input, decisionId, path));
       } catch (error) {
         return Promise.reject(error);
       }

@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { TollgateError } from '../errors.ts';
 import { normalizeHost } from '../http/normalize.ts';
 import { errorReply } from '../enforce/reply.ts';
+import { peerSpiffeId } from '../identity/mtls.ts';
 import type { Socket } from 'node:net';
 import type { Interceptor } from './intercept.ts';
 import {
@@ -81,7 +82,12 @@ export function createConnectHandler(
     const authority = authorityOf(host, port);
     const headers = headerMap(req);
     const mode = modeFor(config, options.canIntercept, host);
-    const source = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+    const principal = peerSpiffeId(req.socket);
+    const source = {
+      address: req.socket.remoteAddress ?? '',
+      port: req.socket.remotePort ?? 0,
+      ...(principal === undefined ? {} : { principal }),
+    };
     const destination = { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 };
     const connect: ConnectInput = { phase: 'connect', authority, host, port, mode };
     const verdict = await decideTunnel(options, { authority, host, headers, source, destination, connect });

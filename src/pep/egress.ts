@@ -11,6 +11,7 @@ import { TollgateError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { DecisionStep } from '../enforce/decide.ts';
 import type { Upstreams } from '../upstream/pool.ts';
+import type { ResponseStage } from '../mcp/response-relay.ts';
 import { loadCa } from '../tls/ca.ts';
 import { createLeafCache, type LeafCache } from '../tls/certs.ts';
 import { createRequestHandler, type ProxyHooks } from './proxy.ts';
@@ -28,6 +29,8 @@ export interface EgressOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log of the requests it decides (default: records nothing). */
   readonly observer?: Observer;
+  /** Response decisions and tool pinning on MCP answers (absent: answers are relayed untouched). */
+  readonly responses?: ResponseStage;
 }
 
 /** The issue-5 parts of the sidecar. */

@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.ts';
 import { TollgateError } from '../errors.ts';
 import { errorReply } from '../enforce/reply.ts';
 import { rawSocketReply, type RequestContext, type RequestHandler } from './proxy.ts';
+import { peerSpiffeId } from '../identity/mtls.ts';
 import type { LeafCache } from '../tls/certs.ts';
 import type { ConnectInput } from './tunnel.ts';
 import type { UpgradeHandler } from './upgrade.ts';
@@ -230,6 +231,8 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
         scheme: 'https',
         tunnelAuthority: o.tunnelAuthority,
         connect: { ...o.connect, phase: 'request' },
+        // Requests inside the tunnel are the agent whose SVID opened it.
+        peerSpiffeId: peerSpiffeId(socket),
       };
       if (o.connect.sni !== undefined) {
         contexts.set(socket, context);
@@ -271,6 +274,7 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
         scheme: 'http',
         ...(o.tunnelAuthority === undefined ? {} : { tunnelAuthority: o.tunnelAuthority }),
         connect: { ...o.connect, phase: 'request' },
+        peerSpiffeId: peerSpiffeId(socket),
       });
       http1.emit('connection', socket);
       socket.resume();

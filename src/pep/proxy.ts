@@ -21,7 +21,11 @@ import { appendVia, viaLoopError } from '../upstream/loop-guard.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
 import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
+import { mtlsContext, peerOf, peerSpiffeId, watchMtls } from '../identity/mtls.ts';
+import { createServer as createTlsServer } from 'node:https';
 import type { CallTrace } from '../telemetry/spans.ts';
+import type { ResponseStage } from '../mcp/response-relay.ts';
+import type { PolicyInput } from '../input/build.ts';
 
 /** Options of createProxy. */
 export interface ProxyOptions {
@@ -32,6 +36,8 @@ export interface ProxyOptions {
   readonly logger: Logger;
   /** Spans, metrics and the decision log (default: records nothing). */
   readonly observer?: Observer;
+  /** Response decisions and tool pinning on MCP answers (absent: answers are relayed untouched). */
+  readonly responses?: ResponseStage;
 }
 
 /** The running outbound listener. */
@@ -47,6 +53,8 @@ export interface RequestContext {
   readonly tunnelAuthority?: string;
   /** Set by the tunnel code (src/pep/tunnel.ts): copied into the policy input as input.connect. */
   readonly connect?: Readonly<Record<string, unknown>>;
+  /** For a request inside a tunnel: the SPIFFE ID of the SVID the tunnel's connection presented. */
+  readonly peerSpiffeId?: string | undefined;
 }
 
 /** Handles one HTTP request through the whole pipeline (normalise, decide, deny or forward). */
@@ -163,7 +171,11 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     });
     // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
     res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
-    const verdict = await step.decide({ request, body: head, trace: tr, connect: context.connect }, 'http');
+    const peer = context.peerSpiffeId ?? peerSpiffeId(req.socket);
+    const verdict = await step.decide(
+      { request, body: head, trace: tr, connect: context.connect, peerSpiffeId: peer },
+      'http',
+    );
     if (verdict.kind !== 'allow') {
       const reply = verdictReply(verdict, denyStatus);
       if (verdict.kind === 'fail') tr.end({ statusCode: reply.status, errorType: verdict.error.code });
@@ -171,7 +183,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       send(res, reply, head.truncated || verdict.kind === 'refuse');
       return;
     }
-    forward(req, res, request, head, verdict.decision, verdict.decisionId, tr);
+    forward(req, res, request, head, verdict.decision, verdict.decisionId, tr, verdict.input);
   }
 
   function forward(
@@ -182,6 +194,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     decision: Decision | undefined,
     decisionId: string,
     tr: CallTrace,
+    input: PolicyInput,
   ): void {
     const headers: Record<string, string> = { ...request.headers };
     if (decision !== undefined) {
@@ -210,6 +223,15 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
     });
+    const relay = options.responses?.relay({
+      input,
+      decisionId,
+      server: request.authority,
+      trace: tr,
+      requestedBy: request.source.address,
+    });
+    // The answer is read by Tollgate: ask for it uncompressed (a compressed one cannot be inspected).
+    if (relay !== undefined) headers['accept-encoding'] = 'identity';
     const pool = upstreams.pool(request.scheme, request.host, request.port);
     pool
       .stream(
@@ -217,6 +239,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         ({ statusCode, headers: upstreamHeaders }) => {
           tr.end({ statusCode });
           observer.metrics.recordUpstream(request.authority, statusCode, seconds());
+          decision?.onUpstream?.(statusCode);
           const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
           if (decision !== undefined) {
             for (const [name, value] of decision.responseHeadersToAdd) {
@@ -226,6 +249,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
             }
           }
           out[DECISION_ID_HEADER] = decisionId;
+          // An MCP answer with response decisions or pinning: the relay writes the head itself.
+          if (relay !== undefined) return relay.start(statusCode, out, res, () => abort.abort());
           res.writeHead(statusCode, out);
           // A streamed answer (SSE, or chunked with no length) must reach the agent before its
           // first event: send the head now. Otherwise it leaves with the first body chunk,
@@ -244,6 +269,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
         if (abort.signal.aborted) return;
         const error = upstreamError(err);
         if (!res.headersSent) {
+          decision?.onUpstream?.(undefined);
           tr.end({ errorType: error.code });
           observer.metrics.recordUpstream(request.authority, undefined, seconds());
         }
@@ -269,9 +295,28 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   const observer = options.observer ?? createNoopObserver();
   const handler = createRequestHandler({ ...options, observer });
   const plain: RequestContext = { scheme: 'http' };
-  const server: Server = createServer({ maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 }, (req, res) =>
-    handler(req, res, plain),
-  );
+  const mtls = config.agent.identity.mtls;
+  const serverOptions = { maxHeaderSize: config.proxy.maxHeaderBytes, requestTimeout: 0 };
+  // With mTLS, the connection's SVID is the agent; one without a trusted SVID gets a 401 on every door.
+  const server: Server =
+    mtls === undefined
+      ? createServer(serverOptions, (req, res) => handler(req, res, plain))
+      : createTlsServer({ ...serverOptions, ...mtlsContext(mtls), rejectUnauthorized: false }, (req, res) => {
+          const refused = refusedPeer(req.socket);
+          if (refused === undefined) handler(req, res, plain);
+          else send(res, refused, true);
+        });
+  const stopWatching = mtls === undefined ? undefined : watchMtls(server as never, mtls, options.logger);
+  function refusedPeer(socket: object): LocalReply | undefined {
+    const evidence = peerOf(socket);
+    return evidence?.kind === 'refused' ? errorReply(evidence.error) : undefined;
+  }
+  function refuseRaw(socket: Duplex): boolean {
+    const reply = refusedPeer(socket);
+    if (reply === undefined) return false;
+    rawSocketReply(socket, reply.status, 'Unauthorized', JSON.parse(reply.body) as Record<string, unknown>);
+    return true;
+  }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     observer.metrics.connectionOpened('proxy');
@@ -294,12 +339,14 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
   // CONNECT tunnels and protocol upgrades are not relayed by this listener: refuse
   // them explicitly rather than let any byte through without a decision.
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refuseRaw(socket)) return;
     if (options.hooks?.onConnect) return options.hooks.onConnect(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', {
       error: { code: 'TG_ERR_UNSUPPORTED', message: 'CONNECT tunnels are not served by this listener' },
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refuseRaw(socket)) return;
     if (options.hooks?.onUpgrade) return options.hooks.onUpgrade(req, socket, head);
     rawSocketReply(socket, 501, 'Not Implemented', {
       error: { code: 'TG_ERR_UNSUPPORTED', message: 'protocol upgrades are not served by this listener' },
@@ -317,6 +364,7 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
       });
     },
     close() {
+      stopWatching?.();
       return new Promise((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -49,6 +49,8 @@ export interface ConnectInput {
 export interface Peer {
   readonly address: string;
   readonly port: number;
+  /** The SPIFFE ID of the client certificate Tollgate verified (mTLS listener). */
+  readonly principal?: string;
 }
 
 /** Dependencies of the tunnel code. */
@@ -105,7 +107,11 @@ export function tunnelCheckRequest(options: {
   const socketAddress = (p: Peer) => ({ address: { socketAddress: { address: p.address, portValue: p.port } } });
   return {
     attributes: {
-      source: socketAddress(options.source),
+      // As Envoy: the principal is the URI SAN of the client certificate Tollgate verified.
+      source:
+        options.source.principal === undefined
+          ? socketAddress(options.source)
+          : { ...socketAddress(options.source), principal: options.source.principal },
       destination: socketAddress(options.destination),
       request: {
         time: nanos === 0 ? { seconds } : { seconds, nanos },

@@ -20,6 +20,7 @@ import { errorReply, DECISION_ID_HEADER } from '../enforce/reply.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { rawRequestOf, type RequestContext } from './proxy.ts';
+import { peerSpiffeId } from '../identity/mtls.ts';
 import { writeReply } from './tunnel.ts';
 import { relayMessages } from './ws-messages.ts';
 import { appendVia, guardedLookup, ownLiteralTarget, viaLoopError } from '../upstream/loop-guard.ts';
@@ -98,7 +99,11 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     // Every message is decided with the headers the agent sent (the step strips the agent
     // token from the copy it is given, so keep one before it does).
     const agentHeaders = { ...request.headers };
-    const verdict = await step.decide({ request, body: NO_BODY, connect: context.connect }, 'upgrade');
+    const peer = context.peerSpiffeId ?? peerSpiffeId(req.socket);
+    const verdict = await step.decide(
+      { request, body: NO_BODY, connect: context.connect, peerSpiffeId: peer },
+      'upgrade',
+    );
     if (verdict.kind !== 'allow') {
       writeReply(socket, verdictReply(verdict, config.proxy.denyStatus));
       return;
@@ -179,6 +184,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
         request,
         headers: agentHeaders,
         connect: context.connect,
+        peerSpiffeId: peer,
         bodyLimit: config.proxy.maxRequestBytes,
         denyStatus: config.proxy.denyStatus,
         logger: log,

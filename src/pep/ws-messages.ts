@@ -48,6 +48,8 @@ export interface MessageRelayOptions {
   readonly request: CanonicalRequest;
   readonly headers: Readonly<Record<string, string>>;
   readonly connect?: object | undefined;
+  /** The SPIFFE ID the agent's connection presented (mTLS listener): every message is decided as that agent. */
+  readonly peerSpiffeId?: string | undefined;
   /** Bytes of a message the policy reads (proxy.maxRequestBytes); past it the strict reading's rules apply. */
   readonly bodyLimit: number;
   readonly denyStatus: number;
@@ -212,7 +214,13 @@ export function relayMessages(
     // A fresh copy per message: the step strips the agent token from the headers it is given.
     const request = { ...options.request, id: randomUUID(), headers: { ...options.headers } };
     const verdict = await options.step.decide(
-      { request, body, connect: options.connect, websocket: websocket as unknown as object },
+      {
+        request,
+        body,
+        connect: options.connect,
+        peerSpiffeId: options.peerSpiffeId,
+        websocket: websocket as unknown as object,
+      },
       'upgrade',
     );
     if (closed) return;

@@ -22,6 +22,10 @@ export interface RecordedDecision {
   readonly error?: string;
   /** Revisions of the bundles that decided (bundles.<name>.revision). */
   readonly revisions: readonly string[];
+  /** The decision path recorded (a response decision's is not the request's). */
+  readonly path?: string;
+  /** The failure mode applied when no decision was made (error.failureMode). */
+  readonly failureMode?: 'allow' | 'deny';
 }
 
 /** Counters of what was not replayed. */
@@ -31,8 +35,21 @@ export interface LogCounters {
   unreadable: number;
 }
 
-/** Iterates the replayable records of a decision log; `counters` fills in as it goes. */
-export async function* readDecisionLog(path: string, counters: LogCounters): AsyncGenerator<RecordedDecision> {
+function failureModeOf(error: unknown): 'allow' | 'deny' | undefined {
+  const mode =
+    typeof error === 'object' && error !== null ? (error as { failureMode?: unknown }).failureMode : undefined;
+  return mode === 'allow' || mode === 'deny' ? mode : undefined;
+}
+
+/**
+ * Iterates the replayable records of a decision log; `counters` fills in as it goes.
+ * `others` sees every record without input (genesis, gap, data-change, approval events).
+ */
+export async function* readDecisionLog(
+  path: string,
+  counters: LogCounters,
+  others?: (record: Readonly<Record<string, unknown>>, line: number) => void,
+): AsyncGenerator<RecordedDecision> {
   const stream = createReadStream(path, { encoding: 'utf8' });
   const opened = new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
@@ -63,6 +80,7 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
     const input = record.input;
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
       counters.skippedNoInput += 1;
+      others?.(record, counters.lines);
       continue;
     }
     const bundles = record.bundles;
@@ -72,6 +90,7 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
             .map((b) => b?.revision)
             .filter((r): r is string => typeof r === 'string')
         : [];
+    const failureMode = failureModeOf(record.error);
     const error =
       record.error === undefined
         ? undefined
@@ -86,6 +105,8 @@ export async function* readDecisionLog(path: string, counters: LogCounters): Asy
       result: record.result,
       ...(error === undefined ? {} : { error }),
       revisions,
+      ...(typeof record.path === 'string' && record.path !== '' ? { path: record.path } : {}),
+      ...(failureMode === undefined ? {} : { failureMode }),
     };
   }
 }

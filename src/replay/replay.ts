@@ -145,7 +145,9 @@ export async function replayDecisionLog(options: ReplayOptions): Promise<ReplayR
     if (recorded.error !== undefined) totals.recordedErrors += 1;
     let candidate: Outcome;
     try {
-      const d = evaluator.decideSync(record.input, record.decisionId);
+      // A response decision is replayed against its own entrypoint, not the request's.
+      const path = record.path !== undefined && record.path !== options.decisionPath ? record.path : undefined;
+      const d = evaluator.decideSync(record.input, record.decisionId, path);
       candidate = { allowed: d.allowed, reasons: d.reasons };
     } catch (err) {
       totals.candidateErrors += 1;

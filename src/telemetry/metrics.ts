@@ -30,7 +30,20 @@ export interface DecisionSample {
   readonly seconds: number;
   /** The TG_ERR_* code when no decision could be made (outcome error / failure_mode_allowed). */
   readonly errorCode?: string;
+  /** The policy's reasons (counted for denials in tollgate_deny_reasons_total). */
+  readonly reasons?: readonly string[];
 }
+
+/** What a response decision did (allow, filter, redact, block), or error / failure_mode_allowed, or uninspectable. */
+export type ResponseOutcomeLabel =
+  | 'allow'
+  | 'filter'
+  | 'redact'
+  | 'block'
+  | 'error'
+  | 'failure_mode_allowed'
+  | 'uninspectable_blocked'
+  | 'uninspectable_passed';
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
@@ -62,6 +75,31 @@ export interface UpstreamPoolCounts {
   evicted(): number;
 }
 
+/** One agent's behaviour signals at scrape time (src/behaviour/tracker.ts). */
+export interface BehaviourSeries {
+  readonly agent: string;
+  readonly signals: readonly {
+    /** "calls", "denies", or a configured value signal's name. */
+    readonly signal: string;
+    /** Sliding 60-minute sum. */
+    readonly hour: number;
+    /** Mean hourly sum over the baseline window; undefined before one complete hour. */
+    readonly baselineHourlyAvg: number | undefined;
+  }[];
+  readonly newDestinations: number;
+  readonly newTools: number;
+}
+
+/** What the behaviour tracker tells the metrics about itself (read at scrape time). */
+export interface BehaviourMetricsSource {
+  /** Every tracked agent's signals (at most behaviour.maxAgents agents). */
+  behaviourSeries(): Iterable<BehaviourSeries>;
+  /** Agents tracked now. */
+  behaviourAgents(): number;
+  /** Agents forgotten so far because more than behaviour.maxAgents were seen. */
+  behaviourEvicted(): number;
+}
+
 /** The metrics API the PEP, ext_authz server, bundle loader and decision log call. */
 export interface Metrics {
   recordDecision(sample: DecisionSample): void;
@@ -81,10 +119,18 @@ export interface Metrics {
   recordDecisionLogDropped(count: number): void;
   /** Exports the number of per-origin upstream pools kept and closed (read at scrape time). */
   observeUpstreamPools(pools: UpstreamPoolCounts): void;
+  /** Exports the behaviour tracker's per-agent signals (tollgate_behaviour_*, read at scrape time). */
+  observeBehaviour(source: BehaviourMetricsSource): void;
+  /** A response decision on an MCP message: what it did, or how it failed. */
+  recordResponseDecision(outcome: ResponseOutcomeLabel): void;
+  /** A tool definition that differs from its pin, seen in a server's tools/list answer. */
+  recordToolChange(server: string): void;
   /** The text exposition format. */
   render(): Promise<string>;
   /** Content-Type of render()'s output. */
   readonly contentType: string;
+  /** The registry, so a feature module can register its own metrics (src/state). */
+  readonly registry: Registry;
 }
 
 /**
@@ -93,8 +139,8 @@ export interface Metrics {
  */
 export const OVERFLOW_LABEL_VALUE = '__other__';
 
-/** Labels whose values come from the agent's requests (destination, MCP tool) or its token (agent id). */
-export type BoundedLabel = 'agent' | 'destination' | 'tool';
+/** Labels whose values come from the agent's requests (destination, MCP tool, deny reason) or its token (agent id). */
+export type BoundedLabel = 'agent' | 'destination' | 'tool' | 'reason';
 
 /** Default of MetricsOptions.maxLabelValues. */
 export const DEFAULT_MAX_LABEL_VALUES = 100;
@@ -172,6 +218,11 @@ function createLabelBound(max: number, maxLength: number): LabelBound {
 const DECISION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const UPSTREAM_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** A deny reason as a label value: numbers become "#" ("refund of 600 exceeds …" → "refund of # exceeds …"). */
+export function reasonLabel(reason: string): string {
+  return reason.replace(/-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?/g, '#');
+}
+
 /** "2xx" … "5xx", or "error" when no response came: bounded label values. */
 function statusClass(status: number | undefined): string {
   return status === undefined ? 'error' : `${Math.floor(status / 100)}xx`;
@@ -192,11 +243,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     agent: createLabelBound(maxLabelValues, maxLength),
     destination: createLabelBound(maxLabelValues, maxLength),
     tool: createLabelBound(maxLabelValues, maxLength),
+    reason: createLabelBound(maxLabelValues, maxLength),
   };
   let seriesOverflowed = 0;
   new Counter({
     name: 'tollgate_metric_label_overflow_total',
-    help: `Recordings whose agent-influenced label value (agent, destination, tool) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
+    help: `Recordings whose agent-influenced label value (agent, destination, tool, reason) was past the label's cap of distinct values and was counted as "${OVERFLOW_LABEL_VALUE}"; label="series" when a new label combination was past the per-metric series cap.`,
     labelNames: ['label'] as const,
     registers,
     collect() {
@@ -284,6 +336,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [...(options.upstreamBuckets ?? UPSTREAM_BUCKETS)],
     registers,
   });
+  const denyReasons = new Counter({
+    name: 'tollgate_deny_reasons_total',
+    help: 'Reasons the policy gave for denials, with numbers replaced by # (so amounts and limits do not make new series).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const pdpErrors = new Counter({
     name: 'tollgate_pdp_errors_total',
     help: 'Times no policy decision could be made, by error code (TG_ERR_*).',
@@ -338,13 +396,112 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       this.inc(upstreamPools?.evicted() ?? 0);
     },
   });
+  // Behaviour signals: agents are bounded by behaviour.maxAgents (least recently seen evicted),
+  // signals by the configuration (calls, denies and the configured values).
+  let behaviour: BehaviourMetricsSource | undefined;
+  const behaviourAgent = (agent: string): string => sanitizeLabelValue(agent, maxLength);
+  new Gauge({
+    name: 'tollgate_behaviour_hour',
+    help: "An agent's behaviour signal over the last 60 minutes (sliding estimate): calls, denies, or a configured value's sum.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals) this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.hour);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_baseline_hourly_avg',
+    help: "An agent's mean hourly behaviour signal over its baseline window (behaviour.baselineHours); absent before one complete hour.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals)
+          if (s.baselineHourlyAvg !== undefined)
+            this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.baselineHourlyAvg);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_ratio',
+    help: "An agent's behaviour signal over the last 60 minutes divided by its baseline hourly average; absent while the baseline is 0 or unknown.",
+    labelNames: ['agent', 'signal'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        for (const s of series.signals)
+          if (s.baselineHourlyAvg !== undefined && s.baselineHourlyAvg > 0)
+            this.set({ agent: behaviourAgent(series.agent), signal: s.signal }, s.hour / s.baselineHourlyAvg);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_new_destinations_total',
+    help: 'Destinations an agent reached for the first time, after its first (learning) hour.',
+    labelNames: ['agent'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        this.inc({ agent: behaviourAgent(series.agent) }, series.newDestinations);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_new_tools_total',
+    help: 'MCP tools an agent called for the first time, after its first (learning) hour.',
+    labelNames: ['agent'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const series of behaviour?.behaviourSeries() ?? [])
+        this.inc({ agent: behaviourAgent(series.agent) }, series.newTools);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_behaviour_agents',
+    help: 'Agents whose behaviour is tracked (at most behaviour.maxAgents).',
+    registers,
+    collect() {
+      this.set(behaviour?.behaviourAgents() ?? 0);
+    },
+  });
+  new Counter({
+    name: 'tollgate_behaviour_agents_evicted_total',
+    help: 'Agents forgotten because more than behaviour.maxAgents were seen (least recently seen first).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(behaviour?.behaviourEvicted() ?? 0);
+    },
+  });
   const logDropped = new Counter({
     name: 'tollgate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the log could not keep up (never silent: the log also records a gap).',
     registers,
   });
 
+  const responseDecisions = new Counter({
+    name: 'tollgate_mcp_response_decisions_total',
+    help: 'Response decisions on MCP messages, by outcome: allow, filter (tools/list entries removed), redact, block, error (blocked without a decision), failure_mode_allowed, uninspectable_blocked / uninspectable_passed (past mcp.response.maxMessageBytes, compressed or not JSON).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const toolChanges = new Counter({
+    name: 'tollgate_mcp_tool_changes_total',
+    help: 'Tool definitions seen in a tools/list answer that differ from their pin, by server (destination authority); counted once per new definition.',
+    labelNames: ['server'] as const,
+    registers,
+  });
+
   return {
+    recordResponseDecision(outcome) {
+      responseDecisions.inc({ outcome });
+    },
+    recordToolChange(server) {
+      toolChanges.inc({ server: bounds.destination.map(server) });
+    },
     recordDecision(sample) {
       const destination = bounds.destination.map(sample.destination);
       decisionSeries(
@@ -354,6 +511,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         bounds.tool.map(sample.tool ?? ''),
       ).value += 1;
       decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
+      if (sample.outcome === 'deny')
+        for (const reason of sample.reasons ?? []) denyReasons.inc({ reason: bounds.reason.map(reasonLabel(reason)) });
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed')
         pdpErrors.inc({ code: sample.errorCode ?? 'unknown' });
       if (sample.outcome === 'failure_mode_allowed') failOpen.inc({ destination });
@@ -389,7 +548,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     observeUpstreamPools(pools) {
       upstreamPools = pools;
     },
+    observeBehaviour(source) {
+      behaviour = source;
+    },
     render: () => registry.metrics(),
     contentType: registry.contentType,
+    registry,
   };
 }

@@ -10,7 +10,7 @@ import type { PolicyInput } from '../input/build.ts';
 import type { TollgateError } from '../errors.ts';
 import type { DecisionLog } from '../audit/log.ts';
 import { createTracing, type DecisionMeta, type DecisionTrace, type McpSpanFacts, type Tracing } from './spans.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
+import { createMetrics, type Metrics, type ResponseOutcomeLabel } from './metrics.ts';
 
 /** The telemetry sinks a door records into. */
 export interface Observer {
@@ -105,6 +105,7 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     destination: facts.destination,
     tool: mcpTool(facts.input),
     seconds: facts.seconds,
+    reasons: decision.reasons,
   });
   observer.decisionLog?.write({
     decisionId: facts.decisionId,
@@ -116,6 +117,7 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     traceId: facts.span.traceId,
     spanId: facts.span.spanId,
     ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+    ...(decision.annotations === undefined ? {} : { custom: decision.annotations.custom }),
   });
 }
 
@@ -136,6 +138,56 @@ export function recordFailure(
     seconds: facts.seconds,
     errorCode: error.code,
   });
+  observer.decisionLog?.write({
+    decisionId: facts.decisionId,
+    path: facts.policyPath,
+    input: facts.input,
+    revision,
+    error: { code: error.code, message: error.message, failureMode: mode },
+    traceId: facts.span.traceId,
+    spanId: facts.span.spanId,
+    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+  });
+}
+
+/** Facts about one response decision (a decision of its own, linked to the request's). */
+export interface ResponseDecisionFacts extends DecisionFacts {
+  /** The request decision this one follows. */
+  readonly requestDecisionId: string;
+}
+
+/** Records a response decision: its span (under the call's), the response metric, a decision-log record. */
+export function recordResponseDecision(
+  observer: Observer,
+  facts: ResponseDecisionFacts,
+  decision: Decision,
+  action: ResponseOutcomeLabel,
+): void {
+  facts.span.end({ ...decision, action });
+  observer.metrics.recordResponseDecision(action);
+  observer.decisionLog?.write({
+    decisionId: facts.decisionId,
+    path: facts.policyPath,
+    input: facts.input,
+    result: decision.result,
+    revision: decision.revision,
+    evalNanos: decision.evalNanos,
+    traceId: facts.span.traceId,
+    spanId: facts.span.spanId,
+    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+  });
+}
+
+/** Records that no response decision could be made, and whether the message was relayed or blocked. */
+export function recordResponseFailure(
+  observer: Observer,
+  facts: ResponseDecisionFacts,
+  error: TollgateError,
+  mode: 'allow' | 'deny',
+  revision: string,
+): void {
+  facts.span.fail(error.code, error.message, mode);
+  observer.metrics.recordResponseDecision(mode === 'allow' ? 'failure_mode_allowed' : 'error');
   observer.decisionLog?.write({
     decisionId: facts.decisionId,
     path: facts.policyPath,

@@ -23,6 +23,12 @@ export const TRACER_NAME = 'tollgate';
 
 /** The ext_authz server's decision span name. A call's CLIENT span is named by HTTP semconv: the method alone. */
 export const SPAN_DECISION = 'tollgate.decision';
+/** A response decision (on an MCP server's answer): a child span of the call's CLIENT span. */
+export const SPAN_RESPONSE_DECISION = 'tollgate.response_decision';
+/** On a response decision: the id of the request decision it follows. */
+export const ATTR_DECISION_REQUEST_DECISION_ID = 'tollgate.decision.request_decision_id';
+/** On a response decision: what it did to the message (allow, filter, redact, block). */
+export const ATTR_DECISION_RESPONSE_ACTION = 'tollgate.decision.response.action';
 
 /** tollgate.decision.* — the decision's attributes, on a call's span or the ext_authz span (and the tail sampler's key). */
 export const ATTR_DECISION_OUTCOME = 'tollgate.decision.outcome';
@@ -40,6 +46,11 @@ export const ATTR_DECISION_HTTP_STATUS = 'tollgate.decision.http_status';
 export const ATTR_DECISION_DESTINATION = 'tollgate.decision.destination';
 /** Set when no decision could be made: which failure mode was applied (allow|deny). */
 export const ATTR_DECISION_FAILURE_MODE = 'tollgate.decision.failure_mode';
+/** PDP chains: the stage whose decision the chain took, the stage names in order, and each stage's result. */
+export const ATTR_DECISION_DECIDED_BY = 'tollgate.decision.decided_by';
+export const ATTR_DECISION_STAGES = 'tollgate.decision.stages';
+/** tollgate.decision.stage.<name>.{outcome,reasons,revision,duration_ms,error.type,failure_mode}. */
+export const ATTR_DECISION_STAGE_PREFIX = 'tollgate.decision.stage.';
 /** The masked policy input as JSON, only when tracing.recordInput is on. */
 export const ATTR_DECISION_INPUT = 'tollgate.decision.input';
 

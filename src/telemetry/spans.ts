@@ -42,13 +42,17 @@ import {
   type TextMapPropagator,
   type TextMapSetter,
   type Tracer,
+  type AttributeValue,
 } from '@opentelemetry/api';
 import {
   ATTR_DECISION_AGENT_ID,
   ATTR_DECISION_AGENT_ROLE,
   ATTR_DECISION_BUNDLE_REVISION,
+  ATTR_DECISION_DECIDED_BY,
   ATTR_DECISION_DESTINATION,
   ATTR_DECISION_EVAL_NS,
+  ATTR_DECISION_STAGE_PREFIX,
+  ATTR_DECISION_STAGES,
   ATTR_DECISION_FAILURE_MODE,
   ATTR_DECISION_HTTP_STATUS,
   ATTR_DECISION_ID,
@@ -79,6 +83,9 @@ import {
   OUTCOME_ALLOW,
   OUTCOME_DENY,
   SPAN_DECISION,
+  SPAN_RESPONSE_DECISION,
+  ATTR_DECISION_REQUEST_DECISION_ID,
+  ATTR_DECISION_RESPONSE_ACTION,
 } from './semconv.ts';
 
 /** Request headers as Node gives them: lowercase names. */
@@ -177,6 +184,20 @@ export interface DecisionOutcome {
   readonly revision: string;
   readonly evalNanos: number;
   readonly httpStatus?: number;
+  /** Attributes a step after the PDP added (tollgate.budget.*, tollgate.rate.*, tollgate.approval.*). */
+  readonly annotations?: { readonly attributes: Readonly<Record<string, AttributeValue>> };
+  /** PDP chains: the stage that decided, and every stage's result (src/pdp/types.ts StageResult). */
+  readonly decidedBy?: string;
+  readonly stages?: readonly {
+    readonly name: string;
+    readonly outcome: string;
+    readonly reasons: readonly string[];
+    readonly revision: string;
+    readonly ms: number;
+    readonly error?: { readonly code: string; readonly failureMode: string };
+  }[];
+  /** A response decision: what it did to the message (allow, filter, redact, block). */
+  readonly action?: string;
 }
 
 /** A decision being recorded (on a call's span, or as the ext_authz SERVER span). Exactly one of end/fail takes effect. */
@@ -212,6 +233,8 @@ export interface CallTrace {
   forward(headers: Record<string, string>, url?: string): void;
   /** Ends the CLIENT span; later calls do nothing. */
   end(result: CallResult): void;
+  /** A response decision on the call's answer: an INTERNAL child span of the CLIENT span, linked by the request's decision id. */
+  startResponseDecision(meta: DecisionMeta, requestDecisionId: string): DecisionTrace;
 }
 
 /** What is known of a call when Tollgate has read it. */
@@ -418,12 +441,39 @@ function setDecisionOutcome(span: Span, decision: DecisionOutcome): void {
   span.setAttribute(ATTR_DECISION_BUNDLE_REVISION, decision.revision);
   span.setAttribute(ATTR_DECISION_EVAL_NS, decision.evalNanos);
   if (decision.reasons.length > 0) span.setAttribute(ATTR_DECISION_REASONS, [...decision.reasons]);
+  if (decision.annotations !== undefined) span.setAttributes(decision.annotations.attributes);
+  if (decision.stages !== undefined) setStages(span, decision);
   if (!decision.allowed) {
     if (decision.httpStatus !== undefined) span.setAttribute(ATTR_DECISION_HTTP_STATUS, decision.httpStatus);
     span.setStatus({
       code: SpanStatusCode.ERROR,
       message: decision.reasons.length > 0 ? decision.reasons.join('; ') : 'denied by policy',
     });
+  }
+}
+
+/**
+ * A PDP chain's stages, one attribute group per stage named by the stage (names are
+ * configuration, so the set of keys is bounded): a Jaeger search for
+ * tollgate.decision.stage.central.outcome=deny finds what the central layer denied.
+ */
+function setStages(span: Span, decision: DecisionOutcome): void {
+  const stages = decision.stages ?? [];
+  span.setAttribute(
+    ATTR_DECISION_STAGES,
+    stages.map((s) => s.name),
+  );
+  if (decision.decidedBy !== undefined) span.setAttribute(ATTR_DECISION_DECIDED_BY, decision.decidedBy);
+  for (const stage of stages) {
+    const prefix = `${ATTR_DECISION_STAGE_PREFIX}${stage.name}.`;
+    span.setAttribute(`${prefix}outcome`, stage.outcome);
+    span.setAttribute(`${prefix}revision`, stage.revision);
+    span.setAttribute(`${prefix}duration_ms`, stage.ms);
+    if (stage.reasons.length > 0) span.setAttribute(`${prefix}reasons`, [...stage.reasons]);
+    if (stage.error !== undefined) {
+      span.setAttribute(`${prefix}error.type`, stage.error.code);
+      span.setAttribute(`${prefix}failure_mode`, stage.error.failureMode);
+    }
   }
 }
 
@@ -572,6 +622,11 @@ class CallSpan extends DeferredSpan implements CallTrace {
     this.errorTyped = true;
   }
 
+  startResponseDecision(meta: DecisionMeta, requestDecisionId: string): DecisionTrace {
+    const parent = trace.setSpan(this.parent, this.started(undefined));
+    return new ExtAuthzDecision(this.r, parent, meta, SPAN_RESPONSE_DECISION, SpanKind.INTERNAL, requestDecisionId);
+  }
+
   forward(headers: Record<string, string>, url?: string): void {
     const span = this.started(undefined);
     if (url !== undefined && span.isRecording()) {
@@ -636,26 +691,42 @@ class CallDecision implements DecisionTrace {
   }
 }
 
-/** The ext_authz decision: a SERVER span of its own, started (back-dated) and ended when the PDP has answered. */
+/**
+ * A decision span of its own, started (back-dated) and ended when the PDP has answered:
+ * the ext_authz decision (SERVER), or a response decision (INTERNAL, under the call's span).
+ */
 class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
   private done = false;
   private readonly meta: DecisionMeta;
+  private readonly name: string;
+  private readonly kind: SpanKind;
+  private readonly requestDecisionId: string | undefined;
 
-  constructor(r: Recorder, parent: Context, meta: DecisionMeta) {
+  constructor(
+    r: Recorder,
+    parent: Context,
+    meta: DecisionMeta,
+    name: string = SPAN_DECISION,
+    kind: SpanKind = SpanKind.SERVER,
+    requestDecisionId?: string,
+  ) {
     super(r, parent);
     this.meta = meta;
+    this.name = name;
+    this.kind = kind;
+    this.requestDecisionId = requestDecisionId;
   }
 
   protected begin(outcome: string | undefined): Span {
     const carrier = this.meta.mcp?.traceContext;
     if (carrier !== undefined && trace.getSpanContext(this.parent) === undefined)
       this.parent = extractContext(this.r, carrier);
-    const span = this.r.tracer.startSpan(
-      SPAN_DECISION,
-      startOptions(SpanKind.SERVER, this.startTime, outcome),
-      this.parent,
-    );
-    if (span.isRecording()) setDecisionMeta(this.r, span, this.meta, true);
+    const span = this.r.tracer.startSpan(this.name, startOptions(this.kind, this.startTime, outcome), this.parent);
+    if (span.isRecording()) {
+      setDecisionMeta(this.r, span, this.meta, true);
+      if (this.requestDecisionId !== undefined)
+        span.setAttribute(ATTR_DECISION_REQUEST_DECISION_ID, this.requestDecisionId);
+    }
     return span;
   }
 
@@ -663,7 +734,10 @@ class ExtAuthzDecision extends DeferredSpan implements DecisionTrace {
     if (this.done) return;
     this.done = true;
     const span = this.started(decision.allowed ? OUTCOME_ALLOW : OUTCOME_DENY);
-    if (span.isRecording()) setDecisionOutcome(span, decision);
+    if (span.isRecording()) {
+      setDecisionOutcome(span, decision);
+      if (decision.action !== undefined) span.setAttribute(ATTR_DECISION_RESPONSE_ACTION, decision.action);
+    }
     span.end(performance.now());
   }
 

@@ -8,7 +8,7 @@ import { buildBundle } from '../helpers/processes.ts';
 import { createWasmPdp } from '../../src/pdp/wasm.ts';
 import { loadBundle } from '../../src/bundle/load.ts';
 import { normalizeRequest } from '../../src/http/normalize.ts';
-import { signAgentToken } from '../../src/input/identity.ts';
+import { signAgentToken } from '../../src/identity/hs256.ts';
 import { createDecisionStep, verdictReply, type DecisionRequest, type Door } from '../../src/enforce/decide.ts';
 import { tunnelCheckRequest } from '../../src/pep/tunnel.ts';
 

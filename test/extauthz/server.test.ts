@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { checkMethod, type Message } from '../../src/proto/ext-authz.ts';
-import { signAgentToken } from '../../src/input/identity.ts';
+import { signAgentToken } from '../../src/identity/hs256.ts';
 import { ROOT, startTollgate } from '../helpers/processes.ts';
 import { checkClient, startTollgateExtAuthz, type CheckOutcome } from './peers.ts';
 

@@ -72,7 +72,7 @@ export async function startTollgate(
   const ports = await new Promise<{ proxy: number; admin: number }>((resolve, reject) => {
     child.stdout!.on('data', (c: string) => {
       out += c;
-      const m = /proxy http:\/\/[^:]+:(\d+)\s+admin http:\/\/[^:]+:(\d+)/.exec(out);
+      const m = /proxy https?:\/\/[^:]+:(\d+)\s+admin http:\/\/[^:]+:(\d+)/.exec(out);
       if (m) resolve({ proxy: Number(m[1]), admin: Number(m[2]) });
     });
     void exited.then((code) => reject(new Error(`tollgate exited with ${code} before listening:\n${out}`)));

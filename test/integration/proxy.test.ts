@@ -4,7 +4,7 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { buildBundle, startTollgate, startUpstream, viaProxy } from '../helpers/processes.ts';
-import { signAgentToken } from '../../src/input/identity.ts';
+import { signAgentToken } from '../../src/identity/hs256.ts';
 
 const SUPPORT = { id: 'support-bot', role: 'support' };
 

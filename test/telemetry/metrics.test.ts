@@ -122,3 +122,25 @@ t.test('two instances do not share series; process metrics are there by default'
   t.match(await a.render(), /process_cpu_seconds_total/);
   t.equal(value(parse(await b.render()).samples, 'tollgate_decisions_total'), undefined);
 });
+
+t.test('denials count their reasons with numbers replaced, so amounts do not make new series', async (t) => {
+  const metrics = createMetrics({ processMetrics: false });
+  for (const amount of [600, 750.5])
+    metrics.recordDecision({
+      outcome: 'deny',
+      agent: 'cs',
+      destination: 'payments.internal:80',
+      seconds: 0,
+      reasons: [`refund of ${amount} exceeds the support limit of 500`, 'agent cs is not registered'],
+    });
+  metrics.recordDecision({ outcome: 'allow', agent: 'cs', destination: 'x:80', seconds: 0, reasons: ['ignored'] });
+  const { samples } = parse(await metrics.render());
+  const reasons = samples.filter((s) => s.name === 'tollgate_deny_reasons_total');
+  t.same(
+    reasons.map((s) => [s.labels.reason, s.value]),
+    [
+      ['refund of # exceeds the support limit of #', 2],
+      ['agent cs is not registered', 2],
+    ],
+  );
+});

@@ -1,7 +1,7 @@
 /**
- * Agent identity: the sidecar's configured agent, optionally overridden per request
- * by an HS256 JWT in a configured header (claims: sub → id, role, labels). An
- * invalid or expired token is refused, never silently ignored.
+ * The local identity source: an HS256 JWT signed with a shared secret (claims: sub →
+ * id, role, labels), for development and single-host setups; real issuers go through
+ * jwt.ts. An invalid or expired token is refused, never silently ignored.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { TollgateError } from '../errors.ts';
