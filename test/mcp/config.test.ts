@@ -22,14 +22,14 @@ t.test('bad MCP settings are refused naming the field', async (t) => {
   t.throws(() => parseConfig({ mcp: { pins: { enable: true } } }), { message: /mcp\/pins/ });
 });
 
-t.test('response decisions need the wasm PDP', async (t) => {
+t.test('response decisions need a wasm bundle', async (t) => {
   const config = parseConfig({
     pdp: { type: 'extauthz', target: '127.0.0.1:1' },
     mcp: { response: { decisionPath: 'tollgate/authz/response' } },
   });
   await t.rejects(startSidecar(config, pino({ level: 'silent' })), {
     code: 'TG_ERR_CONFIG_INVALID',
-    message: /\/mcp\/response\/decisionPath: response decisions need the wasm PDP/,
+    message: /\/mcp\/response\/decisionPath: response decisions need a wasm bundle/,
   });
 });
 
