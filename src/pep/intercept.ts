@@ -207,6 +207,12 @@ export function createInterceptor(options: InterceptorOptions): Interceptor {
     contexts.set(tlsSocket, context);
     (tlsSocket as unknown as Record<symbol, RequestContext>)[CONTEXT] = context;
     track(tlsSocket);
+    // HTTP/2 has no half-closed connection (RFC 9113 §5.1 is per stream): an agent that ends
+    // its side has gone, so close the session; its streams close and cancel their upstream
+    // calls (an open SSE stream would otherwise hold its upstream request forever).
+    tlsSocket.once('end', () => {
+      if (tlsSocket.alpnProtocol === 'h2') tlsSocket.destroy();
+    });
   });
   secure.on('tlsClientError', (err: NodeJS.ErrnoException) =>
     log.debug({ err: err.message, code: err.code }, 'intercepted TLS handshake failed'),

@@ -220,9 +220,10 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
 
     const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
+    // The agent's side closed: stop the upstream call. Aborting one that already completed
+    // does nothing, so no test of how the close came is needed (writableFinished cannot tell:
+    // an HTTP/2 stream torn down with its session reports itself finished).
+    res.on('close', () => abort.abort());
     const relay = options.responses?.relay({
       input,
       decisionId,
