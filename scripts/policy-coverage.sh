@@ -11,7 +11,9 @@ dir=$1 min=$2
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-"$OPA" test "$dir" --ignore dist --coverage >"$tmp/coverage.json"
+# A layer of its own (policies/hybrid: the PDP-chain example) is measured on its own: mixed
+# into the seed policies' run, opa attributes its lines wrongly.
+"$OPA" test "$dir" --ignore dist --ignore hybrid --coverage >"$tmp/coverage.json"
 # Test files would inflate the figure: only the policies themselves count.
 cat >"$tmp/coverage.rego" <<'REGO'
 package coverage

@@ -35,6 +35,7 @@ fi
 
 # Line coverage of the policies themselves, with the floor.
 "$REPO/scripts/policy-coverage.sh" policies "$COVERAGE_MIN"
+"$REPO/scripts/policy-coverage.sh" policies/hybrid/local "$COVERAGE_MIN"
 
 "$REPO/scripts/check-bundle-fresh.sh"
 

@@ -179,7 +179,7 @@ t.test('pdp.type cedar decides in a running sidecar', async (t) => {
   t.equal(ok.status, 200, ok.body);
   const denied = await refund(900);
   t.equal(denied.status, 403);
-  t.match(JSON.parse(denied.body), { reasons: ['refund exceeds the support limit of 500'] });
+  t.match(JSON.parse(denied.body), { reasons: ["refund exceeds the role's limit of 500"] });
 });
 
 t.test('a sidecar configured without Cedar never loads cedar-wasm', async (t) => {
