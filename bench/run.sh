@@ -9,6 +9,8 @@
 #   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
 #   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
 #   mcp      MCP tools/call p99 at a paced 500 req/s, request-only vs request+response decisions, see mcp-response.sh
+#   footprint bare Node forwarder vs Tollgate: req/s, CPU/req, paced p99/p99.9, GC, RSS; ext_authz vs opa-envoy-plugin, see footprint.sh
+#   import-cost RSS and V8 heap each dependency adds to a bare Node process at start, see import-cost.mjs
 #   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
@@ -25,6 +27,8 @@ case $scenario in
   gate) exec bash "$here/gate-cost.sh" ;;
   mcp) exec bash "$here/mcp-response.sh" ;;
   state) exec bash "$here/state.sh" ;;
-  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state)" >&2; exit 2 ;;
+  footprint) exec bash "$here/footprint.sh" ;;
+  import-cost) exec "$here/../node_modules/.bin/node" "$here/import-cost.mjs" ;;
+  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, footprint, import-cost)" >&2; exit 2 ;;
 esac
