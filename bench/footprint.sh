@@ -4,8 +4,10 @@
 #   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
 #   tollgate  Tollgate with the benchmark config (bench/tollgate.yaml.in, origin-form requests
 #             under the default bundle), started like a deployment (bin/tollgate.js: its V8 defaults),
+#             It runs the compiled dist/ when `npm run build` made one (the log says which);
 #   tollgate-nodefaults (in FOOTPRINT_TARGETS only when asked): the same without them
-#             (TOLLGATE_NODE_DEFAULTS=0), to measure the shipped V8 settings both ways.
+#             (TOLLGATE_NODE_DEFAULTS=0), to measure the shipped V8 settings both ways;
+#   tollgate-ts (only when asked): the TypeScript sources even when dist/ exists (TOLLGATE_DIST=0).
 # Per target, started fresh and measured one after the other (upstream nginx and the load
 # generators on CPU 0, the target alone on CPU 1): RSS at idle; a paced FOOTPRINT_RATE
 # (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after a 3 s warm-up: p50/p99/p99.9/max
@@ -40,6 +42,7 @@ start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTR
 wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
 select_bundle "${BENCH_BUNDLE:-auto}"
 log "bundle: $BUNDLE_DESC"
+if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
 render "$BENCH/tollgate.yaml.in" "$WORK/tollgate.yaml" "BUNDLE=$BUNDLE" "UPSTREAM_PORT=$UPSTREAM_PORT"
 [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
 
@@ -54,11 +57,12 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
-    tollgate | tollgate-nodefaults)
-      local defaults=1
-      [ "$name" = tollgate ] || defaults=0
+    tollgate | tollgate-nodefaults | tollgate-ts)
+      local defaults=1 dist=1
+      [ "$name" != tollgate-nodefaults ] || defaults=0
+      [ "$name" != tollgate-ts ] || dist=0
       # FOOTPRINT_TOLLGATE_ROOT: another source tree of Tollgate (e.g. an earlier revision) to measure instead.
-      TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$WORK/tollgate.yaml"
+      TOLLGATE_DIST=$dist TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$WORK/tollgate.yaml"
       PID=$LAST_PID
       wait_until 60 "tollgate" grep -q 'listening: proxy http://' "$out"
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)

@@ -25,4 +25,27 @@ if (
 ) {
   process.execve(process.execPath, [process.execPath, ...NODE_DEFAULTS, ...process.execArgv, ...process.argv.slice(1)]);
 }
-await import('../src/cli/main.ts');
+
+// Compiled JS (npm run build → dist/) when present and built after the last change to src/;
+// otherwise the TypeScript sources. TOLLGATE_DIST=0 forces the sources.
+import { readdirSync, statSync } from 'node:fs';
+const newestSource = (dir) => {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = new URL(`${entry.name}${entry.isDirectory() ? '/' : ''}`, dir);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+};
+const built = (() => {
+  try {
+    return statSync(new URL('../dist/BUILT', import.meta.url)).mtimeMs;
+  } catch {
+    return undefined;
+  }
+})();
+const useDist =
+  process.env.TOLLGATE_DIST !== '0' &&
+  built !== undefined &&
+  built >= newestSource(new URL('../src/', import.meta.url));
+await import(useDist ? '../dist/src/cli/main.js' : '../src/cli/main.ts');
