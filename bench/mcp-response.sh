@@ -7,7 +7,8 @@
 #
 # Each mode runs against a fresh Tollgate on its own core (PROXY_CPU); vegeta and the tool
 # server share the other. Prints one line per mode: p50/p90/p99/max latency, success ratio,
-# and the response-decision counter read from /metrics (proof the second decision ran).
+# the response-decision counter read from /metrics (proof the second decision ran), and
+# Tollgate's CPU time per request (user + system; less disturbed by a busy machine than latency).
 # Needs: vegeta (scripts/install-tools.sh vegeta), curl, taskset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -45,17 +46,21 @@ YAML
   HTTP_PROXY=http://127.0.0.1:$TOLLGATE_PORT loadgen "$VEGETA" attack -format=json -targets="$WORK/targets.jsonl" \
     -rate="$RATE/1s" -duration=3s -timeout=10s >/dev/null
   wait_quiet
+  local ticks0
+  ticks0=$(cpu_ticks "$pid")
   HTTP_PROXY=http://127.0.0.1:$TOLLGATE_PORT loadgen "$VEGETA" attack -format=json -targets="$WORK/targets.jsonl" \
     -rate="$RATE/1s" -duration="${SECONDS_PER_RUN}s" -timeout=10s -output="$WORK/$name.bin"
   "$VEGETA" report -type=json "$WORK/$name.bin" >"$WORK/$name.json"
+  # Tollgate's CPU per request (user + system, all threads): robust on a shared machine.
+  local cpu_ticks_used=$(( $(cpu_ticks "$pid") - ticks0 ))
   local decisions
   decisions=$(curl -s "http://127.0.0.1:$TOLLGATE_ADMIN_PORT/metrics" | awk '/^tollgate_mcp_response_decisions_total/ {s += $2} END {print s + 0}')
   "$NODE" -e '
     const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
     const ms = (ns) => (ns / 1e6).toFixed(2);
     const codes = Object.entries(r.status_codes ?? {}).map(([c, n]) => `${c}:${n}`).join(" ");
-    console.log(`${process.argv[2].padEnd(18)} rate ${r.rate.toFixed(0)}/s  p50 ${ms(r.latencies["50th"])} ms  p90 ${ms(r.latencies["90th"])} ms  p99 ${ms(r.latencies["99th"])} ms  max ${ms(r.latencies.max)} ms  success ${(r.success * 100).toFixed(2)}%  codes ${codes}  response decisions ${process.argv[3]}`);
-  ' "$WORK/$name.json" "$name" "$decisions"
+    console.log(`${process.argv[2].padEnd(18)} rate ${r.rate.toFixed(0)}/s  p50 ${ms(r.latencies["50th"])} ms  p90 ${ms(r.latencies["90th"])} ms  p99 ${ms(r.latencies["99th"])} ms  max ${ms(r.latencies.max)} ms  success ${(r.success * 100).toFixed(2)}%  codes ${codes}  response decisions ${process.argv[3]}  tollgate CPU ${(1e6 * Number(process.argv[4]) / Number(process.argv[5]) / r.requests).toFixed(0)} µs/request`);
+  ' "$WORK/$name.json" "$name" "$decisions" "$cpu_ticks_used" "$(getconf CLK_TCK)"
   stop_pid "$pid" TERM
 }
 

@@ -42,15 +42,24 @@ response_notes contains sprintf("tools/list: tool %s hidden from role %s", [name
 	some name in hidden_tools
 }
 
+# With pinning on, a changed definition is named in the decision log (the call rule denies it).
+response_notes contains sprintf("tools/list: tool %s changed since it was pinned", [tool.name]) if {
+	some tool in input.response.tools
+	tool.changed == true
+}
+
 default response_tool := ""
 
 response_tool := input.response.request.tool.name
 
-# result_string is every string in a tools/call result (content text, structuredContent).
-result_string contains value if {
-	input.response.method == "tools/call"
+# result_text is every string of a tools/call result (content text, structuredContent), one
+# per line: each pattern is matched once per answer (OPA's WebAssembly build compiles a
+# regular expression on every regex.match, so a call per string would multiply the cost).
+result_text := concat("\n", [value |
 	walk(input.response.message.result, [_, value])
 	is_string(value)
+]) if {
+	input.response.method == "tools/call"
 }
 
 default redact_patterns := []
@@ -61,25 +70,24 @@ default block_patterns := []
 
 block_patterns := data.tollgate.mcp.block
 
-# A pattern of data.tollgate.mcp.redact found in a tool result is replaced wherever it occurs.
-redactions := [{"pattern": p.pattern, "replacement": p.replacement} |
-	some p in redact_patterns
-	redacted(p)
-]
-
-redacted(p) if {
-	some value in result_string
-	regex.match(p.pattern, value)
+# redacted holds the index of each data.tollgate.mcp.redact pattern found in the result.
+redacted contains i if {
+	some i, p in redact_patterns
+	regex.match(p.pattern, result_text)
 }
 
-response_notes contains sprintf("redacted %s from the result of tool %s", [p.name, response_tool]) if {
-	some p in redact_patterns
-	redacted(p)
+# A pattern found in a tool result is replaced wherever it occurs (by the PEP, string by string).
+redactions := [{"pattern": p.pattern, "replacement": p.replacement} |
+	some i in sort(redacted)
+	p := redact_patterns[i]
+]
+
+response_notes contains sprintf("redacted %s from the result of tool %s", [redact_patterns[i].name, response_tool]) if {
+	some i in redacted
 }
 
 # A result carrying what data.tollgate.mcp.block names never reaches the agent.
 response_blocks contains sprintf("the result of tool %s carries %s", [response_tool, p.name]) if {
 	some p in block_patterns
-	some value in result_string
-	regex.match(p.pattern, value)
+	regex.match(p.pattern, result_text)
 }

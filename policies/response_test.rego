@@ -104,3 +104,10 @@ test_names_no_tool_when_the_answer_matches_no_request if {
 	r := authz.response with input as request
 	r.reasons == ["redacted an API key from the result of tool "]
 }
+
+test_notes_a_changed_tool_definition_in_a_list if {
+	request := object.union(listing("support-bot", ["lookup_customer"]), {"response": {"tools": [{"name": "lookup_customer", "pinned": true, "changed": true}]}})
+	r := authz.response with input as request
+	r.allowed
+	r.reasons == ["tools/list: tool lookup_customer changed since it was pinned"]
+}

@@ -212,11 +212,13 @@ install_spire() {
   rm -rf "$src" "$BIN/spire-server.version" "$BIN/spire-agent.version"
   mkdir -p "$src"
   printf 'module tollgate.local/tools/spire\n\ngo 1.24\n' >"$src/go.mod"
+  # As SPIRE's release builds: without the tag, `spire-server --version` says "1.13.3-dev-unk".
+  local ldflags="-X github.com/spiffe/spire/pkg/common/version.gittag=${SPIRE_VERSION#v}"
   (cd "$src" &&
     go get -tool "github.com/spiffe/spire/cmd/spire-server@$SPIRE_VERSION" &&
     go get -tool "github.com/spiffe/spire/cmd/spire-agent@$SPIRE_VERSION" &&
-    go build -o "$BIN/spire-server" github.com/spiffe/spire/cmd/spire-server &&
-    go build -o "$BIN/spire-agent" github.com/spiffe/spire/cmd/spire-agent) ||
+    go build -ldflags "$ldflags" -o "$BIN/spire-server" github.com/spiffe/spire/cmd/spire-server &&
+    go build -ldflags "$ldflags" -o "$BIN/spire-agent" github.com/spiffe/spire/cmd/spire-agent) ||
     die "spire: building spire-server/spire-agent $SPIRE_VERSION failed"
   record spire-server "$SPIRE_VERSION"
   record spire-agent "$SPIRE_VERSION"

@@ -67,6 +67,8 @@ Exit status: 0 allow, 2 deny, 1 error.
 
   -i, --input F    the policy input (JSON); "-" reads standard input
   -c, --config F   configuration file
+      --path P     another entrypoint of the bundle, e.g. tollgate/authz/response
+                   (an input with "response", as the response decision sees it)
 `,
   config: `Usage: tollgate config validate <file> | tollgate config schema`,
   explain: `Usage: tollgate explain --input input.json [--config tollgate.yaml]
@@ -245,7 +247,11 @@ async function main(argv: string[]): Promise<void> {
     case 'check': {
       const { values } = parseArgs({
         args: rest,
-        options: { input: { type: 'string', short: 'i' }, config: { type: 'string', short: 'c' } },
+        options: {
+          input: { type: 'string', short: 'i' },
+          config: { type: 'string', short: 'c' },
+          path: { type: 'string' },
+        },
       });
       if (values.input === undefined) fail('check needs --input <file>');
       const cfg = await config(values.config);
@@ -254,7 +260,7 @@ async function main(argv: string[]): Promise<void> {
         fail(`${values.input}: the policy input must be a JSON object`);
       const { createPdp } = await import('../sidecar.ts');
       const pdp = await createPdp(cfg);
-      const decision = await pdp.decide(input as never, crypto.randomUUID());
+      const decision = await pdp.decide(input as never, crypto.randomUUID(), values.path);
       if (command === 'explain') {
         const { explainDecision } = await import('./explain.ts');
         process.stdout.write(
@@ -264,7 +270,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       process.stdout.write(
-        `${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`,
+        `${JSON.stringify({ allowed: decision.allowed, reasons: decision.reasons, decision_id: decision.decisionId, revision: decision.revision, path: values.path ?? pdp.info()?.decisionPath, result: decision.result }, null, 2)}\n`,
       );
       process.exitCode = decision.allowed ? 0 : 2;
       return;

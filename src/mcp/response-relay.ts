@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { wrapError, type TollgateError } from '../errors.ts';
 import type { McpConfig } from '../config/schema.ts';
@@ -40,6 +40,7 @@ import {
   responseResult,
   type ResponseInput,
 } from './response-policy.ts';
+import { discard, jsonSink, replyBlocked, sseSink, type Answer } from './relay-sinks.ts';
 
 /** Options of createResponseStage. */
 export interface ResponseStageOptions {
@@ -81,39 +82,15 @@ export interface ResponseStage {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Headers as the policy sees them: lowercase names, string values. */
+/** Headers as the policy sees them: lowercase names, string values; never Set-Cookie (a credential the decision log would keep). */
 function inputHeaders(headers: OutgoingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
+    if (value === undefined || name.toLowerCase() === 'set-cookie') continue;
     out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
   }
   return out;
 }
-
-/** Writes and waits for the socket to take more (or to be gone). */
-function write(res: ServerResponse, data: string | Buffer): Promise<void> {
-  if (res.write(data) || res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
-}
-
-const discard = (): Writable =>
-  new Writable({
-    write(_chunk, _encoding, callback) {
-      callback();
-    },
-  });
-
-// SSE (WHATWG HTML §9.2.6): events end at a blank line; lines end in CRLF, LF or CR.
-const EVENT_END = /\r\n\r\n|\n\n|\r\r/;
 
 /** Creates the response stage. */
 export function createResponseStage(options: ResponseStageOptions): ResponseStage {
@@ -247,234 +224,21 @@ export function createResponseStage(options: ResponseStageOptions): ResponseStag
       abort();
       return discard();
     }
-    if (sse) return sseSink(call, requests, http, status, headers, res, abort, answered, blockedFor);
-    return jsonSink(call, requests, http, status, headers, res, abort, blockedFor);
-  }
-
-  /** Tollgate's own answer in place of one it could not inspect (status kept: the exchange itself succeeded). */
-  function replyBlocked(
-    res: ServerResponse,
-    status: number,
-    headers: OutgoingHttpHeaders,
-    messages: unknown[],
-    sse: boolean,
-  ): void {
-    const payload = JSON.stringify(messages.length === 1 ? messages[0] : messages);
-    const out: OutgoingHttpHeaders = { ...headers };
-    delete out['content-encoding'];
-    delete out['content-length'];
-    if (sse) {
-      const body = `event: message\ndata: ${payload}\n\n`;
-      out['content-length'] = String(Buffer.byteLength(body));
-      res.writeHead(status, out);
-      res.end(body);
-      return;
-    }
-    out['content-type'] = 'application/json';
-    out['content-length'] = String(Buffer.byteLength(payload));
-    res.writeHead(status < 300 ? status : 200, out);
-    res.end(payload);
-  }
-
-  function jsonSink(
-    call: ResponseCall,
-    requests: Map<string | number, McpMessage>,
-    http: { status: number; headers: Record<string, string>; transport: 'json' | 'sse' },
-    status: number,
-    headers: OutgoingHttpHeaders,
-    res: ServerResponse,
-    abort: () => void,
-    blockedFor: (reason: string) => unknown[],
-  ): Writable {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let passing = false;
-    let finished = false;
-    const uninspectable = (reason: string): void => {
-      if (settings.onUninspectable === 'pass') {
-        observer.metrics.recordResponseDecision('uninspectable_passed');
-        passing = true;
-        res.writeHead(status, headers);
-        for (const c of chunks) res.write(c);
-        chunks.length = 0;
-        return;
-      }
-      observer.metrics.recordResponseDecision('uninspectable_blocked');
-      log.debug({ reason, decisionId: call.decisionId }, 'uninspectable response blocked');
-      finished = true;
-      replyBlocked(res, status, headers, blockedFor(reason), false);
-      abort();
+    const answer: Answer = {
+      status,
+      headers,
+      res,
+      abort,
+      maxBytes: max,
+      onUninspectable: settings.onUninspectable,
+      metrics: observer.metrics,
+      log,
+      decisionId: call.decisionId,
+      decide: (message) => decideMessage(call, requests, message, http),
+      blockedFor,
+      answered: (id) => answered.add(id),
     };
-    return new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        if (finished) return callback();
-        if (passing) return void write(res, chunk).then(() => callback());
-        size += chunk.length;
-        chunks.push(chunk);
-        if (size > max) {
-          uninspectable(`the response is larger than mcp.response.maxMessageBytes (${max} bytes)`);
-        }
-        callback();
-      },
-      final(callback) {
-        if (finished) return callback();
-        if (passing) {
-          res.end();
-          return callback();
-        }
-        const raw = Buffer.concat(chunks);
-        if (raw.length === 0) {
-          // No message (a 204, an empty 200): nothing to decide.
-          res.writeHead(status, headers);
-          res.end();
-          return callback();
-        }
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
-        } catch {
-          uninspectable('the response body is not valid UTF-8 JSON');
-          if (passing) res.end(raw);
-          return callback();
-        }
-        void (async () => {
-          let changed = false;
-          if (Array.isArray(parsed)) {
-            for (let i = 0; i < parsed.length; i++) {
-              const r = await decideMessage(call, requests, parsed[i], http);
-              parsed[i] = r.out;
-              changed ||= r.changed;
-            }
-          } else {
-            const r = await decideMessage(call, requests, parsed, http);
-            parsed = r.out;
-            changed = r.changed;
-          }
-          const body = changed ? Buffer.from(JSON.stringify(parsed)) : raw;
-          const out: OutgoingHttpHeaders = { ...headers, 'content-length': String(body.length) };
-          delete out['transfer-encoding'];
-          res.writeHead(status, out);
-          res.end(body);
-        })().then(
-          () => callback(),
-          (err: unknown) => callback(err as Error),
-        );
-      },
-    });
-  }
-
-  function sseSink(
-    call: ResponseCall,
-    requests: Map<string | number, McpMessage>,
-    http: { status: number; headers: Record<string, string>; transport: 'json' | 'sse' },
-    status: number,
-    headers: OutgoingHttpHeaders,
-    res: ServerResponse,
-    abort: () => void,
-    answered: Set<unknown>,
-    blockedFor: (reason: string) => unknown[],
-  ): Writable {
-    // Rewritten events change the length: the answer goes out chunked.
-    const out: OutgoingHttpHeaders = { ...headers };
-    delete out['content-length'];
-    res.writeHead(status, out);
-    res.flushHeaders();
-    const decoder = new TextDecoder('utf-8');
-    let pending = '';
-    let passing = false;
-    let finished = false;
-
-    /** One complete event (without its blank line) → the text to relay; undefined when its data is not JSON. */
-    async function relayEvent(event: string, end: string): Promise<string | undefined> {
-      const lines = event.split(/\r\n|\r|\n/);
-      const data: string[] = [];
-      const others: string[] = [];
-      for (const line of lines) {
-        if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-        else others.push(line);
-      }
-      const text = data.join('\n');
-      if (text.trim() === '') return event + end; // a priming or keep-alive event
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        return undefined;
-      }
-      let changed = false;
-      const messages = Array.isArray(parsed) ? parsed : [parsed];
-      for (let i = 0; i < messages.length; i++) {
-        const m = messages[i];
-        if (isObject(m) && 'id' in m && !('method' in m)) answered.add(m.id);
-        const r = await decideMessage(call, requests, m, http);
-        messages[i] = r.out;
-        changed ||= r.changed;
-      }
-      if (!changed) return event + end;
-      const payload = JSON.stringify(Array.isArray(parsed) ? messages : messages[0]);
-      return [...others, `data: ${payload}`].join('\n') + '\n\n';
-    }
-
-    async function uninspectable(reason: string, rest: string): Promise<void> {
-      if (settings.onUninspectable === 'pass') {
-        observer.metrics.recordResponseDecision('uninspectable_passed');
-        passing = true;
-        await write(res, rest);
-        return;
-      }
-      observer.metrics.recordResponseDecision('uninspectable_blocked');
-      log.debug({ reason, decisionId: call.decisionId }, 'uninspectable event blocked');
-      finished = true;
-      const messages = blockedFor(reason);
-      if (messages.length > 0)
-        await write(res, `event: message\ndata: ${JSON.stringify(messages.length === 1 ? messages[0] : messages)}\n\n`);
-      res.end();
-      abort();
-    }
-
-    async function take(chunk: Buffer): Promise<void> {
-      if (finished) return;
-      if (passing) return write(res, chunk);
-      pending += decoder.decode(chunk, { stream: true });
-      for (;;) {
-        const match = EVENT_END.exec(pending);
-        if (match === null) break;
-        const event = pending.slice(0, match.index);
-        const end = match[0];
-        if (Buffer.byteLength(event) > max) {
-          await uninspectable(`an event is larger than mcp.response.maxMessageBytes (${max} bytes)`, pending);
-          pending = '';
-          return;
-        }
-        pending = pending.slice(match.index + end.length);
-        const text = await relayEvent(event, end);
-        if (text === undefined) {
-          await uninspectable('an event carries data that is not JSON', event + end + pending);
-          pending = '';
-          return;
-        }
-        await write(res, text);
-      }
-      if (Buffer.byteLength(pending) > max) {
-        await uninspectable(`an event is larger than mcp.response.maxMessageBytes (${max} bytes)`, pending);
-        pending = '';
-      }
-    }
-
-    return new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        take(chunk).then(
-          () => callback(),
-          (err: unknown) => callback(err as Error),
-        );
-      },
-      final(callback) {
-        // An event the stream ended in the middle of is not dispatched by clients (WHATWG
-        // §9.2.6), so it is not relayed either: no undecided message slips through.
-        if (!finished) res.end();
-        callback();
-      },
-    });
+    return sse ? sseSink(answer) : jsonSink(answer);
   }
 
   return { relay };

@@ -343,7 +343,7 @@ export function createProxy(options: ProxyOptions & { readonly hooks?: ProxyHook
     rawSocketReply(socket, reply.status, 'Unauthorized', JSON.parse(reply.body) as Record<string, unknown>);
     return true;
   }
-  server.on(mtls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     observer.metrics.connectionOpened('proxy');
     socket.on('close', () => {

@@ -85,8 +85,8 @@ t.test('a planted conflict: a local grant the central limit overrides fails the 
 t.test('a planted shadowed rule: a local deny central always makes first fails the check', async (t) => {
   const run = await conflicts('test/fixtures/conflicts/planted-shadow');
   t.equal(run.code, 2);
-  t.match(run.stdout, /SHADOWED\s+local rule second_approval\.rego:15\s+deny contains "refunds above 1000/);
-  t.notMatch(run.stdout, /SHADOWED\s+local rule second_approval\.rego:21/, 'the EU cap is not shadowed');
+  t.match(run.stdout, /SHADOWED\s+local rule second_approval\.rego:16\s+deny contains "refunds above 5000/);
+  t.notMatch(run.stdout, /SHADOWED\s+local rule second_approval\.rego:22/, 'the EU cap is not shadowed');
   t.match(run.stdout, /restricts\s+local denies what central allows/);
 });
 

@@ -8,7 +8,10 @@ import { setImmediate as tick } from 'node:timers/promises';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import { startSidecar } from '../../src/sidecar.ts';
-import { startUpstream, type TestLike } from '../helpers/processes.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startUpstream, tempDir, type TestLike } from '../helpers/processes.ts';
+import { pollPause } from '../helpers/poll.ts';
 
 const CALL = (id: number, name: string) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
@@ -20,11 +23,27 @@ type Script = (res: ServerResponse) => Promise<void> | void;
 
 async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
   let script: Script = (res) => void res.end();
+  const log = join(await tempDir(), 'decisions.jsonl');
+  /** The response-decision record following the request decision `id` (polled for). */
+  const responseRecord = async (id: unknown): Promise<unknown> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const text = await readFile(log, 'utf8').catch(() => '');
+      const found = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { path: string; input?: { response?: { request_decision_id?: string } } })
+        .find((r) => r.path === 'tollgate/authz/response' && r.input?.response?.request_decision_id === id);
+      if (found !== undefined || Date.now() > deadline) return found;
+      await pollPause();
+    }
+  };
   const upstream = await startUpstream(t, (_req, res) => void script(res));
   const config = parseConfig({
     agent: { id: 'support-bot', role: 'support' },
     proxy: { listen: '127.0.0.1:0', resolve: { 'mcp.internal:80': `127.0.0.1:${upstream.port}` } },
     admin: { listen: '127.0.0.1:0' },
+    decisionLog: { file: log },
     mcp: { response: { decisionPath: 'tollgate/authz/response', maxMessageBytes: 2048, ...mcp } },
   });
   const sidecar = await startSidecar(config, pino({ level: 'silent' }));
@@ -80,7 +99,7 @@ async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
       req.on('error', reject);
       req.end(body);
     });
-  return { send, first, upstream, use: (s: Script) => (script = s) };
+  return { send, first, upstream, responseRecord, use: (s: Script) => (script = s) };
 }
 
 /** Writes pieces with a turn of the event loop between them, so they leave as separate chunks. */
@@ -93,7 +112,7 @@ async function pieces(res: ServerResponse, parts: string[]): Promise<void> {
 }
 
 t.test('application/json', async (t) => {
-  const { send, use, upstream } = await setup(t);
+  const { send, use, upstream, responseRecord } = await setup(t);
 
   // Tollgate reads the answer, so it asks the server for it uncompressed.
   t.test('the server is asked for an uncompressed answer', async (t) => {
@@ -118,7 +137,11 @@ t.test('application/json', async (t) => {
   t.test('a redacted body gets the Content-Length of what is relayed', async (t) => {
     use((res) => {
       const body = JSON.stringify(RESULT(1, `key ${KEY}`));
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'set-cookie': 'session=secret',
+      });
       res.end(body);
     });
     const r = await send(CALL(1, 'lookup_customer'));
@@ -126,6 +149,13 @@ t.test('application/json', async (t) => {
     t.same(JSON.parse(r.body), RESULT(1, 'key [REDACTED:api-key]'));
     t.equal(r.headers['content-length'], String(Buffer.byteLength(r.body)));
     t.equal(r.headers['transfer-encoding'], undefined);
+    // The agent still gets the cookie; the policy input (and so the decision log) never holds it.
+    t.same(r.headers['set-cookie'], ['session=secret']);
+    const logged = (await responseRecord(r.headers['x-tollgate-decision-id'])) as {
+      input: { response: { headers: Record<string, string> } };
+    };
+    t.equal(logged.input.response.headers['content-type'], 'application/json');
+    t.notOk('set-cookie' in logged.input.response.headers);
   });
 
   t.test('a chunked body is relayed with a Content-Length', async (t) => {
@@ -252,6 +282,30 @@ t.test('text/event-stream', async (t) => {
       ['lookup_customer'],
     );
   });
+});
+
+t.test('an SSE event whose data is not JSON ends the stream with a JSON-RPC error', async (t) => {
+  const { send, use } = await setup(t);
+  use((res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end('event: message\ndata: not json at all\n\n');
+  });
+  const r = await send(CALL(11, 'lookup_customer'));
+  const message = JSON.parse(r.body.replace(/^event: message\ndata: /, ''));
+  t.equal(message.id, 11);
+  t.match(message.error.message, /blocked by tollgate: an event carries data that is not JSON/);
+});
+
+t.test('onUninspectable "pass" relays the rest of an SSE stream untouched once an event is too large', async (t) => {
+  const { send, use } = await setup(t, { onUninspectable: 'pass' });
+  const big = `event: message\ndata: ${JSON.stringify(RESULT(1, `${KEY} ${'w'.repeat(4000)}`))}\n\n`;
+  const after = `event: message\ndata: ${JSON.stringify(RESULT(2, KEY))}\n\n`;
+  use((res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    void pieces(res, [big, after]);
+  });
+  const r = await send(`[${CALL(1, 'lookup_customer')},${CALL(2, 'lookup_customer')}]`);
+  t.equal(r.body, big + after);
 });
 
 t.test('onUninspectable "pass" relays what cannot be inspected untouched', async (t) => {
