@@ -146,6 +146,8 @@ JS
 
 if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
   log "ext_authz: closed loop, then a fixed ${EXTAUTHZ_RPS:-1500} Checks/s (bench/extauthz.sh)"
+  # extauthz.sh starts src/cli/main.ts itself: give it the V8 default bin/tollgate.js applies.
+  export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=2}
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS='' bash "$BENCH/extauthz.sh" >&2
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS=${EXTAUTHZ_RPS:-1500} bash "$BENCH/extauthz.sh" >&2
   "$NODE" - "$WORK/extauthz.jsonl" <<'JS'
