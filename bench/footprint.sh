@@ -20,7 +20,7 @@
 # EXTAUTHZ_RPS, default 1500/s) for Tollgate's ext_authz server vs opa-envoy-plugin.
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
 # Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
-#      FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
+#      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; a heap flag replaces the V8 default) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 VEGETA=$ROOT/.tools/bin/vegeta
@@ -62,7 +62,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       [ "$name" != tollgate-nodefaults ] || defaults=0
       [ "$name" != tollgate-ts ] || dist=0
       # FOOTPRINT_TOLLGATE_ROOT: another source tree of Tollgate (e.g. an earlier revision) to measure instead.
-      TOLLGATE_DIST=$dist TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$WORK/tollgate.yaml"
+      TOLLGATE_DIST=$dist TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp ${FOOTPRINT_NODE_FLAGS:-} "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$WORK/tollgate.yaml"
       PID=$LAST_PID
       wait_until 60 "tollgate" grep -q 'listening: proxy http://' "$out"
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
@@ -147,7 +147,7 @@ JS
 if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
   log "ext_authz: closed loop, then a fixed ${EXTAUTHZ_RPS:-1500} Checks/s (bench/extauthz.sh)"
   # extauthz.sh starts src/cli/main.ts itself: give it the V8 default bin/tollgate.js applies.
-  export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=2}
+  export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=8}
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS='' bash "$BENCH/extauthz.sh" >&2
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS=${EXTAUTHZ_RPS:-1500} bash "$BENCH/extauthz.sh" >&2
   "$NODE" - "$WORK/extauthz.jsonl" <<'JS'
