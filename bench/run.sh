@@ -12,6 +12,7 @@
 #   footprint bare Node forwarder vs Tollgate: req/s, CPU/req, paced p99/p99.9, GC, RSS; ext_authz vs opa-envoy-plugin, see footprint.sh
 #   import-cost RSS and V8 heap each dependency adds to a bare Node process at start, see import-cost.mjs
 #   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
+#   chain    PDP chain vs its local stage alone, paced with vegeta: added p50/p99, see chain.sh
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,8 +28,9 @@ case $scenario in
   gate) exec bash "$here/gate-cost.sh" ;;
   mcp) exec bash "$here/mcp-response.sh" ;;
   state) exec bash "$here/state.sh" ;;
+  chain) exec bash "$here/chain.sh" ;;
   footprint) exec bash "$here/footprint.sh" ;;
   import-cost) exec "$here/../node_modules/.bin/node" "$here/import-cost.mjs" ;;
-  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, footprint, import-cost)" >&2; exit 2 ;;
+  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain, footprint, import-cost)" >&2; exit 2 ;;
 esac

@@ -77,7 +77,7 @@ if [[ "$LOCAL_POLICY_DIR" == "-" ]]; then
   step "3b policy conflicts skipped (LOCAL_POLICY_DIR=-)"
 else
   step "3b policy conflicts: $POLICY_DIR (central) against $LOCAL_POLICY_DIR (local), $CHAIN_COMBINE"
-  conflict_args=(--central "$POLICY_DIR" --local "$LOCAL_POLICY_DIR" --local-path "$LOCAL_DECISION_PATH" --combine "$CHAIN_COMBINE" --opa "$OPA")
+  conflict_args=(--central "$POLICY_DIR" --local "$LOCAL_POLICY_DIR" --local-path "$LOCAL_DECISION_PATH" --combine "$CHAIN_COMBINE" --opa "$OPA" --ignore hybrid --ignore cedar)
   [[ -f "$REPLAY_LOG" ]] && conflict_args+=(--inputs "$REPLAY_LOG")
   set +e
   "$NODE" src/cli/main.ts policy conflicts "${conflict_args[@]}" | tee "$OUT_DIR/conflicts.txt"

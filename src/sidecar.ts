@@ -100,6 +100,8 @@ export async function createPdp(config: Config): Promise<Pdp> {
         pdp,
         timeoutMs: stage.timeoutMs,
         failureModeAllow: stage.failureModeAllow,
+        // In-process stages check their deadline on CPU time themselves (wasm.ts, cedar.ts).
+        selfTimed: stage.type !== 'extauthz',
       });
     }
     return createChainPdp({ stages, combine: config.pdp.combine });

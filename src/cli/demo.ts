@@ -176,7 +176,7 @@ async function governance(
       body: JSON.stringify({ approver: 'finance-lead', comment: 'demo: goodwill refund' }),
     });
     print(
-      `  ${res.status}  finance-lead approves ${id.slice(0, 8)}…         ${res.ok ? 'approved (tollgate approvals approve ID --as NAME does the same)' : await res.text()}`,
+      `  ${res.status}  ${`finance-lead approves ${id.slice(0, 8)}…`.padEnd(44)} ${res.ok ? 'approved (tollgate approvals approve ID --as NAME does the same)' : await res.text()}`,
     );
     await show({ ...refund(900, billing), what: 'billing-bot retries the $900 refund' });
   }

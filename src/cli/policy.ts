@@ -34,6 +34,8 @@ rules compare with. Needs the opa binary (.tools/bin/opa or --opa).
       --max-generated N   most generated inputs (default 5000)
       --format F          text (default) or json
       --opa F             the opa binary
+      --ignore NAME       leave files or directories of this name out of both layers
+                          (opa's --ignore; "*" matches any run); repeatable
 
 Exit status: 0 nothing failing, 2 failing conflicts or shadowed rules, 1 error.`;
 
@@ -49,6 +51,8 @@ export interface ConflictsOptions {
   readonly maxGenerated: number;
   readonly format: 'text' | 'json';
   readonly opa: string;
+  /** Names left out of policy directories (opa's --ignore), e.g. a nested layer. */
+  readonly ignore: readonly string[];
 }
 
 function usage(message: string): TollgateError {
@@ -78,6 +82,7 @@ export function parsePolicyArgs(args: readonly string[]): ConflictsOptions {
       'max-generated': { type: 'string', default: '5000' },
       format: { type: 'string', default: 'text' },
       opa: { type: 'string' },
+      ignore: { type: 'string', multiple: true },
     },
   });
   if (values.central === undefined || values.local === undefined) throw usage('--central and --local are required');
@@ -99,6 +104,7 @@ export function parsePolicyArgs(args: readonly string[]): ConflictsOptions {
     maxGenerated: max,
     format: values.format,
     opa: values.opa ?? defaultOpa(),
+    ignore: values.ignore ?? [],
   };
 }
 
@@ -166,6 +172,7 @@ export async function findConflicts(options: ConflictsOptions): Promise<Conflict
       name: 'central',
       source: options.central,
       opa: options.opa,
+      ignore: options.ignore,
       ...(options.centralPath === undefined ? {} : { decisionPath: options.centralPath }),
     });
     layers.push(central);
@@ -173,6 +180,7 @@ export async function findConflicts(options: ConflictsOptions): Promise<Conflict
       name: 'local',
       source: options.local,
       opa: options.opa,
+      ignore: options.ignore,
       ...(options.localPath === undefined ? {} : { decisionPath: options.localPath }),
     });
     layers.push(local);
@@ -184,7 +192,11 @@ export async function findConflicts(options: ConflictsOptions): Promise<Conflict
       tests.push(...captured.inputs);
       if (captured.note !== undefined) notes.push(captured.note);
     }
-    const seeds = distinct([...recorded, ...tests]);
+    // Sorted: opa runs tests in parallel, and the report must not depend on their order.
+    const seeds = distinct([...recorded, ...tests])
+      .map((input) => [JSON.stringify(input), input] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, input]) => input);
     if (seeds.length === 0) notes.push('no recorded or test inputs: nothing to generate inputs from');
     const generated = generateInputs({
       seeds,

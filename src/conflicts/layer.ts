@@ -104,12 +104,20 @@ async function archiveFiles(path: string): Promise<Map<string, Buffer>> {
   return files;
 }
 
-async function walk(dir: string, root = dir): Promise<string[]> {
+/** A file or directory name matches an --ignore pattern (opa's: a name, "*" matching any run). */
+function ignored(name: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) =>
+    new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(name),
+  );
+}
+
+async function walk(dir: string, root = dir, ignore: readonly string[] = []): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.name.startsWith('.') || entry.name === 'dist' || entry.name === 'node_modules') continue;
+    if (ignored(entry.name, ignore)) continue;
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(full, root)));
+    if (entry.isDirectory()) out.push(...(await walk(full, root, ignore)));
     else out.push(relative(root, full));
   }
   return out;
@@ -120,7 +128,11 @@ const isTest = (f: string): boolean => f.endsWith('_test.rego');
 const isData = (f: string): boolean => /(^|\/)data\.json$/.test(f);
 
 /** Copies a layer's sources into dir/src (no tests) and dir/tests (with tests); returns the manifest's entrypoint if any. */
-async function materialise(source: string, dir: string): Promise<{ entrypoint?: string; hasTests: boolean }> {
+async function materialise(
+  source: string,
+  dir: string,
+  ignore: readonly string[],
+): Promise<{ entrypoint?: string; hasTests: boolean }> {
   const src = join(dir, 'src');
   const tests = join(dir, 'tests');
   let entrypoint: string | undefined;
@@ -138,7 +150,7 @@ async function materialise(source: string, dir: string): Promise<{ entrypoint?: 
     throw fail(`cannot read the policy layer ${source}`, err);
   }
   if (info.isDirectory()) {
-    for (const rel of await walk(source)) {
+    for (const rel of await walk(source, source, ignore)) {
       if (!isRego(rel) && !isData(rel)) continue;
       if (isTest(rel)) hasTests = true;
       await put(rel, await readFile(join(source, rel)));
@@ -277,9 +289,11 @@ export async function prepareLayer(options: {
   readonly source: string;
   readonly decisionPath?: string;
   readonly opa: string;
+  /** File and directory names left out of a policy directory (opa's --ignore). */
+  readonly ignore?: readonly string[];
 }): Promise<Layer> {
   const dir = await mkdtemp(join(tmpdir(), `tollgate-conflicts-${options.name}-`));
-  const { entrypoint, hasTests } = await materialise(options.source, dir);
+  const { entrypoint, hasTests } = await materialise(options.source, dir, options.ignore ?? []);
   const decisionPath = options.decisionPath ?? entrypoint ?? 'tollgate/authz/decision';
   const src = join(dir, 'src');
   const rules: RuleDefinition[] = [];

@@ -11,8 +11,9 @@
  * - `first-applicable`: stages are asked in order; the first that applies decides and
  *   later stages are not asked.
  *
- * A stage does not apply when its result says `"applicable": false` (Rego), or when no
- * Cedar policy matched the request (result.ts, cedar.ts). A stage that makes no decision
+ * A stage does not apply when its result says `"applicable": false` (Rego; a remote
+ * ext_authz stage in its dynamic_metadata), or when no Cedar policy matched the request
+ * (result.ts, cedar.ts). A stage that makes no decision
  * (an error, or no answer within its deadline) counts as its failure mode's decision:
  * allow with failureModeAllow, deny otherwise (as Envoy's failure_mode_allow). When no
  * stage applies, the chain denies: nothing allowed it. Because every stage's failure
@@ -45,6 +46,11 @@ export interface ChainStage {
   readonly timeoutMs: number;
   /** When the stage makes no decision: true counts as an allow, false as a deny. */
   readonly failureModeAllow: boolean;
+  /**
+   * The PDP enforces timeoutMs itself and evaluates synchronously (wasm, cedar): a timer
+   * could not fire before it returns, so none is set (it would cost more than it checks).
+   */
+  readonly selfTimed?: boolean;
 }
 
 /** Options of createChainPdp. */
@@ -64,6 +70,14 @@ export interface Answer {
 /** Asks one stage, bounded by its deadline; never rejects. */
 async function ask(stage: ChainStage, input: PolicyInput, decisionId: string): Promise<Answer> {
   const started = performance.now();
+  if (stage.selfTimed === true) {
+    try {
+      return { stage, decision: await stage.pdp.decide(input, decisionId), ms: performance.now() - started };
+    } catch (err) {
+      const error = wrapError('TG_ERR_POLICY_EVAL', `stage ${stage.name} failed`, err);
+      return { stage, error, ms: performance.now() - started };
+    }
+  }
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -92,6 +106,14 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
+/**
+ * A remote ext_authz answer cannot leave out "allowed" (opa-envoy-plugin requires it): a
+ * remote stage says it has no opinion with `"dynamic_metadata": {"applicable": false}`.
+ */
+function remoteNotApplicable(stage: ChainStage, decision: Decision): boolean {
+  return stage.type === 'extauthz' && decision.dynamicMetadata?.applicable === false;
+}
+
 /** The record of one stage's answer, failure mode applied. */
 export function stageResult(answer: Answer): StageResult {
   const { stage, decision, error } = answer;
@@ -107,7 +129,7 @@ export function stageResult(answer: Answer): StageResult {
       error: { code: error?.code ?? 'TG_ERR_POLICY_EVAL', message: error?.message ?? 'no decision', failureMode: mode },
     };
   }
-  if (decision.applicable === false) {
+  if (decision.applicable === false || remoteNotApplicable(stage, decision)) {
     return {
       ...base,
       outcome: 'not_applicable',

@@ -1,5 +1,6 @@
 // README command 1 (`npm start` = `tollgate run --demo`): the sidecar on its embedded
-// defaults shows both outcomes with reasons, then keeps serving until stopped.
+// defaults, as the hybrid chain (central seed rules, local EU cap), shows both outcomes
+// with reasons, then keeps serving until stopped.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { CLI } from '../helpers/processes.ts';
@@ -32,6 +33,11 @@ t.test(
     });
     t.match(out, /listening: proxy http:\/\/127\.0\.0\.1:\d+/);
     t.match(out, /200\s+support-bot issues a \$120 refund\s+allow/);
+    t.match(out, /policy chain\(deny-overrides: central, local\) @ central=seed-[0-9a-f]{12},local=hybrid-local-/);
+    t.match(
+      out,
+      /403\s+support-bot issues a \$300 refund \(EU\)\s+deny: refund of 300 exceeds the EU regional limit of 200/,
+    );
     t.match(out, /403\s+support-bot issues a \$900 refund\s+deny: .*900/);
     t.match(out, /403\s+support-bot reads HR records\s+deny: .*hr\.internal/);
     t.match(out, /200\s+support-bot calls MCP tool delete_customer\s+deny: .*delete_customer/);

@@ -91,6 +91,24 @@ t.test('a central ext_authz layer and a local bundle decide together', async (t)
     t.match(record.result, { decided_by: 'local', stages: [{ outcome: 'allow' }, { outcome: 'deny' }] });
   });
 
+  await t.test('a remote layer without an opinion leaves the decision to the local one', async (t) => {
+    const reply = await get(closed.proxyPort, '/central-na/x');
+    t.equal(reply.status, 200);
+    t.notOk(upstream.received.at(-1)!.headers['x-central'], 'a stage that does not apply changes nothing');
+    const notApplicable = async () =>
+      (await records(logFile)).findLast((r) => r.result?.stages?.[0]?.outcome === 'not_applicable');
+    await waitFor(async () => (await notApplicable()) !== undefined, 'the decision in the log');
+    const record = await notApplicable();
+    t.match(record?.result, {
+      allowed: true,
+      decided_by: 'local',
+      stages: [
+        { name: 'central', outcome: 'not_applicable' },
+        { name: 'local', outcome: 'allow' },
+      ],
+    });
+  });
+
   await t.test('both allow: the request carries the header changes of both layers', async (t) => {
     const reply = await get(closed.proxyPort, '/fine');
     t.equal(reply.status, 200);

@@ -72,3 +72,14 @@ t.test('rejects results that break the contract so the request fails closed', as
     t.throws(() => decisionFromResult(result, meta), { code: 'TG_ERR_POLICY_RESULT' }, JSON.stringify(result));
   }
 });
+
+t.test('"applicable": false is a deny that does not apply, with or without "allowed"', async (t) => {
+  const meta = { decisionId: 'd', revision: 'r', evalNanos: 1 };
+  const d = decisionFromResult({ applicable: false, reasons: ['no opinion'] }, meta);
+  t.equal(d.allowed, false, 'standing alone, no opinion denies');
+  t.equal(d.applicable, false);
+  t.same(d.reasons, ['no opinion']);
+  t.equal(decisionFromResult({ applicable: false, allowed: true }, meta).allowed, false);
+  t.notOk('applicable' in decisionFromResult({ applicable: true, allowed: true }, meta));
+  t.throws(() => decisionFromResult({ applicable: 'no', allowed: true }, meta), { code: 'TG_ERR_POLICY_RESULT' });
+});

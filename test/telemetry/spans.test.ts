@@ -600,3 +600,46 @@ t.test('a response decision is an INTERNAL child span of the call, linked to the
   t.equal(response?.attributes['tollgate.decision.outcome'], 'deny');
   t.equal(response?.status.code, SpanStatusCode.ERROR);
 });
+
+t.test('a PDP chain decision puts every stage on the span, and which one decided', async (t) => {
+  const { api, spans } = harness(t, {}, { pdpKind: 'chain' });
+  const c = api.startCall(call());
+  c.startDecision(meta).end({
+    allowed: false,
+    reasons: ['refund of 300 exceeds the EU regional limit of 200'],
+    revision: 'central=seed-1,local=hybrid-2',
+    evalNanos: 1000,
+    decidedBy: 'local',
+    stages: [
+      {
+        name: 'central',
+        outcome: 'error',
+        reasons: [],
+        revision: 'remote',
+        ms: 200.5,
+        error: { code: 'TG_ERR_PDP_TIMEOUT', failureMode: 'allow' },
+      },
+      {
+        name: 'local',
+        outcome: 'deny',
+        reasons: ['refund of 300 exceeds the EU regional limit of 200'],
+        revision: 'hybrid-2',
+        ms: 0.1,
+      },
+    ],
+  });
+  c.end({ statusCode: 403 });
+  const span = spans()[0]!;
+  t.match(span.attributes, {
+    'tollgate.decision.pdp.kind': 'chain',
+    'tollgate.decision.decided_by': 'local',
+    'tollgate.decision.stages': ['central', 'local'],
+    'tollgate.decision.stage.central.outcome': 'error',
+    'tollgate.decision.stage.central.error.type': 'TG_ERR_PDP_TIMEOUT',
+    'tollgate.decision.stage.central.failure_mode': 'allow',
+    'tollgate.decision.stage.central.duration_ms': 200.5,
+    'tollgate.decision.stage.local.outcome': 'deny',
+    'tollgate.decision.stage.local.revision': 'hybrid-2',
+    'tollgate.decision.stage.local.reasons': ['refund of 300 exceeds the EU regional limit of 200'],
+  });
+});
