@@ -31,6 +31,6 @@ case $scenario in
   chain) exec bash "$here/chain.sh" ;;
   footprint) exec bash "$here/footprint.sh" ;;
   import-cost) exec "$here/../node_modules/.bin/node" "$here/import-cost.mjs" ;;
-  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain, footprint, import-cost)" >&2; exit 2 ;;
 esac
