@@ -153,7 +153,9 @@ for (const r of Object.values(rows)) {
 }
 JS
 
-if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
+if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ] && [ ! -x "$ROOT/.tools/bin/ghz" ]; then
+  log "ext_authz part skipped: no .tools/bin/ghz (bash scripts/install-tools.sh)"
+elif [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
   log "ext_authz: closed loop, then a fixed ${EXTAUTHZ_RPS:-1500} Checks/s (bench/extauthz.sh)"
   # extauthz.sh starts src/cli/main.ts itself: give it the V8 default bin/tollgate.js applies.
   export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=8}
