@@ -9,6 +9,8 @@
 #   soak     10 min at 70% of max throughput, mixed allowed/denied/hostile: errors, RSS, fds, see soak.sh
 #   gate     strict request reading vs proxy.pathNormalization: base, saturated, see gate-cost.sh
 #   mcp      MCP tools/call p99 at a paced 500 req/s, request-only vs request+response decisions, see mcp-response.sh
+#   footprint bare Node forwarder vs Tollgate: req/s, CPU/req, paced p99/p99.9, GC, RSS; ext_authz vs opa-envoy-plugin, see footprint.sh
+#   import-cost RSS and V8 heap each dependency adds to a bare Node process at start, see import-cost.mjs
 #   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
 #   chain    PDP chain vs its local stage alone, paced with vegeta: added p50/p99, see chain.sh
 # Settings come from BENCH_* environment variables documented in each script.
@@ -27,6 +29,8 @@ case $scenario in
   mcp) exec bash "$here/mcp-response.sh" ;;
   state) exec bash "$here/state.sh" ;;
   chain) exec bash "$here/chain.sh" ;;
-  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain)" >&2; exit 2 ;;
+  footprint) exec bash "$here/footprint.sh" ;;
+  import-cost) exec "$here/../node_modules/.bin/node" "$here/import-cost.mjs" ;;
+  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain, footprint, import-cost)" >&2; exit 2 ;;
 esac

@@ -10,8 +10,6 @@ import { TollgateError, wrapError } from './errors.ts';
 import { createChainPdp, type ChainStage } from './pdp/chain.ts';
 import { loadBundle } from './bundle/load.ts';
 import { createWasmPdp } from './pdp/wasm.ts';
-import { createExtAuthzPdp } from './pdp/extauthz-client.ts';
-import { createExtAuthzServer } from './extauthz/server.ts';
 import type { Pdp } from './pdp/types.ts';
 import { createUpstreams } from './upstream/pool.ts';
 import { registerOwnListener, unregisterOwnListener, type ListenerAddress } from './upstream/loop-guard.ts';
@@ -66,8 +64,11 @@ export interface Sidecar {
 /** Creates one PDP of a kind other than chain (a lone PDP, or a chain stage). */
 async function createLeafPdp(pdp: Exclude<Config['pdp'], { type: 'chain' }> | ChainStageConfig): Promise<Pdp> {
   switch (pdp.type) {
-    case 'extauthz':
+    case 'extauthz': {
+      // gRPC and the Envoy protos (~+30 MB RSS) are loaded only when an ext_authz PDP or server is configured.
+      const { createExtAuthzPdp } = await import('./pdp/extauthz-client.ts');
       return createExtAuthzPdp({ target: pdp.target, timeoutMs: pdp.timeoutMs, circuitBreaker: pdp.circuitBreaker });
+    }
     case 'cedar': {
       // Imported here, not at the top: cedar-wasm is loaded only when Cedar is configured.
       const { createCedarPdp } = await import('./pdp/cedar.ts');
@@ -351,6 +352,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     if (transparentAddress !== undefined) own(transparentAddress);
     let extAuthzAddress: AddressInfo | undefined;
     if (config.extAuthz.enabled) {
+      const { createExtAuthzServer } = await import('./extauthz/server.ts');
       const extAuthz = createExtAuthzServer({
         listen: config.extAuthz.listen,
         step,

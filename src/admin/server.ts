@@ -12,6 +12,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { handlePolicyRoute, type PolicyRoutes } from './policy-routes.ts';
 import { handleApprovalRoute, type ApprovalRoutes } from './approval-routes.ts';
 import { handleMcpRoute, type McpRoutes } from './mcp-routes.ts';
+import { memoryReport } from './memory.ts';
 
 /** Options of createAdmin. */
 export interface AdminOptions {
@@ -66,6 +67,7 @@ export function createAdmin(options: AdminOptions): Admin {
     else if (path === '/readyz')
       out = info ? json(200, { status: 'ready', revision: info.revision }) : json(503, { status: 'no policy loaded' });
     else if (path === '/version') out = json(200, { version: options.version, policy: info ?? null });
+    else if (path === '/debug/memory') out = json(200, memoryReport());
     else out = json(404, { error: `no admin endpoint ${path}` });
     res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });
     res.end(req.method === 'HEAD' ? undefined : out.body);

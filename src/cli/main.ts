@@ -8,19 +8,23 @@ import pino from 'pino';
 import { loadConfig, parseConfig } from '../config/load.ts';
 import { configJsonSchema, type Config } from '../config/schema.ts';
 import { TollgateError } from '../errors.ts';
-import { createPdp, startSidecar } from '../sidecar.ts';
 import { VERSION } from '../version.ts';
-import { runDemo } from './demo.ts';
-import { setupTelemetry } from '../telemetry/setup.ts';
-import { auditVerify } from './audit.ts';
-import { explainDecision } from './explain.ts';
-import { REPLAY_HELP, parseReplayArgs, runReplay } from './replay.ts';
-import { BUNDLE_HELP, parseBundleArgs, runBundleCommand } from './bundle.ts';
-import { caInit } from './ca.ts';
-import { APPROVALS_HELP, parseApprovalsArgs, runApprovalsCommand } from './approvals.ts';
-import { POLICY_HELP, parsePolicyArgs, runPolicyCommand } from './policy.ts';
-import { MCP_HELP, parseMcpArgs, runMcpCommand } from './mcp.ts';
-import { REPORT_HELP, parseReportArgs, runReport } from './report.ts';
+import { disabledTelemetry, tracingEnabled } from '../telemetry/off.ts';
+
+// Each subcommand's module (and the sidecar itself) is imported when that command runs:
+// a sidecar started with "run" never loads the replay, report or bundle tooling, and
+// "tollgate version" loads none of it. The OpenTelemetry SDK is imported only when
+// tracing is on (telemetry/off.ts decides).
+
+/** The help of the subcommands whose help text lives in their own module. */
+const MODULE_HELP: Record<string, () => Promise<string>> = {
+  replay: async () => (await import('./replay.ts')).REPLAY_HELP,
+  report: async () => (await import('./report.ts')).REPORT_HELP,
+  bundle: async () => (await import('./bundle.ts')).BUNDLE_HELP,
+  approvals: async () => (await import('./approvals.ts')).APPROVALS_HELP,
+  policy: async () => (await import('./policy.ts')).POLICY_HELP,
+  mcp: async () => (await import('./mcp.ts')).MCP_HELP,
+};
 
 const HELP: Record<string, string> = {
   main: `tollgate — policy enforcement sidecar for AI agent egress
@@ -73,12 +77,6 @@ Evaluates one policy input like "check" and prints the decision for humans: allo
 deny, every reason, the policy path and revision, and what the policy saw (agent,
 method, destination, path, MCP tool). Exit status: 0 allow, 2 deny, 1 error.
 `,
-  replay: REPLAY_HELP,
-  report: REPORT_HELP,
-  bundle: BUNDLE_HELP,
-  approvals: APPROVALS_HELP,
-  policy: POLICY_HELP,
-  mcp: MCP_HELP,
   audit: `Usage: tollgate audit verify <decisions.jsonl>
 
 Verifies the hash chain of a decision log (and its rotated files <file>.1, <file>.2, ...):
@@ -132,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    const help = HELP[command];
+    const help = HELP[command] ?? (await MODULE_HELP[command]?.());
     if (help === undefined) fail(`unknown command "${command}"; see tollgate --help`);
     process.stdout.write(`${help}\n`);
     return;
@@ -170,6 +168,7 @@ async function main(argv: string[]): Promise<void> {
         fail('usage: tollgate ca init --out DIR [--force] [--cn NAME] [--days N]');
       const days = values.days === undefined ? undefined : Number(values.days);
       if (days !== undefined && !(Number.isInteger(days) && days > 0)) fail('--days must be a positive integer');
+      const { caInit } = await import('./ca.ts');
       const result = await caInit({
         out: values.out,
         force: values.force,
@@ -184,10 +183,12 @@ async function main(argv: string[]): Promise<void> {
     case 'audit': {
       const [sub, file] = rest;
       if (sub !== 'verify' || file === undefined) fail('usage: tollgate audit verify <decisions.jsonl>');
+      const { auditVerify } = await import('./audit.ts');
       process.exitCode = await auditVerify(file, process.stdout);
       return;
     }
     case 'replay': {
+      const { parseReplayArgs, runReplay } = await import('./replay.ts');
       const options = parseReplayArgs(rest);
       process.exitCode = await runReplay({
         ...options,
@@ -197,11 +198,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'policy': {
+      const { parsePolicyArgs, runPolicyCommand } = await import('./policy.ts');
       const options = parsePolicyArgs(rest);
       process.exitCode = await runPolicyCommand({ ...options, out: (t) => process.stdout.write(t) });
       return;
     }
     case 'report': {
+      const { parseReportArgs, runReport } = await import('./report.ts');
       const options = parseReportArgs(rest);
       process.exitCode = await runReport({
         ...options,
@@ -211,6 +214,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'bundle': {
+      const { parseBundleArgs, runBundleCommand } = await import('./bundle.ts');
       const options = await parseBundleArgs(rest, process.env, () => readStdin());
       process.exitCode = await runBundleCommand({
         ...options,
@@ -220,6 +224,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'approvals': {
+      const { parseApprovalsArgs, runApprovalsCommand } = await import('./approvals.ts');
       const options = parseApprovalsArgs(rest, process.env);
       process.exitCode = await runApprovalsCommand({
         ...options,
@@ -229,6 +234,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'mcp': {
+      const { parseMcpArgs, runMcpCommand } = await import('./mcp.ts');
       const options = parseMcpArgs(rest, process.env);
       process.exitCode = await runMcpCommand({
         ...options,
@@ -252,9 +258,11 @@ async function main(argv: string[]): Promise<void> {
       const input = await readInput(values.input);
       if (typeof input !== 'object' || input === null || Array.isArray(input))
         fail(`${values.input}: the policy input must be a JSON object`);
+      const { createPdp } = await import('../sidecar.ts');
       const pdp = await createPdp(cfg);
       const decision = await pdp.decide(input as never, crypto.randomUUID(), values.path);
       if (command === 'explain') {
+        const { explainDecision } = await import('./explain.ts');
         process.stdout.write(
           explainDecision(input as Record<string, unknown>, decision, pdp.info()?.decisionPath ?? cfg.pdp.type),
         );
@@ -273,7 +281,8 @@ async function main(argv: string[]): Promise<void> {
         options: { config: { type: 'string', short: 'c' }, demo: { type: 'boolean', default: false } },
       });
       let cfg = await config(values.config);
-      const demo = values.demo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
+      const runDemo = values.demo ? (await import('./demo.ts')).runDemo : undefined;
+      const demo = runDemo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
       if (demo) cfg = demo.config;
       const logger = pino({
         level: cfg.logLevel,
@@ -285,7 +294,7 @@ async function main(argv: string[]): Promise<void> {
           'res.headers["set-cookie"]',
         ],
       });
-      const telemetry = setupTelemetry({
+      const telemetryOptions = {
         enabled: cfg.tracing.enabled,
         serviceName: cfg.tracing.serviceName,
         serviceVersion: VERSION,
@@ -300,8 +309,12 @@ async function main(argv: string[]): Promise<void> {
         attributeCountLimit: cfg.tracing.attributeCountLimit,
         env: process.env,
         logger: logger.child({ component: 'telemetry' }),
-      });
+      };
+      const telemetry = tracingEnabled(telemetryOptions)
+        ? (await import('../telemetry/setup.ts')).setupTelemetry(telemetryOptions)
+        : disabledTelemetry(telemetryOptions);
       if (telemetry.enabled) logger.info({ tracing: telemetry.description }, 'tracing on');
+      const { startSidecar } = await import('../sidecar.ts');
       const sidecar = await startSidecar(cfg, logger, { tracer: telemetry.tracer, propagator: telemetry.propagator });
       const info = sidecar.pdp.info();
       logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');

@@ -17,6 +17,7 @@ import { errorReply, type LocalReply, DECISION_ID_HEADER } from '../enforce/repl
 import { verdictReply, type DecisionStep } from '../enforce/decide.ts';
 import { applyQueryChanges } from '../enforce/mutate.ts';
 import type { Upstreams } from '../upstream/pool.ts';
+import { Exchange, type ExchangeHooks } from '../upstream/exchange.ts';
 import { appendVia, viaLoopError } from '../upstream/loop-guard.ts';
 import { splitHostPort } from '../config/load.ts';
 import { bufferBody, forwardBody, type BodyHead } from './body.ts';
@@ -24,7 +25,7 @@ import { createNoopObserver, type Observer } from '../telemetry/observer.ts';
 import { mtlsContext, peerOf, peerSpiffeId, watchMtls } from '../identity/mtls.ts';
 import { createServer as createTlsServer } from 'node:https';
 import type { CallTrace } from '../telemetry/spans.ts';
-import type { ResponseStage } from '../mcp/response-relay.ts';
+import type { ResponseRelay, ResponseStage } from '../mcp/response-relay.ts';
 import type { PolicyInput } from '../input/build.ts';
 
 /** Options of createProxy. */
@@ -121,13 +122,30 @@ function hasNoBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
 }
 
-/** Upstream error → 502 / 504 (one mapping). */
-function upstreamError(err: unknown): TollgateError {
-  const code = (err as { code?: string }).code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return wrapError('TG_ERR_UPSTREAM_TIMEOUT', 'upstream timed out', err);
-  }
-  return wrapError('TG_ERR_UPSTREAM', 'upstream request failed', err);
+/** What an exchange carries for the head and error hooks (one object per forwarded request). */
+interface Forwarded {
+  readonly authority: string;
+  readonly host: string;
+  readonly decision: Decision | undefined;
+  readonly decisionId: string;
+  readonly trace: CallTrace;
+  readonly relay: ResponseRelay | undefined;
+}
+
+/** The response's exchange state, read by the one shared 'close' listener (no closure per request). */
+const kTrace = Symbol('tollgate.trace');
+const kExchange = Symbol('tollgate.exchange');
+interface TrackedResponse extends ServerResponse {
+  [kTrace]?: CallTrace;
+  [kExchange]?: Exchange<Forwarded>;
+}
+
+/** Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away. */
+function onResponseClose(this: TrackedResponse): void {
+  this[kTrace]?.end(this.headersSent ? { statusCode: this.statusCode } : { errorType: 'client_closed' });
+  // An exchange that completed ignores abort(), so no test of how the close came is needed
+  // (writableFinished cannot tell: an HTTP/2 stream torn down with its session reports itself finished).
+  this[kExchange]?.abort();
 }
 
 /** Creates the request pipeline shared by every listener. */
@@ -169,8 +187,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
       target: request.path,
       headers: request.headers,
     });
-    // Whatever ends the exchange first: the tool's answer, Tollgate's own reply, or the agent going away.
-    res.once('close', () => tr.end(res.headersSent ? { statusCode: res.statusCode } : { errorType: 'client_closed' }));
+    (res as TrackedResponse)[kTrace] = tr;
+    res.on('close', onResponseClose);
     const peer = context.peerSpiffeId ?? peerSpiffeId(req.socket);
     const verdict = await step.decide(
       { request, body: head, trace: tr, connect: context.connect, peerSpiffeId: peer },
@@ -216,14 +234,6 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     headers.via = appendVia(headers.via);
     // After the policy's header changes: the tool sees Tollgate's CLIENT span as its parent.
     tr.forward(headers, path === request.path ? undefined : `${request.scheme}://${request.authority}${path}`);
-    const started = process.hrtime.bigint();
-    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-
-    const abort = new AbortController();
-    // The agent's side closed: stop the upstream call. Aborting one that already completed
-    // does nothing, so no test of how the close came is needed (writableFinished cannot tell:
-    // an HTTP/2 stream torn down with its session reports itself finished).
-    res.on('close', () => abort.abort());
     const relay = options.responses?.relay({
       input,
       decisionId,
@@ -233,51 +243,67 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
     });
     // The answer is read by Tollgate: ask for it uncompressed (a compressed one cannot be inspected).
     if (relay !== undefined) headers['accept-encoding'] = 'identity';
-    const pool = upstreams.pool(request.scheme, request.host, request.port);
-    pool
-      .stream(
-        { path, method: request.method, headers, body, signal: abort.signal, opaque: res },
-        ({ statusCode, headers: upstreamHeaders }) => {
-          tr.end({ statusCode });
-          observer.metrics.recordUpstream(request.authority, statusCode, seconds());
-          decision?.onUpstream?.(statusCode);
-          const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
-          if (decision !== undefined) {
-            for (const [name, value] of decision.responseHeadersToAdd) {
-              const key = name.toLowerCase();
-              const prior = out[key];
-              out[key] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-            }
-          }
-          out[DECISION_ID_HEADER] = decisionId;
-          // An MCP answer with response decisions or pinning: the relay writes the head itself.
-          if (relay !== undefined) return relay.start(statusCode, out, res, () => abort.abort());
-          res.writeHead(statusCode, out);
-          // A streamed answer (SSE, or chunked with no length) must reach the agent before its
-          // first event: send the head now. Otherwise it leaves with the first body chunk,
-          // saving a write per response.
-          const contentType = upstreamHeaders['content-type'];
-          if (
-            upstreamHeaders['content-length'] === undefined ||
-            (typeof contentType === 'string' && contentType.startsWith('text/event-stream'))
-          ) {
-            res.flushHeaders();
-          }
-          return res;
-        },
-      )
-      .catch((err: unknown) => {
-        if (abort.signal.aborted) return;
-        const error = upstreamError(err);
-        if (!res.headersSent) {
-          decision?.onUpstream?.(undefined);
-          tr.end({ errorType: error.code });
-          observer.metrics.recordUpstream(request.authority, undefined, seconds());
-        }
-        log.debug({ err: error, host: request.host }, 'upstream failed');
-        send(res, errorReply(error, decisionId), true);
-      });
+    const exchange = new Exchange<Forwarded>(hooks, res, {
+      authority: request.authority,
+      host: request.host,
+      decision,
+      decisionId,
+      trace: tr,
+      relay,
+    });
+    (res as TrackedResponse)[kExchange] = exchange;
+    exchange.send(upstreams.pool(request.scheme, request.host, request.port), {
+      path,
+      method: request.method,
+      headers,
+      body,
+    });
   }
+
+  /** Shared by every exchange of this listener. */
+  const hooks: ExchangeHooks = {
+    onHead(exchange, statusCode, upstreamHeaders, seconds) {
+      const { res } = exchange;
+      const { decision, decisionId, relay, trace } = exchange.data as Forwarded;
+      trace.end({ statusCode });
+      observer.metrics.recordUpstream((exchange.data as Forwarded).authority, statusCode, seconds);
+      decision?.onUpstream?.(statusCode);
+      const out = stripHopByHopResponse(upstreamHeaders as Record<string, string | string[] | undefined>);
+      if (decision !== undefined) {
+        for (const [name, value] of decision.responseHeadersToAdd) {
+          const key = name.toLowerCase();
+          const prior = out[key];
+          out[key] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+        }
+      }
+      out[DECISION_ID_HEADER] = decisionId;
+      // An MCP answer with response decisions or pinning: the relay writes the head itself.
+      if (relay !== undefined) return relay.start(statusCode, out, res, () => exchange.abort());
+      res.writeHead(statusCode, out);
+      // A streamed answer (SSE, or chunked with no length) must reach the agent before its
+      // first event: send the head now. Otherwise it leaves with the first body chunk,
+      // saving a write per response.
+      const contentType = upstreamHeaders['content-type'];
+      if (
+        upstreamHeaders['content-length'] === undefined ||
+        (typeof contentType === 'string' && contentType.startsWith('text/event-stream'))
+      ) {
+        res.flushHeaders();
+      }
+      return res;
+    },
+    onError(exchange, error, seconds) {
+      const { res } = exchange;
+      const data = exchange.data as Forwarded;
+      if (!res.headersSent) {
+        data.decision?.onUpstream?.(undefined);
+        data.trace.end({ errorType: error.code });
+        observer.metrics.recordUpstream(data.authority, undefined, seconds);
+      }
+      log.debug({ err: error, host: data.host }, 'upstream failed');
+      send(res, errorReply(error, data.decisionId), true);
+    },
+  };
 
   return (req, res, context) => {
     handle(req, res, context).catch((err: unknown) => {

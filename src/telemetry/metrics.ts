@@ -336,6 +336,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [...(options.upstreamBuckets ?? UPSTREAM_BUCKETS)],
     registers,
   });
+  // Label children by value (labels are bounded, so these maps are too).
+  const upstreamChildren = new Map<string, Map<string, Histogram.Internal<'destination' | 'status_class'>>>();
+  const decisionDurationChildren = new Map<string, Histogram.Internal<'decision'>>();
   const denyReasons = new Counter({
     name: 'tollgate_deny_reasons_total',
     help: 'Reasons the policy gave for denials, with numbers replaced by # (so amounts and limits do not make new series).',
@@ -510,7 +513,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         destination,
         bounds.tool.map(sample.tool ?? ''),
       ).value += 1;
-      decisionDuration.observe({ decision: sample.outcome }, sample.seconds);
+      let durationChild = decisionDurationChildren.get(sample.outcome);
+      if (durationChild === undefined) {
+        durationChild = decisionDuration.labels({ decision: sample.outcome });
+        decisionDurationChildren.set(sample.outcome, durationChild);
+      }
+      durationChild.observe(sample.seconds);
       if (sample.outcome === 'deny')
         for (const reason of sample.reasons ?? []) denyReasons.inc({ reason: bounds.reason.map(reasonLabel(reason)) });
       if (sample.outcome === 'error' || sample.outcome === 'failure_mode_allowed')
@@ -521,10 +529,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       pdpErrors.inc({ code });
     },
     recordUpstream(destination, status, seconds) {
-      upstreamDuration.observe(
-        { destination: bounds.destination.map(destination), status_class: statusClass(status) },
-        seconds,
-      );
+      // The label child is looked up by value, not by prom-client's per-call label hashing.
+      const label = bounds.destination.map(destination);
+      let byClass = upstreamChildren.get(label);
+      if (byClass === undefined) {
+        byClass = new Map();
+        upstreamChildren.set(label, byClass);
+      }
+      const cls = statusClass(status);
+      let child = byClass.get(cls);
+      if (child === undefined) {
+        child = upstreamDuration.labels({ destination: label, status_class: cls });
+        byClass.set(cls, child);
+      }
+      child.observe(seconds);
     },
     connectionOpened(listener) {
       connections.inc({ listener });

@@ -26,19 +26,11 @@ import {
   propagation,
   trace,
   DiagLogLevel,
-  ProxyTracerProvider,
   type TextMapPropagator,
   type Tracer,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import {
-  CompositePropagator,
-  W3CBaggagePropagator,
-  W3CTraceContextPropagator,
-  setGlobalErrorHandler,
-  loggingErrorHandler,
-} from '@opentelemetry/core';
-import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import { setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -62,6 +54,18 @@ import {
 } from './otlp-export.ts';
 import { Metadata } from '@grpc/grpc-js';
 import {
+  buildPropagator,
+  disabledTelemetry,
+  envString,
+  propagatorNamesOf,
+  tracingEnabled,
+  type Env,
+  type PropagatorName,
+  type Telemetry,
+} from './off.ts';
+
+export type { PropagatorName, Telemetry } from './off.ts';
+import {
   ATTR_DECISION_OUTCOME,
   ATTR_RESOURCE_AGENT_ID,
   ATTR_SERVICE_NAME,
@@ -72,8 +76,6 @@ import {
 
 /** OTLP transports (OTEL_EXPORTER_OTLP_PROTOCOL values). */
 export type OtlpProtocol = 'grpc' | 'http/protobuf' | 'http/json';
-/** Propagators (OTEL_PROPAGATORS values Tollgate supports). */
-export type PropagatorName = 'tracecontext' | 'baggage' | 'b3' | 'b3multi';
 
 /** The warn-level logger telemetry reports to (pino's shape). */
 export interface TelemetryLogger {
@@ -123,25 +125,11 @@ export interface TelemetryOptions {
   readonly exporter?: SpanExporter;
 }
 
-/** What setupTelemetry returns: hand tracer + propagator to createTracing (spans.ts). */
-export interface Telemetry {
-  /** Whether spans are exported. */
-  readonly enabled: boolean;
-  readonly tracer: Tracer;
-  readonly propagator: TextMapPropagator;
-  /** A description for the start-up log line: protocol, endpoint, sampler. */
-  readonly description: string;
-  forceFlush(): Promise<void>;
-  /** Flushes and stops exporting; never rejects, never takes longer than shutdownTimeoutMs. */
-  shutdown(): Promise<void>;
-}
-
 const DEFAULTS = {
   serviceName: 'tollgate',
   protocol: 'grpc' as OtlpProtocol,
   samplerRatio: 0.1,
   alwaysSampleDenied: true,
-  propagators: ['tracecontext', 'baggage'] as readonly PropagatorName[],
   attributeValueLengthLimit: 4096,
   attributeCountLimit: 128,
   // BatchSpanProcessor's (span objects wait in its queue): the HTTP/JSON export. The
@@ -152,16 +140,6 @@ const DEFAULTS = {
   exportTimeoutMs: 10000,
   shutdownTimeoutMs: 5000,
 };
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-function envString(env: Env, ...names: string[]): string | undefined {
-  for (const name of names) {
-    const value = env[name]?.trim();
-    if (value !== undefined && value !== '') return value;
-  }
-  return undefined;
-}
 
 function envNumber(env: Env, ...names: string[]): number | undefined {
   const raw = envString(env, ...names);
@@ -208,17 +186,6 @@ function headSampler(env: Env, ratio: number): { sampler: Sampler; name: string 
       // parentbased_traceidratio, unset or unknown: the configured ratio (or the env's arg).
       return { sampler: new ParentBasedSampler({ root: ratioSampler(arg) }), name: `parentbased_traceidratio(${arg})` };
   }
-}
-
-function buildPropagator(names: readonly string[]): TextMapPropagator {
-  const propagators: TextMapPropagator[] = [];
-  for (const name of names) {
-    if (name === 'tracecontext') propagators.push(new W3CTraceContextPropagator());
-    else if (name === 'baggage') propagators.push(new W3CBaggagePropagator());
-    else if (name === 'b3') propagators.push(new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }));
-    else if (name === 'b3multi') propagators.push(new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }));
-  }
-  return new CompositePropagator({ propagators });
 }
 
 /**
@@ -301,39 +268,10 @@ function rateLimitedWarn(logger: TelemetryLogger | undefined): (err: unknown) =>
 /** Builds the tracer provider from options and OTEL_* env; never throws on bad telemetry config. */
 export function setupTelemetry(options: TelemetryOptions = {}): Telemetry {
   const env = options.env ?? {};
-  const propagatorNames =
-    envString(env, 'OTEL_PROPAGATORS')
-      ?.split(',')
-      .map((p) => p.trim()) ??
-    options.propagators ??
-    DEFAULTS.propagators;
-  const propagator = buildPropagator(propagatorNames);
-  const envEndpoint = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT');
-  const tracesExporter = envString(env, 'OTEL_TRACES_EXPORTER');
-  const disabled = envString(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true' || tracesExporter === 'none';
-  const enabled =
-    !disabled &&
-    (options.exporter !== undefined ||
-      options.enabled === true ||
-      envEndpoint !== undefined ||
-      tracesExporter === 'otlp');
+  if (!tracingEnabled(options)) return disabledTelemetry(options);
+  const propagator = buildPropagator(propagatorNamesOf(options));
   const registerGlobal = options.registerGlobal ?? true;
-
-  if (!enabled) {
-    // No SDK: the API's no-op tracer. Spans are non-recording but carry the incoming
-    // context, so the agent's traceparent still reaches the upstream unchanged.
-    if (registerGlobal) propagation.setGlobalPropagator(propagator);
-    return {
-      enabled: false,
-      tracer: new ProxyTracerProvider().getTracer(TRACER_NAME),
-      propagator,
-      description: 'tracing off',
-      forceFlush: async () => undefined,
-      shutdown: async () => {
-        if (registerGlobal) propagation.disable();
-      },
-    };
-  }
+  const envEndpoint = envString(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT');
 
   const warn = rateLimitedWarn(options.logger);
   setGlobalErrorHandler(warn);

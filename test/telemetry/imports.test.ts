@@ -10,7 +10,12 @@ import { join, relative } from 'node:path';
 import { ROOT } from '../helpers/processes.ts';
 
 const ALLOWED_EVERYWHERE = new Set(['@opentelemetry/api', '@opentelemetry/semantic-conventions']);
-const SDK_SETUP = new Set(['src/telemetry/setup.ts', 'src/telemetry/otlp-export.ts', 'src/telemetry/otlp-protobuf.ts']);
+const SDK_SETUP = new Set([
+  'src/telemetry/setup.ts',
+  'src/telemetry/off.ts',
+  'src/telemetry/otlp-export.ts',
+  'src/telemetry/otlp-protobuf.ts',
+]);
 
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = [];

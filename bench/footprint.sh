@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Footprint benchmark (`npm run bench -- footprint`): what a Tollgate sidecar costs beside
+# an agent, against the runtime's own limit for this design, in one run:
+#   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
+#   tollgate  Tollgate with the benchmark config (bench/tollgate.yaml.in, origin-form requests
+#             under the default bundle), started like a deployment (bin/tollgate.js: its V8 defaults),
+#             It runs the compiled dist/ when `npm run build` made one (the log says which);
+#   tollgate-nodefaults (in FOOTPRINT_TARGETS only when asked): the same without them
+#             (TOLLGATE_NODE_DEFAULTS=0), to measure the shipped V8 settings both ways;
+#   tollgate-ts (only when asked): the TypeScript sources even when dist/ exists (TOLLGATE_DIST=0);
+#   tollgate-recording (only when asked): tracing on at the default sampling, exporting to a
+#             live Jaeger (OTLP gRPC), and the hash-chained decision log written to a file.
+# Per target, started fresh and measured one after the other (upstream nginx and the load
+# generators on CPU 0, the target alone on CPU 1): RSS at idle; a paced FOOTPRINT_RATE
+# (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after a 3 s warm-up: p50/p99/p99.9/max
+# and, from --trace-gc-nvp, scavenges and their pauses; one request at a time (wrk -c1) for
+# FOOTPRINT_SEQ_S (10) s: the bytes surviving scavenges per request (robust on a busy machine);
+# then wrk -t1 -c32 for FOOTPRINT_SAT_S (10; 60 for the issue's figure) s: req/s and CPU µs per
+# request (utime+stime of the process from /proc); RSS after that and after 5 s idle.
+# Tollgate's /debug/memory (heap by space, external, code) is printed idle and after load.
+# Then, unless FOOTPRINT_EXTAUTHZ=0, bench/extauthz.sh twice (closed loop, and a fixed
+# EXTAUTHZ_RPS, default 1500/s) for Tollgate's ext_authz server vs opa-envoy-plugin.
+# Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
+# Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
+#      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; a heap flag replaces the V8 default) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+VEGETA=$ROOT/.tools/bin/vegeta
+TARGETS=${FOOTPRINT_TARGETS:-bare tollgate}
+RATE=${FOOTPRINT_RATE:-1000}
+PACED_S=${FOOTPRINT_PACED_S:-10}
+SAT_S=${FOOTPRINT_SAT_S:-10}
+SEQ_S=${FOOTPRINT_SEQ_S:-10}
+URL_PATH=/v1/refunds/r-1
+TICK=$(getconf CLK_TCK)
+
+require_tools
+[ -x "$VEGETA" ] || die "missing $VEGETA (bash scripts/install-tools.sh vegeta)"
+make_workdir
+log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+UPSTREAM_PORT=$(free_port)
+start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
+wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
+select_bundle "${BENCH_BUNDLE:-auto}"
+log "bundle: $BUNDLE_DESC"
+if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
+render "$BENCH/tollgate.yaml.in" "$WORK/tollgate.yaml" "BUNDLE=$BUNDLE" "UPSTREAM_PORT=$UPSTREAM_PORT"
+[ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
+
+start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMIN (or "")
+  local name=$1 out=$WORK/$1.out
+  : >"$out"
+  ADMIN=''
+  case $name in
+    bare)
+      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
+      PID=$LAST_PID
+      wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
+      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      ;;
+    tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording)
+      local defaults=1 dist=1 config=$WORK/tollgate.yaml
+      [ "$name" != tollgate-nodefaults ] || defaults=0
+      [ "$name" != tollgate-ts ] || dist=0
+      if [ "$name" = tollgate-recording ]; then
+        [ -n "${OTLP:-}" ] || start_jaeger
+        config=$WORK/tollgate-recording.yaml
+        cp "$WORK/tollgate.yaml" "$config"
+        printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  serviceName: tollgate-bench\ndecisionLog:\n  file: %s\n' \
+          "$OTLP" "$WORK/decisions.jsonl" >>"$config"
+      fi
+      # FOOTPRINT_TOLLGATE_ROOT: another source tree of Tollgate (e.g. an earlier revision) to measure instead.
+      TOLLGATE_DIST=$dist TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp ${FOOTPRINT_NODE_FLAGS:-} "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$config"
+      PID=$LAST_PID
+      wait_until 60 "tollgate" grep -q 'listening: proxy http://' "$out"
+      PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
+      ADMIN=http://127.0.0.1:$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
+      ;;
+    *) die "unknown target $name (bare, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording)" ;;
+  esac
+  wait_until 10 "$name answering 200" http_ok "http://127.0.0.1:$PORT$URL_PATH"
+}
+
+paced() { # paced <seconds> <csv out>
+  printf 'GET http://127.0.0.1:%s%s\nHost: payments.internal\n' "$PORT" "$URL_PATH" >"$WORK/targets.txt"
+  loadgen "$VEGETA" attack -rate="$RATE" -duration="${1}s" -targets="$WORK/targets.txt" -keepalive=true -workers=8 |
+    "$VEGETA" encode --to csv >"$2"
+}
+
+saturate() { # saturate <seconds> <out>
+  BENCH_HOST=payments.internal loadgen wrk -t1 -c32 -d "${1}s" --timeout 5s -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$PORT$URL_PATH" >"$2" 2>&1
+}
+
+wrk_field() { sed -n "s/.*BENCH .*\b$2=\([0-9]*\).*/\1/p" "$1" | head -1; }
+
+: >"$WORK/results.jsonl"
+for name in $TARGETS; do
+  start_target "$name"
+  sleep 2
+  rss_idle=$(rss_kb "$PID")
+  [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-idle.json"
+  wait_quiet
+  log "$name (pid $PID): warm-up, then paced $RATE req/s for ${PACED_S}s"
+  paced 3 "$WORK/warm.csv"
+  gc_from=$(stat -c %s "$WORK/$name.out")
+  paced "$PACED_S" "$WORK/$name-paced.csv"
+  tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-paced-gc.log"
+  latency=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-paced.csv")
+  paced_gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-paced-gc.log" "$(wc -l <"$WORK/$name-paced.csv")")
+  # One request at a time: what survives a scavenge is then garbage kept alive by long-lived
+  # objects, not requests in flight, so the figure holds even when the machine is busy.
+  log "$name: one request at a time for ${SEQ_S}s (GC survival)"
+  gc_from=$(stat -c %s "$WORK/$name.out")
+  BENCH_HOST=payments.internal loadgen wrk -t1 -c1 -d "${SEQ_S}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$PORT$URL_PATH" >"$WORK/$name-seq.txt" 2>&1
+  tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-seq-gc.log"
+  gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-seq-gc.log" "$(wrk_field "$WORK/$name-seq.txt" requests)")
+  wait_quiet
+  log "$name: saturation, wrk -t1 -c32 -d ${SAT_S}s"
+  t0=$(cpu_ticks "$PID")
+  saturate "$SAT_S" "$WORK/$name-wrk.txt"
+  t1=$(cpu_ticks "$PID")
+  requests=$(wrk_field "$WORK/$name-wrk.txt" requests)
+  duration=$(wrk_field "$WORK/$name-wrk.txt" duration_us)
+  [ -n "$requests" ] && [ "$requests" -gt 0 ] || die "wrk failed: $(cat "$WORK/$name-wrk.txt")"
+  rss_loaded=$(rss_kb "$PID")
+  sleep 5
+  rss_after=$(rss_kb "$PID")
+  [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-loaded.json"
+  printf '{"target":"%s","rssIdleKb":%d,"rssLoadedKb":%d,"rssAfterKb":%d,"hwmKb":%d,"rps":%d,"cpuUsPerReq":%d,"paced":%s,"pacedGc":%s,"gc":%s}\n' \
+    "$name" "$rss_idle" "$rss_loaded" "$rss_after" "$(hwm_kb "$PID")" "$((requests * 1000000 / duration))" \
+    "$(((t1 - t0) * 1000000 / TICK / requests))" "$latency" "$paced_gc" "$gc" | tee -a "$WORK/results.jsonl" >&2
+  if [ -n "$ADMIN" ]; then
+    log "$name memory idle:   $(cat "$WORK/$name-memory-idle.json")"
+    log "$name memory loaded: $(cat "$WORK/$name-memory-loaded.json")"
+  fi
+  stop_pid "$PID" TERM
+done
+
+"$NODE" - "$WORK/results.jsonl" "$SAT_S" <<'JS'
+const [file, satS] = process.argv.slice(2);
+const rows = Object.fromEntries(require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); return [r.target, r]; }));
+const mb = (kb) => (kb / 1024).toFixed(1);
+console.log(`\n## Footprint: proxy (origin-form, paced ${process.env.FOOTPRINT_RATE ?? 1000} req/s; saturation wrk -t1 -c32 for ${satS} s)\n`);
+console.log('| target | req/s | CPU µs/req | p50 ms | p99 ms | p99.9 ms | max ms | paced: scavenges | max scavenge ms | 1 at a time: scavenges | survived B/req | RSS idle MB | RSS after load MB |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of Object.values(rows))
+  console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} |`);
+const b = rows.bare;
+for (const r of Object.values(rows)) {
+  if (r === b || b === undefined) continue;
+  console.log(`\n${r.target} vs bare forwarder: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${(r.paced.p99Ms - b.paced.p99Ms >= 0 ? '+' : '')}${(r.paced.p99Ms - b.paced.p99Ms).toFixed(2)} ms (≤ +0.5), p99.9 ${(r.paced.p999Ms - b.paced.p999Ms >= 0 ? '+' : '')}${(r.paced.p999Ms - b.paced.p999Ms).toFixed(2)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`);
+}
+JS
+
+if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ] && [ ! -x "$ROOT/.tools/bin/ghz" ]; then
+  log "ext_authz part skipped: no .tools/bin/ghz (bash scripts/install-tools.sh)"
+elif [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
+  log "ext_authz: closed loop, then a fixed ${EXTAUTHZ_RPS:-1500} Checks/s (bench/extauthz.sh)"
+  # extauthz.sh starts src/cli/main.ts itself: give it the V8 default bin/tollgate.js applies.
+  export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=8}
+  EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS='' bash "$BENCH/extauthz.sh" >&2
+  EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS=${EXTAUTHZ_RPS:-1500} bash "$BENCH/extauthz.sh" >&2
+  "$NODE" - "$WORK/extauthz.jsonl" <<'JS'
+const rows = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const pick = (server, paced) => rows.find((r) => r.server === server && (r.rpsTarget !== '') === paced);
+const [tc, oc, tp, op] = [pick('tollgate', false), pick('opa-envoy-plugin', false), pick('tollgate', true), pick('opa-envoy-plugin', true)];
+console.log('\n## Footprint: ext_authz (Tollgate vs opa-envoy-plugin, bench/extauthz.sh)\n');
+console.log(`Checks/s closed loop: ${tc.rps} vs ${oc.rps} (${(tc.rps / oc.rps).toFixed(2)}×); CPU µs/Check ${tc.serverCpuUsPerReq} vs ${oc.serverCpuUsPerReq} (${(tc.serverCpuUsPerReq / oc.serverCpuUsPerReq).toFixed(2)}×)`);
+console.log(`p99 at ${tp.rpsTarget}/s: ${tp.p99Ms} vs ${op.p99Ms} ms (target ≤ 1×: ${(tp.p99Ms / op.p99Ms).toFixed(2)}×)`);
+console.log(`RSS after load: ${(tc.rssEndKb / 1024).toFixed(1)} vs ${(oc.rssEndKb / 1024).toFixed(1)} MB (${(tc.rssEndKb / oc.rssEndKb).toFixed(2)}×, target ≤ 2×); idle ${(tc.rssIdleKb / 1024).toFixed(1)} vs ${(oc.rssIdleKb / 1024).toFixed(1)} MB`);
+JS
+fi
