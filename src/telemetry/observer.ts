@@ -107,6 +107,11 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     seconds: facts.seconds,
     reasons: decision.reasons,
   });
+  logDecision(observer, facts, decision);
+}
+
+/** The decision-log record of a decision (request or response; a response decision carries no annotations). */
+function logDecision(observer: Observer, facts: DecisionFacts, decision: Decision): void {
   observer.decisionLog?.write({
     decisionId: facts.decisionId,
     path: facts.policyPath,
@@ -118,6 +123,26 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
     spanId: facts.span.spanId,
     ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
     ...(decision.annotations === undefined ? {} : { custom: decision.annotations.custom }),
+  });
+}
+
+/** The decision-log record of no decision, with the failure mode applied. */
+function logFailure(
+  observer: Observer,
+  facts: DecisionFacts,
+  error: TollgateError,
+  mode: 'allow' | 'deny',
+  revision: string,
+): void {
+  observer.decisionLog?.write({
+    decisionId: facts.decisionId,
+    path: facts.policyPath,
+    input: facts.input,
+    revision,
+    error: { code: error.code, message: error.message, failureMode: mode },
+    traceId: facts.span.traceId,
+    spanId: facts.span.spanId,
+    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
   });
 }
 
@@ -138,16 +163,7 @@ export function recordFailure(
     seconds: facts.seconds,
     errorCode: error.code,
   });
-  observer.decisionLog?.write({
-    decisionId: facts.decisionId,
-    path: facts.policyPath,
-    input: facts.input,
-    revision,
-    error: { code: error.code, message: error.message, failureMode: mode },
-    traceId: facts.span.traceId,
-    spanId: facts.span.spanId,
-    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
-  });
+  logFailure(observer, facts, error, mode, revision);
 }
 
 /** Facts about one response decision (a decision of its own, linked to the request's). */
@@ -165,17 +181,7 @@ export function recordResponseDecision(
 ): void {
   facts.span.end({ ...decision, action });
   observer.metrics.recordResponseDecision(action);
-  observer.decisionLog?.write({
-    decisionId: facts.decisionId,
-    path: facts.policyPath,
-    input: facts.input,
-    result: decision.result,
-    revision: decision.revision,
-    evalNanos: decision.evalNanos,
-    traceId: facts.span.traceId,
-    spanId: facts.span.spanId,
-    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
-  });
+  logDecision(observer, facts, decision);
 }
 
 /** Records that no response decision could be made, and whether the message was relayed or blocked. */
@@ -188,14 +194,5 @@ export function recordResponseFailure(
 ): void {
   facts.span.fail(error.code, error.message, mode);
   observer.metrics.recordResponseDecision(mode === 'allow' ? 'failure_mode_allowed' : 'error');
-  observer.decisionLog?.write({
-    decisionId: facts.decisionId,
-    path: facts.policyPath,
-    input: facts.input,
-    revision,
-    error: { code: error.code, message: error.message, failureMode: mode },
-    traceId: facts.span.traceId,
-    spanId: facts.span.spanId,
-    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
-  });
+  logFailure(observer, facts, error, mode, revision);
 }
