@@ -3,8 +3,8 @@
  * admin API (/v1/approvals) with the approvals token. Any replica answers for the shared
  * store. Exit status: 0 done, 1 refused, invalid or unreachable.
  */
-import { parseArgs } from 'node:util';
 import { TollgateError } from '../errors.ts';
+import { adminUrl, parseCommandArgs } from './args.ts';
 
 /** Help text of `tollgate approvals`. */
 export const APPROVALS_HELP = `Usage: tollgate approvals <list|show|approve|reject> [ID] [options]
@@ -42,23 +42,18 @@ export function parseApprovalsArgs(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): Omit<ApprovalsCommandOptions, 'out' | 'err'> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        admin: { type: 'string', short: 'a' },
-        token: { type: 'string', short: 't' },
-        as: { type: 'string' },
-        comment: { type: 'string', short: 'm' },
-        status: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-  } catch (cause) {
-    throw new TollgateError('TG_ERR_INPUT_INVALID', `approvals: ${(cause as Error).message}`, { cause });
-  }
+  const parsed = parseCommandArgs('approvals', {
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      admin: { type: 'string', short: 'a' },
+      token: { type: 'string', short: 't' },
+      as: { type: 'string' },
+      comment: { type: 'string', short: 'm' },
+      status: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const { values, positionals } = parsed;
   const [subcommand = '', id = ''] = positionals;
   if (!['list', 'show', 'approve', 'reject'].includes(subcommand))
@@ -74,7 +69,7 @@ export function parseApprovalsArgs(
   return {
     subcommand,
     id,
-    admin: values.admin ?? env.TOLLGATE_ADMIN_URL ?? 'http://127.0.0.1:15000',
+    admin: adminUrl(values.admin, env),
     token: values.token ?? env.TOLLGATE_APPROVALS_TOKEN ?? '',
     approver,
     ...(values.comment === undefined ? {} : { comment: values.comment }),

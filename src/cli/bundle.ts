@@ -6,10 +6,10 @@
  * unreachable.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.ts';
 import { TollgateError } from '../errors.ts';
 import { createBundleVerifier, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../bundle/verify.ts';
+import { adminUrl, parseCommandArgs } from './args.ts';
 
 /** Help text of `tollgate bundle`. */
 export const BUNDLE_HELP = `Usage: tollgate bundle <rollback|status|patch> [options]
@@ -54,23 +54,18 @@ export async function parseBundleArgs(
   env: Record<string, string | undefined>,
   readStdin: () => Promise<string>,
 ): Promise<Omit<BundleCommandOptions, 'out' | 'err'>> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        admin: { type: 'string', short: 'a' },
-        token: { type: 'string', short: 't' },
-        key: { type: 'string', short: 'k' },
-        alg: { type: 'string', default: 'RS256' },
-        'key-id': { type: 'string', default: 'default' },
-        scope: { type: 'string', default: '' },
-      },
-    });
-  } catch (cause) {
-    throw new TollgateError('TG_ERR_INPUT_INVALID', `bundle: ${(cause as Error).message}`, { cause });
-  }
+  const parsed = parseCommandArgs('bundle', {
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      admin: { type: 'string', short: 'a' },
+      token: { type: 'string', short: 't' },
+      key: { type: 'string', short: 'k' },
+      alg: { type: 'string', default: 'RS256' },
+      'key-id': { type: 'string', default: 'default' },
+      scope: { type: 'string', default: '' },
+    },
+  });
   const { values, positionals } = parsed;
   const [subcommand = '', file] = positionals;
   let patch: string | undefined;
@@ -100,7 +95,7 @@ export async function parseBundleArgs(
   return {
     ...(verify === undefined ? {} : { verify }),
     subcommand,
-    admin: values.admin ?? env.TOLLGATE_ADMIN_URL ?? 'http://127.0.0.1:15000',
+    admin: adminUrl(values.admin, env),
     token: values.token ?? env.TOLLGATE_ADMIN_TOKEN ?? '',
     ...(patch === undefined ? {} : { patch }),
   };

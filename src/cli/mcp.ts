@@ -5,9 +5,9 @@
  * server) and prints the pins-file entry to commit; the sidecar rewrites the file itself
  * only with mcp.pins.writeBack. Exit status: 0 done, 1 refused, invalid or unreachable.
  */
-import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { TollgateError } from '../errors.ts';
+import { adminUrl, parseCommandArgs } from './args.ts';
 
 /** Help text of `tollgate mcp`. */
 export const MCP_HELP = `Usage: tollgate mcp tools <list|accept> [options]
@@ -41,22 +41,17 @@ export function parseMcpArgs(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): Omit<McpCommandOptions, 'out' | 'err'> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        server: { type: 'string', short: 's' },
-        tool: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        admin: { type: 'string', short: 'a' },
-        token: { type: 'string', short: 't' },
-      },
-    });
-  } catch (cause) {
-    throw new TollgateError('TG_ERR_INPUT_INVALID', `mcp: ${(cause as Error).message}`, { cause });
-  }
+  const parsed = parseCommandArgs('mcp', {
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      server: { type: 'string', short: 's' },
+      tool: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      admin: { type: 'string', short: 'a' },
+      token: { type: 'string', short: 't' },
+    },
+  });
   const { values, positionals } = parsed;
   const [group, subcommand] = positionals;
   if (group !== 'tools' || (subcommand !== 'list' && subcommand !== 'accept'))
@@ -68,7 +63,7 @@ export function parseMcpArgs(
     ...(values.server === undefined ? {} : { server: values.server }),
     ...(values.tool === undefined ? {} : { tool: values.tool }),
     json: values.json ?? false,
-    admin: values.admin ?? env.TOLLGATE_ADMIN_URL ?? 'http://127.0.0.1:15000',
+    admin: adminUrl(values.admin, env),
     token: values.token ?? env.TOLLGATE_ADMIN_TOKEN ?? '',
   };
 }

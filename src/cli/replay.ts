@@ -4,11 +4,11 @@
  * recorded traffic. Exit status: 0 report printed (flips within --max-flips, or no
  * threshold), 2 flips exceed --max-flips, 1 error (log or bundle unreadable).
  */
-import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.ts';
 import { TollgateError } from '../errors.ts';
 import { replayDecisionLog } from '../replay/replay.ts';
 import { formatJson, formatText } from '../replay/report.ts';
+import { parseCommandArgs } from './args.ts';
 
 /** Help text of `tollgate replay`. */
 export const REPLAY_HELP = `Usage: tollgate replay --log decisions.jsonl --bundle candidate.tar.gz [options]
@@ -37,21 +37,16 @@ export interface ReplayCommandOptions {
 
 /** Parses `tollgate replay` arguments; throws TG_ERR_INPUT_INVALID on bad usage. */
 export function parseReplayArgs(args: readonly string[]): Omit<ReplayCommandOptions, 'out' | 'err'> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        log: { type: 'string', short: 'l' },
-        bundle: { type: 'string', short: 'b' },
-        format: { type: 'string', short: 'f', default: 'text' },
-        'max-flips': { type: 'string' },
-        'decision-path': { type: 'string', default: 'tollgate/authz/decision' },
-      },
-    }));
-  } catch (cause) {
-    throw new TollgateError('TG_ERR_INPUT_INVALID', `replay: ${(cause as Error).message}`, { cause });
-  }
+  const { values } = parseCommandArgs('replay', {
+    args: [...args],
+    options: {
+      log: { type: 'string', short: 'l' },
+      bundle: { type: 'string', short: 'b' },
+      format: { type: 'string', short: 'f', default: 'text' },
+      'max-flips': { type: 'string' },
+      'decision-path': { type: 'string', default: 'tollgate/authz/decision' },
+    },
+  });
   if (values.log === undefined || values.bundle === undefined)
     throw new TollgateError(
       'TG_ERR_INPUT_INVALID',

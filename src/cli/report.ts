@@ -5,11 +5,11 @@
  * written but the hash chain is broken, 1 error (log or bundle unreadable, bad usage).
  */
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.ts';
 import { TollgateError } from '../errors.ts';
 import { buildComplianceReport } from '../audit/compliance.ts';
 import { formatReportHtml, formatReportJson, formatReportText } from '../audit/compliance-render.ts';
+import { parseCommandArgs } from './args.ts';
 
 /** Help text of `tollgate report`. */
 export const REPORT_HELP = `Usage: tollgate report --log decisions.jsonl [options]
@@ -51,22 +51,17 @@ function instant(flag: string, value: string | undefined): Date | undefined {
 
 /** Parses `tollgate report` arguments; throws TG_ERR_INPUT_INVALID on bad usage. */
 export function parseReportArgs(args: readonly string[]): ReportCommandOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        log: { type: 'string', short: 'l' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        bundle: { type: 'string', short: 'b' },
-        format: { type: 'string', short: 'f', default: 'text' },
-        out: { type: 'string', short: 'o' },
-      },
-    }));
-  } catch (cause) {
-    throw new TollgateError('TG_ERR_INPUT_INVALID', `report: ${(cause as Error).message}`, { cause });
-  }
+  const { values } = parseCommandArgs('report', {
+    args: [...args],
+    options: {
+      log: { type: 'string', short: 'l' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      bundle: { type: 'string', short: 'b' },
+      format: { type: 'string', short: 'f', default: 'text' },
+      out: { type: 'string', short: 'o' },
+    },
+  });
   if (values.log === undefined) throw new TollgateError('TG_ERR_INPUT_INVALID', 'report needs --log <decisions.jsonl>');
   const format = values.format;
   if (format !== 'text' && format !== 'json' && format !== 'html')
