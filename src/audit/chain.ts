@@ -11,24 +11,61 @@ import { createHash } from 'node:crypto';
 /** prev_hash of the very first genesis record of a chain. */
 export const ZERO_HASH = '0'.repeat(64);
 
-/** RFC 8785 canonical JSON of a JSON value (undefined members omitted, as JSON does). */
+/** A JSON scalar as canonical JSON (undefined, functions and symbols as null, as in an array). */
+function scalarJson(value: unknown): string {
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return 'null';
+  if (typeof value === 'bigint') return value.toString();
+  return JSON.stringify(value);
+}
+
+/** Omitted from an object, as JSON.stringify omits them. */
+function omitted(member: unknown): boolean {
+  return member === undefined || typeof member === 'function' || typeof member === 'symbol';
+}
+
+/**
+ * RFC 8785 canonical JSON of a JSON value (undefined members omitted, as JSON does).
+ * Iterative, not recursive: a record holds whatever nesting a request body had, and a
+ * deeply nested body must not overflow the stack and leave its decision unrecorded.
+ */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return 'null';
-    if (typeof value === 'bigint') return value.toString();
-    return JSON.stringify(value);
+  const out: string[] = [];
+  // Work items, last first: a value to write, or literal text (brackets, commas, keys).
+  const work: Array<{ readonly text: string } | { readonly value: unknown }> = [{ value }];
+  while (work.length > 0) {
+    const item = work.pop()!;
+    if ('text' in item) {
+      out.push(item.text);
+      continue;
+    }
+    let v = item.value;
+    while (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
+      v = (v as { toJSON: () => unknown }).toJSON();
+    if (v === null || typeof v !== 'object') {
+      out.push(scalarJson(v));
+      continue;
+    }
+    if (Array.isArray(v)) {
+      work.push({ text: ']' });
+      for (let i = v.length - 1; i >= 0; i--) {
+        work.push({ value: v[i] });
+        if (i > 0) work.push({ text: ',' });
+      }
+      work.push({ text: '[' });
+      continue;
+    }
+    const record = v as Record<string, unknown>;
+    const keys = Object.keys(record)
+      .filter((key) => !omitted(record[key]))
+      .sort();
+    work.push({ text: '}' });
+    for (let i = keys.length - 1; i >= 0; i--) {
+      work.push({ value: record[keys[i]!] });
+      work.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:` });
+    }
+    work.push({ text: '{' });
   }
-  const withToJson = value as { toJSON?: () => unknown };
-  if (typeof withToJson.toJSON === 'function') return canonicalJson(withToJson.toJSON());
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(',')}]`;
-  const record = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const key of Object.keys(record).sort()) {
-    const member = record[key];
-    if (member === undefined || typeof member === 'function' || typeof member === 'symbol') continue;
-    parts.push(`${JSON.stringify(key)}:${canonicalJson(member)}`);
-  }
-  return `{${parts.join(',')}}`;
+  return out.join('');
 }
 
 /** sha256 hex of a string's UTF-8 bytes. */
