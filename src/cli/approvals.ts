@@ -4,7 +4,7 @@
  * store. Exit status: 0 done, 1 refused, invalid or unreachable.
  */
 import { TollgateError } from '../errors.ts';
-import { adminUrl, parseCommandArgs } from './args.ts';
+import { adminUrl, parseCommandArgs, type AdminClientOptions } from './args.ts';
 
 /** Help text of `tollgate approvals`. */
 export const APPROVALS_HELP = `Usage: tollgate approvals <list|show|approve|reject> [ID] [options]
@@ -23,18 +23,12 @@ export const APPROVALS_HELP = `Usage: tollgate approvals <list|show|approve|reje
 `;
 
 /** Parsed options of `tollgate approvals`. */
-export interface ApprovalsCommandOptions {
+export interface ApprovalsCommandOptions extends AdminClientOptions {
   readonly subcommand: string;
   readonly id: string;
-  readonly admin: string;
-  readonly token: string;
   readonly approver: string;
   readonly comment?: string;
   readonly status?: string;
-  readonly json: boolean;
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
-  readonly timeoutMs?: number;
 }
 
 /** Parses `tollgate approvals` arguments; throws TG_ERR_INPUT_INVALID on bad usage. */

@@ -21,3 +21,16 @@ export function parseCommandArgs<T extends ParseArgsConfig>(
 export function adminUrl(flag: string | undefined, env: Record<string, string | undefined>): string {
   return flag ?? env.TOLLGATE_ADMIN_URL ?? 'http://127.0.0.1:15000';
 }
+
+/** What every admin-API client command takes besides its own arguments. */
+export interface AdminClientOptions {
+  /** The admin API address (adminUrl). */
+  readonly admin: string;
+  /** The bearer token of the admin routes. */
+  readonly token: string;
+  /** Print the API's JSON instead of text. */
+  readonly json: boolean;
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly timeoutMs?: number;
+}

@@ -7,7 +7,7 @@
  */
 import { stringify as stringifyYaml } from 'yaml';
 import { TollgateError } from '../errors.ts';
-import { adminUrl, parseCommandArgs } from './args.ts';
+import { adminUrl, parseCommandArgs, type AdminClientOptions } from './args.ts';
 
 /** Help text of `tollgate mcp`. */
 export const MCP_HELP = `Usage: tollgate mcp tools <list|accept> [options]
@@ -24,16 +24,10 @@ export const MCP_HELP = `Usage: tollgate mcp tools <list|accept> [options]
 `;
 
 /** Parsed options of `tollgate mcp`. */
-export interface McpCommandOptions {
+export interface McpCommandOptions extends AdminClientOptions {
   readonly subcommand: 'list' | 'accept';
   readonly server?: string;
   readonly tool?: string;
-  readonly json: boolean;
-  readonly admin: string;
-  readonly token: string;
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
-  readonly timeoutMs?: number;
 }
 
 /** Parses `tollgate mcp` arguments; throws TG_ERR_INPUT_INVALID on bad usage. */
