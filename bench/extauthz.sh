@@ -162,7 +162,8 @@ logLevel: warn
 EOF
       : >"$WORK/tollgate.out"
       # shellcheck disable=SC2086 # EXTAUTHZ_NODE_FLAGS is a list of flags
-      start_bg "$SERVER_CPU" "$WORK/tollgate.out" "$NODE" ${EXTAUTHZ_NODE_FLAGS:-} "$@" "$ROOT/src/cli/main.ts" run --config "$WORK/tollgate.yaml"
+      # Started as deployed: bin/tollgate.js (the compiled dist/ when built, its V8 and allocator defaults).
+      start_bg "$SERVER_CPU" "$WORK/tollgate.out" "$NODE" ${EXTAUTHZ_NODE_FLAGS:-} "$@" "$ROOT/bin/tollgate.js" run --config "$WORK/tollgate.yaml"
       SERVER_PID=$LAST_PID
       local deadline=$((SECONDS + 60))
       until grep -q 'ext_authz 127\.0\.0\.1:[0-9]' "$WORK/tollgate.out"; do

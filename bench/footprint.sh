@@ -2,8 +2,11 @@
 # Footprint benchmark (`npm run bench -- footprint`): what a Tollgate sidecar costs beside
 # an agent, against the runtime's own limit for this design, in one run:
 #   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
-#   tollgate  Tollgate with the benchmark config (bench/tollgate.yaml.in, origin-form requests
-#             under the default bundle), started like a deployment (bin/tollgate.js: its V8 defaults),
+#   tollgate  Tollgate as an agent's sidecar: the benchmark config (bench/tollgate.yaml.in,
+#             origin-form requests) with its ext_authz listener off (the ext_authz server is
+#             measured on its own below), under the issue's 4-condition allow-list policy
+#             (bench/allow-list.rego; BENCH_BUNDLE=default for the seed policies), started like
+#             a deployment (bin/tollgate.js: its V8 defaults),
 #             It runs the compiled dist/ when `npm run build` made one (the log says which);
 #   tollgate-nodefaults (in FOOTPRINT_TARGETS only when asked): the same without them
 #             (TOLLGATE_NODE_DEFAULTS=0), to measure the shipped V8 settings both ways;
@@ -42,10 +45,15 @@ log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc
 UPSTREAM_PORT=$(free_port)
 start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
 wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
-select_bundle "${BENCH_BUNDLE:-auto}"
+select_bundle "${BENCH_BUNDLE:-allow-list}"
 log "bundle: $BUNDLE_DESC"
 if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
 render "$BENCH/tollgate.yaml.in" "$WORK/tollgate.yaml" "BUNDLE=$BUNDLE" "UPSTREAM_PORT=$UPSTREAM_PORT"
+# An agent's sidecar serves no ext_authz: FOOTPRINT_EXTAUTHZ_LISTENER=1 keeps the listener on.
+if [ "${FOOTPRINT_EXTAUTHZ_LISTENER:-0}" != 1 ]; then
+  awk '/^extAuthz:$/ { print; print "  enabled: false"; skip = 1; next } skip && /^  / { next } { skip = 0; print }' \
+    "$WORK/tollgate.yaml" >"$WORK/tollgate.yaml.tmp" && mv "$WORK/tollgate.yaml.tmp" "$WORK/tollgate.yaml"
+fi
 [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
 
 start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMIN (or "")
@@ -157,8 +165,6 @@ if [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ] && [ ! -x "$ROOT/.tools/bin/ghz" ]; then
   log "ext_authz part skipped: no .tools/bin/ghz (bash scripts/install-tools.sh)"
 elif [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
   log "ext_authz: closed loop, then a fixed ${EXTAUTHZ_RPS:-1500} Checks/s (bench/extauthz.sh)"
-  # extauthz.sh starts src/cli/main.ts itself: give it the V8 default bin/tollgate.js applies.
-  export EXTAUTHZ_NODE_FLAGS=${EXTAUTHZ_NODE_FLAGS:---max-semi-space-size=8}
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS='' bash "$BENCH/extauthz.sh" >&2
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS=${EXTAUTHZ_RPS:-1500} bash "$BENCH/extauthz.sh" >&2
   "$NODE" - "$WORK/extauthz.jsonl" <<'JS'

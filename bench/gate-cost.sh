@@ -13,7 +13,9 @@
 # GATE_BASE_REV=<git revision> runs the second instance from that revision's source
 # instead (same config without pathNormalization): the whole cost of the strict gate —
 # path and host rules, strict body reading, the one decision step — against the code
-# before it, e.g. GATE_BASE_REV=61c61e4.
+# before it, e.g. GATE_BASE_REV=61c61e4. Both then evaluate this revision's default
+# bundle (GATE_SAME_BUNDLE=0: each revision its own embedded seed policies, which adds
+# the policies' own growth to the figure).
 #
 # When this build refuses `proxy.pathNormalization` (the setting is not there yet), the
 # report says so and measures strict against a second strict instance instead: an A/A
@@ -42,6 +44,7 @@ wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPST
 write_config() { # write_config <file> [pathNormalization value]
   {
     echo "agent: { id: support-bot, role: support }"
+    [ -z "$SAME_BUNDLE" ] || echo "pdp: { bundle: \"$SAME_BUNDLE\" }"
     echo "proxy:"
     echo "  listen: 127.0.0.1:0"
     [ -z "${2:-}" ] || echo "  pathNormalization: $2"
@@ -53,6 +56,14 @@ write_config() { # write_config <file> [pathNormalization value]
   } >"$1"
 }
 
+# Against an earlier revision both run this revision's default bundle, so the policy
+# evaluated is the same and what differs is the request path (GATE_SAME_BUNDLE=0: each its own).
+SAME_BUNDLE=''
+if [ -n "${GATE_BASE_REV:-}" ] && [ "${GATE_SAME_BUNDLE:-1}" = 1 ]; then
+  SAME_BUNDLE=$ROOT/policies/dist/bundle.tar.gz
+  [ -f "$SAME_BUNDLE" ] || die "$SAME_BUNDLE is missing (npm run build:policies)"
+  log "both instances evaluate $SAME_BUNDLE (sha256 $(sha256sum "$SAME_BUNDLE" | cut -c1-12))"
+fi
 write_config "$WORK/strict.yaml"
 # shellcheck disable=SC2086
 start_tollgate_config "$WORK/strict.yaml" strict ${BENCH_NODE_FLAGS:-}
@@ -155,4 +166,4 @@ done
   const r = median(ratios), c = median(cpuRatios);
   out.push("", `Median throughput ratio strict / other: **${r.toFixed(3)}** (strict gate cost ${(100 * (1 - r)).toFixed(1)} % of throughput; range ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}). Median CPU per request ratio: ${c.toFixed(3)}. Target: cost under 5 %.`);
   process.stdout.write(out.join("\n") + "\n");
-' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). Command: ${GATE_BASE_REV:+GATE_BASE_REV=$GATE_BASE_REV }GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"
+' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). Bundle: ${SAME_BUNDLE:+the same for both, this revision's default}${SAME_BUNDLE:-each revision its own default}. Command: ${GATE_BASE_REV:+GATE_BASE_REV=$GATE_BASE_REV }${GATE_SAME_BUNDLE:+GATE_SAME_BUNDLE=$GATE_SAME_BUNDLE }GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"

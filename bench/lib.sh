@@ -139,10 +139,11 @@ wait_quiet() {
 }
 
 # select_bundle <choice>: sets BUNDLE (config value; "" = embedded default) and
-# BUNDLE_DESC. choice: auto | default | seed | allow-all | <path to a bundle>.
+# BUNDLE_DESC. choice: auto | default | seed | allow-all | allow-list | <path to a bundle>.
 #   default:   policies/dist/bundle.tar.gz, the committed default bundle.
 #   seed:      the seed policies in policies/ built now with opa (what default will hold).
 #   allow-all: bench/allow-all.rego built with opa.
+#   allow-list: bench/allow-list.rego (4 conditions: role, method, host, path prefix) built with opa.
 #   auto:      default if present, else seed if opa is installed, else allow-all.
 select_bundle() {
   local choice=$1
@@ -168,13 +169,13 @@ select_bundle() {
       BUNDLE=$WORK/seed-bundle.tar.gz
       BUNDLE_DESC="seed policies built from policies/*.rego with opa $("$OPA" version | awk '/^Version/ {print $2}') (rego sha256 $(cat "$ROOT"/policies/*.rego "$ROOT"/policies/data.json | sha256sum | cut -c1-12))"
       ;;
-    allow-all)
+    allow-all | allow-list)
       [ -x "$OPA" ] || die "opa is not installed at $OPA (npm run tools)"
-      mkdir -p "$WORK/allow-all"
-      cp "$BENCH/allow-all.rego" "$WORK/allow-all/"
-      "$OPA" build -t wasm -e tollgate/authz/decision -o "$WORK/allow-all-bundle.tar.gz" "$WORK/allow-all" >&2
-      BUNDLE=$WORK/allow-all-bundle.tar.gz
-      BUNDLE_DESC="allow-all (bench/allow-all.rego)"
+      mkdir -p "$WORK/$choice"
+      cp "$BENCH/$choice.rego" "$WORK/$choice/"
+      "$OPA" build -t wasm -e tollgate/authz/decision -o "$WORK/$choice-bundle.tar.gz" "$WORK/$choice" >&2
+      BUNDLE=$WORK/$choice-bundle.tar.gz
+      BUNDLE_DESC="$choice (bench/$choice.rego)"
       ;;
     *)
       [ -f "$choice" ] || [ -d "$choice" ] || die "no bundle at $choice"

@@ -29,6 +29,7 @@ import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 import { createState } from './state/create.ts';
 import { createPinStore, type PinStore } from './mcp/pins.ts';
 import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
+import { createIdleCollector } from './runtime/idle-collect.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -283,11 +284,16 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ...(deps.tracer === undefined ? {} : { tracer: deps.tracer }),
     revision: () => pdp.info()?.revision ?? '',
   });
+  const idle = createIdleCollector({
+    quietMs: config.memory.idleCollectSeconds * 1000,
+    onCollect: (ms) => logger.debug({ component: 'memory', ms }, 'memory-reducing collection'),
+  });
   const step = createDecisionStep({
     pdp,
     logger,
     observer,
     governance: state.governance,
+    activity: idle.touch,
     ...decisionStepOptionsFrom(config),
     ...(behaviour === undefined ? {} : { behaviour }),
     ...(pins === undefined ? {} : { pins }),
@@ -334,6 +340,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
   // Closed in reverse: listeners first, then pools and the PDP, the decision log last.
   const closers: Array<() => Promise<void>> = [
     async () => observer.decisionLog?.close(),
+    async () => idle.close(),
     () => (lifecycle ?? pdp).close(),
     () => state.close(),
     () => upstreams.close(),
@@ -368,6 +375,8 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     closers.push(() => admin.close());
     state.adminListening(adminAddress);
     own(adminAddress);
+    // Start-up garbage (config, bundle, module loading) is gone before the first request.
+    idle.collectNow();
     return {
       addresses: {
         proxy: proxyAddress,

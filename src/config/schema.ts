@@ -1110,6 +1110,20 @@ const mcpSchema = z
   .describe('MCP governance beyond the request: response decisions and tool pinning.');
 // ─── end of MCP responses and tool pins ───
 
+const memorySchema = z
+  .strictObject({
+    idleCollectSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(10)
+      .describe(
+        'Once started, and after this many seconds without a decision following traffic, one memory-reducing garbage collection returns the heap a burst grew to the operating system (tens of milliseconds of main-thread time, at most once per quiet period, never while decisions are being made). 0 never collects: the process keeps the footprint of its busiest moment.',
+      ),
+  })
+  .describe("The sidecar's own memory: what it gives back when it goes quiet.");
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -1130,6 +1144,7 @@ export const configSchema = z
     behaviour: behaviourSchema.prefault({}),
     state: stateSchema.prefault({}),
     mcp: mcpSchema.prefault({}),
+    memory: memorySchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')

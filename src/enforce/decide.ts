@@ -131,6 +131,8 @@ export interface DecisionStepOptions {
   readonly governance?: Governance;
   /** Tool pins: each tools/call in input.mcp gets pinned / changed and the fingerprints (mcp.pins.enabled). */
   readonly pins?: Pick<PinStore, 'annotate'>;
+  /** Called once per decision (the idle memory collector's activity count). */
+  readonly activity?: () => void;
 }
 
 const FAIL_CLOSED = { failureModeAllow: false, failureModeAllowHosts: [] as string[] };
@@ -165,7 +167,10 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
   // One options object for every request (the strict body reading is buildInput's default).
   const buildOptions: BuildInputOptions = options.bodyLimit === undefined ? {} : { limit: options.bodyLimit };
 
+  const activity = options.activity;
+
   async function decide(request: DecisionRequest, door: Door): Promise<Verdict> {
+    activity?.();
     const decisionId = randomUUID();
     let agent = configuredAgent;
     let tokenRemoved = false;
