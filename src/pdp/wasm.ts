@@ -88,6 +88,84 @@ export async function instantiate(
   return policy;
 }
 
+/** The parts of opa-wasm's LoadedPolicy the direct evaluation uses (ABI 1.2's one-call opa_eval). */
+interface PolicyInternals {
+  readonly minorVersion?: unknown;
+  readonly mem?: unknown;
+  readonly dataAddr?: unknown;
+  readonly dataHeapPtr?: unknown;
+  readonly wasmInstance?: { readonly exports?: { readonly opa_eval?: unknown } };
+}
+
+/** A WebAssembly.Memory, as far as the direct evaluation uses it. */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+function isWasmMemory(value: unknown): value is WasmMemory {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as WasmMemory).grow === 'function' &&
+    (value as WasmMemory).buffer instanceof ArrayBuffer
+  );
+}
+
+type OpaEval = (
+  reserved: number,
+  entrypoint: number,
+  dataAddr: number,
+  inputAddr: number,
+  inputLen: number,
+  heapPtr: number,
+  format: number,
+) => number;
+
+/**
+ * Evaluates as opa-wasm's evaluate() does on ABI 1.2, without its per-call copies: the input
+ * JSON is encoded straight into WASM memory at the heap pointer, and the result is found with
+ * a native search for its terminating NUL and decoded by one shared decoder (opa-wasm builds
+ * a TextEncoder and a TextDecoder per call and scans for the NUL byte by byte in JavaScript).
+ * Undefined when the policy is not ABI 1.2 or opa-wasm's fields are not where they are
+ * expected: evaluate() is used then.
+ */
+export function directEvaluation(
+  policy: LoadedPolicy,
+): ((inputJson: string, entrypoint: number) => unknown) | undefined {
+  const internals = policy as unknown as PolicyInternals;
+  const opaEval = internals.wasmInstance?.exports?.opa_eval;
+  const mem = internals.mem;
+  if (
+    typeof internals.minorVersion !== 'number' ||
+    internals.minorVersion < 2 ||
+    typeof opaEval !== 'function' ||
+    !isWasmMemory(mem) ||
+    typeof internals.dataHeapPtr !== 'number' ||
+    typeof internals.dataAddr !== 'number'
+  )
+    return undefined;
+  const evaluate = opaEval as OpaEval;
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  let bytes = new Uint8Array(mem.buffer);
+  // Growing the memory detaches the old buffer: the view is remade when that happened.
+  const view = (): Uint8Array => (bytes.buffer === mem.buffer ? bytes : (bytes = new Uint8Array(mem.buffer)));
+  return (inputJson, entrypoint) => {
+    // setData moves both: read them per evaluation.
+    const inputAddr = internals.dataHeapPtr as number;
+    const dataAddr = internals.dataAddr as number;
+    const length = Buffer.byteLength(inputJson, 'utf8');
+    const short = inputAddr + length - mem.buffer.byteLength;
+    if (short > 0) mem.grow(Math.ceil(short / 65536));
+    const written = encoder.encodeInto(inputJson, view().subarray(inputAddr)).written;
+    const resultAddr = evaluate(0, entrypoint, dataAddr, inputAddr, written, inputAddr + written, 0);
+    const out = view();
+    const end = out.indexOf(0, resultAddr);
+    return JSON.parse(decoder.decode(out.subarray(resultAddr, end < 0 ? out.length : end)));
+  };
+}
+
 /** One instantiated bundle: evaluates synchronously, so a swap between two evaluations is atomic. */
 export interface WasmEvaluator {
   readonly bundle: Bundle;
@@ -114,9 +192,9 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     entrypoints: Object.keys((policy.entrypoints ?? {}) as Record<string, number>),
   };
   const deadlineNanos = BigInt(options.timeoutMs) * 1_000_000n;
-  // Hot path: resolve the entrypoint id once, and hand opa-wasm the input as UTF-8 bytes
-  // from one shared encoder (it would otherwise build a TextEncoder per evaluation).
+  // Hot path: resolve the entrypoint id once and evaluate without opa-wasm's per-call copies.
   const entrypoint = (policy.entrypoints as Record<string, number>)[options.decisionPath]!;
+  const direct = directEvaluation(policy);
   const encoder = new TextEncoder();
 
   function decideSync(input: PolicyInput, decisionId: string, path?: string): Decision {
@@ -135,7 +213,8 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     const cpuStarted = process.threadCpuUsage();
     let resultSet: unknown;
     try {
-      resultSet = policy.evaluate(encoder.encode(JSON.stringify(input)).buffer, id);
+      const json = JSON.stringify(input);
+      resultSet = direct === undefined ? policy.evaluate(encoder.encode(json).buffer, id) : direct(json, id);
     } catch (cause) {
       throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${decisionPath}`, cause);
     }
