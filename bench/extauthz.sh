@@ -36,7 +36,8 @@
 # (extra node flags for Tollgate, e.g. --max-semi-space-size=32), EXTAUTHZ_RPS (unset: closed
 # loop, as fast as the server answers; a number: ghz --rps, a fixed offered load for the
 # measurement, to compare latency below both servers' capacity), EXTAUTHZ_QUIET_MAX /
-# EXTAUTHZ_QUIET_PCT (see wait_quiet).
+# EXTAUTHZ_QUIET_PCT (see wait_quiet), EXTAUTHZ_REST_S (0; seconds of quiet after the load
+# before RSS is read again, "at rest").
 set -euo pipefail
 # The whole script is one compound command: bash parses it before running it, so editing
 # this file while a run is in progress cannot change that run.
@@ -253,8 +254,15 @@ measure() { # measure <server> <round>: one full measurement; appends a JSON lin
   rss_end=$(status_kb "$SERVER_PID" VmRSS)
   hwm=$(status_kb "$SERVER_PID" VmHWM)
   heap=$(heap_json)
+  # At rest after the load: RSS once the server has been quiet for EXTAUTHZ_REST_S seconds
+  # (0: not measured), what a sidecar keeps between bursts.
+  local rss_rest=0
+  if [ "${EXTAUTHZ_REST_S:-0}" -gt 0 ]; then
+    sleep "$EXTAUTHZ_REST_S"
+    rss_rest=$(status_kb "$SERVER_PID" VmRSS)
+  fi
   "$NODE" "$HERE/ghz-summary.mjs" "$WORK/run.json" "$WORK/run.time" \
-    "{\"heap\":$heap,\"run\":\"$RUN_ID\",\"agentIn\":\"$AGENT_IN\",\"pin\":$PIN,\"c\":$C,\"rpsTarget\":\"$RPS\",\"nodeFlags\":\"${EXTAUTHZ_NODE_FLAGS:-}\",\"server\":\"$name\",\"round\":$round,\"rssIdleKb\":$rss_idle,\"rssWarmKb\":$rss_warm,\"rssEndKb\":$rss_end,\"hwmKb\":$hwm,\"serverCpuS\":$(((t1 - t0) * 1000 / TICK))e-3,\"machineBusyS\":$(((b1 - b0) * 1000 / TICK))e-3}" \
+    "{\"heap\":$heap,\"run\":\"$RUN_ID\",\"agentIn\":\"$AGENT_IN\",\"pin\":$PIN,\"c\":$C,\"rpsTarget\":\"$RPS\",\"nodeFlags\":\"${EXTAUTHZ_NODE_FLAGS:-}\",\"server\":\"$name\",\"round\":$round,\"rssIdleKb\":$rss_idle,\"rssWarmKb\":$rss_warm,\"rssEndKb\":$rss_end,\"rssRestKb\":$rss_rest,\"hwmKb\":$hwm,\"serverCpuS\":$(((t1 - t0) * 1000 / TICK))e-3,\"machineBusyS\":$(((b1 - b0) * 1000 / TICK))e-3}" \
     | tee -a "$WORK/results.jsonl" >&2
   log "$name: RSS idle $((rss_idle / 1024)) MiB, after warm-up $((rss_warm / 1024)) MiB, at the end $((rss_end / 1024)) MiB"
   stop_pid "$SERVER_PID" TERM

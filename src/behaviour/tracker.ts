@@ -216,9 +216,9 @@ export function createBehaviourTracker(options: BehaviourOptions): BehaviourTrac
  * tracker, the PDP itself.
  */
 export function watchBehaviour(
-  pdp: Pick<Pdp, 'decide' | 'info'>,
+  pdp: Pick<Pdp, 'decide' | 'decideNow' | 'info'>,
   tracker: BehaviourTracker | undefined,
-): Pick<Pdp, 'decide' | 'info'> {
+): Pick<Pdp, 'decide' | 'decideNow' | 'info'> {
   if (tracker === undefined) return pdp;
   return {
     info: () => pdp.info(),

@@ -181,7 +181,9 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     let carrier: Record<string, string> | undefined;
     if (isHttp(request)) {
       const canonical = request.request;
-      const who = await identity.resolve({ door, headers: canonical.headers, peerSpiffeId: request.peerSpiffeId });
+      const resolved = identity.resolve({ door, headers: canonical.headers, peerSpiffeId: request.peerSpiffeId });
+      // Most identities resolve without I/O: no await, no microtask hop.
+      const who = resolved instanceof Promise ? await resolved : resolved;
       // The policy and the upstream see the request without the token.
       if (who.tokenHeader !== undefined) delete (canonical.headers as Record<string, string>)[who.tokenHeader];
       if (who.kind === 'refused') return { kind: 'refuse', decisionId, error: who.error, stage: 'identity' };
@@ -279,9 +281,13 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
     let decision: Decision;
     try {
       // Budgets, rates and approvals wrap the PDP: input.usage/approval in, consumption out.
-      decision = await (options.governance === undefined
-        ? pdp.decide(input, decisionId)
-        : options.governance.decide(pdp, input, decisionId, host));
+      const answer =
+        options.governance === undefined
+          ? pdp.decideNow === undefined
+            ? pdp.decide(input, decisionId)
+            : pdp.decideNow(input, decisionId)
+          : options.governance.decide(pdp, input, decisionId, host);
+      decision = answer instanceof Promise ? await answer : answer;
     } catch (err) {
       const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
       // ext_authz: Envoy's failure_mode_allow decides, so the mode recorded here is deny.

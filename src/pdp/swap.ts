@@ -277,18 +277,22 @@ export function createSwappablePdp(options: SwappablePdpOptions): SwappablePdp {
     return event;
   }
 
+  function decideNow(input: PolicyInput, decisionId: string, path?: string): Decision {
+    // Read the reference once: this evaluation runs to completion on this policy.
+    const slot = active;
+    if (slot === undefined) throw new TollgateError('TG_ERR_PDP_UNAVAILABLE', 'no policy bundle is active yet');
+    return slot.evaluator.decideSync(input, decisionId, path);
+  }
+
   return {
     decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision> {
-      // Read the reference once: this evaluation runs to completion on this policy.
-      const slot = active;
-      if (slot === undefined)
-        return Promise.reject(new TollgateError('TG_ERR_PDP_UNAVAILABLE', 'no policy bundle is active yet'));
       try {
-        return Promise.resolve(slot.evaluator.decideSync(input, decisionId, path));
+        return Promise.resolve(decideNow(input, decisionId, path));
       } catch (error) {
         return Promise.reject(error);
       }
     },
+    decideNow,
     info(): PolicyInfo | undefined {
       return active?.evaluator.info;
     },

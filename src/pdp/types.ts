@@ -92,6 +92,12 @@ export interface Pdp {
    * `path`: another entrypoint of the same policy (response decisions); default the configured one.
    */
   decide(input: PolicyInput, decisionId: string, path?: string): Promise<Decision>;
+  /**
+   * The same decision without a Promise, for PDPs that answer without I/O (WASM): throws
+   * what decide() would reject with. The decision step uses it to spare every request a
+   * few microtask hops; absent on PDPs that wait for something (ext_authz, a chain).
+   */
+  decideNow?(input: PolicyInput, decisionId: string, path?: string): Decision;
   /** The policy currently served, or undefined before one is loaded. */
   info(): PolicyInfo | undefined;
   close(): Promise<void>;

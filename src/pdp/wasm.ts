@@ -267,6 +267,7 @@ export async function createWasmPdp(options: WasmPdpOptions): Promise<Pdp> {
         return Promise.reject(error);
       }
     },
+    decideNow: (input, decisionId, path) => evaluator.decideSync(input, decisionId, path),
     info: () => evaluator.info,
     close: () => Promise.resolve(),
   };

@@ -45,7 +45,12 @@ export interface GovernanceOptions {
 
 /** The step the decision step calls in place of pdp.decide. */
 export interface Governance {
-  decide(pdp: Pick<Pdp, 'decide' | 'info'>, input: PolicyInput, decisionId: string, host: string): Promise<Decision>;
+  decide(
+    pdp: Pick<Pdp, 'decide' | 'decideNow' | 'info'>,
+    input: PolicyInput,
+    decisionId: string,
+    host: string,
+  ): Decision | Promise<Decision>;
 }
 
 type Attributes = Record<string, string | number | boolean | string[] | number[]>;
@@ -361,50 +366,66 @@ export function createGovernance(options: GovernanceOptions): Governance {
   }
 
   return {
-    async decide(pdp, input, decisionId, host) {
-      const first = await pdp.decide(input, decisionId);
+    decide(pdp, input, decisionId, host) {
+      // A PDP that answers synchronously, asked for no state: no Promise at all (the common case).
+      if (pdp.decideNow === undefined)
+        return pdp.decide(input, decisionId).then((first) => withState(pdp, first, input, decisionId, host));
+      const first = pdp.decideNow(input, decisionId);
       if (!first.allowed) return first;
       const asked = stateRequestsFrom(first.result);
       if (asked === undefined) return first;
-      try {
-        let decision = first;
-        let requests: StateRequests = asked;
-        let found: ApprovalRecord | undefined;
-        let usage: number[] = [];
-        if (asked.budgets.length > 0 || asked.approval !== undefined) {
-          const call = asked.approval === undefined ? undefined : callDigest(input);
-          [usage, found] = await Promise.all([
-            store.usage(asked.budgets),
-            call === undefined ? undefined : store.findApproval(input.agent.id, call.digest),
-          ]);
-          const doc: Record<string, unknown> = {};
-          asked.budgets.forEach((b, i) => {
-            const used = usage[i]!;
-            doc[b.key] = {
-              used,
-              limit: b.limit,
-              remaining: Math.max(0, b.limit - used),
-              window_seconds: b.windowMs / 1000,
-            };
-          });
-          const enriched = input as PolicyInput & { usage?: unknown; approval?: unknown };
-          enriched.usage = doc;
-          if (found !== undefined) enriched.approval = approvalInput(found);
-          decision = await pdp.decide(input, decisionId);
-          if (!decision.allowed) return decision;
-          const again = stateRequestsFrom(decision.result);
-          if (again === undefined) return decision;
-          requests = again;
-          // An approval the first answer did not ask about was not looked up: look now.
-          if (found === undefined && again.approval !== undefined && asked.approval === undefined)
-            found = await store.findApproval(input.agent.id, callDigest(input).digest);
-        }
-        return await enforce(decision, input, requests, found, usage);
-      } catch (err) {
-        if (err instanceof TollgateError && err.code === 'TG_ERR_STATE_UNAVAILABLE')
-          return failed(first, input, host, err);
-        throw err;
-      }
+      return withState(pdp, first, input, decisionId, host, asked);
     },
   };
+
+  /** The state step after an allow that names budgets, rates or an approval. */
+  async function withState(
+    pdp: Pick<Pdp, 'decide' | 'info'>,
+    first: Decision,
+    input: PolicyInput,
+    decisionId: string,
+    host: string,
+    asked = first.allowed ? stateRequestsFrom(first.result) : undefined,
+  ): Promise<Decision> {
+    if (asked === undefined) return first;
+    try {
+      let decision = first;
+      let requests: StateRequests = asked;
+      let found: ApprovalRecord | undefined;
+      let usage: number[] = [];
+      if (asked.budgets.length > 0 || asked.approval !== undefined) {
+        const call = asked.approval === undefined ? undefined : callDigest(input);
+        [usage, found] = await Promise.all([
+          store.usage(asked.budgets),
+          call === undefined ? undefined : store.findApproval(input.agent.id, call.digest),
+        ]);
+        const doc: Record<string, unknown> = {};
+        asked.budgets.forEach((b, i) => {
+          const used = usage[i]!;
+          doc[b.key] = {
+            used,
+            limit: b.limit,
+            remaining: Math.max(0, b.limit - used),
+            window_seconds: b.windowMs / 1000,
+          };
+        });
+        const enriched = input as PolicyInput & { usage?: unknown; approval?: unknown };
+        enriched.usage = doc;
+        if (found !== undefined) enriched.approval = approvalInput(found);
+        decision = await pdp.decide(input, decisionId);
+        if (!decision.allowed) return decision;
+        const again = stateRequestsFrom(decision.result);
+        if (again === undefined) return decision;
+        requests = again;
+        // An approval the first answer did not ask about was not looked up: look now.
+        if (found === undefined && again.approval !== undefined && asked.approval === undefined)
+          found = await store.findApproval(input.agent.id, callDigest(input).digest);
+      }
+      return await enforce(decision, input, requests, found, usage);
+    } catch (err) {
+      if (err instanceof TollgateError && err.code === 'TG_ERR_STATE_UNAVAILABLE')
+        return failed(first, input, host, err);
+      throw err;
+    }
+  }
 }

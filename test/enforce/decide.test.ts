@@ -123,6 +123,27 @@ t.test('the decision step', async (t) => {
     if (ext.kind === 'fail') t.equal(verdictReply(ext, 403).status, 403);
   });
 
+  // The WASM PDP answers without a Promise (decideNow); a PDP that only has decide() must
+  // get the same verdicts, failures included.
+  t.test('a synchronous and an asynchronous PDP give the same verdicts', async (t) => {
+    t.type(pdp.decideNow, 'function', 'the WASM PDP answers synchronously');
+    const promiseOnly = { decide: pdp.decide, info: pdp.info, close: pdp.close };
+    const step = (p: typeof promiseOnly) =>
+      createDecisionStep({
+        pdp: p,
+        logger,
+        agent: { id: 'cs-bot', role: 'guest', labels: {} },
+        agentToken: { header: 'X-Agent-Token', secret: SECRET },
+      });
+    const cases: Array<Record<string, string>> = [{}, { 'x-agent-token': support }, { 'x-agent-token': broken }];
+    for (const headers of cases) {
+      const now = await step(pdp).decide(httpRequest(headers), 'http');
+      const later = await step(promiseOnly).decide(httpRequest(headers), 'http');
+      t.equal(now.kind, later.kind);
+      if (now.kind === 'allow' && later.kind === 'allow') t.same(now.decision?.result, later.decision?.result);
+    }
+  });
+
   t.test('input.connect reaches the policy', async (t) => {
     const verdict = await make().decide(checkRequest({ 'x-agent-token': support }, 'payments.internal'), 'tunnel');
     t.equal(verdict.kind, 'allow');
