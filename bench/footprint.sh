@@ -12,7 +12,9 @@
 #             (TOLLGATE_NODE_DEFAULTS=0), to measure the shipped V8 settings both ways;
 #   tollgate-ts (only when asked): the TypeScript sources even when dist/ exists (TOLLGATE_DIST=0);
 #   tollgate-recording (only when asked): tracing on at the default sampling, exporting to a
-#             live Jaeger (OTLP gRPC), and the hash-chained decision log written to a file.
+#             live Jaeger (OTLP gRPC), and the hash-chained decision log written to a file;
+#   tollgate-tracing, tollgate-log (only when asked): only the tracing, or only the decision
+#             log, of tollgate-recording.
 # Per target, started fresh and measured one after the other (upstream nginx and the load
 # generators on CPU 0, the target alone on CPU 1): RSS at idle; a paced FOOTPRINT_RATE
 # (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after a 3 s warm-up: p50/p99/p99.9/max
@@ -69,16 +71,18 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
-    tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording)
+    tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording | tollgate-tracing | tollgate-log)
       local defaults=1 dist=1 config=$WORK/tollgate.yaml
       [ "$name" != tollgate-nodefaults ] || defaults=0
       [ "$name" != tollgate-ts ] || dist=0
-      if [ "$name" = tollgate-recording ]; then
-        [ -n "${OTLP:-}" ] || start_jaeger
-        config=$WORK/tollgate-recording.yaml
+      if [ "$name" = tollgate-recording ] || [ "$name" = tollgate-tracing ] || [ "$name" = tollgate-log ]; then
+        config=$WORK/$name.yaml
         cp "$WORK/tollgate.yaml" "$config"
-        printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  serviceName: tollgate-bench\ndecisionLog:\n  file: %s\n' \
-          "$OTLP" "$WORK/decisions.jsonl" >>"$config"
+        if [ "$name" != tollgate-log ]; then
+          [ -n "${OTLP:-}" ] || start_jaeger
+          printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  serviceName: tollgate-bench\n' "$OTLP" >>"$config"
+        fi
+        [ "$name" = tollgate-tracing ] || printf 'decisionLog:\n  file: %s\n' "$WORK/$name-decisions.jsonl" >>"$config"
       fi
       # FOOTPRINT_TOLLGATE_ROOT: another source tree of Tollgate (e.g. an earlier revision) to measure instead.
       TOLLGATE_DIST=$dist TOLLGATE_NODE_DEFAULTS=$defaults start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp ${FOOTPRINT_NODE_FLAGS:-} "${FOOTPRINT_TOLLGATE_ROOT:-$ROOT}/bin/tollgate.js" run --config "$config"
@@ -87,7 +91,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ADMIN=http://127.0.0.1:$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ;;
-    *) die "unknown target $name (bare, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording)" ;;
+    *) die "unknown target $name (bare, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
   esac
   wait_until 10 "$name answering 200" http_ok "http://127.0.0.1:$PORT$URL_PATH"
 }

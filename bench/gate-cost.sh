@@ -64,6 +64,8 @@ if [ -n "${GATE_BASE_REV:-}" ] && [ "${GATE_SAME_BUNDLE:-1}" = 1 ]; then
   [ -f "$SAME_BUNDLE" ] || die "$SAME_BUNDLE is missing (npm run build:policies)"
   log "both instances evaluate $SAME_BUNDLE (sha256 $(sha256sum "$SAME_BUNDLE" | cut -c1-12))"
 fi
+BUNDLE_NOTE=''
+[ -z "${GATE_BASE_REV:-}" ] || BUNDLE_NOTE="Policy: $([ -n "$SAME_BUNDLE" ] && echo "the same bundle for both (policies/dist/bundle.tar.gz of this revision)" || echo "each revision its own embedded default bundle"). "
 write_config "$WORK/strict.yaml"
 # shellcheck disable=SC2086
 start_tollgate_config "$WORK/strict.yaml" strict ${BENCH_NODE_FLAGS:-}
@@ -166,4 +168,4 @@ done
   const r = median(ratios), c = median(cpuRatios);
   out.push("", `Median throughput ratio strict / other: **${r.toFixed(3)}** (strict gate cost ${(100 * (1 - r)).toFixed(1)} % of throughput; range ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}). Median CPU per request ratio: ${c.toFixed(3)}. Target: cost under 5 %.`);
   process.stdout.write(out.join("\n") + "\n");
-' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). Bundle: ${SAME_BUNDLE:+the same for both (this revision default bundle)}${SAME_BUNDLE:-each revision its own default}. Command: ${GATE_BASE_REV:+GATE_BASE_REV=$GATE_BASE_REV }${GATE_SAME_BUNDLE:+GATE_SAME_BUNDLE=$GATE_SAME_BUNDLE }GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"
+' "$ROWS" "$B_LABEL" "$NOTE" "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t 1 -c 32, ${DURATION}s after ${WARMUP}s warm-up, $ROUNDS rounds ABBA; mix: GET with query, POST JSON 1 KB, MCP tools/call 2 KB (bench/targets.mjs gate); $(nproc) CPUs, pinning $([ "$PIN" = 1 ] && echo on || echo off); $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown). ${BUNDLE_NOTE}Command: ${GATE_BASE_REV:+GATE_BASE_REV=$GATE_BASE_REV }${GATE_SAME_BUNDLE:+GATE_SAME_BUNDLE=$GATE_SAME_BUNDLE }GATE_ROUNDS=$ROUNDS GATE_DURATION=$DURATION npm run bench -- gate" | tee "${BENCH_REPORT:-/dev/null}"
