@@ -23,12 +23,52 @@ function omitted(member: unknown): boolean {
   return member === undefined || typeof member === 'function' || typeof member === 'symbol';
 }
 
+// Nesting the recursive writer handles; deeper values go to the iterative one.
+const RECURSION_MAX = 200;
+const TOO_DEEP = Symbol('too deep');
+
+/** The common case: recursion and string concatenation, no work items (every decision is sealed). */
+function recursiveJson(value: unknown, depth: number): string {
+  let v = value;
+  while (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
+    v = (v as { toJSON: () => unknown }).toJSON();
+  if (v === null || typeof v !== 'object') return scalarJson(v);
+  if (depth >= RECURSION_MAX) throw TOO_DEEP;
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += (i === 0 ? '' : ',') + recursiveJson(v[i], depth + 1);
+    return out + ']';
+  }
+  const record = v as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = record[key];
+    if (omitted(member)) continue;
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + recursiveJson(member, depth + 1);
+    first = false;
+  }
+  return out + '}';
+}
+
 /**
  * RFC 8785 canonical JSON of a JSON value (undefined members omitted, as JSON does).
- * Iterative, not recursive: a record holds whatever nesting a request body had, and a
- * deeply nested body must not overflow the stack and leave its decision unrecorded.
+ * A record holds whatever nesting a request body had, and a deeply nested body must not
+ * overflow the stack and leave its decision unrecorded: past RECURSION_MAX levels the
+ * value is written again by an iterative writer, which has no depth limit.
  */
 export function canonicalJson(value: unknown): string {
+  try {
+    return recursiveJson(value, 0);
+  } catch (err) {
+    if (err !== TOO_DEEP) throw err;
+    return iterativeJson(value);
+  }
+}
+
+/** canonicalJson with an explicit stack: any depth. */
+function iterativeJson(value: unknown): string {
   const out: string[] = [];
   // Work items, last first: a value to write, or literal text (brackets, commas, keys).
   const work: Array<{ readonly text: string } | { readonly value: unknown }> = [{ value }];

@@ -73,18 +73,30 @@ function erase(root: unknown, tokens: readonly string[]): unknown | undefined {
   return { ...root, [head]: child };
 }
 
+// A mask list is parsed once (it is fixed at start), not once per event.
+const parsedMasks = new WeakMap<readonly string[], ReadonlyArray<{ pointer: string; tokens: string[] }>>();
+
+function parsedMask(mask: readonly string[]): ReadonlyArray<{ pointer: string; tokens: string[] }> {
+  let parsed = parsedMasks.get(mask);
+  if (parsed === undefined) {
+    parsed = mask.flatMap((pointer) => {
+      try {
+        const tokens = parsePointer(pointer);
+        return tokens[0] === 'input' || tokens[0] === 'result' ? [{ pointer, tokens }] : [];
+      } catch {
+        return [];
+      }
+    });
+    parsedMasks.set(mask, parsed);
+  }
+  return parsed;
+}
+
 /** Applies a mask list to an event; `erased` lists the pointers that matched, in mask order. */
 export function maskEvent<T extends Maskable>(event: T, mask: readonly string[]): { event: T; erased: string[] } {
   let current = { ...event } as Record<string, unknown>;
   const erased: string[] = [];
-  for (const pointer of mask) {
-    let tokens: string[];
-    try {
-      tokens = parsePointer(pointer);
-    } catch {
-      continue;
-    }
-    if (tokens[0] !== 'input' && tokens[0] !== 'result') continue;
+  for (const { pointer, tokens } of parsedMask(mask)) {
     const next = erase(current, tokens);
     if (next !== undefined) {
       current = next as Record<string, unknown>;

@@ -27,3 +27,32 @@ t.test('a record nested 20,000 deep is sealed and its hash recomputes', async (t
   const record = JSON.parse(line) as Record<string, unknown>;
   t.equal(recomputeHash(record), hash);
 });
+
+// The reference, written plainly: keys sorted by UTF-16 code units (RFC 8785 §3.2.3; a JS
+// object cannot hold that order when keys look like integers), scalars as JSON writes them.
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+t.test('canonical JSON is the sorted-key serialisation of any JSON value, at any depth', async (t) => {
+  const fc = (await import('fast-check')).default;
+  let runs = 0;
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 6 }), fc.integer({ min: 0, max: 260 }), (value, depth) => {
+      runs++;
+      // Wrapped `depth` levels deep, so the switch to the iterative writer is crossed too.
+      let nested: unknown = value;
+      for (let i = 0; i < depth; i++) nested = i % 2 === 0 ? [nested] : { z: nested, a: i };
+      const text = canonicalJson(nested);
+      return text === reference(nested) && reference(JSON.parse(text)) === text;
+    }),
+    { numRuns: 300 },
+  );
+  t.equal(runs, 300);
+});
