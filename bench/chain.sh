@@ -30,9 +30,7 @@ require_tools
 make_workdir
 log "work dir $WORK; ${RATE} req/s for ${SECONDS_EACH}s per variant, ${ROUNDS} round(s)"
 
-UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
-wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT/"
+start_upstream /
 
 # The central OPA: the seed policies served by opa-envoy-plugin (central-remote.rego reads
 # the agent from the CheckRequest's metadata_context) on the load generator's CPU

@@ -46,9 +46,7 @@ require_tools
 make_workdir
 log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
-wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
+start_upstream "$URL_PATH"
 select_bundle "${BENCH_BUNDLE:-allow-list}"
 log "bundle: $BUNDLE_DESC"
 if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi

@@ -37,9 +37,7 @@ make_workdir
 log "work dir $WORK; $ROUNDS rounds of ${DURATION}s, strict vs pathNormalization: $BASE_MODE"
 "$NODE" "$BENCH/targets.mjs" gate "$WORK" >&2
 
-UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
-wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT/"
+start_upstream /
 
 write_config() { # write_config <file> [pathNormalization value]
   {

@@ -138,6 +138,15 @@ wait_quiet() {
   done
 }
 
+# start_upstream <path>: the nginx upstream every HTTP scenario forwards to, on the load
+# generator's CPU; sets UPSTREAM_PORT and UPSTREAM_PID once <path> answers 200.
+start_upstream() {
+  UPSTREAM_PORT=$(free_port)
+  start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
+  UPSTREAM_PID=$LAST_PID
+  wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$1"
+}
+
 # select_bundle <choice>: sets BUNDLE (config value; "" = embedded default) and
 # BUNDLE_DESC. choice: auto | default | seed | allow-all | allow-list | <path to a bundle>.
 #   default:   policies/dist/bundle.tar.gz, the committed default bundle.

@@ -19,9 +19,7 @@ URL_PATH=/v1/refunds/r-1
 require_tools
 make_workdir
 
-UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
-wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
+start_upstream "$URL_PATH"
 
 if [ "${BENCH_PROFILE_TRACING:-0}" = 1 ]; then
   start_jaeger

@@ -23,9 +23,7 @@ require_tools
 command -v redis-server >/dev/null || die "no redis-server (bash scripts/install-tools.sh debian)"
 make_workdir
 
-UPSTREAM_PORT=$(free_port)
-start_nginx upstream "$BENCH/nginx-upstream.conf.in" "$LOADGEN_CPU" "PORT=$UPSTREAM_PORT"
-wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$URL_PATH"
+start_upstream "$URL_PATH"
 
 REDIS_PORT=$(free_port)
 start_bg "$LOADGEN_CPU" "$WORK/redis.out" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no
