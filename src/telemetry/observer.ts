@@ -110,18 +110,25 @@ export function recordDecision(observer: Observer, facts: DecisionFacts, decisio
   logDecision(observer, facts, decision);
 }
 
-/** The decision-log record of a decision (request or response; a response decision carries no annotations). */
-function logDecision(observer: Observer, facts: DecisionFacts, decision: Decision): void {
-  observer.decisionLog?.write({
+/** What every decision-log record of a decision step carries: the decision, the input, the trace. */
+function recordFacts(facts: DecisionFacts) {
+  return {
     decisionId: facts.decisionId,
     path: facts.policyPath,
     input: facts.input,
-    result: decision.result,
-    revision: decision.revision,
-    evalNanos: decision.evalNanos,
     traceId: facts.span.traceId,
     spanId: facts.span.spanId,
     ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
+  };
+}
+
+/** The decision-log record of a decision (request or response; a response decision carries no annotations). */
+function logDecision(observer: Observer, facts: DecisionFacts, decision: Decision): void {
+  observer.decisionLog?.write({
+    ...recordFacts(facts),
+    result: decision.result,
+    revision: decision.revision,
+    evalNanos: decision.evalNanos,
     ...(decision.annotations === undefined ? {} : { custom: decision.annotations.custom }),
   });
 }
@@ -135,14 +142,9 @@ function logFailure(
   revision: string,
 ): void {
   observer.decisionLog?.write({
-    decisionId: facts.decisionId,
-    path: facts.policyPath,
-    input: facts.input,
+    ...recordFacts(facts),
     revision,
     error: { code: error.code, message: error.message, failureMode: mode },
-    traceId: facts.span.traceId,
-    spanId: facts.span.spanId,
-    ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
   });
 }
 
