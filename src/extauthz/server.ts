@@ -8,15 +8,12 @@
  *   - no decision (policy error, undefined, timeout) -> a gRPC error (UNKNOWN, or
  *     DEADLINE_EXCEEDED / UNAVAILABLE for a remote PDP), so Envoy's own
  *     failure_mode_allow decides, as with opa-envoy-plugin
- *   - undecodable message, invalid UTF-8 in a string field -> INTERNAL (grpc-js, as grpc-go)
+ *   - undecodable message, invalid UTF-8 in a string field -> INTERNAL (as grpc-go)
  *   - message over maxReceiveBytes -> RESOURCE_EXHAUSTED
- * Also serves grpc.health.v1.Health and server reflection (v1 and v1alpha).
+ * Also serves grpc.health.v1.Health and server reflection (v1 and v1alpha). gRPC itself is
+ * ./grpc.ts on node:http2; the messages are encoded and decoded from Envoy's .proto files.
  */
 import type { AddressInfo } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
-import type { PackageDefinition } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { TollgateError, wrapError, type ErrorCode } from '../errors.ts';
 import { splitHostPort } from '../config/load.ts';
@@ -29,6 +26,8 @@ import {
   reflectionDescriptors,
   type Message,
 } from '../proto/ext-authz.ts';
+import { GrpcServer, GrpcStatusError } from './grpc.ts';
+import { addReflection, Health, indexDescriptors } from './services.ts';
 import { checkResponseFromDecision, GRPC, requestParseErrorResponse, unauthenticatedResponse } from './response.ts';
 
 /** Options of createExtAuthzServer. */
@@ -84,12 +83,6 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
   const log = options.logger.child({ component: 'extauthz' });
   const debug = log.isLevelEnabled('debug');
   const method = checkMethod();
-  const definition: grpc.ServiceDefinition = {
-    Check: { ...method, requestDeserialize: (wire: Buffer) => decodeCheckRequest(wire) } as grpc.MethodDefinition<
-      CheckRequestDocument,
-      Message
-    >,
-  };
 
   async function check(request: CheckRequestDocument): Promise<Message> {
     const http = request.attributes?.request?.http;
@@ -131,50 +124,43 @@ export function createExtAuthzServer(options: ExtAuthzServerOptions): ExtAuthzSe
     return response;
   }
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': options.maxReceiveBytes });
-  server.addService(definition, {
-    Check(call: grpc.ServerUnaryCall<CheckRequestDocument, Message>, callback: grpc.sendUnaryData<Message>) {
-      check(call.request).then(
-        (response) => callback(null, response),
-        (err: unknown) => {
-          const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
-          log.warn({ err: error, code: error.code }, 'no policy decision for a check request');
-          callback({ code: grpcStatusFor(error), details: `${error.code}: ${error.message}` });
-        },
-      );
-    },
+  const server = new GrpcServer({
+    maxReceiveBytes: options.maxReceiveBytes,
+    onError: (err) => log.debug({ err }, 'ext_authz connection error'),
   });
-  const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
-  health.addToServer(server);
-  // The reflection service indexes whatever fileDescriptorProtos it is given: hand it the real files.
-  const descriptors = {
-    files: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: reflectionDescriptors() },
-  };
-  new ReflectionService(descriptors as unknown as PackageDefinition).addToServer(server);
+  server.unary(AUTHORIZATION_SERVICE, 'Check', (wire) => {
+    let request: CheckRequestDocument;
+    try {
+      request = decodeCheckRequest(wire);
+    } catch (err) {
+      throw new GrpcStatusError(GRPC.INTERNAL, `cannot decode the CheckRequest: ${(err as Error).message}`);
+    }
+    return check(request).then(
+      (response) => method.responseSerialize(response),
+      (err: unknown) => {
+        const error = wrapError('TG_ERR_POLICY_EVAL', 'policy decision failed', err);
+        log.warn({ err: error, code: error.code }, 'no policy decision for a check request');
+        throw new GrpcStatusError(grpcStatusFor(error), `${error.code}: ${error.message}`);
+      },
+    );
+  });
+  const health = new Health({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' });
+  health.addTo(server);
+  addReflection(server, indexDescriptors(reflectionDescriptors()), [AUTHORIZATION_SERVICE, 'grpc.health.v1.Health']);
 
   return {
-    listen() {
+    async listen() {
       const { host, port } = splitHostPort(options.listen);
-      const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-      return new Promise((resolve, reject) => {
-        server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
-          if (err) {
-            reject(wrapError('TG_ERR_CONFIG_INVALID', `ext_authz cannot listen on ${options.listen}`, err));
-            return;
-          }
-          resolve({ address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port: boundPort });
-        });
-      });
+      try {
+        return await server.listen(host, Number(port));
+      } catch (err) {
+        throw wrapError('TG_ERR_CONFIG_INVALID', `ext_authz cannot listen on ${options.listen}`, err);
+      }
     },
     close() {
-      health.setStatus('', 'NOT_SERVING');
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => server.forceShutdown(), 2000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      health.setAll('NOT_SERVING');
+      health.endWatches();
+      return server.close(2000);
     },
   };
 }

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { TollgateError } from '../errors.ts';
+import { bytesFields, readFields } from './wire.ts';
 import type { CheckRequestDocument } from '../input/build.ts';
 
 /** The folder holding Envoy's vendored .proto files. */
@@ -67,24 +68,11 @@ export function checkMethod(): MethodDefinition<Message, Message> {
  */
 export function reflectionDescriptors(): Buffer[] {
   const set = readFileSync(join(PROTO_DIR, 'reflection.protoset'));
-  // FileDescriptorSet { repeated FileDescriptorProto file = 1; }: split the length-delimited entries.
-  const files: Buffer[] = [];
-  let at = 0;
-  const varint = (): number => {
-    let value = 0;
-    for (let shift = 0; ; shift += 7) {
-      const byte = set[at++]!;
-      value += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) return value;
-    }
-  };
-  while (at < set.length) {
-    if (varint() !== 0x0a) throw new TollgateError('TG_ERR_CONFIG_INVALID', 'proto/reflection.protoset is not a FileDescriptorSet');
-    const length = varint();
-    files.push(set.subarray(at, at + length));
-    at += length;
-  }
-  return files;
+  // FileDescriptorSet { repeated FileDescriptorProto file = 1; }
+  const fields = readFields(set);
+  if (fields.some((field) => field.number !== 1 || field.type !== 2))
+    throw new TollgateError('TG_ERR_CONFIG_INVALID', 'proto/reflection.protoset is not a FileDescriptorSet');
+  return bytesFields(fields, 1);
 }
 
 // ---- google.protobuf.Struct <-> JSON -------------------------------------------------
