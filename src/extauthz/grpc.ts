@@ -1,20 +1,27 @@
 /**
  * gRPC over HTTP/2, server side, as the ext_authz listener needs it: unary methods
- * (Authorization/Check, Health/Check) and streams of messages (Health/Watch, reflection),
- * on node:http2 directly. A Check is one small request and one small response on a long-lived
- * Envoy connection: a general gRPC stack's per-call layers (interceptors, metadata objects,
- * channelz, stream decoders) cost more CPU and garbage than deciding does.
+ * (Authorization/Check, Health/Check), a server-streaming one (Health/Watch) and a
+ * bidirectional one (reflection), on node:http2 directly. A Check is one small request and one
+ * small response on a long-lived Envoy connection: a general gRPC stack's per-call layers
+ * (interceptors, metadata objects, channelz, stream decoders) cost more CPU and garbage than
+ * deciding does.
  *
- * What it implements of the protocol (grpc/doc/PROTOCOL-HTTP2.md):
- *   - POST only (else HTTP 405), content-type application/grpc[+proto] (else HTTP 415);
+ * What it implements of the protocol (grpc/doc/PROTOCOL-HTTP2.md), answering as grpc-go does:
+ *   - POST only (else HTTP 405); content-type application/grpc or application/grpc+proto
+ *     (else HTTP 415, INVALID_ARGUMENT); a malformed grpc-timeout is HTTP 400, INTERNAL;
  *   - length-prefixed messages, compressed ones in gzip or deflate (grpc-encoding), anything
- *     else UNIMPLEMENTED with grpc-accept-encoding; a message over the limit RESOURCE_EXHAUSTED
- *     as soon as its length prefix arrives, the rest of its bytes read and dropped;
+ *     else UNIMPLEMENTED with grpc-accept-encoding; a message whose length prefix is over the
+ *     limit RESOURCE_EXHAUSTED at once (its bytes are read and dropped), a compressed one also
+ *     after decompression; a message is joined from its DATA frames once, when complete;
+ *   - exactly one request message for unary and server-streaming methods, else INTERNAL
+ *     "cardinality violation"; a streaming call stops reading while its answers wait to be sent;
  *   - grpc-timeout is the client's to enforce: at its deadline it cancels the call (RST_STREAM)
  *     and the answer is dropped, so no timer is kept per call;
  *   - answers as HEADERS, DATA, trailers (grpc-status, percent-encoded grpc-message), errors
- *     as trailers-only; an unknown service or method UNIMPLEMENTED, worded as grpc-go words it;
- *   - a cancelled call (RST_STREAM) is dropped quietly; a broken connection only ends its calls.
+ *     as trailers-only; an unknown service or method UNIMPLEMENTED;
+ *   - a cancelled call is dropped quietly, and cancellations at any plausible rate never end
+ *     the connection (Envoy cancels a Check at each of its timeouts); a broken connection only
+ *     ends its own calls.
  */
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +30,8 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 /** gRPC status codes (google.rpc.Code) this layer answers with itself. */
 const STATUS = {
   OK: 0,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -52,12 +61,8 @@ export interface ServerStream {
   onDone(listener: () => void): void;
 }
 
-/** A streaming method: each request message as it arrives, then the client's half-close. */
-export interface StreamingHandler {
-  message(request: Buffer, call: ServerStream): void;
-  /** The client sent its last message; the default ends the call with OK. */
-  halfClose?(call: ServerStream): void;
-}
+/** A streaming method's handler: called with each request message. */
+export type StreamingHandler = (request: Buffer, call: ServerStream) => void;
 
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes, after decompression. */
@@ -67,6 +72,8 @@ export interface GrpcServerOptions {
 }
 
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
+const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;|$)/;
+const GRPC_TIMEOUT = /^\d{1,8}[HMSmun]$/;
 
 /** grpc-message: printable ASCII except '%' as is, everything else as %XX of its UTF-8 bytes. */
 export function percentEncode(text: string): string {
@@ -89,62 +96,80 @@ function frame(message: Buffer): Buffer {
   return out;
 }
 
-/** Cuts the request's DATA into messages, checking sizes and decompressing. */
+/** Cuts the request's DATA into messages: each byte is copied at most once, when its message is complete. */
 class MessageReader {
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #dropping = false;
-
   readonly max: number;
   readonly encoding: string;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** The current message's length with its prefix, once the prefix is in; -1 before. */
+  #need = -1;
+  #compressed = false;
+  #dropping = false;
 
   constructor(max: number, encoding: string) {
     this.max = max;
     this.encoding = encoding;
   }
 
-  /** The messages completed by this chunk; throws a GrpcStatusError for a bad one. */
-  push(chunk: Buffer): Buffer[] {
-    if (this.#dropping) return [];
-    let buf: Buffer;
-    if (this.#pendingBytes === 0) buf = chunk;
-    else {
-      this.#pending.push(chunk);
-      buf = Buffer.concat(this.#pending, this.#pendingBytes + chunk.length);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-    }
-    const out: Buffer[] = [];
-    let at = 0;
-    while (buf.length - at >= 5) {
-      const compressed = buf[at]!;
-      const length = buf.readUInt32BE(at + 1);
-      if (compressed > 1) return this.#fail(STATUS.INTERNAL, `message prefix has an unknown flag ${compressed}`);
-      if (compressed === 0 && length > this.max)
-        return this.#fail(STATUS.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${this.max})`);
-      if (buf.length - at - 5 < length) break;
-      const payload = buf.subarray(at + 5, at + 5 + length);
-      at += 5 + length;
-      out.push(compressed === 1 ? this.#decompress(payload) : payload);
-    }
-    if (at < buf.length) {
-      const rest = buf.subarray(at);
-      this.#pending.push(rest);
-      this.#pendingBytes = rest.length;
-      // A compressed message is only limited after decompression; its compressed bytes
-      // are bounded by the same limit (compression never helps a message that large).
-      if (this.#pendingBytes > this.max + 5)
-        return this.#fail(
-          STATUS.RESOURCE_EXHAUSTED,
-          `Received message larger than max (${this.#pendingBytes - 5} vs. ${this.max})`,
-        );
-    }
-    return out;
+  /** Bytes of an incomplete message held at the end of the stream. */
+  get leftover(): number {
+    return this.#bytes;
   }
 
-  /** Bytes of an incomplete message left at the end of the stream. */
-  get leftover(): number {
-    return this.#pendingBytes;
+  /** The messages completed by this chunk; throws a GrpcStatusError for a bad one. */
+  push(chunk: Buffer): Buffer[] {
+    if (this.#dropping || chunk.length === 0) return [];
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    let out: Buffer[] | undefined;
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#bytes < 5) break;
+        const head = this.#chunks[0]!.length >= 5 ? this.#chunks[0]! : this.#peek(5);
+        const flag = head[0]!;
+        const length = head.readUInt32BE(1);
+        if (flag > 1) this.#fail(STATUS.INTERNAL, `message prefix has an unknown flag ${flag}`);
+        if (length > this.max)
+          this.#fail(STATUS.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${this.max})`);
+        this.#need = 5 + length;
+        this.#compressed = flag === 1;
+      }
+      if (this.#bytes < this.#need) break;
+      const payload = this.#take(this.#need).subarray(5);
+      this.#need = -1;
+      (out ??= []).push(this.#compressed ? this.#decompress(payload) : payload);
+    }
+    return out ?? [];
+  }
+
+  /** The first n bytes (n is small), leaving the chunks as they are. */
+  #peek(n: number): Buffer {
+    return Buffer.concat(this.#chunks, this.#bytes).subarray(0, n);
+  }
+
+  /** Removes and returns the first n bytes. */
+  #take(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    let taken: Buffer;
+    if (first.length >= n) {
+      taken = first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+    } else {
+      taken = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const chunk = this.#chunks[0]!;
+        const part = Math.min(chunk.length, n - at);
+        chunk.copy(taken, at, 0, part);
+        at += part;
+        if (part === chunk.length) this.#chunks.shift();
+        else this.#chunks[0] = chunk.subarray(part);
+      }
+    }
+    this.#bytes -= n;
+    return taken;
   }
 
   #decompress(payload: Buffer): Buffer {
@@ -158,7 +183,7 @@ class MessageReader {
       if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE')
         return this.#fail(
           STATUS.RESOURCE_EXHAUSTED,
-          `Received message larger than max (after decompression) vs. ${this.max}`,
+          `Received message after decompression larger than max (${this.max})`,
         );
       return this.#fail(STATUS.INTERNAL, `cannot decompress the message (${this.encoding}): ${(err as Error).message}`);
     }
@@ -169,21 +194,24 @@ class MessageReader {
 
   #fail(code: number, message: string): never {
     this.#dropping = true;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#chunks = [];
+    this.#bytes = 0;
     throw new GrpcStatusError(code, message);
   }
 }
 
+type Method =
+  | { readonly kind: 'unary'; readonly handler: UnaryHandler }
+  | { readonly kind: 'server-streaming'; readonly handler: StreamingHandler }
+  | { readonly kind: 'bidi'; readonly handler: StreamingHandler };
+
 /** A gRPC server on node:http2 (cleartext HTTP/2, as Envoy's ext_authz cluster speaks it). */
 export class GrpcServer {
-  readonly #unary = new Map<string, UnaryHandler>();
-  readonly #streaming = new Map<string, StreamingHandler>();
+  readonly options: GrpcServerOptions;
+  readonly #methods = new Map<string, Method>();
   readonly #services = new Set<string>();
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #server: http2.Http2Server;
-
-  readonly options: GrpcServerOptions;
 
   constructor(options: GrpcServerOptions) {
     this.options = options;
@@ -191,6 +219,12 @@ export class GrpcServer {
       // Node's default (10 MB per connection) would end Envoy's one connection, and every
       // call on it, under a burst of large CheckRequests; messages are limited per call instead.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
+      // Node ends a connection whose client cancels more than 33 streams a second after a
+      // burst of 1000 (a defence against rapid resets). Envoy cancels a Check at each of its
+      // timeouts: under a slow policy that rate is legitimate, and ending the connection would
+      // fail every Check in flight on it. A cancelled Check costs this server next to nothing.
+      streamResetBurst: 100_000,
+      streamResetRate: 100_000,
     });
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
@@ -203,14 +237,22 @@ export class GrpcServer {
 
   /** Serves a unary method at /service/method. */
   unary(service: string, method: string, handler: UnaryHandler): void {
-    this.#services.add(service);
-    this.#unary.set(`/${service}/${method}`, handler);
+    this.#add(service, method, { kind: 'unary', handler });
   }
 
-  /** Serves a streaming method at /service/method. */
-  streaming(service: string, method: string, handler: StreamingHandler): void {
+  /** Serves a server-streaming method: one request, answered with messages until the call ends. */
+  serverStreaming(service: string, method: string, handler: StreamingHandler): void {
+    this.#add(service, method, { kind: 'server-streaming', handler });
+  }
+
+  /** Serves a bidirectional method: each request message as it arrives; the client's half-close ends the call with OK. */
+  bidiStreaming(service: string, method: string, handler: StreamingHandler): void {
+    this.#add(service, method, { kind: 'bidi', handler });
+  }
+
+  #add(service: string, method: string, entry: Method): void {
     this.#services.add(service);
-    this.#streaming.set(`/${service}/${method}`, handler);
+    this.#methods.set(`/${service}/${method}`, entry);
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
@@ -240,97 +282,151 @@ export class GrpcServer {
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on('error', (err) => this.options.onError?.(err));
-    if (headers[':method'] !== 'POST') {
-      trailersOnly(stream, STATUS.INTERNAL, `method ${String(headers[':method'])} is not POST`, 405);
-      stream.resume();
-      return;
-    }
-    const type = headers['content-type'];
-    if (typeof type !== 'string' || !/^application\/grpc(?:[+;]|$)/.test(type)) {
-      trailersOnly(stream, STATUS.INTERNAL, `content-type ${String(type)} is not application/grpc`, 415);
-      stream.resume();
-      return;
-    }
-    const encoding = (headers['grpc-encoding'] as string | undefined) ?? 'identity';
-    if (encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'deflate') {
-      trailersOnly(stream, STATUS.UNIMPLEMENTED, `grpc-encoding ${encoding} is not supported`);
+    const refusal = refuse(headers);
+    if (refusal !== undefined) {
+      trailersOnly(stream, refusal.code, refusal.message, refusal.httpStatus);
       stream.resume();
       return;
     }
     const path = headers[':path'] ?? '';
-    const unary = this.#unary.get(path);
-    const streaming = unary === undefined ? this.#streaming.get(path) : undefined;
-    if (unary === undefined && streaming === undefined) {
-      const [, service = '', method = ''] = /^\/([^/]*)\/(.*)$/.exec(path) ?? [];
+    const method = this.#methods.get(path);
+    if (method === undefined) {
+      const [, service = '', name = ''] = /^\/([^/]*)\/(.*)$/.exec(path) ?? [];
       trailersOnly(
         stream,
         STATUS.UNIMPLEMENTED,
-        this.#services.has(service) ? `unknown method ${method} for service ${service}` : `unknown service ${service}`,
+        this.#services.has(service) ? `unknown method ${name} for service ${service}` : `unknown service ${service}`,
       );
       stream.resume();
       return;
     }
-    const reader = new MessageReader(this.options.maxReceiveBytes, encoding);
-    if (unary !== undefined) this.#serveUnary(stream, reader, unary);
-    else this.#serveStreaming(stream, reader, streaming!);
+    const reader = new MessageReader(this.options.maxReceiveBytes, (headers['grpc-encoding'] as string) ?? 'identity');
+    switch (method.kind) {
+      case 'unary': {
+        const handler = method.handler;
+        return readOne(stream, reader, (request) => answerUnary(stream, handler, request));
+      }
+      case 'server-streaming': {
+        const handler = method.handler;
+        return readOne(stream, reader, (request) => handler(request, new Call(stream)));
+      }
+      case 'bidi':
+        return serveBidi(stream, reader, method.handler);
+    }
   }
+}
 
-  #serveUnary(stream: http2.ServerHttp2Stream, reader: MessageReader, handler: UnaryHandler): void {
-    let request: Buffer | undefined;
-    let count = 0;
-    let failed = false;
-    stream.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      try {
-        for (const message of reader.push(chunk)) {
-          count++;
-          request = message;
-        }
-      } catch (err) {
-        failed = true;
-        const status = err as GrpcStatusError;
-        trailersOnly(stream, status.code, status.message);
-      }
-    });
-    stream.on('end', () => {
-      if (failed) return;
-      if (count !== 1 || reader.leftover > 0) {
-        const problem =
-          reader.leftover > 0 ? 'the request ends inside a message' : `a unary call carries ${count} messages`;
-        return trailersOnly(stream, STATUS.INTERNAL, problem);
-      }
-      let answer: Buffer | Promise<Buffer>;
-      try {
-        answer = handler(request!);
-      } catch (err) {
-        return fail(stream, err);
-      }
-      if (answer instanceof Promise)
-        answer.then(
-          (response) => respond(stream, response),
-          (err: unknown) => fail(stream, err),
-        );
-      else respond(stream, answer);
-    });
-  }
+/** Why the request headers are not a gRPC call this server takes, if they are not. */
+function refuse(
+  headers: http2.IncomingHttpHeaders,
+): { code: number; message: string; httpStatus?: number } | undefined {
+  if (headers[':method'] !== 'POST')
+    return { code: STATUS.INTERNAL, message: `method ${String(headers[':method'])} is not POST`, httpStatus: 405 };
+  const type = headers['content-type'];
+  if (typeof type !== 'string' || !GRPC_CONTENT_TYPE.test(type))
+    return {
+      code: STATUS.INVALID_ARGUMENT,
+      message: `invalid gRPC request content-type ${JSON.stringify(type ?? '')}`,
+      httpStatus: 415,
+    };
+  const timeout = headers['grpc-timeout'];
+  if (timeout !== undefined && (typeof timeout !== 'string' || !GRPC_TIMEOUT.test(timeout)))
+    return { code: STATUS.INTERNAL, message: `malformed grpc-timeout: ${String(timeout)}`, httpStatus: 400 };
+  const encoding = headers['grpc-encoding'];
+  if (encoding !== undefined && encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'deflate')
+    return { code: STATUS.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` };
+  return undefined;
+}
 
-  #serveStreaming(stream: http2.ServerHttp2Stream, reader: MessageReader, handler: StreamingHandler): void {
-    const call = new Call(stream);
-    stream.on('data', (chunk: Buffer) => {
-      if (call.done) return;
-      try {
-        for (const message of reader.push(chunk)) handler.message(message, call);
-      } catch (err) {
-        call.end((err as GrpcStatusError).code ?? STATUS.INTERNAL, (err as Error).message);
+/** Reads exactly one request message, as unary and server-streaming methods take it. */
+function readOne(stream: http2.ServerHttp2Stream, reader: MessageReader, then: (request: Buffer) => void): void {
+  let request: Buffer | undefined;
+  let count = 0;
+  let failed = false;
+  stream.on('data', (chunk: Buffer) => {
+    if (failed) return;
+    try {
+      for (const message of reader.push(chunk)) {
+        count++;
+        request = message;
       }
-    });
-    stream.on('end', () => {
-      if (call.done) return;
-      if (reader.leftover > 0) return call.end(STATUS.INTERNAL, 'the request ends inside a message');
-      if (handler.halfClose === undefined) call.end();
-      else handler.halfClose(call);
-    });
+    } catch (err) {
+      failed = true;
+      const status = err as GrpcStatusError;
+      trailersOnly(stream, status.code, status.message);
+    }
+  });
+  stream.on('end', () => {
+    if (failed) return;
+    if (reader.leftover > 0) return trailersOnly(stream, STATUS.INTERNAL, 'the request ends inside a message');
+    if (count !== 1)
+      return trailersOnly(
+        stream,
+        STATUS.INTERNAL,
+        count === 0
+          ? 'cardinality violation: received no request message from non-client-streaming RPC'
+          : 'cardinality violation: received multiple request messages',
+      );
+    then(request!);
+  });
+}
+
+function answerUnary(stream: http2.ServerHttp2Stream, handler: UnaryHandler, request: Buffer): void {
+  let answer: Buffer | Promise<Buffer>;
+  try {
+    answer = handler(request);
+  } catch (err) {
+    return fail(stream, err);
   }
+  if (answer instanceof Promise)
+    answer.then(
+      (response) => respond(stream, response),
+      (err: unknown) => fail(stream, err),
+    );
+  else respond(stream, answer);
+}
+
+/** Each request message to the handler in order; reading stops while answers wait to be sent. */
+function serveBidi(stream: http2.ServerHttp2Stream, reader: MessageReader, handler: StreamingHandler): void {
+  const call = new Call(stream);
+  const queue: Buffer[] = [];
+  let next = 0;
+  let ended = false;
+  let waiting = false;
+  const pump = (): void => {
+    if (waiting) return;
+    while (next < queue.length && !call.done) {
+      if (call.blocked) {
+        waiting = true;
+        stream.pause();
+        call.onDrain(() => {
+          waiting = false;
+          stream.resume();
+          pump();
+        });
+        return;
+      }
+      handler(queue[next++]!, call);
+    }
+    queue.length = 0;
+    next = 0;
+    if (ended && !call.done) call.end();
+  };
+  stream.on('data', (chunk: Buffer) => {
+    if (call.done) return;
+    try {
+      for (const message of reader.push(chunk)) queue.push(message);
+    } catch (err) {
+      return call.end((err as GrpcStatusError).code, (err as Error).message);
+    }
+    pump();
+  });
+  stream.on('end', () => {
+    if (call.done) return;
+    if (reader.leftover > 0) return call.end(STATUS.INTERNAL, 'the request ends inside a message');
+    ended = true;
+    pump();
+  });
 }
 
 function open(stream: http2.ServerHttp2Stream): boolean {
@@ -353,7 +449,7 @@ function trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: st
 
 function fail(stream: http2.ServerHttp2Stream, err: unknown): void {
   if (err instanceof GrpcStatusError) trailersOnly(stream, err.code, err.message);
-  else trailersOnly(stream, 2, err instanceof Error ? err.message : String(err));
+  else trailersOnly(stream, STATUS.UNKNOWN, err instanceof Error ? err.message : String(err));
 }
 
 function sendOkTrailers(this: http2.ServerHttp2Stream): void {
@@ -362,21 +458,27 @@ function sendOkTrailers(this: http2.ServerHttp2Stream): void {
 
 function respond(stream: http2.ServerHttp2Stream, message: Buffer): void {
   if (!open(stream)) return;
+  let data: Buffer;
+  try {
+    data = frame(message);
+  } catch (err) {
+    return trailersOnly(stream, STATUS.INTERNAL, `cannot send the answer: ${(err as Error).message}`);
+  }
   stream.respond(
     { ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': ACCEPT_ENCODING },
     { waitForTrailers: true },
   );
   stream.once('wantTrailers', sendOkTrailers);
-  stream.end(frame(message));
+  stream.end(data);
 }
 
 /** A streaming call: headers on the first message, trailers at the end. */
 class Call implements ServerStream {
+  readonly stream: http2.ServerHttp2Stream;
   #done = false;
+  #blocked = false;
   #listeners: (() => void)[] = [];
   #status: { code: number; message: string } | undefined;
-
-  readonly stream: http2.ServerHttp2Stream;
 
   constructor(stream: http2.ServerHttp2Stream) {
     this.stream = stream;
@@ -387,6 +489,19 @@ class Call implements ServerStream {
     return this.#done || this.stream.destroyed || this.stream.closed;
   }
 
+  /** Sent messages wait in memory for the client to read them. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Called once the waiting messages are sent (not called if the call ends first). */
+  onDrain(listener: () => void): void {
+    this.stream.once('drain', () => {
+      this.#blocked = false;
+      if (!this.done) listener();
+    });
+  }
+
   onDone(listener: () => void): void {
     if (this.done) listener();
     else this.#listeners.push(listener);
@@ -395,7 +510,7 @@ class Call implements ServerStream {
   send(message: Buffer): void {
     if (this.done) return;
     this.#headers();
-    this.stream.write(frame(message));
+    if (!this.stream.write(frame(message))) this.#blocked = true;
   }
 
   end(code: number = STATUS.OK, message = ''): void {

@@ -7,6 +7,7 @@
  *     all_extension_numbers_of_type, answered from proto/reflection.protoset (the real
  *     FileDescriptorProtos, written by scripts/vendor-protos.sh), each file with every file it imports.
  */
+import { isUtf8 } from 'node:buffer';
 import {
   bytesFields,
   readFields,
@@ -49,25 +50,37 @@ export class Health {
 
   addTo(server: GrpcServer): void {
     server.unary(HEALTH_SERVICE, 'Check', (request) => {
-      const service = stringField(parse(request), 1) ?? '';
+      const service = serviceName(request);
       const status = this.#statuses.get(service);
       if (status === undefined) throw new GrpcStatusError(NOT_FOUND, `unknown service ${service}`);
       return response(status);
     });
-    server.streaming(HEALTH_SERVICE, 'Watch', {
-      message: (request, call) => {
-        const service = stringField(parse(request), 1) ?? '';
-        const status = this.#statuses.get(service);
-        call.send(response(status ?? 'SERVICE_UNKNOWN'));
-        let calls = this.#watchers.get(service);
-        if (calls === undefined) this.#watchers.set(service, (calls = new Set()));
-        calls.add(call);
-        call.onDone(() => calls.delete(call));
-      },
+    server.serverStreaming(HEALTH_SERVICE, 'Watch', (request, call) => {
+      const service = serviceName(request);
+      const status = this.#statuses.get(service);
+      call.send(response(status ?? 'SERVICE_UNKNOWN'));
+      let calls = this.#watchers.get(service);
+      if (calls === undefined) this.#watchers.set(service, (calls = new Set()));
+      calls.add(call);
       // A watch lasts until the client cancels it or the server stops.
-      halfClose: () => undefined,
+      call.onDone(() => {
+        calls.delete(call);
+        if (calls.size === 0 && this.#watchers.get(service) === calls) this.#watchers.delete(service);
+      });
     });
   }
+}
+
+/** HealthCheckRequest.service (field 1); text that is not UTF-8 is INTERNAL, as grpc-go's decoder answers. */
+function serviceName(request: Buffer): string {
+  return utf8(parse(request).findLast((f) => f.number === 1 && f.type === 2)) ?? '';
+}
+
+/** A string field's text, or undefined when absent; INTERNAL when it is not UTF-8. */
+function utf8(field: WireField | undefined): string | undefined {
+  if (field === undefined || field.type !== 2) return undefined;
+  if (!isUtf8(field.bytes)) throw new GrpcStatusError(13, `field ${field.number} is not valid UTF-8`);
+  return field.bytes.toString('utf8');
 }
 
 function response(status: keyof typeof SERVING_STATUS): Buffer {
@@ -134,10 +147,10 @@ export function indexDescriptors(fileDescriptorProtos: readonly Buffer[]): Descr
     for (const e of bytesFields(fields, 5)) symbols.set(`${scope}${stringField(readFields(e), 1) ?? ''}`, name);
     for (const service of bytesFields(fields, 6)) {
       const serviceFields = readFields(service);
-      const serviceName = `${scope}${stringField(serviceFields, 1) ?? ''}`;
-      symbols.set(serviceName, name);
+      const full = `${scope}${stringField(serviceFields, 1) ?? ''}`;
+      symbols.set(full, name);
       for (const method of bytesFields(serviceFields, 2))
-        symbols.set(`${serviceName}.${stringField(readFields(method), 1) ?? ''}`, name);
+        symbols.set(`${full}.${stringField(readFields(method), 1) ?? ''}`, name);
     }
     for (const extension of bytesFields(fields, 7)) addExtension(extension, name, scope);
   }
@@ -163,16 +176,19 @@ function withDependencies(index: DescriptorIndex, name: string): Buffer[] {
 /** One ServerReflectionRequest answered (a ServerReflectionResponse). */
 export function answerReflection(index: DescriptorIndex, services: readonly string[], request: Buffer): Buffer {
   const fields = parse(request);
-  const host = stringField(fields, 1);
+  const host = utf8(fields.findLast((f) => f.number === 1 && f.type === 2));
   const head = [...(host === undefined ? [] : [writeBytes(1, host)]), writeBytes(2, request)];
   const files = (names: Buffer[]) => writeBytes(4, Buffer.concat(names.map((file) => writeBytes(1, file))));
   const notFound = (what: string) => writeBytes(7, Buffer.concat([writeVarint(1, NOT_FOUND), writeBytes(2, what)]));
   let body: Buffer;
-  const byName = stringField(fields, 3);
-  const bySymbol = stringField(fields, 4);
-  const byExtension = bytesFields(fields, 5)[0];
-  const extensionsOf = stringField(fields, 6);
-  const list = stringField(fields, 7);
+  // message_request is a oneof: the last of its members on the wire is the one set.
+  const chosen = fields.findLast((f) => f.number >= 3 && f.number <= 7 && f.type === 2);
+  const member = (n: number) => (chosen?.number === n ? chosen : undefined);
+  const byName = utf8(member(3));
+  const bySymbol = utf8(member(4));
+  const byExtension = member(5)?.type === 2 ? (member(5) as { bytes: Buffer }).bytes : undefined;
+  const extensionsOf = utf8(member(6));
+  const list = utf8(member(7));
   if (byName !== undefined) {
     body = index.files.has(byName) ? files(withDependencies(index, byName)) : notFound(`file not found: ${byName}`);
   } else if (bySymbol !== undefined) {
@@ -180,7 +196,7 @@ export function answerReflection(index: DescriptorIndex, services: readonly stri
     body = file === undefined ? notFound(`symbol not found: ${bySymbol}`) : files(withDependencies(index, file));
   } else if (byExtension !== undefined) {
     const extension = parse(byExtension);
-    const type = (stringField(extension, 1) ?? '').replace(/^\./, '');
+    const type = (utf8(extension.findLast((f) => f.number === 1 && f.type === 2)) ?? '').replace(/^\./, '');
     const number = varintField(extension, 2) ?? 0;
     const file = index.extensions.get(type)?.get(number);
     body =
@@ -203,14 +219,12 @@ export function answerReflection(index: DescriptorIndex, services: readonly stri
 /** Serves reflection v1 and v1alpha listing `services`. */
 export function addReflection(server: GrpcServer, index: DescriptorIndex, services: readonly string[]): void {
   for (const service of ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']) {
-    server.streaming(service, 'ServerReflectionInfo', {
-      message: (request, call) => {
-        try {
-          call.send(answerReflection(index, services, request));
-        } catch (err) {
-          call.end((err as GrpcStatusError).code ?? 13, (err as Error).message);
-        }
-      },
+    server.bidiStreaming(service, 'ServerReflectionInfo', (request, call) => {
+      try {
+        call.send(answerReflection(index, services, request));
+      } catch (err) {
+        call.end((err as GrpcStatusError).code ?? 13, (err as Error).message);
+      }
     });
   }
 }

@@ -23,7 +23,27 @@ function readVarint(buf: Buffer, at: { pos: number }): number {
   throw new WireError('varint longer than 10 bytes');
 }
 
-/** The fields of one message, in wire order. Fixed-width fields (types 1 and 5) are skipped. */
+/** Skips a group (wire types 3 … 4, deprecated but valid), nested groups included. */
+function skipGroup(buf: Buffer, at: { pos: number }, number: number): void {
+  for (;;) {
+    if (at.pos >= buf.length) throw new WireError(`group ${number} is not closed`);
+    const key = readVarint(buf, at);
+    const type = key % 8;
+    if (type === 4) {
+      if (Math.floor(key / 8) !== number) throw new WireError(`group ${number} closed as ${Math.floor(key / 8)}`);
+      return;
+    }
+    if (type === 0) readVarint(buf, at);
+    else if (type === 1) at.pos += 8;
+    else if (type === 5) at.pos += 4;
+    else if (type === 2) at.pos += readVarint(buf, at);
+    else if (type === 3) skipGroup(buf, at, Math.floor(key / 8));
+    else throw new WireError(`wire type ${type} inside group ${number}`);
+    if (at.pos > buf.length) throw new WireError(`group ${number} runs past the end`);
+  }
+}
+
+/** The fields of one message, in wire order. Fixed-width fields (types 1 and 5) and groups are skipped. */
 export function readFields(buf: Buffer): WireField[] {
   const fields: WireField[] = [];
   const at = { pos: 0 };
@@ -49,8 +69,11 @@ export function readFields(buf: Buffer): WireField[] {
       case 5:
         at.pos += 4;
         break;
+      case 3:
+        skipGroup(buf, at, number);
+        break;
       default:
-        throw new WireError(`wire type ${type} is not supported`);
+        throw new WireError(`wire type ${type} where a field starts`);
     }
     if (at.pos > buf.length) throw new WireError('fixed-width field runs past the end');
   }

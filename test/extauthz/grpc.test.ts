@@ -173,7 +173,19 @@ t.test('HTTP the gRPC way: 405, 415, unknown encodings', async (t) => {
   t.equal(get.headers[':status'], 405);
   const text = await rawRequest(port, { ':path': '/test.Echo/Echo', 'content-type': 'text/plain' }, []);
   t.equal(text.headers[':status'], 415);
-  t.equal(text.headers['grpc-status'], '13');
+  t.equal(text.headers['grpc-status'], '3', 'INVALID_ARGUMENT, as grpc-go');
+  t.equal(decodeURIComponent(String(text.headers['grpc-message'])), 'invalid gRPC request content-type "text/plain"');
+  const json = await rawRequest(port, { ':path': '/test.Echo/Echo', 'content-type': 'application/grpc+json' }, []);
+  t.equal(json.headers[':status'], 415, 'a codec other than protobuf is refused');
+  const timeout = await rawRequest(port, { ':path': '/test.Echo/Echo', 'grpc-timeout': '18f6n' }, [
+    framed(Buffer.from('hi')),
+  ]);
+  t.equal(timeout.headers[':status'], 400, 'a malformed grpc-timeout is HTTP 400');
+  t.equal(timeout.headers['grpc-status'], '13');
+  const timed = await rawRequest(port, { ':path': '/test.Echo/Echo', 'grpc-timeout': '200m' }, [
+    framed(Buffer.from('hi')),
+  ]);
+  t.equal(timed.trailers['grpc-status'], '0', 'a well-formed one is served');
   const plus = await rawRequest(port, { ':path': '/test.Echo/Echo', 'content-type': 'application/grpc+proto' }, [
     framed(Buffer.from('hi')),
   ]);
@@ -189,6 +201,22 @@ t.test('HTTP the gRPC way: 405, 415, unknown encodings', async (t) => {
     framed(Buffer.from('b')),
   ]);
   t.equal(two.headers['grpc-status'], '13', 'a unary call with two messages is INTERNAL');
+  t.equal(
+    decodeURIComponent(String(two.headers['grpc-message'])),
+    'cardinality violation: received multiple request messages',
+  );
+  const none = await rawRequest(port, { ':path': '/test.Echo/Echo' }, []);
+  t.equal(
+    decodeURIComponent(String(none.headers['grpc-message'])),
+    'cardinality violation: received no request message from non-client-streaming RPC',
+  );
+  const watchNone = await rawRequest(port, { ':path': '/grpc.health.v1.Health/Watch' }, []);
+  t.equal(watchNone.headers['grpc-status'], '13', 'a Watch without its request is INTERNAL, not a hung call');
+  const watchTwo = await rawRequest(port, { ':path': '/grpc.health.v1.Health/Watch' }, [
+    framed(writeBytes(1, '')),
+    framed(writeBytes(1, 'test.Echo')),
+  ]);
+  t.equal(watchTwo.headers['grpc-status'], '13', 'a Watch with two requests is INTERNAL');
   const cut = await rawRequest(port, { ':path': '/test.Echo/Echo' }, [framed(Buffer.from('abc')).subarray(0, 6)]);
   t.equal(cut.headers['grpc-status'], '13', 'a request that ends inside a message is INTERNAL');
   const flagged = await rawRequest(port, { ':path': '/test.Echo/Echo' }, [Buffer.from([1, 0, 0, 0, 1, 0x41])]);
@@ -284,6 +312,93 @@ t.test('health: Check per service, Watch sees the change to NOT_SERVING at shutd
   });
   t.equal(await ended, 0, 'the watch ends with OK at shutdown');
   t.same(seen, [1, 2], 'SERVING, then NOT_SERVING');
+});
+
+t.test('a client that does not read its answers stops the server reading its requests', async (t) => {
+  const server = new GrpcServer({ maxReceiveBytes: 1 << 20 });
+  let answered = 0;
+  server.bidiStreaming('test.Echo', 'Big', (request, call) => {
+    answered++;
+    call.send(Buffer.alloc(100_000, request[0]));
+  });
+  server.unary('test.Echo', 'Echo', (request) => request);
+  const { port } = await server.listen('127.0.0.1', 0);
+  t.teardown(() => server.close(500));
+  // The client's receive window is 0: nothing the server sends can be delivered yet.
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+  t.teardown(() => session.destroy());
+  const req = session.request({
+    ':method': 'POST',
+    ':path': '/test.Echo/Big',
+    'content-type': 'application/grpc',
+  });
+  const requests = 2000;
+  const received: Buffer[] = [];
+  req.on('data', (c: Buffer) => received.push(c));
+  const finished = new Promise<string | undefined>((resolve) =>
+    req.on('trailers', (h) => resolve(h['grpc-status'] as string | undefined)),
+  );
+  await new Promise<void>((resolve) =>
+    req.end(Buffer.concat(Array.from({ length: requests }, (_, i) => framed(Buffer.from([i % 256])))), resolve),
+  );
+  // Other calls are served meanwhile (each round trip lets the server handle what arrived).
+  const { call } = client(t, port);
+  for (let i = 0; i < 5; i++) t.equal((await call('/test.Echo/Echo', Buffer.from('x'))).code, 0);
+  t.ok(answered < 10, `the server answered ${answered} of ${requests} requests, not all of them into memory`);
+  session.settings({ initialWindowSize: 1 << 20 });
+  t.equal(await finished, '0', 'once the client reads, every request is answered');
+  t.equal(answered, requests);
+  t.equal(unframe(Buffer.concat(received)).length, requests);
+});
+
+t.test('cancellations at a high rate never end the connection', async (t) => {
+  const server = new GrpcServer({ maxReceiveBytes: 1 << 20 });
+  server.unary('test.Echo', 'Hold', () => new Promise<Buffer>(() => undefined));
+  server.unary('test.Echo', 'Echo', (request) => request);
+  const { port } = await server.listen('127.0.0.1', 0);
+  t.teardown(() => server.close(100));
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.teardown(() => session.destroy());
+  let goaway = false;
+  session.on('goaway', () => (goaway = true));
+  const headers = { ':method': 'POST', ':path': '/test.Echo/Hold', 'content-type': 'application/grpc' };
+  for (let i = 0; i < 1500; i++) {
+    const req = session.request(headers);
+    req.on('error', () => undefined);
+    req.end(framed(Buffer.from('a')));
+    req.close(http2.constants.NGHTTP2_CANCEL);
+  }
+  const echo = await new Promise<string | undefined>((resolve, reject) => {
+    const req = session.request({ ...headers, ':path': '/test.Echo/Echo' });
+    req.on('trailers', (h) => resolve(h['grpc-status'] as string | undefined));
+    req.on('error', reject);
+    req.on('data', () => undefined);
+    req.end(framed(Buffer.from('b')));
+  });
+  t.equal(echo, '0', 'a call after 1,500 cancellations on the same connection is answered');
+  t.notOk(goaway, 'the server did not send GOAWAY');
+});
+
+t.test('the wire reader skips groups and takes the last member of a oneof', async (t) => {
+  // field 1 (string "a"), group 2 { field 3 varint 1, group 4 {} }, field 5 varint 7
+  const message = Buffer.from([0x0a, 0x01, 0x61, 0x13, 0x18, 0x01, 0x23, 0x24, 0x14, 0x28, 0x07]);
+  t.same(
+    readFields(message).map((f) => f.number),
+    [1, 5],
+  );
+  t.throws(() => readFields(Buffer.from([0x13, 0x18, 0x01])), /group 2 is not closed/);
+  const index = indexDescriptors(reflectionDescriptors());
+  const { answerReflection } = await import('../../src/extauthz/services.ts');
+  // file_containing_symbol, then list_services: the list is answered.
+  const both = readFields(
+    answerReflection(index, ['a.B'], Buffer.concat([writeBytes(4, 'no.Such'), writeBytes(7, '')])),
+  );
+  t.equal(bytesFields(both, 6).length, 1, 'list_services, the last member, is answered');
+  t.throws(
+    () => answerReflection(index, [], writeBytes(3, Buffer.from([0xc3, 0x28]))),
+    /not valid UTF-8/,
+    'a file name that is not UTF-8 is refused',
+  );
 });
 
 t.test('grpc-message is percent-encoded as the protocol asks', async (t) => {
