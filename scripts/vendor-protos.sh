@@ -3,8 +3,8 @@
 # closure of their imports from the npm package @grpc/grpc-js-xds (a pinned
 # devDependency that ships envoy-api, googleapis, protoc-gen-validate and cncf/xds
 # under deps/) into proto/, so field numbers and package names are Envoy's, not
-# retyped. google/protobuf/* well-known types are not copied: protobufjs (under
-# @grpc/proto-loader), protoc and grpcurl all carry them built in.
+# retyped. google/protobuf/* well-known types are not copied: protobufjs, protoc and grpcurl
+# all carry them built in.
 # Idempotent: rerun after bumping @grpc/grpc-js-xds and commit the diff.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,9 @@ done
 mkdir -p "$OUT/grpc/health/v1"
 cp node_modules/grpc-health-check/proto/health/v1/health.proto "$OUT/grpc/health/v1/health.proto"
 
+# The descriptor the sidecar decodes and encodes with (protobufjs JSON, parsed as proto-loader parses).
+node scripts/proto-json.mjs "$OUT" "$OUT/ext-authz.json"
+
 # A FileDescriptorSet of everything served, for server reflection: proto-loader's own
 # descriptors are synthesised per package (camelCase names, relative type names), which
 # strict clients such as grpcurl reject. Needs grpcurl (scripts/install-tools.sh grpcurl).
@@ -81,6 +84,8 @@ cp node_modules/@grpc/grpc-js/LICENSE "$OUT/LICENSE"
   echo
   echo "reflection.protoset is the FileDescriptorSet of all of the above plus the google/protobuf"
   echo "types they import, written by grpcurl -protoset-out; the server's reflection serves it."
+  echo "ext-authz.json is the same schema as protobufjs JSON (scripts/proto-json.mjs), which the"
+  echo "sidecar decodes and encodes with."
   echo
   echo "Files (the transitive import closure of ${ROOTS[*]}):"
   echo

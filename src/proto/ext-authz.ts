@@ -1,10 +1,9 @@
 /**
- * Envoy's ext_authz v3 protocol as Tollgate speaks it: the vendored .proto files in
- * proto/ (copied unmodified by scripts/vendor-protos.sh), loaded at start with
- * @grpc/proto-loader. Loading the .proto text at run time rather than generating
- * code keeps Envoy's files the single source of field numbers (no generated code to
- * keep in sync, nothing to regenerate when the Node or TypeScript version moves), and
- * the same package definition feeds server reflection. The cost is one parse at start.
+ * Envoy's ext_authz v3 protocol as Tollgate speaks it: the vendored .proto files in proto/
+ * (copied unmodified by scripts/vendor-protos.sh), as the protobufjs JSON descriptor
+ * proto/ext-authz.json that the same script writes from them (parsed as @grpc/proto-loader
+ * parses them), loaded at start with protobufjs/light: Envoy's files stay the single source
+ * of field numbers, with no .proto parser and no parse at run time.
  *
  * Also here, shared by the server (src/extauthz) and the client PDP (src/pdp):
  * the conversion of a decoded CheckRequest into opa-envoy-plugin's protomap document,
@@ -13,11 +12,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as protoLoader from '@grpc/proto-loader';
-import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import protobuf from 'protobufjs/light.js';
+import type { MethodDefinition } from '@grpc/grpc-js';
 import { TollgateError } from '../errors.ts';
-import { bytesFields, readFields } from './wire.ts';
 import type { CheckRequestDocument } from '../input/build.ts';
+import { bytesFields, readFields } from './wire.ts';
 
 /** The folder holding Envoy's vendored .proto files. */
 export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
@@ -26,13 +25,11 @@ export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
 /**
- * Decoding options: camelCase keys (equal to the protobuf JSON names for every
- * CheckRequest field), int64 as numbers, enums as numbers, bytes as base64 strings,
- * and only the fields present on the wire (no defaults, no empty maps or lists).
+ * Decoding options (proto-loader's, as the server used them): camelCase keys (equal to the
+ * protobuf JSON names for every CheckRequest field), int64 as numbers, enums as numbers, bytes
+ * as base64 strings, and only the fields present on the wire (no defaults, no empty maps or lists).
  */
-const LOADER_OPTIONS: protoLoader.Options = {
-  includeDirs: [PROTO_DIR],
-  keepCase: false,
+const TO_OBJECT: protobuf.IConversionOptions = {
   longs: Number,
   enums: Number,
   bytes: String,
@@ -42,21 +39,48 @@ const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: false,
 };
 
-let cached: protoLoader.PackageDefinition | undefined;
-
-/** The package definition of envoy/service/auth/v3/external_auth.proto and its imports. */
-export function extAuthzPackage(): protoLoader.PackageDefinition {
-  cached ??= protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto'], LOADER_OPTIONS);
-  return cached;
-}
-
-/** A decoded message: proto-loader's plain object. */
+/** A decoded message: a plain object as protobufjs' toObject makes it. */
 export type Message = Record<string, unknown>;
 
-/** The Check method's definition (serializers from proto-loader). */
+/** A message type's wire codec. */
+interface Codec {
+  decode(wire: Buffer): Message;
+  encode(message: Message): Buffer;
+}
+
+function codec(type: protobuf.Type): Codec {
+  return {
+    decode: (wire) => type.toObject(type.decode(wire), TO_OBJECT),
+    encode: (message) => Buffer.from(type.encode(type.fromObject(message)).finish()),
+  };
+}
+
+let codecs: { request: Codec; response: Codec } | undefined;
+
+function load(): { request: Codec; response: Codec } {
+  if (codecs !== undefined) return codecs;
+  const json = JSON.parse(readFileSync(join(PROTO_DIR, 'ext-authz.json'), 'utf8')) as protobuf.INamespace;
+  const root = protobuf.Root.fromJSON(json);
+  codecs = {
+    request: codec(root.lookupType('envoy.service.auth.v3.CheckRequest')),
+    response: codec(root.lookupType('envoy.service.auth.v3.CheckResponse')),
+  };
+  return codecs;
+}
+
+/** The Check method's definition for a gRPC client: its path and message codecs. */
 export function checkMethod(): MethodDefinition<Message, Message> {
-  const service = extAuthzPackage()[AUTHORIZATION_SERVICE] as unknown as ServiceDefinition;
-  return service.Check as MethodDefinition<Message, Message>;
+  const { request, response } = load();
+  return {
+    path: `/${AUTHORIZATION_SERVICE}/Check`,
+    originalName: 'check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (message: Message) => (Buffer.isBuffer(message) ? message : request.encode(message)),
+    requestDeserialize: request.decode,
+    responseSerialize: (message: Message) => (Buffer.isBuffer(message) ? message : response.encode(message)),
+    responseDeserialize: response.decode,
+  };
 }
 
 /**
@@ -181,7 +205,7 @@ function countEncodedReplacements(wire: Buffer): number {
  * wire reveal it.
  */
 export function decodeCheckRequest(wire: Buffer): CheckRequestDocument {
-  const decoded = checkMethod().requestDeserialize(wire);
+  const decoded = load().request.decode(wire);
   const state: WalkState = { replacements: 0 };
   const document = walkMessage(decoded, state);
   if (state.replacements > 0 && state.replacements > countEncodedReplacements(wire)) {
@@ -211,5 +235,5 @@ export function encodeCheckRequest(document: CheckRequestDocument): Buffer {
     if ('routeMetadataContext' in next) next.routeMetadataContext = restore(next.routeMetadataContext);
     message = { attributes: next };
   }
-  return checkMethod().requestSerialize(message);
+  return load().request.encode(message);
 }

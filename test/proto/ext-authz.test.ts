@@ -56,3 +56,89 @@ t.test('reflection serves Envoy\'s own files, by their real names', async (t) =>
   t.ok(names.includes('envoy/service/auth/v3/external_auth.proto'), names.join(', '));
   t.ok(names.includes('grpc/health/v1/health.proto'));
 });
+
+t.test('the JSON descriptor reads and writes every message as the .proto files parsed by proto-loader do (property)', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const protoLoader = await import('@grpc/proto-loader');
+  const { PROTO_DIR, AUTHORIZATION_SERVICE } = await import('../../src/proto/ext-authz.ts');
+  const reference = protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto'], {
+    includeDirs: [PROTO_DIR],
+    keepCase: false,
+    longs: Number,
+    enums: Number,
+    bytes: String,
+    defaults: false,
+    arrays: false,
+    objects: false,
+    oneofs: false,
+  });
+  const check = (reference[AUTHORIZATION_SERVICE] as Record<string, { requestSerialize(m: unknown): Buffer; requestDeserialize(b: Buffer): unknown; responseSerialize(m: unknown): Buffer; responseDeserialize(b: Buffer): unknown }>).Check!;
+  const ours = checkMethod();
+  const text = fc.string({ unit: 'grapheme', maxLength: 12 });
+  const peer = fc.record(
+    {
+      address: fc.record({ socketAddress: fc.record({ address: text, portValue: fc.nat(65535) }, { requiredKeys: [] }) }),
+      principal: text,
+      labels: fc.dictionary(text, text, { maxKeys: 3 }),
+      certificate: text,
+    },
+    { requiredKeys: [] },
+  );
+  const http = fc.record(
+    {
+      id: text,
+      method: text,
+      headers: fc.dictionary(text, text, { maxKeys: 4 }),
+      path: text,
+      host: text,
+      scheme: text,
+      query: text,
+      fragment: text,
+      size: fc.integer({ min: -1, max: 2 ** 40 }),
+      protocol: text,
+      body: text,
+      rawBody: fc.base64String({ maxLength: 16 }),
+      headerMap: fc.record({ headers: fc.array(fc.record({ key: text, value: text, rawValue: fc.base64String({ maxLength: 8 }) }, { requiredKeys: [] }), { maxLength: 3 }) }),
+    },
+    { requiredKeys: [] },
+  );
+  const request = fc.record({
+    attributes: fc.record(
+      {
+        source: peer,
+        destination: peer,
+        request: fc.record({ time: fc.record({ seconds: fc.nat(2 ** 31), nanos: fc.nat(999_999_999) }), http }, { requiredKeys: [] }),
+        contextExtensions: fc.dictionary(text, text, { maxKeys: 3 }),
+        metadataContext: fc.record({ filterMetadata: fc.dictionary(text, fc.record({ fields: fc.dictionary(text, fc.record({ stringValue: text }), { maxKeys: 2 }) }), { maxKeys: 2 }) }),
+        tlsSession: fc.record({ sni: text }),
+      },
+      { requiredKeys: [] },
+    ),
+  });
+  fc.assert(
+    fc.property(request, (message) => {
+      const wire = check.requestSerialize(message);
+      t.same(ours.requestSerialize(message), wire);
+      t.same(ours.requestDeserialize(wire), check.requestDeserialize(wire));
+      return true;
+    }),
+    { numRuns: 200 },
+  );
+  const response = fc.record(
+    {
+      status: fc.record({ code: fc.nat(16), message: text }, { requiredKeys: [] }),
+      deniedResponse: fc.record({ status: fc.record({ code: fc.constantFrom(0, 200, 403, 500) }), body: text, headers: fc.array(fc.record({ header: fc.record({ key: text, value: text }) }), { maxLength: 2 }) }, { requiredKeys: [] }),
+      dynamicMetadata: fc.record({ fields: fc.dictionary(text, fc.record({ numberValue: fc.double({ noNaN: true }) }), { maxKeys: 2 }) }),
+    },
+    { requiredKeys: [] },
+  );
+  fc.assert(
+    fc.property(response, (message) => {
+      const wire = check.responseSerialize(message);
+      t.same(ours.responseSerialize(message), wire);
+      t.same(ours.responseDeserialize(wire), check.responseDeserialize(wire));
+      return true;
+    }),
+    { numRuns: 200 },
+  );
+});
