@@ -7,8 +7,8 @@
  * port only, and the policy must see the original IP:port when there is no SNI or
  * Host. Absent koffi or on failure: undefined, and the caller says so to the policy.
  */
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { libcFunction } from '../runtime/libc.ts';
 
 const SOL_IP = 0;
 const SOL_IPV6 = 41;
@@ -18,15 +18,10 @@ type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, lengt
 let getsockopt: GetSockOpt | null | undefined;
 
 function binding(): GetSockOpt | null {
-  if (getsockopt !== undefined) return getsockopt;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as { load(name: string): { func(decl: string): GetSockOpt } };
-    getsockopt = koffi
-      .load('libc.so.6')
-      .func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *length)');
-  } catch {
-    getsockopt = null;
-  }
+  getsockopt ??=
+    libcFunction<GetSockOpt>(
+      'int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *length)',
+    ) ?? null;
   return getsockopt;
 }
 
