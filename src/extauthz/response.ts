@@ -36,7 +36,7 @@ function headerOptions(pairs: readonly HeaderPair[]): Message[] {
   return pairs.map(([key, value]) => ({ header: { key, value } }));
 }
 
-/** The CheckResponse (proto-loader object form) for a decision. Throws TG_ERR_POLICY_RESULT where opa-envoy-plugin errors. */
+/** The CheckResponse (protobufjs object form) for a decision. Throws TG_ERR_POLICY_RESULT where opa-envoy-plugin errors. */
 export function checkResponseFromDecision(decision: Decision, dryRun: boolean): Message {
   // Zero values are left out, as a Go encoder leaves them out: the bytes match opa-envoy-plugin's.
   const response: Message = { status: decision.allowed ? {} : { code: GRPC.PERMISSION_DENIED } };
