@@ -54,12 +54,34 @@ export const ERROR_CODES = {
 /** A Tollgate error code. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Codes for what a request itself got wrong: expected at the door, answered with a reason,
+ * and thrown by the parsers for every malformed request. Their stack trace would only name the
+ * parser line that noticed, and capturing it costs tens of microseconds per request (a flood
+ * of malformed requests would pay it for each), so these errors carry none.
+ */
+const REQUEST_FAULTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'TG_ERR_BAD_REQUEST',
+  'TG_ERR_AMBIGUOUS_TARGET',
+  'TG_ERR_AMBIGUOUS_BODY',
+  'TG_ERR_UNSUPPORTED_MEDIA',
+  'TG_ERR_PROTOCOL_REFUSED',
+  'TG_ERR_BODY_TOO_LARGE',
+  'TG_ERR_HEADERS_TOO_LARGE',
+]);
+
 /** The base class of every error Tollgate throws. */
 export class TollgateError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    const limit = Error.stackTraceLimit;
+    if (REQUEST_FAULTS.has(code)) Error.stackTraceLimit = 0;
+    try {
+      super(message, options);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'TollgateError';
     this.code = code;
   }

@@ -20,3 +20,12 @@ t.test('wrapError keeps the cause and converts thrown strings', async (t) => {
   t.equal(wrapError('TG_ERR_UPSTREAM', 'y', { code: 1 }).message, 'y: {"code":1}');
   t.equal(new TollgateError('TG_ERR_IDENTITY', 'z').status, 401);
 });
+
+t.test("errors a request makes carry no stack trace; Tollgate's own failures do", async (t) => {
+  const fault = new TollgateError('TG_ERR_BAD_REQUEST', 'path is not percent-encoded');
+  t.equal(fault.stack, 'TollgateError: path is not percent-encoded', 'only the message');
+  const own = new TollgateError('TG_ERR_POLICY_EVAL', 'evaluating failed');
+  t.match(own.stack, /\n\s+at /, 'a policy failure keeps where it happened');
+  t.ok(Error.stackTraceLimit > 0, 'the process-wide limit is left as it was');
+  t.equal(new Error('x').stack?.includes('\n    at '), true);
+});
