@@ -212,6 +212,8 @@ export class GrpcServer {
   readonly #services = new Set<string>();
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #server: http2.Http2Server;
+  /** One listener for every stream's errors (none made per call). */
+  readonly #onStreamError: (err: Error) => void;
 
   constructor(options: GrpcServerOptions) {
     this.options = options;
@@ -233,6 +235,7 @@ export class GrpcServer {
     });
     this.#server.on('sessionError', (err) => options.onError?.(err));
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
+    this.#onStreamError = (err: Error) => options.onError?.(err);
   }
 
   /** Serves a unary method at /service/method. */
@@ -281,7 +284,7 @@ export class GrpcServer {
   }
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', (err) => this.options.onError?.(err));
+    stream.on('error', this.#onStreamError);
     const refusal = refuse(headers);
     if (refusal !== undefined) {
       trailersOnly(stream, refusal.code, refusal.message, refusal.httpStatus);
@@ -301,18 +304,8 @@ export class GrpcServer {
       return;
     }
     const reader = new MessageReader(this.options.maxReceiveBytes, (headers['grpc-encoding'] as string) ?? 'identity');
-    switch (method.kind) {
-      case 'unary': {
-        const handler = method.handler;
-        return readOne(stream, reader, (request) => answerUnary(stream, handler, request));
-      }
-      case 'server-streaming': {
-        const handler = method.handler;
-        return readOne(stream, reader, (request) => handler(request, new Call(stream)));
-      }
-      case 'bidi':
-        return serveBidi(stream, reader, method.handler);
-    }
+    if (method.kind === 'bidi') serveBidi(stream, reader, method.handler);
+    else readOne(stream, reader, method);
   }
 }
 
@@ -339,7 +332,7 @@ function refuse(
 }
 
 /** Reads exactly one request message, as unary and server-streaming methods take it. */
-function readOne(stream: http2.ServerHttp2Stream, reader: MessageReader, then: (request: Buffer) => void): void {
+function readOne(stream: http2.ServerHttp2Stream, reader: MessageReader, method: Method): void {
   let request: Buffer | undefined;
   let count = 0;
   let failed = false;
@@ -367,7 +360,8 @@ function readOne(stream: http2.ServerHttp2Stream, reader: MessageReader, then: (
           ? 'cardinality violation: received no request message from non-client-streaming RPC'
           : 'cardinality violation: received multiple request messages',
       );
-    then(request!);
+    if (method.kind === 'unary') answerUnary(stream, method.handler, request!);
+    else method.handler(request!, new Call(stream));
   });
 }
 
