@@ -14,7 +14,8 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { UpstreamPool } from './pool.ts';
 import { wrapError, type TollgateError } from '../errors.ts';
 
 /** What one listener hands every exchange (shared, created once). */
@@ -69,7 +70,7 @@ export class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
   }
 
   /** Sends the request on the pool. */
-  send(pool: Pool, request: ExchangeRequest): void {
+  send(pool: UpstreamPool, request: ExchangeRequest): void {
     const options: Dispatcher.DispatchOptions = {
       path: request.path,
       method: request.method as Dispatcher.HttpMethod,

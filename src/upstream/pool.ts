@@ -11,7 +11,11 @@
  * made. A pool with requests in flight (a long SSE stream, a slow upload) is never
  * closed, so while every pool is busy the count may exceed `maxPools`.
  */
-import { buildConnector, Pool } from 'undici';
+// undici's Pool and connector by their own modules: the package's index also loads fetch, web
+// streams, WebSocket, EventSource, the cache and mocks (~110 modules, ~13 MB of RSS at start)
+// that the sidecar never uses. test/upstream/pool.test.ts holds them to the index's exports.
+import buildConnector from 'undici/lib/core/connect.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
 import { splitHostPort } from '../config/load.ts';
 import { guardedLookup, ownLiteralTarget } from './loop-guard.ts';
 
@@ -31,6 +35,9 @@ export interface UpstreamOptions {
   /** Most pools kept; past it the least recently used idle one is closed. Default 1024. */
   readonly maxPools?: number;
 }
+
+/** An upstream pool: undici's Pool, driven by `dispatch()`. */
+export type UpstreamPool = Pool;
 
 /** The pools, keyed by origin. */
 export interface Upstreams {

@@ -5,6 +5,10 @@
  * eviction works on a new pool.
  */
 import t from 'tap';
+import { request, type Dispatcher } from 'undici';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createUpstreams, type Upstreams } from '../../src/upstream/pool.ts';
@@ -71,8 +75,14 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
   }
 }
 
+/** A GET on the pool upstreams.pool() gives for 127.0.0.1:port (undici's request, on that pool). */
+function send(upstreams: Upstreams, port: number, path: string): Promise<Dispatcher.ResponseData> {
+  const dispatcher = upstreams.pool('http', '127.0.0.1', port) as unknown as Dispatcher;
+  return request(`http://127.0.0.1:${port}${path}`, { dispatcher });
+}
+
 async function get(upstreams: Upstreams, port: number, path = '/'): Promise<string> {
-  const res = await upstreams.pool('http', '127.0.0.1', port).request({ method: 'GET', path });
+  const res = await send(upstreams, port, path);
   return res.body.text();
 }
 
@@ -102,7 +112,7 @@ t.test('a pool with a request in flight is never evicted; it is once the respons
   const idle = await startOrigin(t);
   const upstreams = createUpstreams({ resolve: {}, headersTimeoutMs: 5000, connectTimeoutMs: 5000, idleMs: 100 });
   t.teardown(() => upstreams.close());
-  const res = await upstreams.pool('http', '127.0.0.1', busy.port).request({ method: 'GET', path: '/hold' });
+  const res = await send(upstreams, busy.port, '/hold');
   t.equal(res.statusCode, 200);
   await until('the held response', () => busy.held() === 1);
   // Used after the busy pool: its eviction means every sweep that evicted it had passed the
@@ -141,7 +151,7 @@ t.test('past the cap the least recently used idle pool is closed, never a busy o
   t.equal(a!.open(), 1, 'a is kept');
 
   // a busy, c idle and older than d's arrival: c makes room, a stays.
-  const held = await upstreams.pool('http', '127.0.0.1', a!.port).request({ method: 'GET', path: '/hold' });
+  const held = await send(upstreams, a!.port, '/hold');
   await until('the held response', () => a!.held() === 1);
   t.equal(await get(upstreams, c!.port), 'ok\n', 'c is now more recently used than a');
   t.equal(await get(upstreams, d!.port), 'ok\n');
@@ -150,7 +160,7 @@ t.test('past the cap the least recently used idle pool is closed, never a busy o
   t.equal(upstreams.size(), 2);
 
   // Every pool busy: the cap yields rather than cut a request.
-  const heldD = upstreams.pool('http', '127.0.0.1', d!.port).request({ method: 'GET', path: '/hold' });
+  const heldD = send(upstreams, d!.port, '/hold');
   await until('the second held response', () => d!.held() === 1);
   t.equal(await get(upstreams, b!.port), 'ok\n');
   t.equal(upstreams.size(), 3, 'over the cap while the others are busy');
@@ -177,4 +187,29 @@ t.test('the sidecar closes an idle upstream pool and reconnects on the next requ
   const second = await viaProxy(tg.proxyPort, { url: 'http://payments.internal/v1/refunds/r-1' });
   t.equal(second.status, 200, 'a request after the eviction works');
   t.equal(origin.open(), 1);
+});
+
+t.test("undici's Pool and connector are loaded by their own modules, not the package index", async (t) => {
+  const require = createRequire(import.meta.url);
+  // The modules pool.ts imports are the values undici's index exports (an undici upgrade that
+  // moves them fails here, not in production).
+  const index = require('undici') as typeof import('undici');
+  t.equal(require('undici/lib/dispatcher/pool.js'), index.Pool);
+  t.equal(require('undici/lib/core/connect.js'), index.buildConnector);
+  // A process that loads the upstream layer does not load the index (fetch, web streams,
+  // WebSocket, the cache, mocks).
+  const poolModule = fileURLToPath(new URL('../../src/upstream/pool.ts', import.meta.url));
+  const script = `
+    await import(${JSON.stringify(poolModule)});
+    const loaded = Object.keys((await import('node:module')).createRequire(import.meta.url).cache);
+    console.log(JSON.stringify({
+      pool: loaded.some((file) => file.endsWith('/undici/lib/dispatcher/pool.js')),
+      index: loaded.some((file) => file.endsWith('/undici/index.js')),
+      modules: loaded.filter((file) => file.includes('/undici/')).length,
+    }));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  const seen = JSON.parse(out) as { pool: boolean; index: boolean; modules: number };
+  t.equal(seen.pool, true, 'the Pool module is loaded');
+  t.equal(seen.index, false, "undici's index is not loaded");
+  t.ok(seen.modules < 40, `${seen.modules} undici modules loaded`);
 });
