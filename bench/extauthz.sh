@@ -4,7 +4,9 @@
 # opa-envoy-plugin, one after the other in one run, both loaded with the same Rego
 # (the seed policies in policies/ and policies/data.json, see EXTAUTHZ_AGENT_IN below;
 # opa-envoy-plugin evaluates the Rego, Tollgate the WASM bundle `opa build -t wasm` makes from
-# the same files). Results: bench/RESULTS-extauthz.md.
+# the same files), and against the runtime's limit for a Node gRPC server (bench/extauthz/bare-grpc.mjs:
+# node:http2 answering every Check with one fixed OK, nothing decoded or decided). Results:
+# bench/RESULTS-extauthz.md.
 #
 # Per server and round: start it (fresh), check that it decides every message of the mix as
 # the other server does, warm up (EXTAUTHZ_WARMUP_N requests), read VmRSS, measure
@@ -30,7 +32,7 @@
 #
 # Knobs (environment): EXTAUTHZ_AGENT_IN (policy | with, see below), EXTAUTHZ_C (50), EXTAUTHZ_CONNECTIONS (1), EXTAUTHZ_N (100000),
 # EXTAUTHZ_DURATION (e.g. 20s; used when EXTAUTHZ_N is set empty), EXTAUTHZ_WARMUP_N (20000), EXTAUTHZ_ROUNDS (1),
-# EXTAUTHZ_SERVERS ("tollgate opa-envoy-plugin"), EXTAUTHZ_PIN (1), EXTAUTHZ_RESULTS (a file
+# EXTAUTHZ_SERVERS ("tollgate opa-envoy-plugin bare-grpc"), EXTAUTHZ_PIN (1), EXTAUTHZ_RESULTS (a file
 # to append one JSON line per measurement to), EXTAUTHZ_KEEP=1 (keep the work dir),
 # EXTAUTHZ_PROFILE_OUT (${TMPDIR:-/tmp}/tollgate-extauthz-profiles), EXTAUTHZ_NODE_FLAGS
 # (extra node flags for Tollgate, e.g. --max-semi-space-size=32), EXTAUTHZ_RPS (unset: closed
@@ -60,7 +62,7 @@ N=${EXTAUTHZ_N-100000}
 WARMUP_N=${EXTAUTHZ_WARMUP_N:-20000}
 ROUNDS=${EXTAUTHZ_ROUNDS:-1}
 RPS=${EXTAUTHZ_RPS:-}
-SERVERS=${EXTAUTHZ_SERVERS:-tollgate opa-envoy-plugin}
+SERVERS=${EXTAUTHZ_SERVERS:-tollgate opa-envoy-plugin bare-grpc}
 PIN=${EXTAUTHZ_PIN:-1}
 PROFILE=${EXTAUTHZ_PROFILE:-0}
 PROFILE_OUT=${EXTAUTHZ_PROFILE_OUT:-${TMPDIR:-/tmp}/tollgate-extauthz-profiles}
@@ -185,6 +187,12 @@ EOF
         --set=decision_logs.console=false "${POLICY_FILES[@]}"
       SERVER_PID=$LAST_PID
       ;;
+    bare-grpc)
+      SERVER_PORT=$(free_port)
+      METRICS_URL=
+      start_bg "$SERVER_CPU" "$WORK/bare-grpc.out" env BARE_GRPC_PORT="$SERVER_PORT" "$NODE" "$HERE/bare-grpc.mjs"
+      SERVER_PID=$LAST_PID
+      ;;
     *) die "unknown server $name" ;;
   esac
   local deadline=$((SECONDS + 60))
@@ -199,6 +207,7 @@ EOF
 # used/total and external memory; OPA's /metrics: Go heap in use and obtained from the OS),
 # in KiB, as JSON fields; "{}" parts when unavailable.
 heap_json() {
+  [ -n "$METRICS_URL" ] || { echo '{}'; return; }
   curl -s --max-time 5 "$METRICS_URL" 2>/dev/null | awk '
     /^nodejs_heap_size_used_bytes / {f["heapUsedKb"] = $2}
     /^nodejs_heap_size_total_bytes / {f["heapTotalKb"] = $2}
@@ -298,14 +307,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for name in "${order[@]}"; do measure "$name" "$round"; done
 done
 
-# Both servers must have decided every message of the mix the same way.
-set -- $SERVERS
-if [ $# = 2 ]; then
-  if cmp -s "$WORK/decisions-$1.txt" "$WORK/decisions-$2.txt"; then
-    log "decisions agree on all $(wc -l <"$WORK/decisions-$1.txt") messages of the mix: $(sort "$WORK/decisions-$1.txt" | uniq -c | awk '{printf "%s%s x gRPC %s HTTP %s", (NR > 1 ? ", " : ""), $1, $2, $3}')"
+# Tollgate and opa-envoy-plugin must have decided every message of the mix the same way (the
+# bare gRPC server decides nothing: it answers OK to all).
+if [ -f "$WORK/decisions-tollgate.txt" ] && [ -f "$WORK/decisions-opa-envoy-plugin.txt" ]; then
+  if cmp -s "$WORK/decisions-tollgate.txt" "$WORK/decisions-opa-envoy-plugin.txt"; then
+    log "decisions agree on all $(wc -l <"$WORK/decisions-tollgate.txt") messages of the mix: $(sort "$WORK/decisions-tollgate.txt" | uniq -c | awk '{printf "%s%s x gRPC %s HTTP %s", (NR > 1 ? ", " : ""), $1, $2, $3}')"
   else
-    paste "$WORK/decisions-$1.txt" "$WORK/decisions-$2.txt" >&2
-    die "the two servers decide the mix differently (columns: $1, $2)"
+    paste "$WORK/decisions-tollgate.txt" "$WORK/decisions-opa-envoy-plugin.txt" >&2
+    die "the two servers decide the mix differently (columns: tollgate, opa-envoy-plugin)"
   fi
 fi
 [ -n "${EXTAUTHZ_RESULTS:-}" ] && cat "$WORK/results.jsonl" >>"$EXTAUTHZ_RESULTS"

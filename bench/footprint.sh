@@ -26,7 +26,8 @@
 # Tollgate's /debug/memory (heap by space, external, code) is printed idle and after load.
 # Then, unless FOOTPRINT_EXTAUTHZ=0, bench/extauthz.sh twice (closed loop, and a fixed
 # EXTAUTHZ_RPS, default half of the slower server's closed-loop rate) for Tollgate's ext_authz
-# server vs opa-envoy-plugin, with RSS also read 25 s after the load (at rest).
+# server vs opa-envoy-plugin and vs a bare node:http2 gRPC server (bench/extauthz/bare-grpc.mjs,
+# the runtime's limit), with RSS also read 25 s after the load (at rest).
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
 # Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
 #      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; a heap flag replaces the V8 default) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
@@ -196,5 +197,12 @@ console.log(`RSS after load: ${(tc.rssEndKb / 1024).toFixed(1)} vs ${(oc.rssEndK
 console.log(`RSS peak during the closed-loop run (VmHWM): ${(tc.hwmKb / 1024).toFixed(1)} vs ${(oc.hwmKb / 1024).toFixed(1)} MB (${(tc.hwmKb / oc.hwmKb).toFixed(2)}×)`);
 if (tc.rssRestKb > 0 && oc.rssRestKb > 0)
   console.log(`RSS at rest (${process.env.EXTAUTHZ_REST_S} s after the closed-loop load): ${(tc.rssRestKb / 1024).toFixed(1)} vs ${(oc.rssRestKb / 1024).toFixed(1)} MB (${(tc.rssRestKb / oc.rssRestKb).toFixed(2)}×)`);
+// The runtime's limit, as the bare forwarder is for the proxy: node:http2 answering a fixed OK.
+const [bc, bp] = [pick('bare-grpc', false), pick('bare-grpc', true)];
+if (bc) {
+  const mb = (kb) => (kb / 1024).toFixed(1);
+  console.log(`\nbare node:http2 gRPC server (a fixed OK, nothing decoded or decided), same load: ${bc.rps} Checks/s at ${bc.serverCpuUsPerReq} µs CPU/Check; RSS idle ${mb(bc.rssIdleKb)}, after load ${mb(bc.rssEndKb)} (${(bc.rssEndKb / oc.rssEndKb).toFixed(2)}× opa-envoy-plugin's), peak ${mb(bc.hwmKb)}${bc.rssRestKb > 0 ? `, at rest ${mb(bc.rssRestKb)}` : ''} MB${bp ? `; p99 at ${bp.rpsTarget}/s ${bp.p99Ms} ms` : ''}`);
+  console.log(`Tollgate vs the bare gRPC server: CPU/Check ${(tc.serverCpuUsPerReq / bc.serverCpuUsPerReq).toFixed(2)}×, RSS idle +${mb(tc.rssIdleKb - bc.rssIdleKb)} MB, after load ${(tc.rssEndKb / bc.rssEndKb).toFixed(2)}×${tc.rssRestKb > 0 && bc.rssRestKb > 0 ? `, at rest ${(tc.rssRestKb / bc.rssRestKb).toFixed(2)}×` : ''}`);
+}
 JS
 fi

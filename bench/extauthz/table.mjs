@@ -1,5 +1,6 @@
 // Markdown table of bench/extauthz.sh results (one JSON line per measurement), plus the
-// median per server and the Tollgate / opa-envoy-plugin ratios of the medians.
+// median per server and the ratios of Tollgate's medians to opa-envoy-plugin's and to the bare
+// node:http2 gRPC server's (the runtime's limit).
 // Usage: node table.mjs <results.jsonl>
 // "others CPU" is the CPU time the machine spent during a measurement outside the server and
 // ghz (other sessions' tests and benchmarks on a shared machine), as % of one CPU; a row
@@ -50,12 +51,17 @@ const summary = (title, pick) => {
     );
   }
   const t = med.tollgate;
-  const o = med['opa-envoy-plugin'];
-  if (t && o)
-    out.push(
-      '',
-      `Tollgate / opa-envoy-plugin (${title}): req/s ${(t.rps / o.rps).toFixed(2)}x, p50 ${(t.p50 / o.p50).toFixed(2)}x, p99 ${(t.p99 / o.p99).toFixed(2)}x (lower is better), RSS ${(t.rss / o.rss).toFixed(2)}x, CPU/request ${(t.cpu / o.cpu).toFixed(2)}x`,
-    );
+  for (const [peer, label] of [
+    ['opa-envoy-plugin', 'opa-envoy-plugin'],
+    ['bare-grpc', 'bare node:http2 gRPC server'],
+  ]) {
+    const o = med[peer];
+    if (t && o)
+      out.push(
+        '',
+        `Tollgate / ${label} (${title}): req/s ${(t.rps / o.rps).toFixed(2)}x, p50 ${(t.p50 / o.p50).toFixed(2)}x, p99 ${(t.p99 / o.p99).toFixed(2)}x (lower is better), RSS ${(t.rss / o.rss).toFixed(2)}x, CPU/request ${(t.cpu / o.cpu).toFixed(2)}x`,
+      );
+  }
   return out;
 };
 lines.push(...summary('median, all rounds (n)', () => true));
