@@ -12,7 +12,8 @@
  * tests and the sidecar never share global state. Outcome labels follow Envoy's
  * ext_authz stats: allow (ok), deny (denied), error, failure_mode_allowed.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Histogram, type HistogramSeries } from './histogram.ts';
 
 /** How a request's decision ended (Envoy's ext_authz stats: ok, denied, error, failure_mode_allowed). */
 export type DecisionOutcomeLabel = 'allow' | 'deny' | 'error' | 'failure_mode_allowed';
@@ -336,9 +337,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [...(options.upstreamBuckets ?? UPSTREAM_BUCKETS)],
     registers,
   });
-  // Label children by value (labels are bounded, so these maps are too).
-  const upstreamChildren = new Map<string, Map<string, Histogram.Internal<'destination' | 'status_class'>>>();
-  const decisionDurationChildren = new Map<string, Histogram.Internal<'decision'>>();
+  // Series by label value (labels are bounded, so these maps are too).
+  const upstreamChildren = new Map<string, Map<string, HistogramSeries>>();
+  const decisionDurationChildren = new Map<string, HistogramSeries>();
   const denyReasons = new Counter({
     name: 'tollgate_deny_reasons_total',
     help: 'Reasons the policy gave for denials, with numbers replaced by # (so amounts and limits do not make new series).',
@@ -515,7 +516,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       ).value += 1;
       let durationChild = decisionDurationChildren.get(sample.outcome);
       if (durationChild === undefined) {
-        durationChild = decisionDuration.labels({ decision: sample.outcome });
+        durationChild = decisionDuration.series({ decision: sample.outcome });
         decisionDurationChildren.set(sample.outcome, durationChild);
       }
       durationChild.observe(sample.seconds);
@@ -529,7 +530,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       pdpErrors.inc({ code });
     },
     recordUpstream(destination, status, seconds) {
-      // The label child is looked up by value, not by prom-client's per-call label hashing.
       const label = bounds.destination.map(destination);
       let byClass = upstreamChildren.get(label);
       if (byClass === undefined) {
@@ -539,7 +539,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       const cls = statusClass(status);
       let child = byClass.get(cls);
       if (child === undefined) {
-        child = upstreamDuration.labels({ destination: label, status_class: cls });
+        child = upstreamDuration.series({ destination: label, status_class: cls });
         byClass.set(cls, child);
       }
       child.observe(seconds);
