@@ -69,10 +69,13 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
   const maxPools = options.maxPools ?? DEFAULT_MAX_POOLS;
   // Insertion order is recency order: pool() re-inserts the entry it returns.
   const pools = new Map<string, Entry>();
+  /** The entry at the back of the map. */
+  let newest: Entry | undefined;
   let evictions = 0;
 
   const retire = (key: string, entry: Entry): void => {
     pools.delete(key);
+    if (newest === entry) newest = undefined;
     evictions += 1;
     // Graceful: an idle pool has nothing to wait for, so its keep-alive sockets close now.
     entry.pool.close().catch(() => entry.pool.destroy().catch(() => undefined));
@@ -130,6 +133,11 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
     pool(scheme, host, port) {
       const key = `${scheme}://${host}:${port}`;
       let entry = pools.get(key);
+      if (entry === newest && entry !== undefined) {
+        // Already at the back of the map (a sidecar mostly calls one origin): no reinsertion.
+        entry.used = performance.now();
+        return entry.pool;
+      }
       if (entry === undefined) {
         if (pools.size >= maxPools) makeRoom();
         entry = { pool: create(scheme, host, port), used: 0 };
@@ -138,6 +146,7 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
       }
       entry.used = performance.now();
       pools.set(key, entry);
+      newest = entry;
       return entry.pool;
     },
     size: () => pools.size,
@@ -147,6 +156,7 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
       clearInterval(timer);
       const all = [...pools.values()];
       pools.clear();
+      newest = undefined;
       await Promise.all(all.map((e) => e.pool.close().catch(() => e.pool.destroy())));
     },
   };

@@ -171,6 +171,31 @@ t.test('past the cap the least recently used idle pool is closed, never a busy o
   t.equal(upstreams.evicted(), 2);
 });
 
+t.test('repeated calls to the most recent origin keep the recency order', async (t) => {
+  const [a, b, c] = [await startOrigin(t), await startOrigin(t), await startOrigin(t)];
+  const upstreams = createUpstreams({
+    resolve: {},
+    headersTimeoutMs: 5000,
+    connectTimeoutMs: 5000,
+    idleMs: 600_000,
+    maxPools: 2,
+  });
+  t.teardown(() => upstreams.close());
+  for (const origin of [a, a, b, b, a, a]) t.equal(await get(upstreams, origin!.port), 'ok\n');
+  t.equal(await get(upstreams, c!.port), 'ok\n');
+  await until('b, the least recently used, to be closed', () => b!.open() === 0);
+  t.ok(a!.open() > 0, 'a, used last before c, is kept');
+  // b, closed above, asked for twice: a new pool, after which a is the least recently used.
+  t.equal(await get(upstreams, b!.port), 'ok\n');
+  t.equal(await get(upstreams, b!.port), 'ok\n');
+  await until('a to be closed', () => a!.open() === 0);
+  t.equal(upstreams.evicted(), 2);
+  t.equal(await get(upstreams, a!.port), 'ok\n', 'a reopened');
+  t.equal(await get(upstreams, a!.port), 'ok\n');
+  t.ok(a!.open() > 0);
+  t.equal(upstreams.size(), 2);
+});
+
 t.test('the sidecar closes an idle upstream pool and reconnects on the next request', async (t) => {
   const origin = await startOrigin(t);
   const tg = await startTollgate(t, {
