@@ -21,10 +21,15 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name);
 }
 
+const NONE: ReadonlySet<string> = new Set();
+/** `Connection: keep-alive`, the usual value: it names a header that is hop-by-hop anyway. */
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
+
 /** The lowercase header names listed in a Connection header value. */
-export function connectionTokens(value: string | undefined): Set<string> {
+export function connectionTokens(value: string | undefined): ReadonlySet<string> {
+  if (!value) return NONE;
+  if (value === 'keep-alive') return KEEP_ALIVE;
   const tokens = new Set<string>();
-  if (!value) return tokens;
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase();
     if (token) tokens.add(token);
