@@ -34,6 +34,8 @@ import {
   SpanKind,
   SpanStatusCode,
   ROOT_CONTEXT,
+  isSpanContextValid,
+  propagation,
   trace,
   type Context,
   type Span,
@@ -629,9 +631,15 @@ class CallSpan extends DeferredSpan implements CallTrace {
 
   forward(headers: Record<string, string>, url?: string): void {
     const span = this.started(undefined);
-    if (url !== undefined && span.isRecording()) {
-      const full = sanitizeUrl(url, this.r.redactQuery);
-      if (full !== undefined) span.setAttribute(ATTR_URL_FULL, full);
+    if (span.isRecording()) {
+      if (url !== undefined) {
+        const full = sanitizeUrl(url, this.r.redactQuery);
+        if (full !== undefined) span.setAttribute(ATTR_URL_FULL, full);
+      }
+    } else if (!isSpanContextValid(span.spanContext()) && propagation.getBaggage(this.parent) === undefined) {
+      // No trace context and no baggage to carry (tracing off and none came with the call):
+      // the propagators would write nothing.
+      return;
     }
     try {
       this.r.propagator.inject(trace.setSpan(this.parent, span), headers, setter);

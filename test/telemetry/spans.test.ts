@@ -452,6 +452,18 @@ t.test('with tracing off the agent context still passes through to the upstream'
   c.forward(headers, 'http://a.internal/?token=1');
   c.end({ statusCode: 200 });
   t.equal(headers.traceparent, `00-${TRACE_ID}-${PARENT_ID}-01`);
+
+  // Baggage alone (no trace context) is carried too; with neither, nothing is written.
+  const withBaggage = api.startCall(call({ headers: { baggage: 'tenant=acme' } }));
+  const carried: Record<string, string> = {};
+  withBaggage.forward(carried);
+  withBaggage.end({ statusCode: 200 });
+  t.same(carried, { baggage: 'tenant=acme' });
+  const bare = api.startCall(call({ headers: {} }));
+  const none: Record<string, string> = {};
+  bare.forward(none);
+  bare.end({ statusCode: 200 });
+  t.same(none, {});
 });
 
 t.test('sanitizeUrl strips credentials and secret query values, keeps the rest byte for byte', async (t) => {
