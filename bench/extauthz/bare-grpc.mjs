@@ -2,6 +2,7 @@
 // Node 24 gRPC server on node:http2 that answers every Authorization/Check with one fixed
 // CheckResponse (status OK) and nothing else (no decoding, no policy, no metrics, no logging).
 // It reads the request to its end, as a server must, and answers HEADERS, DATA, trailers.
+// bench/extauthz.sh runs it with Tollgate's shipped V8 heap default (--max-semi-space-size=8).
 // Prints "listening <port>" once ready. Usage: BARE_GRPC_PORT=<port> node bench/extauthz/bare-grpc.mjs
 import http2 from 'node:http2';
 
