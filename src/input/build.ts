@@ -152,14 +152,21 @@ export function attributesFromRequest(
   now = Date.now(),
 ): PolicyInput['attributes'] {
   // Envoy puts the pseudo-headers in CheckRequest headers; policies written for it read them.
+  // Built without `delete`, which would turn the object into a dictionary and make every
+  // JSON.stringify of the input several times slower.
   const headers: Record<string, string> = {
     ':authority': request.authority,
     ':method': request.method,
     ':path': request.path,
     ':scheme': request.scheme,
-    ...request.headers,
   };
-  delete headers.host;
+  for (const name of Object.keys(request.headers)) {
+    if (name === 'host') continue;
+    const value = request.headers[name]!;
+    if (name === '__proto__')
+      Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+    else headers[name] = value;
+  }
   const http: PolicyInput['attributes']['request']['http'] = {
     id: request.id,
     method: request.method,

@@ -75,6 +75,23 @@ t.test('builds exactly the opa-envoy-plugin input document for an HTTP request',
   t.notOk('host' in input.attributes.request.http.headers, 'Host travels as :authority, as Envoy sends it');
 });
 
+t.test('copies every header as an own property, a header named __proto__ too', async (t) => {
+  const req = request('/x', ['Host', 'a.internal', 'Accept', '*/*'], 'GET');
+  Object.defineProperty(req.headers, '__proto__', { value: 'v', enumerable: true, writable: true, configurable: true });
+  const input = buildInput(req, { bytes: Buffer.alloc(0), truncated: false }, agent, 1_700_000_000_000);
+  const headers = input.attributes.request.http.headers;
+  t.equal(Object.getPrototypeOf(headers), Object.prototype, 'the prototype is not replaced');
+  t.same(JSON.parse(JSON.stringify(headers)), {
+    ':authority': 'a.internal',
+    ':method': 'GET',
+    ':path': '/x',
+    ':scheme': 'http',
+    accept: '*/*',
+    ['__proto__']: 'v',
+  });
+  t.ok(Object.hasOwn(headers, '__proto__'));
+});
+
 t.test('omits body and nanos when they are empty, as protobuf reflection does', async (t) => {
   const input = buildInput(
     request('/', ['Host', 'a.test'], 'GET'),
