@@ -129,15 +129,14 @@ t.test('a pool with a request in flight is never evicted; it is once the respons
   t.equal(upstreams.evicted(), 2);
 });
 
+/** Pools that never idle out, at most two kept. */
+function twoPools(): Upstreams {
+  return createUpstreams({ resolve: {}, headersTimeoutMs: 5000, connectTimeoutMs: 5000, idleMs: 600_000, maxPools: 2 });
+}
+
 t.test('past the cap the least recently used idle pool is closed, never a busy one', async (t) => {
   const [a, b, c, d] = [await startOrigin(t), await startOrigin(t), await startOrigin(t), await startOrigin(t)];
-  const upstreams = createUpstreams({
-    resolve: {},
-    headersTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    idleMs: 600_000,
-    maxPools: 2,
-  });
+  const upstreams = twoPools();
   t.teardown(async () => {
     a!.release();
     await upstreams.close();
@@ -173,13 +172,7 @@ t.test('past the cap the least recently used idle pool is closed, never a busy o
 
 t.test('repeated calls to the most recent origin keep the recency order', async (t) => {
   const [a, b, c] = [await startOrigin(t), await startOrigin(t), await startOrigin(t)];
-  const upstreams = createUpstreams({
-    resolve: {},
-    headersTimeoutMs: 5000,
-    connectTimeoutMs: 5000,
-    idleMs: 600_000,
-    maxPools: 2,
-  });
+  const upstreams = twoPools();
   t.teardown(() => upstreams.close());
   for (const origin of [a, a, b, b, a, a]) t.equal(await get(upstreams, origin!.port), 'ok\n');
   t.equal(await get(upstreams, c!.port), 'ok\n');
