@@ -253,7 +253,8 @@ measure() { # measure <server> <round>: one full measurement; appends a JSON lin
   local name=$1 round=$2 load rss_idle rss_warm rss_end hwm heap t0 t1 b0 b1
   start_server "$name"
   rss_idle=$(status_kb "$SERVER_PID" VmRSS)
-  decisions "$SERVER_PORT" "$WORK/decisions-$name.txt"
+  # The bare gRPC server decides nothing: only the two deciding servers are compared.
+  [ "$name" = bare-grpc ] || decisions "$SERVER_PORT" "$WORK/decisions-$name.txt"
   wait_quiet
   log "$name (pid $SERVER_PID, port $SERVER_PORT): warm-up, $WARMUP_N requests"
   ghz_run "$SERVER_PORT" "$WORK/warmup.json" "$WORK/warmup.time" -n "$WARMUP_N"

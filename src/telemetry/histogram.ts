@@ -135,20 +135,24 @@ export class Histogram {
 
   /** What prom-client's registry renders as text (series that have been observed). */
   async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const values: ExportedValue[] = [];
-    for (const series of this.#series) if (series.count > 0) values.push(...series.values(this.name));
-    return this.#metric(values);
+    return this.#metric(this.#values());
   }
 
   /** The same values with each one's labels in one object, as registry.getMetricsAsJSON() gives them. */
   async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const values: Omit<ExportedValue, 'sharedLabels'>[] = [];
-    for (const series of this.#series) {
-      if (series.count === 0) continue;
-      for (const { labels, sharedLabels, ...rest } of series.values(this.name))
-        values.push({ ...rest, labels: Object.assign(labels, sharedLabels) });
-    }
-    return this.#metric(values);
+    return this.#metric(
+      this.#values().map(({ labels, sharedLabels, ...rest }) => ({
+        ...rest,
+        labels: Object.assign(labels, sharedLabels),
+      })),
+    );
+  }
+
+  /** The values of the series that have been observed. */
+  #values(): ExportedValue[] {
+    const values: ExportedValue[] = [];
+    for (const series of this.#series) if (series.count > 0) values.push(...series.values(this.name));
+    return values;
   }
 
   #metric(values: object[]): MetricObjectWithValues<MetricValueWithName<string>> {

@@ -12,8 +12,8 @@
  * closed, so while every pool is busy the count may exceed `maxPools`.
  */
 // undici's Pool and connector by their own modules: the package's index also loads fetch, web
-// streams, WebSocket, EventSource, the cache and mocks (~110 modules, ~13 MB of RSS at start)
-// that the sidecar never uses. test/upstream/pool.test.ts holds them to the index's exports.
+// streams, WebSocket, EventSource, the cache and mocks (~90 more modules; ~2 MB of RSS at start
+// in the sidecar, which loads tls and http2 anyway) that the sidecar never uses. test/upstream/pool.test.ts holds them to the index's exports.
 import buildConnector from 'undici/lib/core/connect.js';
 import Pool from 'undici/lib/dispatcher/pool.js';
 import { splitHostPort } from '../config/load.ts';
