@@ -29,6 +29,7 @@ import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 import { createState } from './state/create.ts';
 import { createPinStore, type PinStore } from './mcp/pins.ts';
 import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
+import { lowerBackgroundPriority } from './runtime/thread-priority.ts';
 import { createIdleCollector } from './runtime/idle-collect.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
@@ -377,6 +378,9 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     own(adminAddress);
     // Start-up garbage (config, bundle, module loading) is gone before the first request.
     idle.collectNow();
+    const background = lowerBackgroundPriority(config.runtime.backgroundThreadNice);
+    if (background.nice !== undefined)
+      logger.debug({ component: 'runtime', ...background }, "V8's worker threads run nicer than request handling");
     return {
       addresses: {
         proxy: proxyAddress,

@@ -1124,6 +1124,20 @@ const memorySchema = z
   })
   .describe("The sidecar's own memory: what it gives back when it goes quiet.");
 
+const runtimeSchema = z
+  .strictObject({
+    backgroundThreadNice: z
+      .number()
+      .int()
+      .min(0)
+      .max(19)
+      .default(10)
+      .describe(
+        "How much nicer than request handling V8's worker threads (concurrent GC marking and sweeping, optimising compilation) run, on Linux. They then use the CPU the main thread leaves idle instead of sharing it with requests: a burst of background work no longer queues requests for tens of milliseconds. 0 keeps them at the main thread's priority.",
+      ),
+  })
+  .describe("How the sidecar shares its CPU between request handling and V8's background work.");
+
 /** The whole tollgate.yaml document. */
 export const configSchema = z
   .strictObject({
@@ -1145,6 +1159,7 @@ export const configSchema = z
     state: stateSchema.prefault({}),
     mcp: mcpSchema.prefault({}),
     memory: memorySchema.prefault({}),
+    runtime: runtimeSchema.prefault({}),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
