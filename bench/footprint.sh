@@ -2,6 +2,9 @@
 # Footprint benchmark (`npm run bench -- footprint`): what a Tollgate sidecar costs beside
 # an agent, against the runtime's own limit for this design, in one run:
 #   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
+#   bare-policy the same forwarder evaluating the same policy.wasm on the opa-envoy-plugin input
+#             document per request with opa-wasm's evaluate() (and nothing else Tollgate does):
+#             the limit for a forwarder that asks an OPA policy,
 #   tollgate  Tollgate as an agent's sidecar: the benchmark config (bench/tollgate.yaml.in,
 #             origin-form requests) with its ext_authz listener off (the ext_authz server is
 #             measured on its own below), under the issue's 4-condition allow-list policy
@@ -34,7 +37,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 VEGETA=$ROOT/.tools/bin/vegeta
-TARGETS=${FOOTPRINT_TARGETS:-bare tollgate}
+TARGETS=${FOOTPRINT_TARGETS:-bare bare-policy tollgate}
 RATE=${FOOTPRINT_RATE:-1000}
 PACED_S=${FOOTPRINT_PACED_S:-10}
 SAT_S=${FOOTPRINT_SAT_S:-10}
@@ -58,6 +61,11 @@ if [ "${FOOTPRINT_EXTAUTHZ_LISTENER:-0}" != 1 ]; then
     "$WORK/tollgate.yaml" >"$WORK/tollgate.yaml.tmp" && mv "$WORK/tollgate.yaml.tmp" "$WORK/tollgate.yaml"
 fi
 [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
+# The bare-policy peer's policy: the same bundle's policy.wasm and root data.json (a bundle with
+# data in subdirectories is not supported by this peer).
+mkdir -p "$WORK/bare-policy"
+tar -xzf "${BUNDLE:-$ROOT/policies/dist/bundle.tar.gz}" -C "$WORK/bare-policy" --no-same-owner 2>/dev/null
+[ -f "$WORK/bare-policy/data.json" ] || echo '{}' >"$WORK/bare-policy/data.json"
 
 start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMIN (or "")
   local name=$1 out=$WORK/$1.out
@@ -68,6 +76,14 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
       PID=$LAST_PID
       wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
+      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      ;;
+    bare-policy)
+      [ -f "$WORK/bare-policy/policy.wasm" ] || die "no policy.wasm in ${BUNDLE:-the default bundle}"
+      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
+        start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
+      PID=$LAST_PID
+      wait_until 30 "bare forwarder with the policy" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
     tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording | tollgate-tracing | tollgate-log)
@@ -90,7 +106,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ADMIN=http://127.0.0.1:$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ;;
-    *) die "unknown target $name (bare, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
+    *) die "unknown target $name (bare, bare-policy, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
   esac
   wait_until 10 "$name answering 200" http_ok "http://127.0.0.1:$PORT$URL_PATH"
 }
@@ -162,10 +178,14 @@ console.log('| target | req/s | CPU µs/req | p50 ms | p99 ms | p99.9 ms | max m
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of Object.values(rows))
   console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${mb(r.rssRestKb)} |`);
-const b = rows.bare;
+const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+const compare = (r, b, peer) =>
+  `\n${r.target} vs ${peer}: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${signed(r.paced.p99Ms - b.paced.p99Ms)} ms (≤ +0.5), p99.9 ${signed(r.paced.p999Ms - b.paced.p999Ms)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`;
+const [b, bp] = [rows.bare, rows['bare-policy']];
 for (const r of Object.values(rows)) {
-  if (r === b || b === undefined) continue;
-  console.log(`\n${r.target} vs bare forwarder: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${(r.paced.p99Ms - b.paced.p99Ms >= 0 ? '+' : '')}${(r.paced.p99Ms - b.paced.p99Ms).toFixed(2)} ms (≤ +0.5), p99.9 ${(r.paced.p999Ms - b.paced.p999Ms >= 0 ? '+' : '')}${(r.paced.p999Ms - b.paced.p999Ms).toFixed(2)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`);
+  if (r !== b && b !== undefined) console.log(compare(r, b, 'bare forwarder'));
+  // The same ratios against the forwarder that also evaluates the policy: what Tollgate adds to any OPA PEP.
+  if (r.target.startsWith('tollgate') && bp !== undefined) console.log(compare(r, bp, 'bare forwarder + policy'));
 }
 JS
 

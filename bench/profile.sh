@@ -8,7 +8,12 @@
 # Pinning as in http-proxy.sh. The profile is copied to BENCH_PROFILE_OUT (default
 # bench/profiles/, git-ignored) so it can be opened in Chrome DevTools.
 # BENCH_PROFILE_TARGET=bare profiles the bare forwarder (bench/bare-forwarder.mjs) under the same
-# load instead, to compare where the two spend their CPU.
+# load instead, to compare where the two spend their CPU; bare-policy, the bare forwarder that
+# also evaluates the policy (as bench/footprint.sh's peer).
+# BENCH_PROFILE_TOOL=perf samples the process with Linux perf instead of V8's profiler (every
+# thread, kernel and V8 internals included; V8's profiler charges native and microtask time to
+# the last JavaScript frame it saw) and prints CPU µs per request by area and by symbol
+# (perf-report.mjs); `node bench/perf-report.mjs A.perf B.perf` compares two such profiles.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -29,30 +34,66 @@ if [ "${BENCH_PROFILE_TRACING:-0}" = 1 ]; then
 fi
 mkdir -p "$WORK/prof"
 TARGET=${BENCH_PROFILE_TARGET:-tollgate}
+TOOL=${BENCH_PROFILE_TOOL:-v8}
+case $TOOL in
+  v8) PROF_FLAGS=(--cpu-prof --cpu-prof-dir "$WORK/prof") ;;
+  perf)
+    command -v perf >/dev/null 2>&1 || die "BENCH_PROFILE_TOOL=perf needs Linux perf (Debian: linux-perf)"
+    # Names for JIT-compiled JavaScript and WebAssembly, written to /tmp/perf-<pid>.map.
+    PROF_FLAGS=(--perf-basic-prof-only-functions)
+    ;;
+  *) die "BENCH_PROFILE_TOOL must be v8 or perf" ;;
+esac
+select_bundle "${BENCH_BUNDLE:-auto}"
 case $TARGET in
   tollgate)
-    select_bundle "${BENCH_BUNDLE:-auto}"
-    start_tollgate "$UPSTREAM_PORT" --cpu-prof --cpu-prof-dir "$WORK/prof"
+    start_tollgate "$UPSTREAM_PORT" "${PROF_FLAGS[@]}"
     status=$(tollgate_status)
     [ "$status" = 200 ] || die "Tollgate answers $status with '$BUNDLE_DESC' (try BENCH_BUNDLE=allow-all): $(cat "$WORK/curl-body")"
     log "profiling Tollgate ($BUNDLE_DESC) under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
     STOP_SIGNAL=INT
     ;;
-  bare)
-    BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$WORK/bare.out" "$NODE" --cpu-prof --cpu-prof-dir "$WORK/prof" "$BENCH/bare-forwarder.mjs"
+  bare | bare-policy)
+    if [ "$TARGET" = bare-policy ]; then
+      mkdir -p "$WORK/bare-policy"
+      tar -xzf "${BUNDLE:-$ROOT/policies/dist/bundle.tar.gz}" -C "$WORK/bare-policy" --no-same-owner 2>/dev/null
+      [ -f "$WORK/bare-policy/data.json" ] || echo '{}' >"$WORK/bare-policy/data.json"
+      export BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json
+    fi
+    BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$WORK/bare.out" "$NODE" "${PROF_FLAGS[@]}" "$BENCH/bare-forwarder.mjs"
     TOLLGATE_PID=$LAST_PID
     wait_until 30 "bare forwarder" grep -q '^listening ' "$WORK/bare.out"
     TOLLGATE_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$WORK/bare.out" | head -1)
-    log "profiling the bare forwarder under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
+    log "profiling the $TARGET forwarder under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
     STOP_SIGNAL=TERM
     ;;
-  *) die "BENCH_PROFILE_TARGET must be tollgate or bare" ;;
+  *) die "BENCH_PROFILE_TARGET must be tollgate, bare or bare-policy" ;;
 esac
 
 wait_quiet
 export BENCH_ABSOLUTE_URL=http://payments.internal$URL_PATH BENCH_HOST=payments.internal
 loadgen wrk -t 1 -c "$CONNS" -d "${WARMUP}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" >/dev/null
-loadgen wrk -t 1 -c "$CONNS" -d "${DURATION}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" | grep '^BENCH' >&2
+if [ "$TOOL" = perf ]; then
+  # perf samples exactly the measured run: started before wrk, stopped once wrk is done.
+  perf record -F "${BENCH_PERF_FREQ:-2999}" -p "$TOLLGATE_PID" -o "$WORK/prof/$TARGET.perf" 2>"$WORK/perf.log" &
+  perf_pid=$!
+  wait_until 10 "perf record to start" test -s "$WORK/prof/$TARGET.perf"
+fi
+loadgen wrk -t 1 -c "$CONNS" -d "${DURATION}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" | grep '^BENCH' | tee "$WORK/wrk.txt" >&2
+if [ "$TOOL" = perf ]; then
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$WORK/wrk.txt")
+  mkdir -p "$OUT"
+  out=$OUT/$TARGET-$(date -u +%Y%m%dT%H%M%SZ).perf
+  # perf report needs the JIT map while the names are resolved: copy it beside the profile's pid.
+  cp "$WORK/prof/$TARGET.perf" "$out"
+  printf '{"target":"%s","requests":%d,"frequency":%d}\n' "$TARGET" "$requests" "${BENCH_PERF_FREQ:-2999}" >"$out.json"
+  "$NODE" "$BENCH/perf-report.mjs" "$out" "${BENCH_PROFILE_TOP:-25}"
+  stop_pid "$TOLLGATE_PID" "$STOP_SIGNAL"
+  log "profile written: $out (JIT names from /tmp/perf-$TOLLGATE_PID.map)"
+  exit 0
+fi
 stop_pid "$TOLLGATE_PID" "$STOP_SIGNAL"
 
 profile=$(ls "$WORK"/prof/*.cpuprofile 2>/dev/null | head -1)

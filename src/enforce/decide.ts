@@ -30,6 +30,7 @@ import {
   decisionMeta,
   recordDecision,
   recordFailure,
+  type DecisionFacts,
   type Observer,
 } from '../telemetry/observer.ts';
 import type { CallTrace, DecisionTrace } from '../telemetry/spans.ts';
@@ -269,14 +270,15 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
       span = ownTrace.startDecision(meta);
     }
     const started = process.hrtime.bigint();
-    const facts = () => ({
+    // The facts every record of this decision carries, timed when the PDP has answered.
+    const facts = (): DecisionFacts => ({
       decisionId,
       policyPath,
       input,
       destination,
       span,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
-      ...(requestedBy === undefined ? {} : { requestedBy }),
+      requestedBy,
     });
     let decision: Decision;
     try {

@@ -124,9 +124,9 @@ type OpaEval = (
 
 /**
  * Evaluates as opa-wasm's evaluate() does on ABI 1.2, without its per-call copies: the input
- * JSON is encoded straight into WASM memory at the heap pointer, and the result is found with
- * a native search for its terminating NUL and decoded by one shared decoder (opa-wasm builds
- * a TextEncoder and a TextDecoder per call and scans for the NUL byte by byte in JavaScript).
+ * JSON is written straight into WASM memory at the heap pointer, and the result is found with
+ * a native search for its terminating NUL and decoded in place (opa-wasm builds a TextEncoder
+ * and a TextDecoder per call and scans for the NUL byte by byte in JavaScript).
  * Undefined when the policy is not ABI 1.2 or opa-wasm's fields are not where they are
  * expected: evaluate() is used then.
  */
@@ -146,23 +146,28 @@ export function directEvaluation(
   )
     return undefined;
   const evaluate = opaEval as OpaEval;
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-  let bytes = new Uint8Array(mem.buffer);
-  // Growing the memory detaches the old buffer: the view is remade when that happened.
-  const view = (): Uint8Array => (bytes.buffer === mem.buffer ? bytes : (bytes = new Uint8Array(mem.buffer)));
+  let bytes = Buffer.from(mem.buffer);
+  // Growing the memory detaches the old buffer (its views then have length 0): the view is
+  // remade only then, so the hot path does not ask the memory for its buffer.
+  const view = (): Buffer => (bytes.length !== 0 ? bytes : (bytes = Buffer.from(mem.buffer)));
   return (inputJson, entrypoint) => {
     // setData moves both: read them per evaluation.
     const inputAddr = internals.dataHeapPtr as number;
     const dataAddr = internals.dataAddr as number;
-    const length = Buffer.byteLength(inputJson, 'utf8');
-    const short = inputAddr + length - mem.buffer.byteLength;
-    if (short > 0) mem.grow(Math.ceil(short / 65536));
-    const written = encoder.encodeInto(inputJson, view().subarray(inputAddr)).written;
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit: with that much room the text is written
+    // whole without measuring it first. Only when that room is missing is it measured exactly.
+    let out = view();
+    if (inputAddr + inputJson.length * 3 > out.length) {
+      const short = inputAddr + Buffer.byteLength(inputJson, 'utf8') - out.length;
+      if (short > 0) mem.grow(Math.ceil(short / 65536));
+      out = view();
+    }
+    const written = out.write(inputJson, inputAddr, 'utf8');
     const resultAddr = evaluate(0, entrypoint, dataAddr, inputAddr, written, inputAddr + written, 0);
-    const out = view();
+    // The evaluation may have grown the memory.
+    out = view();
     const end = out.indexOf(0, resultAddr);
-    return JSON.parse(decoder.decode(out.subarray(resultAddr, end < 0 ? out.length : end)));
+    return JSON.parse(out.toString('utf8', resultAddr, end < 0 ? out.length : end));
   };
 }
 

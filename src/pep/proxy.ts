@@ -107,7 +107,8 @@ export function rawRequestOf(req: IncomingMessage, context: RequestContext, id: 
     rawHeaders: req.rawHeaders,
     httpVersion: req.httpVersion,
     scheme: context.scheme,
-    ...(context.tunnelAuthority === undefined ? {} : { tunnelAuthority: context.tunnelAuthority }),
+    // Always present (undefined outside a tunnel): one object shape for every request.
+    tunnelAuthority: context.tunnelAuthority,
     source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
     destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
   };

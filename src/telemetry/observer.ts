@@ -29,8 +29,8 @@ export interface DecisionFacts {
   /** Seconds from asking the PDP to having an answer. */
   readonly seconds: number;
   readonly span: DecisionTrace;
-  /** The client address (OPA's requested_by). */
-  readonly requestedBy?: string;
+  /** The client address (OPA's requested_by); undefined when unknown. */
+  readonly requestedBy?: string | undefined;
 }
 
 /** An observer that records nothing (tools, tests). */
