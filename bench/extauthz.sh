@@ -36,7 +36,7 @@
 # to append one JSON line per measurement to), EXTAUTHZ_KEEP=1 (keep the work dir),
 # EXTAUTHZ_PROFILE_OUT (${TMPDIR:-/tmp}/tollgate-extauthz-profiles), EXTAUTHZ_NODE_FLAGS
 # (extra node flags for Tollgate, e.g. --max-semi-space-size=32), EXTAUTHZ_BARE_NODE_FLAGS (node
-# flags of the bare gRPC server; default --max-semi-space-size=8, Tollgate's shipped V8 default;
+# flags of the bare gRPC server; default --max-semi-space-size=8 --v8-pool-size=1, Tollgate's shipped V8 defaults;
 # empty: Node's own defaults), EXTAUTHZ_RPS (unset: closed
 # loop, as fast as the server answers; a number: ghz --rps, a fixed offered load for the
 # measurement, to compare latency below both servers' capacity), EXTAUTHZ_QUIET_MAX /
@@ -192,10 +192,12 @@ EOF
     bare-grpc)
       SERVER_PORT=$(free_port)
       METRICS_URL=
-      # With the V8 heap default bin/tollgate.js ships (EXTAUTHZ_BARE_NODE_FLAGS), so that the two
-      # differ only in what they do per Check.
+      # With the V8 defaults bin/tollgate.js ships (EXTAUTHZ_BARE_NODE_FLAGS) and V8's worker as
+      # nice as Tollgate's (runtime.backgroundThreadNice), so that the two differ only in what
+      # they do per Check.
       # shellcheck disable=SC2086 # a list of flags
-      start_bg "$SERVER_CPU" "$WORK/bare-grpc.out" env BARE_GRPC_PORT="$SERVER_PORT" "$NODE" ${EXTAUTHZ_BARE_NODE_FLAGS---max-semi-space-size=8} "$HERE/bare-grpc.mjs"
+      start_bg "$SERVER_CPU" "$WORK/bare-grpc.out" env BARE_GRPC_PORT="$SERVER_PORT" BARE_WORKER_NICE=10 "$NODE" \
+        ${EXTAUTHZ_BARE_NODE_FLAGS---max-semi-space-size=8 --v8-pool-size=1} "$HERE/bare-grpc.mjs"
       SERVER_PID=$LAST_PID
       ;;
     *) die "unknown server $name" ;;

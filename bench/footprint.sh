@@ -2,6 +2,8 @@
 # Footprint benchmark (`npm run bench -- footprint`): what a Tollgate sidecar costs beside
 # an agent, against the runtime's own limit for this design, in one run:
 #   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
+#   bare-tuned (only when asked) the bare forwarder with the V8 settings Tollgate ships
+#             (--max-semi-space-size=8 --v8-pool-size=1, V8's worker threads 10 nicer),
 #   bare-policy the same forwarder evaluating the same policy.wasm on the opa-envoy-plugin input
 #             document per request with opa-wasm's evaluate() (and nothing else Tollgate does):
 #             the limit for a forwarder that asks an OPA policy,
@@ -78,6 +80,13 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
+    bare-tuned)
+      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_WORKER_NICE=10 start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp \
+        --max-semi-space-size=8 --v8-pool-size=1 "$BENCH/bare-forwarder.mjs"
+      PID=$LAST_PID
+      wait_until 30 "bare forwarder (tuned)" grep -q '^listening ' "$out"
+      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      ;;
     bare-policy)
       [ -f "$WORK/bare-policy/policy.wasm" ] || die "no policy.wasm in ${BUNDLE:-the default bundle}"
       BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
@@ -106,7 +115,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ADMIN=http://127.0.0.1:$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ;;
-    *) die "unknown target $name (bare, bare-policy, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
+    *) die "unknown target $name (bare, bare-tuned, bare-policy, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
   esac
   wait_until 10 "$name answering 200" http_ok "http://127.0.0.1:$PORT$URL_PATH"
 }
@@ -186,6 +195,9 @@ for (const r of Object.values(rows)) {
   if (r !== b && b !== undefined) console.log(compare(r, b, 'bare forwarder'));
   // The same ratios against the forwarder that also evaluates the policy: what Tollgate adds to any OPA PEP.
   if (r.target.startsWith('tollgate') && bp !== undefined) console.log(compare(r, bp, 'bare forwarder + policy'));
+  // And against the forwarder run with the V8 settings Tollgate ships: a runtime setting is measured on both sides.
+  if (r.target.startsWith('tollgate') && rows['bare-tuned'] !== undefined)
+    console.log(compare(r, rows['bare-tuned'], 'bare forwarder with the same V8 settings'));
 }
 JS
 

@@ -2,9 +2,18 @@
 // Node 24 gRPC server on node:http2 that answers every Authorization/Check with one fixed
 // CheckResponse (status OK) and nothing else (no decoding, no policy, no metrics, no logging).
 // It reads the request to its end, as a server must, and answers HEADERS, DATA, trailers.
-// bench/extauthz.sh runs it with Tollgate's shipped V8 heap default (--max-semi-space-size=8).
+// bench/extauthz.sh runs it with Tollgate's shipped V8 defaults (--max-semi-space-size=8
+// --v8-pool-size=1) and, with BARE_WORKER_NICE=10, V8's worker thread as nice as Tollgate's.
 // Prints "listening <port>" once ready. Usage: BARE_GRPC_PORT=<port> node bench/extauthz/bare-grpc.mjs
 import http2 from 'node:http2';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+
+if (process.env.BARE_WORKER_NICE) {
+  for (const task of readdirSync('/proc/self/task'))
+    if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'V8Worker')
+      setPriority(Number(task), Math.min(19, getPriority(0) + Number(process.env.BARE_WORKER_NICE)));
+}
 
 // CheckResponse { status: {} }: field 1, length-delimited, empty; after gRPC's 5-byte prefix.
 const ANSWER = Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]);
