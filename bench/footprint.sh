@@ -36,7 +36,7 @@
 # the runtime's limit), with RSS also read 25 s after the load (at rest).
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
 # Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
-#      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; a heap flag replaces the V8 default) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
+#      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; each replaces the matching V8 default of bin/tollgate.js) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 VEGETA=$ROOT/.tools/bin/vegeta
