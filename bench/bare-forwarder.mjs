@@ -12,10 +12,10 @@
 // caller) it runs with the V8 settings Tollgate ships: V8's worker threads that much nicer.
 // Prints "listening <port>" once ready. Usage: node bench/bare-forwarder.mjs
 import { createServer } from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import './worker-nice.mjs';
 
 const upstream = process.env.BARE_UPSTREAM ?? '127.0.0.1:8080';
 const pool = new Pool(`http://${upstream}`, { keepAliveTimeout: 4_000, bodyTimeout: 0 });
@@ -84,11 +84,6 @@ const server = createServer((req, res) => {
       else res.destroy();
     });
 });
-if (process.env.BARE_WORKER_NICE) {
-  for (const task of readdirSync('/proc/self/task'))
-    if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'V8Worker')
-      setPriority(Number(task), Math.min(19, getPriority(0) + Number(process.env.BARE_WORKER_NICE)));
-}
 server.listen(Number(process.env.BARE_PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`listening ${server.address().port}\n`);
 });

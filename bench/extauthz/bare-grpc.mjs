@@ -6,14 +6,7 @@
 // --v8-pool-size=1) and, with BARE_WORKER_NICE=10, V8's worker thread as nice as Tollgate's.
 // Prints "listening <port>" once ready. Usage: BARE_GRPC_PORT=<port> node bench/extauthz/bare-grpc.mjs
 import http2 from 'node:http2';
-import { readdirSync, readFileSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
-
-if (process.env.BARE_WORKER_NICE) {
-  for (const task of readdirSync('/proc/self/task'))
-    if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'V8Worker')
-      setPriority(Number(task), Math.min(19, getPriority(0) + Number(process.env.BARE_WORKER_NICE)));
-}
+import '../worker-nice.mjs';
 
 // CheckResponse { status: {} }: field 1, length-delimited, empty; after gRPC's 5-byte prefix.
 const ANSWER = Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x00]);
