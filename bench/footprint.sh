@@ -64,11 +64,8 @@ if [ "${FOOTPRINT_EXTAUTHZ_LISTENER:-0}" != 1 ]; then
     "$WORK/tollgate.yaml" >"$WORK/tollgate.yaml.tmp" && mv "$WORK/tollgate.yaml.tmp" "$WORK/tollgate.yaml"
 fi
 [ -z "${TOLLGATE_EXTRA_YAML:-}" ] || printf '%s\n' "$TOLLGATE_EXTRA_YAML" >>"$WORK/tollgate.yaml"
-# The bare-policy peer's policy: the same bundle's policy.wasm and root data.json (a bundle with
-# data in subdirectories is not supported by this peer).
-mkdir -p "$WORK/bare-policy"
-tar -xzf "${BUNDLE:-$ROOT/policies/dist/bundle.tar.gz}" -C "$WORK/bare-policy" --no-same-owner 2>/dev/null
-[ -f "$WORK/bare-policy/data.json" ] || echo '{}' >"$WORK/bare-policy/data.json"
+# The bare-policy peer's policy: the same bundle's.
+extract_policy "$WORK/bare-policy"
 
 start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMIN (or "")
   local name=$1 out=$WORK/$1.out
@@ -89,7 +86,6 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
     bare-policy)
-      [ -f "$WORK/bare-policy/policy.wasm" ] || die "no policy.wasm in ${BUNDLE:-the default bundle}"
       BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
         start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
       PID=$LAST_PID

@@ -147,6 +147,16 @@ start_upstream() {
   wait_until 10 "upstream nginx on $UPSTREAM_PORT" http_ok "http://127.0.0.1:$UPSTREAM_PORT$1"
 }
 
+# extract_policy <dir>: the bundle select_bundle chose (the default one when BUNDLE is ""),
+# unpacked into <dir> for the bare-policy peer: its policy.wasm and its root data.json
+# ({} when it has none; data in subdirectories is not supported by that peer).
+extract_policy() {
+  mkdir -p "$1"
+  tar -xzf "${BUNDLE:-$ROOT/policies/dist/bundle.tar.gz}" -C "$1" --no-same-owner 2>/dev/null
+  [ -f "$1/policy.wasm" ] || die "no policy.wasm in ${BUNDLE:-the default bundle}"
+  [ -f "$1/data.json" ] || echo '{}' >"$1/data.json"
+}
+
 # select_bundle <choice>: sets BUNDLE (config value; "" = embedded default) and
 # BUNDLE_DESC. choice: auto | default | seed | allow-all | allow-list | <path to a bundle>.
 #   default:   policies/dist/bundle.tar.gz, the committed default bundle.

@@ -55,9 +55,7 @@ case $TARGET in
     ;;
   bare | bare-policy)
     if [ "$TARGET" = bare-policy ]; then
-      mkdir -p "$WORK/bare-policy"
-      tar -xzf "${BUNDLE:-$ROOT/policies/dist/bundle.tar.gz}" -C "$WORK/bare-policy" --no-same-owner 2>/dev/null
-      [ -f "$WORK/bare-policy/data.json" ] || echo '{}' >"$WORK/bare-policy/data.json"
+      extract_policy "$WORK/bare-policy"
       export BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json
     fi
     BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$WORK/bare.out" "$NODE" "${PROF_FLAGS[@]}" "$BENCH/bare-forwarder.mjs"
@@ -86,7 +84,7 @@ if [ "$TOOL" = perf ]; then
   requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$WORK/wrk.txt")
   mkdir -p "$OUT"
   out=$OUT/$TARGET-$(date -u +%Y%m%dT%H%M%SZ).perf
-  # perf report needs the JIT map while the names are resolved: copy it beside the profile's pid.
+  # The JIT names stay in /tmp/perf-<pid>.map, where perf report looks for them.
   cp "$WORK/prof/$TARGET.perf" "$out"
   printf '{"target":"%s","requests":%d,"frequency":%d}\n' "$TARGET" "$requests" "${BENCH_PERF_FREQ:-2999}" >"$out.json"
   "$NODE" "$BENCH/perf-report.mjs" "$out" "${BENCH_PROFILE_TOP:-25}"
