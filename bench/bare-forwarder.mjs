@@ -8,8 +8,8 @@
 // path and query, version, the agent of BARE_AGENT_ROLE), evaluates BARE_ENTRYPOINT with
 // opa-wasm's own evaluate() and answers 403 unless the result allows; still no
 // normalisation, identity, telemetry or logging.
-// With BARE_WORKER_NICE (and node's --v8-pool-size=1, --max-semi-space-size=8 given by the
-// caller) it runs with the V8 settings Tollgate ships: V8's worker threads that much nicer.
+// With BARE_WORKER_NICE (and the node flags of bin/node-defaults.js given by the caller) it
+// runs with the V8 settings Tollgate ships: V8's worker threads that much nicer.
 // Prints "listening <port>" once ready. Usage: node bench/bare-forwarder.mjs
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';

@@ -36,7 +36,7 @@
 # to append one JSON line per measurement to), EXTAUTHZ_KEEP=1 (keep the work dir),
 # EXTAUTHZ_PROFILE_OUT (${TMPDIR:-/tmp}/tollgate-extauthz-profiles), EXTAUTHZ_NODE_FLAGS
 # (extra node flags for Tollgate, e.g. --max-semi-space-size=32), EXTAUTHZ_BARE_NODE_FLAGS (node
-# flags of the bare gRPC server; default --max-semi-space-size=8 --v8-pool-size=1, Tollgate's shipped V8 defaults;
+# flags of the bare gRPC server; default Tollgate's shipped V8 defaults, bin/node-defaults.js;
 # empty: Node's own defaults), EXTAUTHZ_RPS (unset: closed
 # loop, as fast as the server answers; a number: ghz --rps, a fixed offered load for the
 # measurement, to compare latency below both servers' capacity), EXTAUTHZ_QUIET_MAX /
@@ -177,13 +177,15 @@ EOF
         sleep 0.1
       done
       SERVER_PORT=$(sed -n 's/.*ext_authz 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/tollgate.out" | head -1)
-      METRICS_URL=http://127.0.0.1:$(sed -n 's|.*admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/tollgate.out" | head -1)/metrics
+      ADMIN_URL=http://127.0.0.1:$(sed -n 's|.*admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$WORK/tollgate.out" | head -1)
+      METRICS_URL=$ADMIN_URL/metrics
       ;;
     opa-envoy-plugin)
       SERVER_PORT=$(free_port)
       local http_port
       http_port=$(free_port)
       METRICS_URL=http://127.0.0.1:$http_port/metrics
+      ADMIN_URL=
       start_bg "$SERVER_CPU" "$WORK/opa-envoy.out" "$OPA_ENVOY" run --server "--addr=127.0.0.1:$http_port" --log-level=error \
         "--set=plugins.envoy_ext_authz_grpc.addr=127.0.0.1:$SERVER_PORT" "--set=plugins.envoy_ext_authz_grpc.path=$ENTRY" \
         --set=decision_logs.console=false "${POLICY_FILES[@]}"
@@ -192,12 +194,13 @@ EOF
     bare-grpc)
       SERVER_PORT=$(free_port)
       METRICS_URL=
+      ADMIN_URL=
       # With the V8 defaults bin/tollgate.js ships (EXTAUTHZ_BARE_NODE_FLAGS) and V8's worker as
       # nice as Tollgate's (runtime.backgroundThreadNice), so that the two differ only in what
       # they do per Check.
       # shellcheck disable=SC2086 # a list of flags
       start_bg "$SERVER_CPU" "$WORK/bare-grpc.out" env BARE_GRPC_PORT="$SERVER_PORT" BARE_WORKER_NICE=10 "$NODE" \
-        ${EXTAUTHZ_BARE_NODE_FLAGS---max-semi-space-size=8 --v8-pool-size=1} "$HERE/bare-grpc.mjs"
+        ${EXTAUTHZ_BARE_NODE_FLAGS-$("$NODE" "$ROOT/bin/node-defaults.js")} "$HERE/bare-grpc.mjs"
       SERVER_PID=$LAST_PID
       ;;
     *) die "unknown server $name" ;;
@@ -222,6 +225,23 @@ heap_json() {
     /^go_memstats_heap_inuse_bytes / {f["heapUsedKb"] = $2}
     /^go_memstats_heap_sys_bytes / {f["heapTotalKb"] = $2}
     END {s = ""; for (k in f) s = s sprintf("%s\"%s\":%d", s == "" ? "" : ",", k, f[k] / 1024); print "{" s "}"}'
+}
+
+# Where Tollgate's memory is (its admin GET /debug/memory, MiB): anonymous and file-backed
+# RSS, the V8 heap and its spaces of 0.5 MiB or more, code, ArrayBuffers (WASM memory, Buffers);
+# "{}" for the other servers.
+memory_json() {
+  [ -n "${ADMIN_URL:-}" ] || { echo '{}'; return; }
+  curl -s --max-time 5 "$ADMIN_URL/debug/memory" 2>/dev/null | "$NODE" -e '
+    let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => {
+      try {
+        const m = JSON.parse(s), mb = (kb) => Math.round((kb ?? 0) / 102.4) / 10;
+        const spaces = {};
+        for (const [name, v] of Object.entries(m.spaces ?? {})) if (v.sizeKb >= 512) spaces[name.replace(/_space$/, "")] = mb(v.sizeKb);
+        process.stdout.write(JSON.stringify({ anonMb: mb(m.rssAnonKb), fileMb: mb(m.rssFileKb), heapTotalMb: mb(m.heapTotalKb),
+          heapUsedMb: mb(m.heapUsedKb), spaces, codeMb: mb(m.codeKb), arrayBuffersMb: mb(m.arrayBuffersKb), mallocedMb: mb(m.mallocedKb) }));
+      } catch { process.stdout.write("{}"); }
+    });' || echo '{}'
 }
 
 grpc_check() { # grpc_check <port> <json>: one Check with grpcurl (Envoy's own .proto files)
@@ -252,7 +272,7 @@ ghz_run() { # ghz_run <port> <json out> <time out> <ghz load args...>
 }
 
 measure() { # measure <server> <round>: one full measurement; appends a JSON line to $WORK/results.jsonl
-  local name=$1 round=$2 load rss_idle rss_warm rss_end hwm heap t0 t1 b0 b1
+  local name=$1 round=$2 load rss_idle rss_warm rss_end hwm heap memory t0 t1 b0 b1
   start_server "$name"
   rss_idle=$(status_kb "$SERVER_PID" VmRSS)
   # The bare gRPC server decides nothing: only the two deciding servers are compared.
@@ -271,6 +291,7 @@ measure() { # measure <server> <round>: one full measurement; appends a JSON lin
   rss_end=$(status_kb "$SERVER_PID" VmRSS)
   hwm=$(status_kb "$SERVER_PID" VmHWM)
   heap=$(heap_json)
+  memory=$(memory_json)
   # At rest after the load: RSS once the server has been quiet for EXTAUTHZ_REST_S seconds
   # (0: not measured), what a sidecar keeps between bursts.
   local rss_rest=0
@@ -279,7 +300,7 @@ measure() { # measure <server> <round>: one full measurement; appends a JSON lin
     rss_rest=$(status_kb "$SERVER_PID" VmRSS)
   fi
   "$NODE" "$HERE/ghz-summary.mjs" "$WORK/run.json" "$WORK/run.time" \
-    "{\"heap\":$heap,\"run\":\"$RUN_ID\",\"agentIn\":\"$AGENT_IN\",\"pin\":$PIN,\"c\":$C,\"rpsTarget\":\"$RPS\",\"nodeFlags\":\"${EXTAUTHZ_NODE_FLAGS:-}\",\"server\":\"$name\",\"round\":$round,\"rssIdleKb\":$rss_idle,\"rssWarmKb\":$rss_warm,\"rssEndKb\":$rss_end,\"rssRestKb\":$rss_rest,\"hwmKb\":$hwm,\"serverCpuS\":$(((t1 - t0) * 1000 / TICK))e-3,\"machineBusyS\":$(((b1 - b0) * 1000 / TICK))e-3}" \
+    "{\"heap\":$heap,\"memoryAfterLoad\":$memory,\"run\":\"$RUN_ID\",\"agentIn\":\"$AGENT_IN\",\"pin\":$PIN,\"c\":$C,\"rpsTarget\":\"$RPS\",\"nodeFlags\":\"${EXTAUTHZ_NODE_FLAGS:-}\",\"server\":\"$name\",\"round\":$round,\"rssIdleKb\":$rss_idle,\"rssWarmKb\":$rss_warm,\"rssEndKb\":$rss_end,\"rssRestKb\":$rss_rest,\"hwmKb\":$hwm,\"serverCpuS\":$(((t1 - t0) * 1000 / TICK))e-3,\"machineBusyS\":$(((b1 - b0) * 1000 / TICK))e-3}" \
     | tee -a "$WORK/results.jsonl" >&2
   log "$name: RSS idle $((rss_idle / 1024)) MiB, after warm-up $((rss_warm / 1024)) MiB, at the end $((rss_end / 1024)) MiB"
   stop_pid "$SERVER_PID" TERM

@@ -3,7 +3,7 @@
 # an agent, against the runtime's own limit for this design, in one run:
 #   bare      bench/bare-forwarder.mjs: Node 24 http.createServer + an undici Pool, no policy,
 #   bare-tuned (only when asked) the bare forwarder with the V8 settings Tollgate ships
-#             (--max-semi-space-size=8 --v8-pool-size=1, V8's worker threads 10 nicer),
+#             (bin/node-defaults.js, V8's worker threads 10 nicer),
 #   bare-policy the same forwarder evaluating the same policy.wasm on the opa-envoy-plugin input
 #             document per request with opa-wasm's evaluate() (and nothing else Tollgate does):
 #             the limit for a forwarder that asks an OPA policy,
@@ -79,8 +79,9 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
     bare-tuned)
+      # shellcheck disable=SC2046 # a list of flags
       BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_WORKER_NICE=10 start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp \
-        --max-semi-space-size=8 --v8-pool-size=1 "$BENCH/bare-forwarder.mjs"
+        $("$NODE" "$ROOT/bin/node-defaults.js") "$BENCH/bare-forwarder.mjs"
       PID=$LAST_PID
       wait_until 30 "bare forwarder (tuned)" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)

@@ -8,20 +8,10 @@ if (major < 24) {
   process.exit(1);
 }
 
-// V8 settings for a sidecar, applied to `tollgate run` unless the operator chose their own
-// (in NODE_OPTIONS or node's own flags; each flag on its own) or set TOLLGATE_NODE_DEFAULTS=0.
-// Node 24 lets the young generation grow to 64 MB per semi-space, committed soon after start.
-// 8 MB keeps idle and loaded RSS lower while a request's garbage still dies young: at 2 MB a
-// request in flight outlives its scavenge 5x as often, is promoted and grows the old space.
-// One V8 worker thread instead of four: a sidecar has a CPU or less, and four workers busy
-// at once (concurrent marking, optimising compilation) took four fifths of it from request
-// handling; the one left runs nicer than the main thread (runtime.backgroundThreadNice).
-// (README "Performance".) V8 reads these only at start, so the process re-executes itself
-// with them (execve: same pid, no parent process left behind).
-const NODE_DEFAULTS = ['--max-semi-space-size=8', '--v8-pool-size=1'];
-const chosen = (flag) =>
-  process.execArgv.some((a) => a.startsWith(flag)) || (process.env.NODE_OPTIONS ?? '').includes(flag);
-const defaults = NODE_DEFAULTS.filter((flag) => !chosen(flag.split('=')[0]));
+// V8 settings for a sidecar (bin/node-defaults.js). V8 reads them only at start, so the process
+// re-executes itself with them (execve: same pid, no parent process left behind).
+import { missingDefaults } from './node-defaults.js';
+const defaults = missingDefaults(process.execArgv, process.env.NODE_OPTIONS);
 if (
   process.argv[2] === 'run' &&
   process.env.TOLLGATE_NODE_DEFAULTS !== '0' &&

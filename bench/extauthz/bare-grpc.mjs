@@ -2,8 +2,8 @@
 // Node 24 gRPC server on node:http2 that answers every Authorization/Check with one fixed
 // CheckResponse (status OK) and nothing else (no decoding, no policy, no metrics, no logging).
 // It reads the request to its end, as a server must, and answers HEADERS, DATA, trailers.
-// bench/extauthz.sh runs it with Tollgate's shipped V8 defaults (--max-semi-space-size=8
-// --v8-pool-size=1) and, with BARE_WORKER_NICE=10, V8's worker thread as nice as Tollgate's.
+// bench/extauthz.sh runs it with Tollgate's shipped V8 defaults (bin/node-defaults.js) and,
+// with BARE_WORKER_NICE=10, V8's worker thread as nice as Tollgate's.
 // Prints "listening <port>" once ready. Usage: BARE_GRPC_PORT=<port> node bench/extauthz/bare-grpc.mjs
 import http2 from 'node:http2';
 import '../worker-nice.mjs';
