@@ -14,6 +14,9 @@
 # thread, kernel and V8 internals included; V8's profiler charges native and microtask time to
 # the last JavaScript frame it saw) and prints CPU µs per request by area and by symbol
 # (perf-report.mjs); `node bench/perf-report.mjs A.perf B.perf` compares two such profiles.
+# BENCH_PROFILE_TOOL=tick records V8's tick profiler (node --prof) and prints node --prof-process's
+# bottom-up profile: each V8 runtime and builtin function with the JavaScript functions that
+# called it, which perf cannot see through JIT frames.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -42,7 +45,8 @@ case $TOOL in
     # Names for JIT-compiled JavaScript and WebAssembly, written to /tmp/perf-<pid>.map.
     PROF_FLAGS=(--perf-basic-prof-only-functions)
     ;;
-  *) die "BENCH_PROFILE_TOOL must be v8 or perf" ;;
+  tick) PROF_FLAGS=(--prof "--logfile=$WORK/prof/v8.log" --no-logfile-per-isolate) ;;
+  *) die "BENCH_PROFILE_TOOL must be v8, perf or tick" ;;
 esac
 select_bundle "${BENCH_BUNDLE:-auto}"
 case $TARGET in
@@ -73,7 +77,8 @@ export BENCH_ABSOLUTE_URL=http://payments.internal$URL_PATH BENCH_HOST=payments.
 loadgen wrk -t 1 -c "$CONNS" -d "${WARMUP}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" >/dev/null
 if [ "$TOOL" = perf ]; then
   # perf samples exactly the measured run: started before wrk, stopped once wrk is done.
-  perf record -F "${BENCH_PERF_FREQ:-2999}" -p "$TOLLGATE_PID" -o "$WORK/prof/$TARGET.perf" 2>"$WORK/perf.log" &
+  # shellcheck disable=SC2086 # BENCH_PERF_ARGS: a list of perf record options (e.g. --call-graph dwarf)
+  perf record -F "${BENCH_PERF_FREQ:-2999}" ${BENCH_PERF_ARGS:-} -p "$TOLLGATE_PID" -o "$WORK/prof/$TARGET.perf" 2>"$WORK/perf.log" &
   perf_pid=$!
   wait_until 10 "perf record to start" test -s "$WORK/prof/$TARGET.perf"
 fi
@@ -93,6 +98,19 @@ if [ "$TOOL" = perf ]; then
   exit 0
 fi
 stop_pid "$TOLLGATE_PID" "$STOP_SIGNAL"
+
+if [ "$TOOL" = tick ]; then
+  [ -s "$WORK/prof/v8.log" ] || die "no V8 log written (output: $(cat "$WORK"/*.out))"
+  mkdir -p "$OUT"
+  out=$OUT/$TARGET-$(date -u +%Y%m%dT%H%M%SZ).v8.log
+  cp "$WORK/prof/v8.log" "$out"
+  "$NODE" --prof-process "$out" 2>/dev/null >"$out.txt"
+  # The summary, then the bottom-up profile's first BENCH_PROFILE_TOP (60) lines.
+  sed -n '/ \[Summary\]:/,/^$/p' "$out.txt"
+  sed -n '/ \[Bottom up (heavy) profile\]:/,$p' "$out.txt" | head -n "${BENCH_PROFILE_TOP:-60}"
+  log "profile written: $out (processed: $out.txt)"
+  exit 0
+fi
 
 profile=$(ls "$WORK"/prof/*.cpuprofile 2>/dev/null | head -1)
 [ -n "$profile" ] && [ -s "$profile" ] || die "Tollgate exited without writing a .cpuprofile (output: $(cat "$WORK/tollgate.out"))"

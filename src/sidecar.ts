@@ -31,6 +31,7 @@ import { createPinStore, type PinStore } from './mcp/pins.ts';
 import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
 import { lowerBackgroundPriority } from './runtime/thread-priority.ts';
 import { createIdleCollector } from './runtime/idle-collect.ts';
+import { keepTickEntryShape } from './runtime/tick-shape.ts';
 
 /** The embedded default bundle, built from policies/ and committed. */
 export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar.gz', import.meta.url));
@@ -376,6 +377,8 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     closers.push(() => admin.close());
     state.adminListening(adminAddress);
     own(adminAddress);
+    // Before any full collection, so that nextTick's entries keep one shape (runtime/tick-shape.ts).
+    keepTickEntryShape();
     // Start-up garbage (config, bundle, module loading) is gone before the first request.
     idle.collectNow();
     const background = lowerBackgroundPriority(config.runtime.backgroundThreadNice);
