@@ -7,8 +7,9 @@
  * main thread and every busy worker, and requests queue behind them for tens to hundreds of
  * milliseconds (bench/RESULTS.md, "Footprint"). Made nicer, the workers still get the CPU
  * the main thread leaves idle, which at a sidecar's load is most of it. Under sustained
- * saturation they mark slower, so the heap peaks higher before a collection completes
- * (measured: ~45 MB more under a closed-loop ext_authz load with one worker).
+ * saturation they mark and compile slower, so the heap peaks higher before a collection
+ * completes; what waited for them longest, finished Maglev compilations holding their
+ * compiler memory, the main thread frees itself (bin/node-defaults.js).
  *
  * Linux only: a thread's nice value is set with setpriority(PRIO_PROCESS, tid), which Node's
  * os.setPriority calls; raising it needs no privilege. libuv's threads (file system, DNS) are
