@@ -14,6 +14,8 @@
 // itself. Left to the one nicer worker, finished compilations queue behind it while requests
 // keep the CPU busy, each holding its compiler memory: ~75 MB of C heap at the first seconds of
 // load, which glibc keeps afterwards.
+import { pathToFileURL } from 'node:url';
+
 export const NODE_DEFAULTS = ['--max-semi-space-size=8', '--v8-pool-size=1', '--no-maglev-destroy-on-background'];
 
 /** A V8 flag's name without its dashes, `no-` and value (`--no-foo_bar=1` → `foo-bar`). */
@@ -34,4 +36,5 @@ export function missingDefaults(execArgv, nodeOptions = '') {
 }
 
 // `node bin/node-defaults.js` prints the list, for scripts (the benchmarks' bare peers).
-if (import.meta.url === `file://${process.argv[1]}`) process.stdout.write(`${NODE_DEFAULTS.join(' ')}\n`);
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  process.stdout.write(`${NODE_DEFAULTS.join(' ')}\n`);
