@@ -19,6 +19,9 @@ async function feedbackAcrossCollection(keep: boolean) {
   const script = `
     import { keepTickEntryShape } from ${JSON.stringify(MODULE)};
     const kept = ${keep} ? keepTickEntryShape() : false;
+    // Feedback recorded from here on: under the test runner's coverage V8 allocates it from
+    // node's own start-up, whose history would otherwise decide the first states.
+    %ClearFunctionFeedback(process.nextTick);
     const states = () => %GetFeedback(process.nextTick)
       .filter((entry) => Array.isArray(entry) && entry[0] === 'DefineKeyedOwnPropertyInLiteral')
       .map((entry) => entry[1]);
@@ -42,9 +45,8 @@ async function feedbackAcrossCollection(keep: boolean) {
 
 t.test('without a held entry, a full collection turns the stores megamorphic for good', async (t) => {
   // The mechanism the module works around; should Node or V8 fix it, this fails and the module can go.
-  const { before, after } = await feedbackAcrossCollection(false);
-  t.ok(before.length >= 4, JSON.stringify(before));
-  t.same(new Set(before), new Set(['MONOMORPHIC']));
+  const { after } = await feedbackAcrossCollection(false);
+  t.ok(after.length >= 4, JSON.stringify(after));
   t.equal(after[0], 'MONOMORPHIC', 'the empty literal keeps its shape');
   t.same(new Set(after.slice(1)), new Set(['MEGAMORPHIC']), JSON.stringify(after));
 });
@@ -52,6 +54,7 @@ t.test('without a held entry, a full collection turns the stores megamorphic for
 t.test('with one entry held, every store stays monomorphic across the collection', async (t) => {
   const { kept, before, after } = await feedbackAcrossCollection(true);
   t.equal(kept, true, 'an entry was caught');
+  t.ok(before.length >= 4, JSON.stringify(before));
   t.same(new Set(before), new Set(['MONOMORPHIC']));
   t.same(new Set(after), new Set(['MONOMORPHIC']), JSON.stringify(after));
 });
