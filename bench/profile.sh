@@ -48,7 +48,9 @@ case $TOOL in
   tick) PROF_FLAGS=(--prof "--logfile=$WORK/prof/v8.log" --no-logfile-per-isolate) ;;
   *) die "BENCH_PROFILE_TOOL must be v8, perf or tick" ;;
 esac
-select_bundle "${BENCH_BUNDLE:-auto}"
+# The footprint benchmark's allow-list by default, so that a profile of Tollgate and one of the
+# bare-policy forwarder evaluate the same policy on the same request (and both answer 200).
+select_bundle "${BENCH_BUNDLE:-allow-list}"
 case $TARGET in
   tollgate)
     start_tollgate "$UPSTREAM_PORT" "${PROF_FLAGS[@]}"
@@ -66,7 +68,9 @@ case $TARGET in
     TOLLGATE_PID=$LAST_PID
     wait_until 30 "bare forwarder" grep -q '^listening ' "$WORK/bare.out"
     TOLLGATE_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$WORK/bare.out" | head -1)
-    log "profiling the $TARGET forwarder under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
+    status=$(curl -s -o "$WORK/curl-body" -w '%{http_code}' -H 'Host: payments.internal' "http://127.0.0.1:$TOLLGATE_PORT$URL_PATH")
+    [ "$status" = 200 ] || die "the $TARGET forwarder answers $status with '$BUNDLE_DESC': $(cat "$WORK/curl-body")"
+    log "profiling the $TARGET forwarder ($BUNDLE_DESC) under wrk -c $CONNS for ${WARMUP}s + ${DURATION}s"
     STOP_SIGNAL=TERM
     ;;
   *) die "BENCH_PROFILE_TARGET must be tollgate, bare or bare-policy" ;;
@@ -83,6 +87,8 @@ if [ "$TOOL" = perf ]; then
   wait_until 10 "perf record to start" test -s "$WORK/prof/$TARGET.perf"
 fi
 loadgen wrk -t 1 -c "$CONNS" -d "${DURATION}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$TOLLGATE_PORT" | grep '^BENCH' | tee "$WORK/wrk.txt" >&2
+# A profile of answers that are not 2xx (a policy that denies, a dead upstream) is of another path.
+grep -q ' status_err=0 ' "$WORK/wrk.txt" || die "wrk counted answers that are not 2xx: $(cat "$WORK/wrk.txt")"
 if [ "$TOOL" = perf ]; then
   kill -INT "$perf_pid"
   wait "$perf_pid" || true
