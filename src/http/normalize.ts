@@ -29,6 +29,8 @@ export interface CanonicalRequest {
   /** Lowercase header names; repeated headers joined as Envoy does. Hop-by-hop removed. */
   readonly headers: Record<string, string>;
   readonly protocol: string;
+  /** Transfer-Encoding: chunked was sent (the only transfer coding accepted); the header itself is hop-by-hop. */
+  readonly chunked: boolean;
   readonly source: { readonly address: string; readonly port: number };
   readonly destination: { readonly address: string; readonly port: number };
 }
@@ -90,19 +92,36 @@ export interface NormalizeOptions {
 
 /** Turns a raw request into the canonical request, or throws TG_ERR_BAD_REQUEST / TG_ERR_AMBIGUOUS_TARGET. */
 export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}): CanonicalRequest {
+  // Hop-by-hop headers never enter the map: a `delete` would turn it into a dictionary, and every
+  // later read, copy and JSON.stringify of it (policy input, upstream headers) would be slower.
   const headers: Record<string, string> = {};
   const hostValues: string[] = [];
   const raws = raw.rawHeaders;
   let connection = '';
+  let transferEncoding: string | undefined;
+  let proxyAuthorization = false;
   for (let i = 0; i < raws.length; i += 2) {
     const name = raws[i]!.toLowerCase();
-    // Only Envoy sets it, on the ext_authz door: from an agent it would mark a whole body as partial.
-    if (name === 'x-envoy-auth-partial-body') continue;
     const value = raws[i + 1]!;
+    if (isHopByHop(name)) {
+      if (name === 'connection') connection += `${connection ? ',' : ''}${value}`;
+      else if (name === 'transfer-encoding') {
+        if (transferEncoding !== undefined) throw bad('duplicate transfer-encoding header');
+        transferEncoding = value;
+      } else if (name === 'proxy-authorization') {
+        if (proxyAuthorization) throw bad('duplicate proxy-authorization header');
+        proxyAuthorization = true;
+      }
+      continue;
+    }
+    // Only Envoy sets it, on the ext_authz door: from an agent it would mark a whole body as partial.
+    // Tollgate answers "Expect: 100-continue" itself (as Envoy does), so it is not forwarded.
+    if (name === 'x-envoy-auth-partial-body' || name === 'expect') continue;
     if (name === 'host') hostValues.push(value);
-    if (name === 'connection') connection += `${connection ? ',' : ''}${value}`;
+    // Only a string is a prior value: a header named like a member of Object.prototype
+    // ("constructor") has none to be joined with.
     const prior = headers[name];
-    if (prior === undefined) {
+    if (typeof prior !== 'string') {
       headers[name] = value;
     } else {
       if (SINGLETON_HEADERS.has(name)) throw bad(`duplicate ${name} header`);
@@ -114,7 +133,6 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
   // RFC 9112 §6.1: chunked is the only transfer coding Tollgate (and most tools) decode;
   // a list such as "identity, chunked" or "gzip, chunked" frames the body one way here and
   // may frame it another way in the tool, so it is refused (501, as Envoy answers).
-  const transferEncoding = headers['transfer-encoding'];
   if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
     throw new TollgateError(
       'TG_ERR_UNSUPPORTED',
@@ -164,14 +182,18 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
     }
   }
   const finalAuthority = formatAuthority(host, port, scheme);
-  // RFC 9110 §7.6.1: drop hop-by-hop headers and those named in Connection.
+  // RFC 9110 §7.6.1: the headers named in Connection are hop-by-hop too. Usually it names none
+  // that are not hop-by-hop by definition ("keep-alive", "close"): then the map is kept as read.
   const named = connectionTokens(connection);
-  for (const name of Object.keys(headers)) {
-    if (isHopByHop(name) || named.has(name)) delete headers[name];
+  let forwarded = headers;
+  for (const name of named) {
+    if (name !== 'host' && Object.hasOwn(headers, name)) {
+      forwarded = {};
+      for (const key of Object.keys(headers)) if (key === 'host' || !named.has(key)) forwarded[key] = headers[key]!;
+      break;
+    }
   }
-  // Tollgate answers "Expect: 100-continue" itself (as Envoy does), so it is not forwarded.
-  delete headers.expect;
-  headers.host = finalAuthority;
+  forwarded.host = finalAuthority;
 
   return {
     id: raw.id,
@@ -181,8 +203,9 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
     port,
     authority: finalAuthority,
     path,
-    headers,
+    headers: forwarded,
     protocol: `HTTP/${raw.httpVersion}`,
+    chunked: transferEncoding !== undefined,
     source: raw.source,
     destination: raw.destination,
   };

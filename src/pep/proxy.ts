@@ -4,7 +4,7 @@
  * or forwards exactly what was decided on and streams the answer back.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { newUuid } from '../runtime/uuid.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -117,10 +117,13 @@ export function rawRequestOf(req: IncomingMessage, context: RequestContext, id: 
 /** The body of a request that has none (shared: never mutated). */
 const NO_BODY: BodyHead = Object.freeze({ chunks: [], bytes: Buffer.alloc(0), truncated: false });
 
-/** RFC 9112 §6.3: without Transfer-Encoding and with no (or a zero) Content-Length there is no body. */
-function hasNoBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
+/**
+ * RFC 9112 §6.3: without Transfer-Encoding and with no (or a zero) Content-Length there is no body.
+ * Read from the canonical request: Node's req.headers would build a second header map per request.
+ */
+function hasNoBody(request: CanonicalRequest): boolean {
+  const length = request.headers['content-length'];
+  return !request.chunked && (length === undefined || length === '0');
 }
 
 /** What an exchange carries for the head and error hooks (one object per forwarded request). */
@@ -158,7 +161,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
   const pathOptions = { pathNormalization: config.proxy.pathNormalization } as const;
 
   async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
-    const requestId = randomUUID();
+    const requestId = newUuid();
     let request: CanonicalRequest;
     try {
       request = normalizeRequest(rawRequestOf(req, context, requestId), pathOptions);
@@ -174,7 +177,7 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
 
     let head: BodyHead;
     try {
-      head = hasNoBody(req) ? NO_BODY : await bufferBody(req, config.proxy.maxRequestBytes);
+      head = hasNoBody(request) ? NO_BODY : await bufferBody(req, config.proxy.maxRequestBytes);
     } catch (err) {
       log.debug({ err }, 'request body could not be read');
       res.destroy();
