@@ -8,7 +8,7 @@
  * protocol (HTTP response, raw socket reply, CheckResponse). Copied per door, these
  * steps drift; here they are written once.
  */
-import { randomUUID } from 'node:crypto';
+import { newUuid } from '../runtime/uuid.ts';
 import type { Logger } from 'pino';
 import { wrapError, type TollgateError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
@@ -172,7 +172,7 @@ export function createDecisionStep(options: DecisionStepOptions): DecisionStep {
 
   async function decide(request: DecisionRequest, door: Door): Promise<Verdict> {
     activity?.();
-    const decisionId = randomUUID();
+    const decisionId = newUuid();
     let agent = configuredAgent;
     let tokenRemoved = false;
     let input: PolicyInput;

@@ -5,7 +5,7 @@
  * step, the per-destination mode, a bounded peek at the agent's first bytes and
  * their classification (TLS, HTTP or opaque), and the byte relay.
  */
-import { randomUUID } from 'node:crypto';
+import { newUuid } from '../runtime/uuid.ts';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -143,7 +143,7 @@ export async function decideTunnel(
   },
 ): Promise<TunnelVerdict> {
   const checkRequest = tunnelCheckRequest({
-    id: randomUUID(),
+    id: newUuid(),
     authority: options.authority,
     headers: options.headers,
     source: options.source,

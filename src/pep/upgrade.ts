@@ -5,7 +5,7 @@
  * restored, and once the upstream answers 101 the bytes are relayed both ways.
  * Anything but 101 is passed back as an ordinary answer and the connection closed.
  */
-import { randomUUID } from 'node:crypto';
+import { newUuid } from '../runtime/uuid.ts';
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -84,7 +84,7 @@ export function createUpgradeHandler(options: UpgradeOptions): UpgradeHandler {
     const upgrade = req.headers.upgrade!;
     let request: CanonicalRequest;
     try {
-      request = normalizeRequest(rawRequestOf(req, context, randomUUID()), pathOptions);
+      request = normalizeRequest(rawRequestOf(req, context, newUuid()), pathOptions);
     } catch (err) {
       writeReply(socket, errorReply(wrapError('TG_ERR_BAD_REQUEST', 'bad upgrade request', err)));
       return;

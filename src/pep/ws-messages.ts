@@ -11,6 +11,7 @@
  * tool's frames flow back untouched; Tollgate's own frames are written only between them.
  */
 import { randomUUID } from 'node:crypto';
+import { newUuid } from '../runtime/uuid.ts';
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -212,7 +213,7 @@ export function relayMessages(
       ? { bytes: payload.subarray(0, options.bodyLimit), truncated: payload.length > options.bodyLimit }
       : { bytes: Buffer.alloc(0), truncated: false };
     // A fresh copy per message: the step strips the agent token from the headers it is given.
-    const request = { ...options.request, id: randomUUID(), headers: { ...options.headers } };
+    const request = { ...options.request, id: newUuid(), headers: { ...options.headers } };
     const verdict = await options.step.decide(
       {
         request,
