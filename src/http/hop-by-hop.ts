@@ -44,8 +44,10 @@ export function stripHopByHopResponse(
   const connection = headers.connection;
   const named = connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+  // for-in rather than Object.entries: no array of pairs per response.
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || !Object.hasOwn(headers, name) || HOP_BY_HOP.has(name) || named.has(name)) continue;
     out[name] = value;
   }
   return out;

@@ -92,8 +92,8 @@ export function decisionMeta(
   input: PolicyInput,
   destination: string,
 ): DecisionMeta {
-  const mcp = mcpSpanFacts(input);
-  return { decisionId, policyPath, agent: input.agent, destination, input, ...(mcp === undefined ? {} : { mcp }) };
+  // One object shape for every decision (no conditional spread).
+  return { decisionId, policyPath, agent: input.agent, destination, input, mcp: mcpSpanFacts(input) };
 }
 
 /** Records a decision the PDP made: span, metric, decision log. */

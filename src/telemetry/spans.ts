@@ -155,7 +155,7 @@ export interface DecisionMeta {
   readonly decisionId: string;
   readonly policyPath: string;
   readonly agent?: { readonly id: string; readonly role: string };
-  readonly mcp?: McpSpanFacts;
+  readonly mcp?: McpSpanFacts | undefined;
   /** host:port the call is for. */
   readonly destination?: string;
   /** The policy input; recorded only when recordInput is on. */

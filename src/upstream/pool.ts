@@ -56,6 +56,9 @@ interface Entry {
   readonly pool: Pool;
   /** performance.now() of the last pool() call for this origin. */
   used: number;
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly port: number;
 }
 
 /** True when the pool has no request queued, pending or running (a streaming body counts as running). */
@@ -131,16 +134,16 @@ export function createUpstreams(options: UpstreamOptions): Upstreams {
 
   return {
     pool(scheme, host, port) {
+      // Already at the back of the map (a sidecar mostly calls one origin): no key, no reinsertion.
+      if (newest !== undefined && newest.host === host && newest.port === port && newest.scheme === scheme) {
+        newest.used = performance.now();
+        return newest.pool;
+      }
       const key = `${scheme}://${host}:${port}`;
       let entry = pools.get(key);
-      if (entry === newest && entry !== undefined) {
-        // Already at the back of the map (a sidecar mostly calls one origin): no reinsertion.
-        entry.used = performance.now();
-        return entry.pool;
-      }
       if (entry === undefined) {
         if (pools.size >= maxPools) makeRoom();
-        entry = { pool: create(scheme, host, port), used: 0 };
+        entry = { pool: create(scheme, host, port), used: 0, scheme, host, port };
       } else {
         pools.delete(key);
       }
