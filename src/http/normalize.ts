@@ -29,8 +29,12 @@ export interface CanonicalRequest {
   /** Lowercase header names; repeated headers joined as Envoy does. Hop-by-hop removed. */
   readonly headers: Record<string, string>;
   readonly protocol: string;
-  /** Transfer-Encoding: chunked was sent (the only transfer coding accepted); the header itself is hop-by-hop. */
-  readonly chunked: boolean;
+  /**
+   * The request's framing says a body follows: Transfer-Encoding: chunked (the only coding
+   * accepted) or a Content-Length other than 0, as sent (before hop-by-hop removal, which may
+   * take both out of headers).
+   */
+  readonly hasBody: boolean;
   readonly source: { readonly address: string; readonly port: number };
   readonly destination: { readonly address: string; readonly port: number };
 }
@@ -184,6 +188,8 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
   const finalAuthority = formatAuthority(host, port, scheme);
   // RFC 9110 §7.6.1: the headers named in Connection are hop-by-hop too. Usually it names none
   // that are not hop-by-hop by definition ("keep-alive", "close"): then the map is kept as read.
+  const contentLength = headers['content-length'];
+  const hasBody = transferEncoding !== undefined || (contentLength !== undefined && contentLength !== '0');
   const named = connectionTokens(connection);
   let forwarded = headers;
   for (const name of named) {
@@ -205,7 +211,7 @@ export function normalizeRequest(raw: RawRequest, options: NormalizeOptions = {}
     path,
     headers: forwarded,
     protocol: `HTTP/${raw.httpVersion}`,
-    chunked: transferEncoding !== undefined,
+    hasBody,
     source: raw.source,
     destination: raw.destination,
   };

@@ -117,15 +117,6 @@ export function rawRequestOf(req: IncomingMessage, context: RequestContext, id: 
 /** The body of a request that has none (shared: never mutated). */
 const NO_BODY: BodyHead = Object.freeze({ chunks: [], bytes: Buffer.alloc(0), truncated: false });
 
-/**
- * RFC 9112 §6.3: without Transfer-Encoding and with no (or a zero) Content-Length there is no body.
- * Read from the canonical request: Node's req.headers would build a second header map per request.
- */
-function hasNoBody(request: CanonicalRequest): boolean {
-  const length = request.headers['content-length'];
-  return !request.chunked && (length === undefined || length === '0');
-}
-
 /** What an exchange carries for the head and error hooks (one object per forwarded request). */
 interface Forwarded {
   readonly authority: string;
@@ -177,7 +168,8 @@ export function createRequestHandler(options: ProxyOptions): RequestHandler {
 
     let head: BodyHead;
     try {
-      head = hasNoBody(request) ? NO_BODY : await bufferBody(req, config.proxy.maxRequestBytes);
+      // RFC 9112 §6.3: framing from the request as sent (Node's req.headers would be a second header map).
+      head = request.hasBody ? await bufferBody(req, config.proxy.maxRequestBytes) : NO_BODY;
     } catch (err) {
       log.debug({ err }, 'request body could not be read');
       res.destroy();

@@ -145,3 +145,21 @@ t.test('answers Expect: 100-continue itself and forwards the body without it', a
   t.equal(upstream.received.at(-1)!.body, body);
   t.notOk('expect' in upstream.received.at(-1)!.headers);
 });
+
+t.test('a body framed by a Content-Length that Connection names is decided and forwarded whole', async (t) => {
+  // The header is hop-by-hop once Connection names it, the body it frames is not.
+  const upstream = await startUpstream(t);
+  const tg = await startTollgate(t, {
+    agent: { id: 'support-bot', role: 'support' },
+    proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } },
+  });
+  const body = JSON.stringify({ order: 'o-1', amount: 5 });
+  const answer = await rawExchange(
+    tg.proxyPort,
+    `POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Type: application/json\r\nConnection: close, Content-Length\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  t.match(answer, /^HTTP\/1\.1 200 /);
+  t.equal(upstream.received.length, 1);
+  t.equal(upstream.received[0]!.body, body);
+  t.equal(upstream.received[0]!.headers['content-length'], String(body.length), 'framed again by Tollgate');
+});
