@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTPS benchmark (issue 5): in one run, on loopback only, HTTPS GETs to an nginx TLS
+# HTTPS benchmark: in one run, on loopback only, HTTPS GETs to an nginx TLS
 # upstream (payments.internal, a fixed JSON answer) through
 #   direct     client → upstream (the baseline),
 #   intercept  client → CONNECT Tollgate → TLS terminated with a leaf from the local CA,

@@ -1,5 +1,5 @@
 /**
- * Policy lifecycle benchmark (issue 6):
+ * Policy lifecycle benchmark:
  *   1. swap time of a bundle with 1,000 rules and a 10 MB data document (verify, instantiate,
  *      load data, smoke check, swap), built and signed by the real opa CLI;
  *   2. decision latency (p50/p99/max) under steady concurrent load vs while that bundle is swapped in;
@@ -166,7 +166,7 @@ const row = (name: string, m: Awaited<ReturnType<typeof measure>>): string =>
   `| ${name} | ${m.decisions} | ${percentile(m.latencies, 50).toFixed(3)} | ${percentile(m.latencies, 99).toFixed(3)} | ${(m.latencies.at(-1) ?? 0).toFixed(1)} | ${m.failures} | ${[...m.revisions].sort().join(', ')} |`;
 const sizeMb = (bundleA.archive!.length / 1024 / 1024).toFixed(1);
 const dataMb = (Buffer.byteLength(JSON.stringify(bundleA.data)) / 1024 / 1024).toFixed(1);
-process.stdout.write(`## Policy lifecycle (issue 6) — \`node bench/policy-lifecycle.ts\`
+process.stdout.write(`## Policy lifecycle — \`node bench/policy-lifecycle.ts\`
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, opa ${(await run(OPA, ['version'])).stdout.split('\n')[0]?.replace('Version: ', '')}.
 Bundle: ${RULES} deny rules + ${dataMb} MB data.json (${sizeMb} MB .tar.gz, signed RS256), built in ${buildSeconds.toFixed(1)} s for two revisions.

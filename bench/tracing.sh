@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tracing cost (issue 4): requests/s and p99 through Tollgate with tracing off, on with
+# Tracing cost: requests/s and p99 through Tollgate with tracing off, on with
 # the default sampling (roots at ratio 0.1; denials and sampled agent traces always) and
 # on with every call sampled (samplerRatio 1), each exporting with the batch OTLP gRPC
 # exporter to a live Jaeger v2 collector on loopback, in one run, BENCH_ROUNDS rounds

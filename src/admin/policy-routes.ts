@@ -1,5 +1,5 @@
 /**
- * The policy lifecycle admin endpoints (issue 6), mounted on the admin listener:
+ * The policy lifecycle admin endpoints, mounted on the admin listener:
  *   GET   /v1/bundle/status    revisions, rejection counters, shadow counters
  *   POST  /v1/bundle/rollback  switch back to the previous revision
  *   PATCH /v1/data             RFC 6902 JSON Patch over the live policy data

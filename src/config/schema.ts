@@ -510,7 +510,7 @@ const adminSchema = z
   })
   .describe('The admin endpoint.');
 
-// --- issue 5: CONNECT, TLS interception, transparent mode (owned by src/tls, src/pep/connect.ts, src/pep/transparent.ts) ---
+// --- CONNECT, TLS interception, transparent mode (owned by src/tls, src/pep/connect.ts, src/pep/transparent.ts) ---
 
 const tlsSchema = z
   .strictObject({
@@ -603,7 +603,7 @@ const transparentSchema = z
   })
   .describe('Transparent mode: outbound TCP redirected by iptables reaches Tollgate without proxy settings.');
 
-// ─── Policy lifecycle (issue 6): bundle sources, signatures, shadow mode, live data ───
+// ─── Policy lifecycle: bundle sources, signatures, shadow mode, live data ───
 const bundleVerificationSchema = z
   .strictObject({
     keyId: z
@@ -733,7 +733,7 @@ const liveDataSchema = z
   .describe('Live policy data: changes without a new bundle, each recorded in the decision log.');
 // ─── end of policy lifecycle ───
 
-// ─── Observability (issue 4): tracing, metrics, decision log ───
+// ─── Observability: tracing, metrics, decision log ───
 const tracingSchema = z
   .strictObject({
     enabled: z

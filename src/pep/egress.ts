@@ -1,5 +1,5 @@
 /**
- * Assembles everything issue 5 adds to the data path for the composition root:
+ * Assembles what CONNECT, TLS interception and transparent mode add to the data path for the composition root:
  * the local CA and leaf cache, upstream trust (system roots + extra CA files), the
  * CONNECT and upgrade hooks for the outbound listener, and the transparent listener.
  */
@@ -33,7 +33,7 @@ export interface EgressOptions {
   readonly responses?: ResponseStage;
 }
 
-/** The issue-5 parts of the sidecar. */
+/** The CONNECT, interception and transparent parts of the sidecar. */
 export interface Egress {
   readonly hooks: ProxyHooks;
   /** The transparent listener, when enabled. */

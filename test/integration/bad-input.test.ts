@@ -83,7 +83,7 @@ t.test('bad input', async (t) => {
       'GET http://user:pw@payments.internal/ HTTP/1.1\r\nHost: payments.internal\r\n\r\n',
       /^HTTP\/1\.1 400 /,
     ],
-    // Issue 5 serves CONNECT and upgrades (test/tls, test/e2e); malformed ones are still 400.
+    // CONNECT and upgrades are served (test/tls, test/e2e); malformed ones are still 400.
     [
       'a CONNECT without a port',
       'CONNECT payments.internal HTTP/1.1\r\nHost: payments.internal\r\n\r\n',

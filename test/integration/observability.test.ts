@@ -1,4 +1,4 @@
-// Issue 4 through the real sidecar process: Prometheus metrics after a known sequence
+// Observability through the real sidecar process: Prometheus metrics after a known sequence
 // of calls, the hash-chained decision log verified (and tamper detected) by the CLI,
 // and spans in a real Jaeger under the agent's own trace.
 import t from 'tap';
