@@ -130,13 +130,21 @@ t.test('bad input', async (t) => {
   });
 });
 
-t.test('answers Expect: 100-continue itself and forwards the body without it', async (t) => {
+/** A recording upstream as payments.internal behind a sidecar for the support agent. */
+async function paymentsBehindTollgate(t: Parameters<typeof startUpstream>[0]) {
   const upstream = await startUpstream(t);
   const tg = await startTollgate(t, {
     agent: { id: 'support-bot', role: 'support' },
     proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } },
   });
-  const body = JSON.stringify({ order: 'o-1', amount: 5 });
+  return { upstream, tg };
+}
+
+/** A refund request body. */
+const body = JSON.stringify({ order: 'o-1', amount: 5 });
+
+t.test('answers Expect: 100-continue itself and forwards the body without it', async (t) => {
+  const { upstream, tg } = await paymentsBehindTollgate(t);
   const answer = await rawExchange(
     tg.proxyPort,
     `POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${body}`,
@@ -148,12 +156,7 @@ t.test('answers Expect: 100-continue itself and forwards the body without it', a
 
 t.test('a body framed by a Content-Length that Connection names is decided and forwarded whole', async (t) => {
   // The header is hop-by-hop once Connection names it, the body it frames is not.
-  const upstream = await startUpstream(t);
-  const tg = await startTollgate(t, {
-    agent: { id: 'support-bot', role: 'support' },
-    proxy: { resolve: { 'payments.internal:80': `127.0.0.1:${upstream.port}` } },
-  });
-  const body = JSON.stringify({ order: 'o-1', amount: 5 });
+  const { upstream, tg } = await paymentsBehindTollgate(t);
   const answer = await rawExchange(
     tg.proxyPort,
     `POST http://payments.internal/v1/refunds HTTP/1.1\r\nHost: payments.internal\r\nContent-Type: application/json\r\nConnection: close, Content-Length\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
