@@ -57,15 +57,12 @@ export interface RawRequest {
 
 const DEFAULT_PORT = { http: 80, https: 443 } as const;
 
-/** Headers that must not repeat: a second value would let policy and upstream disagree. */
-const SINGLETON_HEADERS = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'authorization',
-  'transfer-encoding',
-  'proxy-authorization',
-]);
+/**
+ * Headers that must not repeat: a second value would let policy and upstream disagree.
+ * Transfer-Encoding and Proxy-Authorization must not either; being hop-by-hop, they never
+ * enter the header map and are checked where normalizeRequest reads them.
+ */
+const SINGLETON_HEADERS = new Set(['host', 'content-length', 'content-type', 'authorization']);
 
 function bad(message: string): TollgateError {
   return new TollgateError('TG_ERR_BAD_REQUEST', message);
