@@ -146,6 +146,7 @@ async function createObserver(
           ...(log.url === '' ? {} : { http: { url: log.url, headers: log.headers } }),
           mask,
           maxQueue: log.maxQueue,
+          fileFlushMs: log.fileFlushMs,
           labels: { app: 'tollgate', version: VERSION, agent: config.agent.id },
           onDropped: (count) => metrics.recordDecisionLogDropped(count),
           logger: logger.child({ component: 'decision-log' }),

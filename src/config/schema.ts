@@ -834,6 +834,15 @@ const decisionLogSchema = z
       .describe(
         'Records waiting to be written; beyond it they are dropped, counted in tollgate_decision_log_dropped_total and noted in the chain as a gap.',
       ),
+    fileFlushMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60000)
+      .default(200)
+      .describe(
+        "Longest time a sealed record waits before the file write; records reach the file together, in one write per interval or per 64 KiB (like Envoy's access-log file flush interval), not one write per decision. close and shutdown write everything.",
+      ),
   })
   .describe('The decision log: every decision as an OPA-format JSON line in a tamper-evident hash chain.');
 const metricsSchema = z

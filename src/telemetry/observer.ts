@@ -4,7 +4,7 @@
  * are three mappings of the same facts. Built from the tracing, metrics and decision
  * log the composition root creates; a no-op observer serves tests and tools.
  */
-import { propagation, trace } from '@opentelemetry/api';
+import { INVALID_TRACEID, propagation, trace } from '@opentelemetry/api';
 import type { Decision } from '../pdp/types.ts';
 import type { PolicyInput } from '../input/build.ts';
 import type { TollgateError } from '../errors.ts';
@@ -116,8 +116,8 @@ function recordFacts(facts: DecisionFacts) {
     decisionId: facts.decisionId,
     path: facts.policyPath,
     input: facts.input,
-    traceId: facts.span.traceId,
-    spanId: facts.span.spanId,
+    // Only a real trace (tracing off leaves the invalid all-zero ids): OPA's records omit them then.
+    ...(facts.span.traceId === INVALID_TRACEID ? {} : { traceId: facts.span.traceId, spanId: facts.span.spanId }),
     ...(facts.requestedBy === undefined ? {} : { requestedBy: facts.requestedBy }),
   };
 }

@@ -13,6 +13,7 @@ import { createDecisionLog, type DecisionEvent } from '../../src/audit/log.ts';
 import { recomputeHash, ZERO_HASH } from '../../src/audit/chain.ts';
 import { verifyDecisionLog } from '../../src/audit/verify.ts';
 import { tempDir } from '../helpers/processes.ts';
+import { until } from '../helpers/jaeger.ts';
 
 function event(n: number, extra: Partial<DecisionEvent> = {}): DecisionEvent {
   return {
@@ -269,6 +270,39 @@ t.test('an unreachable HTTP sink never blocks writes and counts what it could no
   t.equal(dropped, 2, 'beyond the buffer bound');
   await log.close();
   t.equal(dropped, 5, 'and what was still buffered at shutdown');
+});
+
+t.test('sealed records reach the file together: after the flush interval, at 64 KiB, or on flush', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const log = await createDecisionLog({ file: { path }, fileFlushMs: 60_000 });
+  t.teardown(() => log.close());
+  for (let i = 1; i <= 10; i++) log.write(event(i));
+  await until('the ten records sealed', async () => (log.stats().queued === 0 ? true : undefined));
+  t.equal((await lines(path)).length, 1, 'sealed, not yet written: the file holds its genesis only');
+  t.equal(log.stats().written, 0);
+  await log.flush();
+  t.equal((await lines(path)).length, 11, 'flush writes them');
+  t.equal(log.stats().written, 10);
+
+  // Past 64 KiB of sealed lines the write does not wait for the interval.
+  log.write(event(11, { input: { blob: 'x'.repeat(70 * 1024) } }));
+  await until('the large record written', async () => (log.stats().written === 11 ? true : undefined));
+  const records = await lines(path);
+  t.equal(records.length, 12);
+  t.match(records[11], { decision_id: 'd-11', seq: 11, prev_hash: records[10]!.hash });
+  t.ok((await verifyDecisionLog(path)).ok);
+});
+
+t.test('with a short flush interval the records reach the file without a flush', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const log = await createDecisionLog({ file: { path }, fileFlushMs: 5 });
+  t.teardown(() => log.close());
+  for (let i = 1; i <= 3; i++) log.write(event(i));
+  await until('three records written', async () => (log.stats().written === 3 ? true : undefined));
+  t.same(
+    (await lines(path)).map((r) => r.seq),
+    [0, 1, 2, 3],
+  );
 });
 
 t.test('writes after close are counted as dropped', async (t) => {

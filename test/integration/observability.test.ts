@@ -111,6 +111,10 @@ t.test('metrics and the decision log after a known sequence of calls', async (t)
   t.ok(denied, 'the $501 refund is logged with its input and result');
   t.equal(denied.path, 'tollgate/authz/decision');
   t.match(denied.bundles.tollgate.revision, /^seed-/);
+  t.notOk(
+    records.some((r) => 'trace_id' in r || 'span_id' in r),
+    'tracing off: no trace ids (OTel leaves the invalid all-zero ones)',
+  );
 
   const tamper = async (name: string, edit: (ls: string[]) => string[], line: RegExp) => {
     const copy = join(dir, `${name}.jsonl`);
@@ -183,12 +187,14 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   const jaeger = await startJaeger(t);
   const upstream = await startUpstream(t);
   const service = `tollgate-e2e-${randomBytes(3).toString('hex')}`;
+  const logFile = join(await tempDir(), 'decisions.jsonl');
   const tg = await startTollgate(
     t,
     {
       agent: SUPPORT,
       proxy: { resolve: resolve(upstream.port) },
       tracing: { enabled: true, endpoint: `http://127.0.0.1:${jaeger.grpc}`, serviceName: service },
+      decisionLog: { file: logFile, fileFlushMs: 0 },
     },
     { OTEL_BSP_SCHEDULE_DELAY: '100' },
   );
@@ -240,6 +246,14 @@ t.test('traces in Jaeger: the denied call sits in the agent trace with the decis
   t.equal(tag(call.tags, 'tollgate.decision.agent.id'), 'support-bot');
   t.match(String(tag(call.tags, 'tollgate.decision.bundle.revision')), /^seed-/);
   t.match(String(tag(call.tags, 'otel.status_description')), /refund of 900 exceeds/);
+  const logged = await until('the denied decision in the decision log', async () =>
+    (await readFile(logFile, 'utf8'))
+      .split('\n')
+      .filter((l) => l.includes(JSON.parse(deny.body).decision_id))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .at(0),
+  );
+  t.match(logged, { trace_id: denied.traceId, span_id: call.spanID }, 'the record names the span of its call');
   const found = await until('tag search for denied decisions', async () => {
     const ids = await searchTraceIds(jaeger.query, service, { 'tollgate.decision.outcome': 'deny' });
     return ids.includes(denied.traceId) ? ids : undefined;

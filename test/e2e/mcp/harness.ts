@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { fetch as undiciFetch, ProxyAgent } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { until } from '../../helpers/jaeger.ts';
 import { ROOT, startTollgate, tempDir, type TestLike, type Tollgate } from '../../helpers/processes.ts';
 import { generateCa, generateLeafKey, issueLeaf, loadCa } from '../../../src/tls/ca.ts';
 import { tollgateCa } from '../../tls/fixtures.ts';
@@ -120,8 +121,8 @@ export interface McpWorld {
   readonly caPem: string;
   readonly caFile: string;
   readonly logFile: string;
-  /** Decision-log records written so far. */
-  decisions(): Promise<Array<Record<string, any>>>;
+  /** The first decision-log record matching, once it is in the file (records are written in batches). */
+  decision(match: (record: Record<string, any>) => boolean): Promise<Record<string, any>>;
 }
 
 /** Starts both servers, their TLS fronts and Tollgate (seed policy, decision log, interception). */
@@ -152,17 +153,14 @@ export async function startMcpWorld(t: TestLike, extraConfig: Record<string, unk
     caPem: await readFile(ca.certFile, 'utf8'),
     caFile: ca.certFile,
     logFile,
-    async decisions() {
-      let text = '';
-      try {
-        text = await readFile(logFile, 'utf8');
-      } catch {
-        return [];
-      }
-      return text
-        .split('\n')
-        .filter((l) => l.includes('"decision_id"'))
-        .map((l) => JSON.parse(l) as Record<string, any>);
+    decision(match) {
+      return until('the decision-log record', async () =>
+        (await readFile(logFile, 'utf8').catch(() => ''))
+          .split('\n')
+          .filter((l) => l.includes('"decision_id"'))
+          .map((l) => JSON.parse(l) as Record<string, any>)
+          .find(match),
+      );
     },
   };
 }

@@ -43,7 +43,7 @@ t.test('MCP Python SDK client through Tollgate', async (t) => {
       t.equal(seen.count, '3');
       t.same(seen.progress, [1, 2, 3], 'progress notifications streamed before the result');
       t.same(seen.logs, ['counted to 3'], 'the log notification arrived');
-      const deny = (await world.decisions()).find(
+      const deny = await world.decision(
         (r) => r.input?.mcp?.tool?.name === 'delete_customer' && r.input?.mcp?.session_id === seen.session_id,
       );
       t.equal(deny?.input?.mcp?.protocol_version, seen.protocol_version, 'the decision log has the revision spoken');

@@ -80,8 +80,7 @@ t.test('MCP TypeScript SDK client through Tollgate', async (t) => {
       t.same(progress, [1, 2, 3], 'progress notifications streamed before the result');
       t.same(logs, ['counted to 3'], 'the log notification arrived');
 
-      const records = await world.decisions();
-      const deny = records.find(
+      const deny = await world.decision(
         (r) => r.input?.mcp?.tool?.name === 'delete_customer' && r.input?.mcp?.session_id === transport.sessionId,
       );
       t.ok(deny, 'the denial is in the decision log with the session id');

@@ -118,6 +118,16 @@ t.test('MCP over WebSocket through Tollgate', async (t) => {
     },
   });
 
+  // Records reach the file shortly after the decision (decisionLog.fileFlushMs): wait for the one wanted.
+  const logged = (match: (record: any) => boolean) =>
+    until('the decision-log record', async () =>
+      (await readFile(logFile, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find(match),
+    );
+
   t.test('a denied tools/call is answered with a JSON-RPC error frame; the connection goes on', async (t) => {
     const ws = await open(t, tg.proxyPort);
     ws.send(call(1, 'lookup_order'));
@@ -136,11 +146,7 @@ t.test('MCP over WebSocket through Tollgate', async (t) => {
       server.received.some((m) => m.includes('delete_customer')),
       'the denied call never did',
     );
-    const log = (await readFile(logFile, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-    const record = log.find((r) => r.input?.mcp?.tool?.name === 'delete_customer');
+    const record = await logged((r) => r.input?.mcp?.tool?.name === 'delete_customer');
     t.match(record?.input?.websocket, { opcode: 'text', message_index: 1 }, 'the decision log names the message');
     t.equal(record?.result?.allowed, false);
   });
@@ -271,11 +277,7 @@ t.test('MCP over WebSocket through Tollgate', async (t) => {
     t.match(denied.error.message, DENIED_REASON);
     ws.send(call(31, 'lookup_order'));
     t.same(await answer(), { jsonrpc: '2.0', id: 31, result: { method: 'tools/call', tool: 'lookup_order' } });
-    const log = (await readFile(logFile, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
-    const record = log.find((r) => r.input?.mcp?.id === 30);
+    const record = await logged((r) => r.input?.mcp?.id === 30);
     t.equal(record?.input?.connect?.phase, 'request', 'decided inside the intercepted tunnel');
     t.equal(record?.input?.websocket?.opcode, 'text');
   });
