@@ -16,6 +16,7 @@ import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ZERO_HASH, recomputeHash } from './chain.ts';
 import { rotatedFiles } from './file-sink.ts';
+import { parseJson } from '../input/exact-json.ts';
 
 /** What is wrong at one line. */
 export type ProblemKind =
@@ -72,7 +73,7 @@ async function readEntries(file: string, fileIndex: number): Promise<Entry[]> {
     }
     let record: Record<string, unknown>;
     try {
-      const parsed: unknown = JSON.parse(text);
+      const parsed: unknown = parseJson(text);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       record = parsed as Record<string, unknown>;
     } catch {

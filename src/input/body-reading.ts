@@ -13,6 +13,7 @@ import { checkMcpHeaders, readJsonRpc, type McpInput } from './mcp.ts';
 import { wideJsonText } from './json-encoding.ts';
 import { parseMediaType as goParseMediaType } from './multipart.ts';
 import { isSyntaxOnly, parseStrictJson, validateStrictJson } from './strict-json.ts';
+import { buildJson } from './exact-json.ts';
 
 /** parsed_body, truncated_body and input.mcp as one reading of the body produced them. */
 export interface BodyReadingResult {
@@ -175,10 +176,7 @@ function readJson(
   checkUtf8(bytes, 'JSON body');
   let parsed: unknown;
   if (known === undefined) parsed = parseStrictJson(text);
-  else {
-    validateStrictJson(text);
-    parsed = known.value;
-  }
+  else parsed = validateStrictJson(text) ? buildJson(text) : known.value;
   const rpc = readJsonRpc(parsed);
   if (rpc === undefined) return { parsed, jsonRpc: false };
   return rpc.mcp === undefined ? { parsed, jsonRpc: true } : { parsed, mcp: rpc.mcp, jsonRpc: true };

@@ -8,6 +8,7 @@
  * quoted-printable decoding of parts that declare Content-Transfer-Encoding.
  */
 import { TollgateError } from '../errors.ts';
+import { parseJson as parseExactJson } from './exact-json.ts';
 
 function bad(message: string): TollgateError {
   return new TollgateError('TG_ERR_BAD_REQUEST', `multipart body: ${message}`);
@@ -101,7 +102,7 @@ function isLwsp(ch: string): boolean {
 export function parseMultipart(
   contentType: string,
   payload: string,
-  parseJson: (text: string) => unknown = JSON.parse,
+  parseJson: (text: string) => unknown = parseExactJson,
 ): Record<string, unknown[]> | null {
   const { params } = parseMediaType(contentType);
   const boundary = params.boundary;

@@ -6,6 +6,7 @@
 import { TollgateError } from '../errors.ts';
 import { parseMultipart } from './multipart.ts';
 import { checkEnvoyBody, readBodyStrict, type BodyReadingResult } from './body-reading.ts';
+import { parseJson } from './exact-json.ts';
 
 const decoder = new TextDecoder('utf-8');
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -158,7 +159,7 @@ export function envoyBody(
   }
   if (isJson) {
     try {
-      return { parsed: JSON.parse(text), truncated: false };
+      return { parsed: parseJson(text), truncated: false };
     } catch (cause) {
       throw new TollgateError(
         'TG_ERR_BAD_REQUEST',

@@ -20,6 +20,7 @@
  * UTF-8 validity and the byte order mark are checked on the bytes by the caller.
  */
 import { TollgateError } from '../errors.ts';
+import { buildJson } from './exact-json.ts';
 
 function ambiguous(message: string): TollgateError {
   return new TollgateError('TG_ERR_AMBIGUOUS_BODY', message);
@@ -270,9 +271,12 @@ function scanNumber(text: string, start: number): number {
 /**
  * Validates `text` as strict JSON; throws TG_ERR_AMBIGUOUS_BODY naming the first problem.
  * Iterative (an explicit stack), so deep nesting cannot overflow the call stack; one pass,
- * no allocation but member names of objects with two or more members.
+ * no allocation but member names of objects with two or more members. Returns whether a
+ * member name holds an escape: then JSON.parse may misread it (exact-json.ts) and the
+ * value is built with buildJson.
  */
-export function validateStrictJson(text: string): void {
+export function validateStrictJson(text: string): boolean {
+  let escapedNames = false;
   const n = text.length;
   const kinds: number[] = [];
   // Folded member names of the open objects, one flat stack; each open object's first
@@ -294,6 +298,7 @@ export function validateStrictJson(text: string): void {
             : `expected a member name at offset ${i}${text[i] === '}' ? ' (trailing comma)' : ''}`,
         );
       const close = scanString(text, i);
+      if (stringFlags & ESCAPED) escapedNames = true;
       const name = memberName(text, i, close);
       if (name === '__proto__') checkProto(text, i, close);
       const top = starts.length - 1;
@@ -346,7 +351,7 @@ export function validateStrictJson(text: string): void {
       const depth = kinds.length;
       if (depth === 0) {
         if (i !== n) throw ambiguous(`content after the JSON value at offset ${i}: ${describe(text, i)}`);
-        return;
+        return escapedNames;
       }
       const d = text.charCodeAt(i);
       const kind = kinds[depth - 1];
@@ -393,8 +398,7 @@ function collision(text: string, open: number, close: number): TollgateError {
   );
 }
 
-/** Parses `text` as strict JSON (validateStrictJson, then JSON.parse); throws TG_ERR_AMBIGUOUS_BODY. */
+/** Parses `text` as strict JSON (validateStrictJson, then JSON.parse or buildJson); throws TG_ERR_AMBIGUOUS_BODY. */
 export function parseStrictJson(text: string): unknown {
-  validateStrictJson(text);
-  return JSON.parse(text);
+  return validateStrictJson(text) ? buildJson(text) : JSON.parse(text);
 }

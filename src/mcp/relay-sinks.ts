@@ -8,6 +8,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { parseJson } from '../input/exact-json.ts';
 
 /** One answer being relayed, and what the sinks need of the response stage. */
 export interface Answer {
@@ -131,7 +132,7 @@ export function jsonSink(a: Answer): Writable {
       }
       let parsed: unknown;
       try {
-        parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+        parsed = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(raw));
       } catch {
         uninspectable('the response body is not valid UTF-8 JSON');
         if (passing) res.end(raw);
@@ -189,7 +190,7 @@ export function sseSink(a: Answer): Writable {
     if (text.trim() === '') return event + end; // a priming or keep-alive event
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = parseJson(text);
     } catch {
       return undefined;
     }

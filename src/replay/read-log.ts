@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { TollgateError } from '../errors.ts';
 import type { PolicyInput } from '../input/build.ts';
+import { parseJson } from '../input/exact-json.ts';
 
 /** A recorded decision, as replay needs it. */
 export interface RecordedDecision {
@@ -70,7 +71,7 @@ export async function* readDecisionLog(
     if (text.trim() === '') continue;
     let record: Record<string, unknown>;
     try {
-      const parsed = JSON.parse(text) as unknown;
+      const parsed = parseJson(text);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       record = parsed as Record<string, unknown>;
     } catch {

@@ -221,6 +221,14 @@ export function jsonCases(): CorpusCase[] {
     ],
     ['case-Amount-argument', rpc('{"name":"refund","arguments":{"amount":1,"Amount":900}}'), 'refused'],
     ['escaped-name', rpc('{"name":"\\u0064elete_customer","arguments":{}}'), 'decided'],
+    // V8's JSON.parse reads an escaped name as the name of an earlier shape ending in a
+    // backslash (src/input/exact-json.ts): the inner object primes "amoun\\", the outer one
+    // then spells "amount" with an escape.
+    [
+      'escaped-name-after-backslash-shape',
+      rpc('{"name":"refund","arguments":{"q":{"q":1,"q2":1,"amoun\\\\":0},"q2":1,"amoun\\u0074":900}}'),
+      'decided',
+    ],
     ['lone-surrogate-in-name', rpc('{"name":"delete_customer\\ud800","arguments":{}}'), 'refused'],
     ['lone-surrogate-in-argument', rpc('{"name":"lookup_order","arguments":{"id":"\\udc00x"}}'), 'refused'],
     ['nul-in-name', rpc('{"name":"delete_customer\\u0000","arguments":{}}'), 'decided'],
@@ -253,6 +261,11 @@ export function jsonCases(): CorpusCase[] {
   }
   const restBodies: Array<[string, string, CorpusCase['expect']]> = [
     ['rest-dup-amount', '{"amount":1,"amount":900}', 'refused'],
+    [
+      'rest-escaped-name-after-backslash-shape',
+      '{"p":{"p":1,"zq7":1,"amoun\\\\":0},"zq7":1,"amoun\\u0074":900}',
+      'decided',
+    ],
     ['rest-dup-amount-reversed', '{"amount":900,"amount":1}', 'refused'],
     ['rest-case-Amount', '{"amount":1,"Amount":900}', 'refused'],
     ['rest-case-AMOUNT-first', '{"AMOUNT":900,"amount":1}', 'refused'],
