@@ -23,6 +23,29 @@ function omitted(member: unknown): boolean {
   return member === undefined || typeof member === 'function' || typeof member === 'symbol';
 }
 
+// What JSON.stringify escapes in a string: quote, backslash, control characters, and lone
+// surrogates (tested as any surrogate; a string with a pair is handed to JSON.stringify too).
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as JSON writes it: quoted directly when nothing in it needs an escape. */
+function stringJson(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
+// Records repeat their member names (OPA's fields, the input's, header names): each is quoted
+// once. Bounded, so names an agent makes up cannot grow it.
+const QUOTED_MAX = 4096;
+const quotedKeys = new Map<string, string>();
+
+function keyJson(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = stringJson(key);
+    if (quotedKeys.size < QUOTED_MAX) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
 // Nesting the recursive writer handles; deeper values go to the iterative one.
 const RECURSION_MAX = 200;
 const TOO_DEEP = Symbol('too deep');
@@ -32,22 +55,26 @@ function recursiveJson(value: unknown, depth: number): string {
   let v = value;
   while (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
     v = (v as { toJSON: () => unknown }).toJSON();
+  if (typeof v === 'string') return stringJson(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? `${v}` : 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (v === null || typeof v !== 'object') return scalarJson(v);
   if (depth >= RECURSION_MAX) throw TOO_DEEP;
   if (Array.isArray(v)) {
-    let out = '[';
-    for (let i = 0; i < v.length; i++) out += (i === 0 ? '' : ',') + recursiveJson(v[i], depth + 1);
+    if (v.length === 0) return '[]';
+    let out = '[' + recursiveJson(v[0], depth + 1);
+    for (let i = 1; i < v.length; i++) out += ',' + recursiveJson(v[i], depth + 1);
     return out + ']';
   }
   const record = v as Record<string, unknown>;
-  const keys = Object.keys(record).sort();
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
   let out = '{';
-  let first = true;
-  for (const key of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     const member = record[key];
     if (omitted(member)) continue;
-    out += (first ? '' : ',') + JSON.stringify(key) + ':' + recursiveJson(member, depth + 1);
-    first = false;
+    out += (out.length === 1 ? '' : ',') + keyJson(key) + ':' + recursiveJson(member, depth + 1);
   }
   return out + '}';
 }

@@ -3,6 +3,8 @@
 // decision unrecorded).
 import t from 'tap';
 import { canonicalJson, recomputeHash, sealRecord } from '../../src/audit/chain.ts';
+// Read back without JSON.parse's object names, which this runtime can misread (exact-json.ts).
+import { buildJson } from '../../src/input/exact-json.ts';
 
 t.test('keys are sorted, undefined members omitted, toJSON honoured, scalars as JSON writes them', async (t) => {
   const value = {
@@ -55,4 +57,33 @@ t.test('canonical JSON is the sorted-key serialisation of any JSON value, at any
     { numRuns: 300 },
   );
   t.equal(runs, 300);
+});
+
+t.test('strings and member names of any UTF-16 content are written as JSON.stringify writes them', async (t) => {
+  const fc = (await import('fast-check')).default;
+  // Any code unit, lone surrogates and control characters included; keys that look like integers.
+  const text = fc.string({ unit: 'binary', maxLength: 12 });
+  const key = fc.oneof(text, fc.nat({ max: 100 }).map(String), fc.constantFrom('__proto__', 'toString', '"', '\\'));
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof(
+      { depthSize: 'small' },
+      text,
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie('node'), { maxLength: 4 }),
+      fc.dictionary(key, tie('node'), { maxKeys: 5 }),
+    ),
+  })).node;
+  let runs = 0;
+  fc.assert(
+    fc.property(value, (v) => {
+      runs++;
+      const out = canonicalJson(v);
+      return out === reference(v) && reference(buildJson(out)) === out;
+    }),
+    { numRuns: 2000 },
+  );
+  t.equal(runs, 2000);
+  t.equal(canonicalJson({ a: '\ud800', b: '😀', c: '\u0007"\\' }), '{"a":"\\ud800","b":"😀","c":"\\u0007\\"\\\\"}');
 });
