@@ -295,8 +295,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
           record = recordOf(item);
           line = seal(record);
         } catch (err) {
-          // An event that cannot be serialised is dropped and counted, not thrown.
-          chain = before;
+          // An event that cannot be serialised is dropped and counted, not thrown (seal moved no chain).
           warn(
             { component: 'decision-log', err: err instanceof Error ? err.message : String(err) },
             'decision could not be serialised for the log',

@@ -14,14 +14,12 @@
  * last value; "__proto__" an own member).
  */
 
-const WS = new Uint8Array(128);
-for (const c of [0x20, 0x09, 0x0a, 0x0d]) WS[c] = 1;
-
-function skipWs(text: string, i: number): number {
+/** The index of the first character at or after `i` that is not JSON whitespace (RFC 8259 §2). */
+export function skipWs(text: string, i: number): number {
   let j = i;
   for (;;) {
     const c = text.charCodeAt(j);
-    if (c < 128 && WS[c] === 1) j++;
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) j++;
     else return j;
   }
 }

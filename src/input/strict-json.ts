@@ -20,7 +20,7 @@
  * UTF-8 validity and the byte order mark are checked on the bytes by the caller.
  */
 import { TollgateError } from '../errors.ts';
-import { buildJson } from './exact-json.ts';
+import { buildJson, skipWs } from './exact-json.ts';
 
 function ambiguous(message: string): TollgateError {
   return new TollgateError('TG_ERR_AMBIGUOUS_BODY', message);
@@ -135,14 +135,6 @@ const OBJECT = 0;
 const ARRAY = 1;
 // Members compared one by one up to this count; a Set beyond it keeps large objects linear.
 const LINEAR_MAX = 12;
-
-function skipWs(text: string, i: number): number {
-  for (;;) {
-    const c = text.charCodeAt(i);
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
-    else return i;
-  }
-}
 
 function hex4(text: string, at: number): number {
   let v = 0;
