@@ -41,7 +41,9 @@
 # loop, as fast as the server answers; a number: ghz --rps, a fixed offered load for the
 # measurement, to compare latency below both servers' capacity), EXTAUTHZ_QUIET_MAX /
 # EXTAUTHZ_QUIET_PCT (see wait_quiet), EXTAUTHZ_REST_S (0; seconds of quiet after the load
-# before RSS is read again, "at rest").
+# before RSS is read again, "at rest"), EXTAUTHZ_TOLLGATE_PROXY (false: Tollgate serves ext_authz
+# only, proxy.enabled: false, the deployment opa-envoy-plugin has in a mesh; true: its outbound
+# proxy listens too, as in an agent's sidecar that also answers Envoy).
 set -euo pipefail
 # The whole script is one compound command: bash parses it before running it, so editing
 # this file while a run is in progress cannot change that run.
@@ -160,7 +162,7 @@ start_server() { # start_server <name> [node flags...]: sets SERVER_PID, SERVER_
       cat >"$WORK/tollgate.yaml" <<EOF
 agent: { id: support-bot, role: support }
 pdp: { bundle: "$WORK/bundle.tar.gz", decisionPath: $ENTRY }
-proxy: { listen: 127.0.0.1:0 }
+proxy: { enabled: ${EXTAUTHZ_TOLLGATE_PROXY:-false}, listen: 127.0.0.1:0 }
 admin: { listen: 127.0.0.1:0 }
 extAuthz: { listen: 127.0.0.1:0 }
 logLevel: warn

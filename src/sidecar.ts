@@ -11,12 +11,9 @@ import { createChainPdp, type ChainStage } from './pdp/chain.ts';
 import { loadBundle } from './bundle/load.ts';
 import { createWasmPdp } from './pdp/wasm.ts';
 import type { Pdp } from './pdp/types.ts';
-import { createUpstreams } from './upstream/pool.ts';
 import { registerOwnListener, unregisterOwnListener, type ListenerAddress } from './upstream/loop-guard.ts';
-import { createProxy } from './pep/proxy.ts';
-import { createDecisionStep, decisionStepOptionsFrom } from './enforce/decide.ts';
+import { createDecisionStep, decisionStepOptionsFrom, type DecisionStep } from './enforce/decide.ts';
 import { createAdmin } from './admin/server.ts';
-import { createEgress } from './pep/egress.ts';
 import { VERSION } from './version.ts';
 import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { createTracing } from './telemetry/spans.ts';
@@ -28,7 +25,6 @@ import { createPolicyLifecycle, type PolicyLifecycle } from './bundle/lifecycle.
 import { DEFAULT_MASK, maskedHeaderNames, maskInput } from './audit/mask.ts';
 import { createState } from './state/create.ts';
 import { createPinStore, type PinStore } from './mcp/pins.ts';
-import { createResponseStage, type ResponseStage } from './mcp/response-relay.ts';
 import { lowerBackgroundPriority } from './runtime/thread-priority.ts';
 import { createIdleCollector } from './runtime/idle-collect.ts';
 import { keepTickEntryShape } from './runtime/tick-shape.ts';
@@ -38,7 +34,8 @@ export const DEFAULT_BUNDLE = fileURLToPath(new URL('../policies/dist/bundle.tar
 
 /** Addresses the sidecar listens on once started. */
 export interface SidecarAddresses {
-  readonly proxy: AddressInfo;
+  /** The outbound proxy listener, unless proxy.enabled is false. */
+  readonly proxy?: AddressInfo;
   readonly admin: AddressInfo;
   /** The ext_authz gRPC listener, when enabled. */
   readonly extAuthz?: AddressInfo;
@@ -192,6 +189,64 @@ function createPins(config: Config, observer: Observer): PinStore | undefined {
   });
 }
 
+/** The outbound side: upstream pools, the proxy listener, CONNECT/interception/upgrade hooks, transparent mode. */
+interface Outbound {
+  readonly proxy: { listen(): Promise<AddressInfo>; close(): Promise<void> };
+  readonly transparent?: { listen(): Promise<AddressInfo> };
+  /** Closes the egress parts and the upstream pools (after the listeners). */
+  closePools(): Promise<void>;
+}
+
+/**
+ * Creates the outbound side. Imported here, not at the top: an ext_authz-only sidecar
+ * (proxy.enabled: false) never loads undici, the HTTP/TLS data path or the MCP relay.
+ */
+async function createOutbound(
+  config: Config,
+  pdp: Pdp,
+  step: DecisionStep,
+  logger: Logger,
+  observer: Observer & { readonly metrics: Metrics },
+  pins: PinStore | undefined,
+): Promise<Outbound> {
+  const [{ createUpstreams }, { createProxy }, { createEgress }, { createResponseStage }] = await Promise.all([
+    import('./upstream/pool.ts'),
+    import('./pep/proxy.ts'),
+    import('./pep/egress.ts'),
+    import('./mcp/response-relay.ts'),
+  ]);
+  const upstreams = createUpstreams({
+    resolve: config.proxy.resolve,
+    headersTimeoutMs: config.proxy.upstreamTimeoutMs,
+    connectTimeoutMs: config.proxy.upstreamConnectTimeoutMs,
+    idleMs: config.proxy.upstreamPoolIdleMs,
+    maxPools: config.proxy.upstreamPoolMax,
+  });
+  observer.metrics.observeUpstreamPools(upstreams);
+  const responses =
+    config.mcp.response.decisionPath === '' && pins === undefined
+      ? undefined
+      : createResponseStage({ pdp, config: config.mcp, logger, observer, ...(pins === undefined ? {} : { pins }) });
+  const withResponses = responses === undefined ? {} : { responses };
+  let egress;
+  try {
+    // CONNECT / TLS interception / upgrade hooks and the transparent listener.
+    egress = createEgress({ config, step, upstreams, logger, observer, ...withResponses });
+  } catch (err) {
+    await upstreams.close();
+    throw err;
+  }
+  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks, ...withResponses });
+  return {
+    proxy,
+    ...(egress.transparent === undefined ? {} : { transparent: egress.transparent }),
+    async closePools() {
+      await egress.close();
+      await upstreams.close();
+    },
+  };
+}
+
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
   if (
     config.mcp.response.decisionPath !== '' &&
@@ -202,6 +257,20 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       'TG_ERR_CONFIG_INVALID',
       '/mcp/response/decisionPath: response decisions need a wasm bundle (the wasm PDP, or a wasm stage of a chain); an ext_authz or Cedar PDP has one decision per request',
     );
+  if (!config.proxy.enabled) {
+    const needsProxy: Array<[boolean, string]> = [
+      [!config.extAuthz.enabled, '/proxy/enabled: false needs extAuthz.enabled: no door would be left to decide calls'],
+      [
+        config.transparent.enabled,
+        '/transparent/enabled: transparent mode hands connections to the proxy; it needs proxy.enabled',
+      ],
+      [
+        config.mcp.response.decisionPath !== '',
+        '/mcp/response/decisionPath: response decisions run on answers relayed by the proxy; they need proxy.enabled (Envoy does not send answers to ext_authz)',
+      ],
+    ];
+    for (const [wrong, message] of needsProxy) if (wrong) throw new TollgateError('TG_ERR_CONFIG_INVALID', message);
+  }
   const observer = await createObserver(config, logger, deps);
   let pins: PinStore | undefined;
   try {
@@ -266,15 +335,6 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     const info = pdp.info();
     if (info !== undefined) observer.metrics.setPolicy({ revision: info.revision, path: info.decisionPath });
   }
-  const upstreams = createUpstreams({
-    resolve: config.proxy.resolve,
-    headersTimeoutMs: config.proxy.upstreamTimeoutMs,
-    connectTimeoutMs: config.proxy.upstreamConnectTimeoutMs,
-    idleMs: config.proxy.upstreamPoolIdleMs,
-    maxPools: config.proxy.upstreamPoolMax,
-  });
-  observer.metrics.observeUpstreamPools(upstreams);
-  // CONNECT / TLS interception / upgrade hooks and the transparent listener.
   // One decision step for every door: proxy, tunnels, upgrades and the ext_authz server.
   const behaviour = config.behaviour.enabled
     ? createBehaviourTracker({ ...config.behaviour, ...(deps.now === undefined ? {} : { now: deps.now }) })
@@ -301,13 +361,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     ...(behaviour === undefined ? {} : { behaviour }),
     ...(pins === undefined ? {} : { pins }),
   });
-  const responses: ResponseStage | undefined =
-    config.mcp.response.decisionPath === '' && pins === undefined
-      ? undefined
-      : createResponseStage({ pdp, config: config.mcp, logger, observer, ...(pins === undefined ? {} : { pins }) });
-  const withResponses = responses === undefined ? {} : { responses };
-  const egress = createEgress({ config, step, upstreams, logger, observer, ...withResponses });
-  const proxy = createProxy({ config, step, upstreams, logger, observer, hooks: egress.hooks, ...withResponses });
+  const outbound = config.proxy.enabled ? await createOutbound(config, pdp, step, logger, observer, pins) : undefined;
   const admin = createAdmin({
     listen: config.admin.listen,
     pdp,
@@ -346,20 +400,23 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
     async () => idle.close(),
     () => (lifecycle ?? pdp).close(),
     () => state.close(),
-    () => upstreams.close(),
-    () => egress.close(),
   ];
+  if (outbound !== undefined) closers.push(() => outbound.closePools());
   // Every listener is registered as soon as it listens: no upstream connection reaches one.
   const own = (address: ListenerAddress): void => {
     registerOwnListener(address);
     closers.push(async () => unregisterOwnListener(address));
   };
   try {
-    const proxyAddress = await proxy.listen();
-    closers.push(() => proxy.close());
-    own(proxyAddress);
-    const transparentAddress = egress.transparent === undefined ? undefined : await egress.transparent.listen();
-    if (transparentAddress !== undefined) own(transparentAddress);
+    let proxyAddress: AddressInfo | undefined;
+    let transparentAddress: AddressInfo | undefined;
+    if (outbound !== undefined) {
+      proxyAddress = await outbound.proxy.listen();
+      closers.push(() => outbound.proxy.close());
+      own(proxyAddress);
+      transparentAddress = await outbound.transparent?.listen();
+      if (transparentAddress !== undefined) own(transparentAddress);
+    }
     let extAuthzAddress: AddressInfo | undefined;
     if (config.extAuthz.enabled) {
       const { createExtAuthzServer } = await import('./extauthz/server.ts');
@@ -387,7 +444,7 @@ export async function startSidecar(config: Config, logger: Logger, deps: Sidecar
       logger.debug({ component: 'runtime', ...background }, "V8's worker threads run nicer than request handling");
     return {
       addresses: {
-        proxy: proxyAddress,
+        ...(proxyAddress === undefined ? {} : { proxy: proxyAddress }),
         admin: adminAddress,
         ...(extAuthzAddress === undefined ? {} : { extAuthz: extAuthzAddress }),
         ...(transparentAddress === undefined ? {} : { transparent: transparentAddress }),

@@ -284,6 +284,7 @@ async function main(argv: string[]): Promise<void> {
       const runDemo = values.demo ? (await import('./demo.ts')).runDemo : undefined;
       const demo = runDemo ? await runDemo.prepare(cfg, (doc) => parseConfig(doc, process.env, 'demo')) : undefined;
       if (demo) cfg = demo.config;
+      if (demo && !cfg.proxy.enabled) fail('--demo sends its calls through the proxy; it needs proxy.enabled');
       const logger = pino({
         level: cfg.logLevel,
         base: { service: 'tollgate' },
@@ -319,9 +320,16 @@ async function main(argv: string[]): Promise<void> {
       const info = sidecar.pdp.info();
       logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');
       // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
-      const extAuthz = sidecar.addresses.extAuthz;
+      const { proxy, admin, extAuthz } = sidecar.addresses;
+      const doors = [
+        proxy === undefined
+          ? undefined
+          : `proxy ${cfg.agent.identity.mtls === undefined ? 'http' : 'https'}://${proxy.address}:${proxy.port}`,
+        `admin http://${admin.address}:${admin.port}`,
+        extAuthz === undefined ? undefined : `ext_authz ${extAuthz.address}:${extAuthz.port}`,
+      ].filter((door) => door !== undefined);
       process.stdout.write(
-        `tollgate ${VERSION} listening: proxy ${cfg.agent.identity.mtls === undefined ? 'http' : 'https'}://${sidecar.addresses.proxy.address}:${sidecar.addresses.proxy.port}  admin http://${sidecar.addresses.admin.address}:${sidecar.addresses.admin.port}${extAuthz === undefined ? '' : `  ext_authz ${extAuthz.address}:${extAuthz.port}`}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
+        `tollgate ${VERSION} listening: ${doors.join('  ')}  policy ${info?.decisionPath} @ ${info?.revision}\n`,
       );
       let closing = false;
       const shutdown = (signal: string): void => {
@@ -337,8 +345,8 @@ async function main(argv: string[]): Promise<void> {
       };
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
-      if (demo)
-        await demo.run(sidecar.addresses.proxy, (line) => process.stdout.write(`${line}\n`), sidecar.addresses.admin);
+      if (demo !== undefined && proxy !== undefined)
+        await demo.run(proxy, (line) => process.stdout.write(`${line}\n`), admin);
       return;
     }
     default:

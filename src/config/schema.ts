@@ -442,6 +442,12 @@ const pathNormalizationSchema = z
 
 const proxySchema = z
   .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Serve the outbound proxy (and CONNECT, interception, upgrades, transparent mode). false runs Tollgate as an ext_authz server only, as opa-envoy-plugin is in an Envoy or Istio mesh: the proxy's modules are then never loaded.",
+      ),
     listen: hostPort
       .default('127.0.0.1:15001')
       .describe('Outbound listener: explicit proxy (absolute-form) and origin-form (Host) requests.'),

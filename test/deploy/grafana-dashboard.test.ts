@@ -150,9 +150,9 @@ t.test('every dashboard query names metrics and labels a running sidecar exports
   );
   const sidecar = await startSidecar(config, pino({ level: 'silent' }), { now: () => now });
   t.teardown(() => sidecar.close());
-  t.equal((await refund(sidecar.addresses.proxy.port, 10)).status, 200);
+  t.equal((await refund(sidecar.addresses.proxy!.port, 10)).status, 200);
   now += 2 * HOUR_MS;
-  t.equal((await refund(sidecar.addresses.proxy.port, 20)).status, 200);
+  t.equal((await refund(sidecar.addresses.proxy!.port, 20)).status, 200);
   all.push(...(await scrape(sidecar.addresses.admin.port)));
 
   const exported = catalogue(all);

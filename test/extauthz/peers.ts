@@ -138,11 +138,19 @@ export interface TollgateExtAuthz {
 }
 
 /** Starts `tollgate run` with the ext_authz server on a free port and returns that port. */
-export async function startTollgateExtAuthz(t: TestLike, config: Record<string, unknown>): Promise<TollgateExtAuthz> {
-  const tollgate = await startTollgate(t, {
-    ...config,
-    extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) },
-  });
+export async function startTollgateExtAuthz(
+  t: TestLike,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<TollgateExtAuthz> {
+  const tollgate = await startTollgate(
+    t,
+    {
+      ...config,
+      extAuthz: { listen: '127.0.0.1:0', ...(config.extAuthz as object) },
+    },
+    env,
+  );
   const m = /ext_authz [^\s:]+:(\d+)/.exec(tollgate.output());
   if (!m) throw new Error(`tollgate did not print its ext_authz address:\n${tollgate.output()}`);
   return { tollgate, extAuthzPort: Number(m[1]) };

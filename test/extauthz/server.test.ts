@@ -6,12 +6,13 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { checkMethod, type Message } from '../../src/proto/ext-authz.ts';
 import { signAgentToken } from '../../src/identity/hs256.ts';
-import { ROOT, startTollgate } from '../helpers/processes.ts';
+import { ROOT, startTollgate, tempDir } from '../helpers/processes.ts';
 import { checkClient, startTollgateExtAuthz, type CheckOutcome } from './peers.ts';
 
 const GRPCURL = join(ROOT, '.tools/bin/grpcurl');
@@ -191,5 +192,78 @@ t.test('the ext_authz listener is off when extAuthz.enabled is false', async (t)
     tollgate.output(),
     /proxy http:\/\/127\.0\.0\.1:\d+  admin http:\/\/127\.0\.0\.1:\d+  policy /,
     'the listening line keeps its shape',
+  );
+});
+
+t.test(
+  'ext_authz only (proxy.enabled: false): Checks are decided, no proxy listens, its modules are never loaded',
+  async (t) => {
+    // A module hook in the child records every module it loads (ESM and require) and writes them at exit.
+    const dir = await tempDir();
+    const hook = join(dir, 'record-loads.mjs');
+    await writeFile(
+      hook,
+      `import { registerHooks } from 'node:module';
+import { writeFileSync } from 'node:fs';
+const urls = [];
+registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
+process.on('exit', () => writeFileSync(process.env.LOADED_FILE, urls.join('\\n')));
+`,
+    );
+    const loadedBy = async (proxy: boolean): Promise<{ loaded: string[]; output: string }> => {
+      const file = join(dir, `loaded-${proxy}.txt`);
+      const { extAuthzPort, tollgate } = await startTollgateExtAuthz(
+        t,
+        { agent: { id: 'support-bot', role: 'support' }, proxy: { enabled: proxy } },
+        { NODE_OPTIONS: `--import=${hook}`, LOADED_FILE: file },
+      );
+      const client = checkClient(extAuthzPort);
+      try {
+        t.equal(statusCode(await client.check(ALLOWED)), 0, `proxy ${proxy}: an allowed call is OK`);
+        t.equal(statusCode(await client.check(http('GET', 'hr.internal', '/'))), 7, 'a denied one is not');
+      } finally {
+        client.close();
+      }
+      t.equal(await tollgate.stop(), 0, 'stops cleanly on SIGTERM');
+      return { loaded: (await readFile(file, 'utf8')).split('\n'), output: tollgate.output() };
+    };
+    // The listener registry (upstream/loop-guard) is shared: the ext_authz listener registers itself too.
+    const outbound =
+      /\/node_modules\/undici\/|\/src\/pep\/|\/src\/upstream\/(?!loop-guard\.)|\/src\/mcp\/response-relay\./;
+
+    const off = await loadedBy(false);
+    t.match(off.output, /listening: admin http:\/\/127\.0\.0\.1:\d+  ext_authz 127\.0\.0\.1:\d+  policy /);
+    t.notMatch(off.output, /proxy http/, 'no proxy address is printed');
+    t.ok(
+      off.loaded.some((url) => url.includes('/src/extauthz/server.')),
+      'the hook saw the modules the ext_authz server loads',
+    );
+    t.same(
+      off.loaded.filter((url) => outbound.test(url)),
+      [],
+      'undici, the proxy, the upstream pools and the MCP relay are not loaded',
+    );
+    // The same hook with the proxy on: the outbound modules are loaded (the check above can fail).
+    const on = await loadedBy(true);
+    t.ok(on.loaded.filter((url) => outbound.test(url)).length > 10, 'with the proxy, they are');
+  },
+);
+
+t.test('proxy.enabled: false refuses what would need the proxy, naming the field', async (t) => {
+  const refused = async (config: Record<string, unknown>, message: RegExp): Promise<void> => {
+    const tollgate = startTollgate(t, { proxy: { enabled: false }, ...config });
+    await t.rejects(tollgate, message);
+  };
+  await refused(
+    { extAuthz: { enabled: false } },
+    /TG_ERR_CONFIG_INVALID: \/proxy\/enabled: false needs extAuthz\.enabled/,
+  );
+  await refused(
+    { transparent: { enabled: true } },
+    /TG_ERR_CONFIG_INVALID: \/transparent\/enabled: .*needs proxy\.enabled/,
+  );
+  await refused(
+    { mcp: { response: { decisionPath: 'tollgate/mcp/response' } } },
+    /TG_ERR_CONFIG_INVALID: \/mcp\/response\/decisionPath: .*need proxy\.enabled/,
   );
 });

@@ -32,6 +32,7 @@ const run = promisify(execFile);
 
 /** A running tollgate process. */
 export interface Tollgate {
+  /** The proxy listener's port; 0 when proxy.enabled is false. */
   readonly proxyPort: number;
   readonly adminPort: number;
   readonly child: ChildProcess;
@@ -72,8 +73,8 @@ export async function startTollgate(
   const ports = await new Promise<{ proxy: number; admin: number }>((resolve, reject) => {
     child.stdout!.on('data', (c: string) => {
       out += c;
-      const m = /proxy https?:\/\/[^:]+:(\d+)\s+admin http:\/\/[^:]+:(\d+)/.exec(out);
-      if (m) resolve({ proxy: Number(m[1]), admin: Number(m[2]) });
+      const m = /listening: (?:proxy https?:\/\/[^:]+:(\d+)\s+)?admin http:\/\/[^:]+:(\d+)/.exec(out);
+      if (m) resolve({ proxy: Number(m[1] ?? 0), admin: Number(m[2]) });
     });
     void exited.then((code) => reject(new Error(`tollgate exited with ${code} before listening:\n${out}`)));
   });

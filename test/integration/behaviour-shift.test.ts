@@ -68,7 +68,7 @@ t.test('an agent whose order amounts jump is denied by input.behaviour and raise
   const sidecar = await startSidecar(config, pino({ level: 'silent' }), { now: () => now });
   t.teardown(() => sidecar.close());
   const order = (quantity: number) =>
-    viaProxy(sidecar.addresses.proxy.port, {
+    viaProxy(sidecar.addresses.proxy!.port, {
       method: 'POST',
       url: 'http://orders.internal/v1/orders',
       headers: { 'content-type': 'application/json' },

@@ -53,7 +53,7 @@ async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
       const req = httpRequest(
         {
           host: '127.0.0.1',
-          port: sidecar.addresses.proxy.port,
+          port: sidecar.addresses.proxy!.port,
           method: 'POST',
           path: 'http://mcp.internal/mcp',
           headers: {
@@ -82,7 +82,7 @@ async function setup(t: TestLike, mcp: Record<string, unknown> = {}) {
       const req = httpRequest(
         {
           host: '127.0.0.1',
-          port: sidecar.addresses.proxy.port,
+          port: sidecar.addresses.proxy!.port,
           method: 'POST',
           path: 'http://mcp.internal/mcp',
           headers: { host: 'mcp.internal', 'content-type': 'application/json' },

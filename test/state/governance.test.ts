@@ -66,7 +66,7 @@ async function sidecar(t: Tap, state: Record<string, unknown> = {}) {
     await telemetry.forceFlush();
     return exporter.getFinishedSpans();
   };
-  return { proxy: running.addresses.proxy.port, admin: running.addresses.admin.port, spans, metrics: running.metrics };
+  return { proxy: running.addresses.proxy!.port, admin: running.addresses.admin.port, spans, metrics: running.metrics };
 }
 type Tap = { teardown(fn: () => unknown): void };
 
