@@ -177,6 +177,17 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     }
   }
 
+  /**
+   * Sends one empty export request now, so that the exporter opens its connection (and runs
+   * its code once) at start instead of inside the first batch's export, while requests are
+   * being served. A failure is reported like any export's (the collector may come later).
+   */
+  connect(): void {
+    if (this.shutdownPromise !== undefined) return;
+    this.ready.unshift({ bytes: new Uint8Array(0), count: 0 });
+    this.pump();
+  }
+
   /** Exports everything ended so far; resolves when every batch has been answered. */
   async forceFlush(): Promise<void> {
     this.seal();

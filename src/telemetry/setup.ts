@@ -233,7 +233,7 @@ function createExportProcessor(
         ...(base !== undefined ? { url: base } : {}),
         ...(metadata !== undefined ? { metadata } : {}),
       });
-      return new EncodingBatchSpanProcessor(exporter, batch);
+      return connected(new EncodingBatchSpanProcessor(exporter, batch));
     }
     case 'http/protobuf':
     case 'http/json': {
@@ -241,11 +241,17 @@ function createExportProcessor(
       const config = { timeoutMillis, headers: { ...headers }, ...(url !== undefined ? { url } : {}) };
       return protocol === 'http/json'
         ? new BatchSpanProcessor({ exporter: new JsonExporter(config), ...batch })
-        : new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch);
+        : connected(new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch));
     }
     default:
       return protocol satisfies never;
   }
+}
+
+/** The processor, its exporter connecting now rather than at the first export. */
+function connected(processor: EncodingBatchSpanProcessor): EncodingBatchSpanProcessor {
+  processor.connect();
+  return processor;
 }
 
 /** A warn line at most every 30 s, saying how many failures it stands for. */

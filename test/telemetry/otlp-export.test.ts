@@ -245,3 +245,23 @@ t.test(
     t.equal(rec.calls.length, 1, 'nothing after shutdown');
   },
 );
+
+t.test('connect() sends one empty request first; spans ended meanwhile wait for it, then go as usual', async (t) => {
+  const rec = recordingExporter(null);
+  const { processor, span } = setup(rec.exporter, { maxExportBatchSize: 2, scheduledDelayMillis: 60_000 });
+  processor.connect();
+  t.equal(rec.calls.length, 1, 'the empty request leaves at once');
+  t.equal(rec.calls[0]!.batch.count, 0);
+  t.equal(rec.calls[0]!.batch.bytes.length, 0, 'an ExportTraceServiceRequest with no spans: no bytes');
+  span(1);
+  span(2);
+  t.equal(rec.calls.length, 1, 'the first full batch waits for the connecting export');
+  rec.calls[0]!.done({ code: ExportResultCode.SUCCESS });
+  t.equal(rec.calls.length, 2);
+  t.equal(rec.calls[1]!.batch.count, 2);
+  rec.calls[1]!.done({ code: ExportResultCode.SUCCESS });
+  const shut = processor.shutdown();
+  await shut;
+  processor.connect();
+  t.equal(rec.calls.length, 2, 'nothing after shutdown');
+});
