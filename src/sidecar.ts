@@ -111,7 +111,6 @@ export async function createPdp(config: Config): Promise<Pdp> {
   }
 }
 
-/** Starts the sidecar: PDP, upstream pools, proxy listener, ext_authz server, admin listener. */
 /** The decision-log mask: the configured one, plus the agent token header when tokens are on. */
 function decisionLogMask(config: Config): string[] {
   const mask = [...(config.decisionLog.mask ?? DEFAULT_MASK)];
@@ -247,6 +246,7 @@ async function createOutbound(
   };
 }
 
+/** Starts the sidecar: PDP, decision step, the proxy side (unless disabled), ext_authz server, admin listener. */
 export async function startSidecar(config: Config, logger: Logger, deps: SidecarDeps = {}): Promise<Sidecar> {
   if (
     config.mcp.response.decisionPath !== '' &&

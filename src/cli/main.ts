@@ -319,7 +319,7 @@ async function main(argv: string[]): Promise<void> {
       const sidecar = await startSidecar(cfg, logger, { tracer: telemetry.tracer, propagator: telemetry.propagator });
       const info = sidecar.pdp.info();
       logger.info({ proxy: sidecar.addresses.proxy, admin: sidecar.addresses.admin, policy: info }, 'tollgate started');
-      // Tests parse the "proxy ...  admin ..." prefix of this line; keep it stable.
+      // Tests and benches parse this line (each door that listens: proxy, admin, ext_authz); keep its shape.
       const { proxy, admin, extAuthz } = sidecar.addresses;
       const doors = [
         proxy === undefined
