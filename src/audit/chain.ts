@@ -1,143 +1,18 @@
 /**
  * The hash chain shared by the writer (log.ts) and the verifier (verify.ts). Each
  * record carries `seq`, `prev_hash` (the previous record's hash) and `hash` =
- * sha256 over the canonical serialisation of the record without `hash`. Canonical
- * form is RFC 8785 (JCS) for JSON data: object keys sorted by UTF-16 code units, no
- * whitespace, numbers and strings as ECMAScript's JSON.stringify writes them — so a
- * verifier in any language that implements JCS recomputes the same bytes.
+ * sha256 over the canonical serialisation (RFC 8785, ../json/canonical.ts) of the
+ * record without `hash`.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
+import { canonicalJson } from '../json/canonical.ts';
 
 /** prev_hash of the very first genesis record of a chain. */
 export const ZERO_HASH = '0'.repeat(64);
 
-/** A JSON scalar as canonical JSON (undefined, functions and symbols as null, as in an array). */
-function scalarJson(value: unknown): string {
-  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return 'null';
-  if (typeof value === 'bigint') return value.toString();
-  return JSON.stringify(value);
-}
-
-/** Omitted from an object, as JSON.stringify omits them. */
-function omitted(member: unknown): boolean {
-  return member === undefined || typeof member === 'function' || typeof member === 'symbol';
-}
-
-// What JSON.stringify escapes in a string: quote, backslash, control characters, and lone
-// surrogates (tested as any surrogate; a string with a pair is handed to JSON.stringify too).
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** A string as JSON writes it: quoted directly when nothing in it needs an escape. */
-function stringJson(text: string): string {
-  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
-}
-
-// Records repeat their member names (OPA's fields, the input's, header names): each is quoted
-// once. Bounded, so names an agent makes up cannot grow it.
-const QUOTED_MAX = 4096;
-const quotedKeys = new Map<string, string>();
-
-function keyJson(key: string): string {
-  let quoted = quotedKeys.get(key);
-  if (quoted === undefined) {
-    quoted = stringJson(key);
-    if (quotedKeys.size < QUOTED_MAX) quotedKeys.set(key, quoted);
-  }
-  return quoted;
-}
-
-// Nesting the recursive writer handles; deeper values go to the iterative one.
-const RECURSION_MAX = 200;
-const TOO_DEEP = Symbol('too deep');
-
-/** The common case: recursion and string concatenation, no work items (every decision is sealed). */
-function recursiveJson(value: unknown, depth: number): string {
-  let v = value;
-  while (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
-    v = (v as { toJSON: () => unknown }).toJSON();
-  if (typeof v === 'string') return stringJson(v);
-  if (typeof v === 'number') return Number.isFinite(v) ? `${v}` : 'null';
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (v === null || typeof v !== 'object') return scalarJson(v);
-  if (depth >= RECURSION_MAX) throw TOO_DEEP;
-  if (Array.isArray(v)) {
-    if (v.length === 0) return '[]';
-    let out = '[' + recursiveJson(v[0], depth + 1);
-    for (let i = 1; i < v.length; i++) out += ',' + recursiveJson(v[i], depth + 1);
-    return out + ']';
-  }
-  const record = v as Record<string, unknown>;
-  const keys = Object.keys(record);
-  if (keys.length > 1) keys.sort();
-  let out = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    const member = record[key];
-    if (omitted(member)) continue;
-    out += (out.length === 1 ? '' : ',') + keyJson(key) + ':' + recursiveJson(member, depth + 1);
-  }
-  return out + '}';
-}
-
-/**
- * RFC 8785 canonical JSON of a JSON value (undefined members omitted, as JSON does).
- * A record holds whatever nesting a request body had, and a deeply nested body must not
- * overflow the stack and leave its decision unrecorded: past RECURSION_MAX levels the
- * value is written again by an iterative writer, which has no depth limit.
- */
-export function canonicalJson(value: unknown): string {
-  try {
-    return recursiveJson(value, 0);
-  } catch (err) {
-    if (err !== TOO_DEEP) throw err;
-    return iterativeJson(value);
-  }
-}
-
-/** canonicalJson with an explicit stack: any depth. */
-function iterativeJson(value: unknown): string {
-  const out: string[] = [];
-  // Work items, last first: a value to write, or literal text (brackets, commas, keys).
-  const work: Array<{ readonly text: string } | { readonly value: unknown }> = [{ value }];
-  while (work.length > 0) {
-    const item = work.pop()!;
-    if ('text' in item) {
-      out.push(item.text);
-      continue;
-    }
-    let v = item.value;
-    while (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function')
-      v = (v as { toJSON: () => unknown }).toJSON();
-    if (v === null || typeof v !== 'object') {
-      out.push(scalarJson(v));
-      continue;
-    }
-    if (Array.isArray(v)) {
-      work.push({ text: ']' });
-      for (let i = v.length - 1; i >= 0; i--) {
-        work.push({ value: v[i] });
-        if (i > 0) work.push({ text: ',' });
-      }
-      work.push({ text: '[' });
-      continue;
-    }
-    const record = v as Record<string, unknown>;
-    const keys = Object.keys(record)
-      .filter((key) => !omitted(record[key]))
-      .sort();
-    work.push({ text: '}' });
-    for (let i = keys.length - 1; i >= 0; i--) {
-      work.push({ value: record[keys[i]!] });
-      work.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:` });
-    }
-    work.push({ text: '{' });
-  }
-  return out.join('');
-}
-
-/** sha256 hex of a string's UTF-8 bytes. */
+/** sha256 hex of a string's UTF-8 bytes (one-shot: no Hash object per record). */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return oneShotHash('sha256', text, 'hex');
 }
 
 /**
@@ -148,6 +23,37 @@ export function sealRecord(record: Readonly<Record<string, unknown>>): { hash: s
   const body = canonicalJson(record);
   const hash = sha256Hex(body);
   return { hash, line: body === '{}' ? `{"hash":"${hash}"}` : `${body.slice(0, -1)},"hash":"${hash}"}` };
+}
+
+/** Where a sealed line is written: `bytes` with at least the asked-for room free from `at`. */
+export interface LineSpace {
+  readonly bytes: Buffer;
+  readonly at: number;
+}
+
+// `,"hash":"` + 64 hex digits + `"}` + newline.
+const HASH_TAIL_BYTES = 76;
+
+/**
+ * sealRecord for a file: the canonical body is UTF-8 encoded once, straight into the space
+ * `room(maxBytes)` gives, hashed there, and completed in place into the line
+ * `…,"hash":"<hex>"}\n`. Returns the hash and the line's end (after its newline). One
+ * encoding per record, where a string line is flattened and encoded again for its hash,
+ * for its length and for the file.
+ */
+export function sealRecordInto(
+  record: Readonly<Record<string, unknown>>,
+  room: (maxBytes: number) => LineSpace,
+): { hash: string; bytes: Buffer; start: number; end: number } {
+  const body = canonicalJson(record);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes.
+  const { bytes, at } = room(body.length * 3 + HASH_TAIL_BYTES);
+  const length = bytes.write(body, at, 'utf8');
+  const hash = oneShotHash('sha256', bytes.subarray(at, at + length), 'hex');
+  // The body ends in `}`: the hash member is written over it.
+  const tail = body === '{}' ? `"hash":"${hash}"}\n` : `,"hash":"${hash}"}\n`;
+  const end = at + length - 1 + bytes.write(tail, at + length - 1, 'latin1');
+  return { hash, bytes, start: at, end };
 }
 
 /** Recomputes a parsed record's hash (everything but `hash`). */

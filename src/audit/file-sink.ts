@@ -83,7 +83,7 @@ export async function readFirstLine(path: string): Promise<string | undefined> {
 export interface FileSink {
   /** Bytes in the current file. */
   readonly size: number;
-  append(text: string): Promise<void>;
+  append(data: string | Uint8Array): Promise<void>;
   /** Renames the current file to `<path>.<n>`, prunes old ones, opens a fresh file; returns the rotated file's name. */
   rotate(): Promise<string>;
   close(): Promise<void>;
@@ -97,8 +97,8 @@ export async function openFileSink(path: string, maxFiles: number): Promise<File
     get size() {
       return size;
     },
-    async append(text) {
-      const bytes = Buffer.from(text, 'utf8');
+    async append(data) {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
       await fh.write(bytes);
       size += bytes.length;
     },

@@ -19,13 +19,16 @@
  * decision (OPA's fields, no `type`), gap `{type:"gap", dropped, timestamp, seq, prev_hash}`.
  */
 import { randomUUID } from 'node:crypto';
-import { ZERO_HASH, sealRecord } from './chain.ts';
+import { ZERO_HASH, sealRecord, sealRecordInto, type LineSpace } from './chain.ts';
 import { DEFAULT_MASK, maskEvent } from './mask.ts';
 import { readFile } from 'node:fs/promises';
 import { nonEmptyFile, openFileSink, readFirstLine, readLastLine, type FileSink } from './file-sink.ts';
 import { createHttpSink, type HttpSink, type HttpSinkOptions } from './http-sink.ts';
 
 /** One decision as the PEP / ext_authz server hands it over (unmasked; do not mutate it afterwards). */
+// The write batch's buffer: the 64 KiB at which a batch is written, plus the line that crosses it.
+const PENDING_BUFFER_BYTES = 128 * 1024;
+
 export interface DecisionEvent {
   readonly decisionId: string;
   /** Default: when write() is called. */
@@ -150,21 +153,23 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   let chain: ChainState = { chainId: randomUUID(), seq: -1, hash: ZERO_HASH };
   let file: FileSink | undefined;
 
-  /** Seals a record onto the chain and returns its line. */
-  function seal(record: Record<string, unknown>): string {
-    const seq = chain.seq + 1;
-    const { hash, line } = sealRecord({ ...record, seq, prev_hash: chain.hash });
-    chain = { ...chain, seq, hash };
-    return line;
-  }
-
-  function genesis(prevFile?: string): string {
-    return seal({
+  function genesisRecord(prevFile?: string): Record<string, unknown> {
+    return {
       type: 'genesis',
       chain_id: chain.chainId,
       created: now().toISOString(),
       ...(prevFile !== undefined ? { prev_file: prevFile } : {}),
-    });
+    };
+  }
+
+  /** Seals a record onto the chain (setting its seq and prev_hash) and returns its line. */
+  function seal(record: Record<string, unknown>): string {
+    const seq = chain.seq + 1;
+    record.seq = seq;
+    record.prev_hash = chain.hash;
+    const { hash, line } = sealRecord(record);
+    chain = { ...chain, seq, hash };
+    return line;
   }
 
   if (options.file !== undefined) {
@@ -187,7 +192,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     }
     file = await openFileSink(path, options.file.maxFiles ?? 10);
     if (continued !== undefined) chain = continued;
-    else await file.append(`${genesis(rotated)}\n`);
+    else await file.append(`${seal(genesisRecord(rotated))}\n`);
   }
   const maxBytes = options.file?.maxBytes ?? 100 * 1024 * 1024;
 
@@ -229,7 +234,8 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
 
   function decisionRecord(event: DecisionEvent, at: Date): Record<string, unknown> {
     const { event: masked, erased } = maskEvent({ input: event.input, result: event.result }, mask);
-    return {
+    // Built member by member rather than spread: one object per record, which seal() completes.
+    const record: Record<string, unknown> = {
       decision_id: event.decisionId,
       timestamp: (event.timestamp ?? at).toISOString(),
       path: event.path,
@@ -238,15 +244,15 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       bundles: { [bundleName]: { revision: event.revision } },
       metrics: event.evalNanos !== undefined ? { timer_rego_query_eval_ns: event.evalNanos } : {},
       labels,
-      ...(erased.length > 0 ? { erased } : {}),
-      ...(event.error !== undefined
-        ? { error: { code: event.error.code, message: event.error.message, failure_mode: event.error.failureMode } }
-        : {}),
-      ...(event.traceId !== undefined ? { trace_id: event.traceId } : {}),
-      ...(event.spanId !== undefined ? { span_id: event.spanId } : {}),
-      ...(event.requestedBy !== undefined ? { requested_by: event.requestedBy } : {}),
-      ...(event.custom !== undefined ? { custom: event.custom } : {}),
     };
+    if (erased.length > 0) record.erased = erased;
+    if (event.error !== undefined)
+      record.error = { code: event.error.code, message: event.error.message, failure_mode: event.error.failureMode };
+    if (event.traceId !== undefined) record.trace_id = event.traceId;
+    if (event.spanId !== undefined) record.span_id = event.spanId;
+    if (event.requestedBy !== undefined) record.requested_by = event.requestedBy;
+    if (event.custom !== undefined) record.custom = event.custom;
+    return record;
   }
 
   /** The record an item becomes (before sealing). */
@@ -256,22 +262,40 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       : decisionRecord(item.event, item.at);
   }
 
-  // Sealed lines not yet in the file: written together (see the header).
-  let pending = '';
+  // Sealed lines not yet in the file, UTF-8 encoded where they were sealed: the first
+  // pendingBytes bytes of `pending`, written together (see the header). Only the writer's one
+  // turn at a time (schedule) touches it, so it is reused once a write has completed.
+  let pending = Buffer.allocUnsafe(PENDING_BUFFER_BYTES);
   let pendingBytes = 0;
   let pendingDecisions = 0;
   let writeNow = false;
   let fileTimer: NodeJS.Timeout | undefined;
 
+  /** Room for one more line at the end of `pending` (grown for a record larger than it). */
+  function room(maxBytes: number): LineSpace {
+    if (pendingBytes + maxBytes > pending.length) {
+      const larger = Buffer.allocUnsafe(Math.max(pending.length * 2, pendingBytes + maxBytes));
+      pending.copy(larger, 0, 0, pendingBytes);
+      pending = larger;
+    }
+    return { bytes: pending, at: pendingBytes };
+  }
+
+  /** Seals a record onto the chain into `pending`; the line is kept by advancing pendingBytes. */
+  function sealLine(record: Record<string, unknown>): { start: number; end: number } {
+    const seq = chain.seq + 1;
+    record.seq = seq;
+    record.prev_hash = chain.hash;
+    const { hash, start, end } = sealRecordInto(record, room);
+    chain = { ...chain, seq, hash };
+    return { start, end };
+  }
+
   async function writePending(): Promise<void> {
-    if (file === undefined || pending === '') return;
-    const text = pending;
+    if (file === undefined || pendingBytes === 0) return;
     const decisions = pendingDecisions;
-    pending = '';
-    pendingBytes = 0;
-    pendingDecisions = 0;
     try {
-      await file.append(text);
+      await file.append(pending.subarray(0, pendingBytes));
       written += decisions;
     } catch (err) {
       warn(
@@ -279,6 +303,11 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
         'decision log file write failed',
       );
       dropped(decisions);
+    } finally {
+      pendingBytes = 0;
+      pendingDecisions = 0;
+      // A record far larger than usual grew the buffer: not kept for the next ones.
+      if (pending.length > PENDING_BUFFER_BYTES) pending = Buffer.allocUnsafe(PENDING_BUFFER_BYTES);
     }
   }
 
@@ -290,10 +319,10 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       for (const item of batch) {
         let record: Record<string, unknown>;
         const before = chain;
-        let line: string;
+        let line: { start: number; end: number };
         try {
           record = recordOf(item);
-          line = seal(record);
+          line = sealLine(record);
         } catch (err) {
           // An event that cannot be serialised is dropped and counted, not thrown (seal moved no chain).
           warn(
@@ -303,32 +332,33 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
           dropped(1);
           continue;
         }
-        let bytes = Buffer.byteLength(line) + 1;
+        const bytes = line.end - line.start;
         if (file !== undefined && file.size + pendingBytes + bytes > maxBytes && file.size + pendingBytes > 0) {
           // Rotate before this record: it is sealed again after the new file's genesis.
           chain = before;
           await writePending();
           try {
             const rotated = await file.rotate();
-            pending = `${genesis(rotated)}\n`;
-            pendingBytes = Buffer.byteLength(pending);
+            pendingBytes = sealLine(genesisRecord(rotated)).end;
           } catch (err) {
             warn(
               { component: 'decision-log', err: err instanceof Error ? err.message : String(err) },
               'decision log file rotation failed',
             );
           }
-          line = seal(record);
-          bytes = Buffer.byteLength(line) + 1;
+          line = sealLine(record);
         }
-        if (file !== undefined) {
-          pending += `${line}\n`;
-          pendingBytes += bytes;
-          if (item.kind === 'event') pendingDecisions++;
+        if (item.kind === 'event') {
+          if (http !== undefined) decisionLines.push(pending.toString('utf8', line.start, line.end - 1));
+          pendingDecisions++;
         }
-        if (item.kind === 'event') decisionLines.push(line);
+        // Without a file the line was only needed for the HTTP sink.
+        pendingBytes = file !== undefined ? line.end : 0;
       }
-      if (file === undefined) written += decisionLines.length;
+      if (file === undefined) {
+        written += pendingDecisions;
+        pendingDecisions = 0;
+      }
       http?.add(decisionLines);
     }
   }
@@ -339,7 +369,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     if (writeNow || pendingBytes >= 64 * 1024) {
       writeNow = false;
       await writePending();
-    } else if (pending !== '' && fileTimer === undefined) {
+    } else if (pendingBytes > 0 && fileTimer === undefined) {
       fileTimer = setTimeout(() => {
         fileTimer = undefined;
         writeNow = true;
@@ -357,7 +387,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   }
 
   async function flushQueue(): Promise<void> {
-    while (draining !== undefined || queue.length > 0 || pending !== '') {
+    while (draining !== undefined || queue.length > 0 || pendingBytes > 0) {
       writeNow = true;
       await schedule();
     }

@@ -44,31 +44,34 @@ function isContainer(value: unknown): value is Record<string, unknown> | unknown
   return typeof value === 'object' && value !== null;
 }
 
-/** Returns `root` with the value at `tokens` removed (copying along the path), or undefined when absent. */
-function erase(root: unknown, tokens: readonly string[]): unknown | undefined {
-  if (tokens.length === 0 || !isContainer(root)) return undefined;
-  const [head, ...rest] = tokens as [string, ...string[]];
+const ARRAY_INDEX = /^(0|[1-9]\d*)$/;
+
+/**
+ * Returns `root` with the value at `tokens[at..]` removed (copying along the path), or
+ * undefined when absent. Absent is the common case (no credential header), so the path is
+ * walked first and nothing is copied for it.
+ */
+function erase(root: unknown, tokens: readonly string[], at = 0): unknown | undefined {
+  if (at >= tokens.length || !isContainer(root)) return undefined;
+  const head = tokens[at]!;
+  const last = at === tokens.length - 1;
   if (Array.isArray(root)) {
-    if (!/^(0|[1-9]\d*)$/.test(head)) return undefined;
+    if (!ARRAY_INDEX.test(head)) return undefined;
     const index = Number(head);
     if (index >= root.length) return undefined;
-    const copy = root.slice();
-    if (rest.length === 0) {
-      // Erasing an array element keeps the indexes of the others stable.
-      copy[index] = null;
-      return copy;
-    }
-    const child = erase(root[index], rest);
+    const child = last ? null : erase(root[index], tokens, at + 1);
     if (child === undefined) return undefined;
+    const copy = root.slice();
+    // Erasing an array element keeps the indexes of the others stable.
     copy[index] = child;
     return copy;
   }
   if (!Object.hasOwn(root, head)) return undefined;
-  if (rest.length === 0) {
+  if (last) {
     const { [head]: _removed, ...others } = root;
     return others;
   }
-  const child = erase(root[head], rest);
+  const child = erase(root[head], tokens, at + 1);
   if (child === undefined) return undefined;
   return { ...root, [head]: child };
 }
@@ -94,7 +97,7 @@ function parsedMask(mask: readonly string[]): ReadonlyArray<{ pointer: string; t
 
 /** Applies a mask list to an event; `erased` lists the pointers that matched, in mask order. */
 export function maskEvent<T extends Maskable>(event: T, mask: readonly string[]): { event: T; erased: string[] } {
-  let current = { ...event } as Record<string, unknown>;
+  let current = event as Record<string, unknown>;
   const erased: string[] = [];
   for (const { pointer, tokens } of parsedMask(mask)) {
     const next = erase(current, tokens);

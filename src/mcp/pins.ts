@@ -17,6 +17,7 @@ import { dirname, join, basename } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { TollgateError } from '../errors.ts';
 import type { PolicyInput } from '../input/build.ts';
+import { canonicalJson } from '../json/canonical.ts';
 
 /** The parts of a tool definition that are pinned. */
 export interface ToolDefinition {
@@ -105,18 +106,6 @@ export interface PinStore {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, arrays in order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
-  if (isObject(value)) {
-    const keys = Object.keys(value)
-      .filter((k) => value[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
 
 /** The pinned parts of a tools/list entry, or undefined when it has no string name. */
 export function toolDefinition(tool: unknown): ToolDefinition | undefined {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { PolicyInput } from '../input/build.ts';
+import { canonicalJson } from '../json/canonical.ts';
 
 /** What identifies a call for approval. */
 export interface CallDigest {
@@ -15,20 +16,6 @@ export interface CallDigest {
   readonly path: string;
   readonly bodyDigest: string;
   readonly digest: string;
-}
-
-/** JSON with object keys sorted, so two spellings of one document digest alike. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const obj = value as Record<string, unknown>;
-    return `{${Object.keys(obj)
-      .sort()
-      .filter((k) => obj[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

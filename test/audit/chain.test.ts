@@ -2,7 +2,8 @@
 // records as deeply nested as a request body may be (a stack overflow there would leave a
 // decision unrecorded).
 import t from 'tap';
-import { canonicalJson, recomputeHash, sealRecord } from '../../src/audit/chain.ts';
+import { recomputeHash, sealRecord } from '../../src/audit/chain.ts';
+import { canonicalJson } from '../../src/json/canonical.ts';
 // Read back without JSON.parse's object names, which this runtime can misread (exact-json.ts).
 import { buildJson } from '../../src/input/exact-json.ts';
 

@@ -259,6 +259,54 @@ t.test('the HTTP sink posts gzip JSON arrays in OPA upload format and retries af
   t.equal((batches[0]![1] as { prev_hash: string }).prev_hash, (batches[0]![0] as { hash: string }).hash);
 });
 
+t.test(
+  'file and HTTP sink get the same lines, UTF-8 as sealed, a record past the write batch size included',
+  async (t) => {
+    const uploaded: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        for (const e of JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as unknown[])
+          uploaded.push(JSON.stringify(e));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/logs`;
+    const path = join(await tempDir(), 'decisions.log');
+    const log = await createDecisionLog({ file: { path }, http: { url, flushIntervalMs: 60_000 } });
+    // Non-ASCII text (2-, 3- and 4-byte UTF-8) and a body of 300,000 bytes, past the 128 KiB
+    // buffer the lines are sealed into: it grows for that record and the next ones follow it.
+    const big = 'é€😀'.repeat(30_000);
+    log.write(event(1, { input: { parsed_body: { note: 'café €5 😀' } } }));
+    log.write(event(2, { input: { parsed_body: { big } } }));
+    for (let i = 3; i <= 40; i++) log.write(event(i));
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    const fileLines = text.trim().split('\n');
+    t.equal(fileLines.length, 41, 'genesis and 40 decisions');
+    t.equal((JSON.parse(fileLines[2]!) as { input: { parsed_body: { big: string } } }).input.parsed_body.big, big);
+    t.equal(
+      (JSON.parse(fileLines[1]!) as { input: { parsed_body: { note: string } } }).input.parsed_body.note,
+      'café €5 😀',
+    );
+    // The uploaded records are the file's lines, member for member.
+    t.same(
+      uploaded,
+      fileLines.slice(1).map((l) => JSON.stringify(JSON.parse(l))),
+    );
+    for (const line of fileLines) {
+      const record = JSON.parse(line) as Record<string, unknown>;
+      t.equal(recomputeHash(record), record.hash, `seq ${String(record.seq)} hash recomputes`);
+    }
+    const report = await verifyDecisionLog(path);
+    t.ok(report.ok, JSON.stringify(report.problems));
+    t.equal(report.decisions, 40);
+  },
+);
+
 t.test('an unreachable HTTP sink never blocks writes and counts what it could not deliver', async (t) => {
   let dropped = 0;
   const log = await createDecisionLog({

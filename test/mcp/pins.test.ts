@@ -1,7 +1,8 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson, createPinStore, fingerprint, readPinsFile } from '../../src/mcp/pins.ts';
+import { canonicalJson } from '../../src/json/canonical.ts';
+import { createPinStore, fingerprint, readPinsFile } from '../../src/mcp/pins.ts';
 import { tempDir } from '../helpers/processes.ts';
 import type { PolicyInput } from '../../src/input/build.ts';
 
