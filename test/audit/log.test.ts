@@ -353,6 +353,21 @@ t.test('with a short flush interval the records reach the file without a flush',
   );
 });
 
+t.test('a backlog is sealed a batch per event-loop turn, so requests run between batches', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const log = await createDecisionLog({ file: { path } });
+  for (let i = 1; i <= 1000; i++) log.write(event(i));
+  t.equal(log.stats().queued, 1000);
+  // This callback is queued after the writer's first turn: it runs between two batches.
+  const seenBetween = await new Promise<number>((resolve) => setImmediate(() => resolve(log.stats().queued)));
+  t.ok(seenBetween > 0 && seenBetween < 1000, `${seenBetween} still queued after one turn`);
+  await log.close();
+  t.equal(log.stats().written, 1000);
+  const report = await verifyDecisionLog(path);
+  t.ok(report.ok, JSON.stringify(report.problems));
+  t.equal(report.decisions, 1000);
+});
+
 t.test('writes after close are counted as dropped', async (t) => {
   const path = join(await tempDir(), 'decisions.log');
   let dropped = 0;
