@@ -25,13 +25,13 @@ import { readFile } from 'node:fs/promises';
 import { nonEmptyFile, openFileSink, readFirstLine, readLastLine, type FileSink } from './file-sink.ts';
 import { createHttpSink, type HttpSink, type HttpSinkOptions } from './http-sink.ts';
 
-/** One decision as the PEP / ext_authz server hands it over (unmasked; do not mutate it afterwards). */
 // Records sealed per turn of the event loop (~1 ms of work).
 const SEAL_BATCH = 64;
 
 // The write batch's buffer: the 64 KiB at which a batch is written, plus the line that crosses it.
 const PENDING_BUFFER_BYTES = 128 * 1024;
 
+/** One decision as the PEP / ext_authz server hands it over (unmasked; do not mutate it afterwards). */
 export interface DecisionEvent {
   readonly decisionId: string;
   /** Default: when write() is called. */
