@@ -22,7 +22,9 @@
 #             log, of tollgate-recording.
 # Per target, started fresh and measured one after the other (upstream nginx and the load
 # generators on CPU 0, the target alone on CPU 1): RSS at idle; a paced FOOTPRINT_RATE
-# (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after a 3 s warm-up: p50/p99/p99.9/max,
+# (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after FOOTPRINT_WARMUP_S (15) s of the
+# same pace from start (the warm-up's own p99 reported as "p99 from start": every target's tail
+# is 2-4x higher while V8 is still optimising, in the first 10-15 s): p50/p99/p99.9/max,
 # the process's CPU per request at that pace (what a pod below saturation pays per call) and,
 # from --trace-gc-nvp, scavenges and their pauses; one request at a time (wrk -c1) for
 # FOOTPRINT_SEQ_S (10) s: the bytes surviving scavenges per request (robust on a busy machine);
@@ -36,7 +38,7 @@
 # the runtime's limit), with RSS also read 25 s after the load (at rest).
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
 # Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
-#      FOOTPRINT_NODE_FLAGS (node flags for Tollgate; each replaces the matching V8 default of bin/tollgate.js) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
+#      FOOTPRINT_WARMUP_S FOOTPRINT_NODE_FLAGS (node flags for Tollgate; each replaces the matching V8 default of bin/tollgate.js) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 VEGETA=$ROOT/.tools/bin/vegeta
@@ -45,6 +47,7 @@ RATE=${FOOTPRINT_RATE:-1000}
 PACED_S=${FOOTPRINT_PACED_S:-10}
 SAT_S=${FOOTPRINT_SAT_S:-10}
 SEQ_S=${FOOTPRINT_SEQ_S:-10}
+WARMUP_S=${FOOTPRINT_WARMUP_S:-15}
 URL_PATH=/v1/refunds/r-1
 TICK=$(getconf CLK_TCK)
 
@@ -137,8 +140,9 @@ for name in $TARGETS; do
   rss_idle=$(rss_kb "$PID")
   [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-idle.json"
   wait_quiet
-  log "$name (pid $PID): warm-up, then paced $RATE req/s for ${PACED_S}s"
-  paced 3 "$WORK/warm.csv"
+  log "$name (pid $PID): paced $RATE req/s, ${WARMUP_S}s of warm-up then ${PACED_S}s measured"
+  paced "$WARMUP_S" "$WORK/$name-warmup.csv"
+  warmup=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-warmup.csv")
   gc_from=$(stat -c %s "$WORK/$name.out")
   p0=$(cpu_ticks "$PID")
   paced "$PACED_S" "$WORK/$name-paced.csv"
@@ -168,10 +172,10 @@ for name in $TARGETS; do
   # At rest: quiet for 25 s, past Tollgate's idle collection (memory.idleCollectSeconds 10).
   sleep 20
   rss_rest=$(rss_kb "$PID")
-  printf '{"target":"%s","rssIdleKb":%d,"rssLoadedKb":%d,"rssAfterKb":%d,"rssRestKb":%d,"hwmKb":%d,"rps":%d,"cpuUsPerReq":%d,"pacedCpuUsPerReq":%d,"paced":%s,"pacedGc":%s,"gc":%s}\n' \
+  printf '{"target":"%s","rssIdleKb":%d,"rssLoadedKb":%d,"rssAfterKb":%d,"rssRestKb":%d,"hwmKb":%d,"rps":%d,"cpuUsPerReq":%d,"pacedCpuUsPerReq":%d,"paced":%s,"warmup":%s,"pacedGc":%s,"gc":%s}\n' \
     "$name" "$rss_idle" "$rss_loaded" "$rss_after" "$rss_rest" "$(hwm_kb "$PID")" "$((requests * 1000000 / duration))" \
     "$(((t1 - t0) * 1000000 / TICK / requests))" "$(((p1 - p0) * 1000000 / TICK / (RATE * PACED_S)))" \
-    "$latency" "$paced_gc" "$gc" | tee -a "$WORK/results.jsonl" >&2
+    "$latency" "$warmup" "$paced_gc" "$gc" | tee -a "$WORK/results.jsonl" >&2
   if [ -n "$ADMIN" ]; then
     log "$name memory idle:   $(cat "$WORK/$name-memory-idle.json")"
     log "$name memory loaded: $(cat "$WORK/$name-memory-loaded.json")"
@@ -179,18 +183,18 @@ for name in $TARGETS; do
   stop_pid "$PID" TERM
 done
 
-"$NODE" - "$WORK/results.jsonl" "$SAT_S" <<'JS'
-const [file, satS] = process.argv.slice(2);
+"$NODE" - "$WORK/results.jsonl" "$SAT_S" "$WARMUP_S" <<'JS'
+const [file, satS, warmupS] = process.argv.slice(2);
 const rows = Object.fromEntries(require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); return [r.target, r]; }));
 const mb = (kb) => (kb / 1024).toFixed(1);
-console.log(`\n## Footprint: proxy (origin-form, paced ${process.env.FOOTPRINT_RATE ?? 1000} req/s; saturation wrk -t1 -c32 for ${satS} s)\n`);
-console.log('| target | req/s | CPU µs/req | paced: CPU µs/req | p50 ms | p99 ms | p99.9 ms | max ms | paced: scavenges | max scavenge ms | 1 at a time: scavenges | survived B/req | RSS idle MB | RSS after load MB | RSS at rest MB |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`\n## Footprint: proxy (origin-form, paced ${process.env.FOOTPRINT_RATE ?? 1000} req/s after ${warmupS} s of it; saturation wrk -t1 -c32 for ${satS} s)\n`);
+console.log('| target | req/s | CPU µs/req | paced: CPU µs/req | p50 ms | p99 ms | p99.9 ms | max ms | p99 from start ms | paced: scavenges | max scavenge ms | 1 at a time: scavenges | survived B/req | RSS idle MB | RSS after load MB | RSS at rest MB |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of Object.values(rows))
-  console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.pacedCpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${mb(r.rssRestKb)} |`);
+  console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.pacedCpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.warmup.p99Ms} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${mb(r.rssRestKb)} |`);
 const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
 const compare = (r, b, peer) =>
-  `\n${r.target} vs ${peer}: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${signed(r.paced.p99Ms - b.paced.p99Ms)} ms (≤ +0.5), p99.9 ${signed(r.paced.p999Ms - b.paced.p999Ms)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`;
+  `\n${r.target} vs ${peer}: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${signed(r.paced.p99Ms - b.paced.p99Ms)} ms (≤ +0.5), p99.9 ${signed(r.paced.p999Ms - b.paced.p999Ms)} ms, p99 from start ${signed(r.warmup.p99Ms - b.warmup.p99Ms)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`;
 const [b, bp] = [rows.bare, rows['bare-policy']];
 for (const r of Object.values(rows)) {
   if (r !== b && b !== undefined) console.log(compare(r, b, 'bare forwarder'));
