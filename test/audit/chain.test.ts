@@ -88,3 +88,22 @@ t.test('strings and member names of any UTF-16 content are written as JSON.strin
   t.equal(runs, 2000);
   t.equal(canonicalJson({ a: '\ud800', b: '😀', c: '\u0007"\\' }), '{"a":"\\ud800","b":"😀","c":"\\u0007\\"\\\\"}');
 });
+
+t.test('objects of any size are written in key order, on both sides of the in-place sort', async (t) => {
+  const fc = (await import('fast-check')).default;
+  // 0–40 members: up to 16 keys are sorted in place, more by the built-in sort.
+  const key = fc.oneof(fc.string({ unit: 'binary', maxLength: 6 }), fc.nat({ max: 50 }).map(String));
+  const sizes = new Set<number>();
+  fc.assert(
+    fc.property(fc.dictionary(key, fc.nat(), { minKeys: 0, maxKeys: 40, size: 'max' }), (record) => {
+      sizes.add(Object.keys(record).length);
+      const out = canonicalJson(record);
+      return out === reference(record) && reference(buildJson(out)) === out;
+    }),
+    { numRuns: 1000 },
+  );
+  t.ok(
+    [...sizes].some((n) => n > 16) && [...sizes].some((n) => n > 1 && n <= 16),
+    `sizes seen: ${[...sizes].sort((a, b) => a - b).join(',')}`,
+  );
+});
