@@ -24,7 +24,7 @@
 # generators on CPU 0, the target alone on CPU 1): RSS at idle; a paced FOOTPRINT_RATE
 # (1000) req/s for FOOTPRINT_PACED_S (10) s with vegeta after FOOTPRINT_WARMUP_S (15) s of the
 # same pace from start (the warm-up's own p99 reported as "p99 from start": every target's tail
-# is 2-4x higher while V8 is still optimising, in the first 10-15 s): p50/p99/p99.9/max,
+# is several times higher in its first 10-15 s, while V8 is still optimising): p50/p99/p99.9/max,
 # the process's CPU per request at that pace (what a pod below saturation pays per call) and,
 # from --trace-gc-nvp, scavenges and their pauses; one request at a time (wrk -c1) for
 # FOOTPRINT_SEQ_S (10) s: the bytes surviving scavenges per request (robust on a busy machine);
