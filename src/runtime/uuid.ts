@@ -2,7 +2,8 @@
  * Random (version 4) UUIDs for request and decision ids, as node:crypto's randomUUID() makes
  * them (CSPRNG bytes, entropy drawn in batches), but written as text 256 at a time and handed
  * out as flat one-byte strings: randomUUID() builds each of its 36 characters by concatenation,
- * and every JSON.stringify, header write or log line of the id flattens it again.
+ * and every JSON.stringify, header write or log line of the id flattens it again. Trace and
+ * span ids (randomHex) the same way.
  */
 import { randomFillSync } from 'node:crypto';
 
@@ -40,4 +41,29 @@ export function newUuid(): string {
   if (next === BATCH) refill();
   const at = next++ * 36;
   return latin1.latin1Slice(at, at + 36);
+}
+
+// Random hex digits for trace and span ids, written 4096 at a time.
+const HEX_CHARS = 4096;
+const hexRandom = Buffer.allocUnsafe(HEX_CHARS / 2);
+const hexText = Buffer.allocUnsafe(HEX_CHARS) as Buffer & { latin1Slice(start: number, end: number): string };
+let hexNext = HEX_CHARS;
+
+function refillHex(): void {
+  randomFillSync(hexRandom);
+  for (let i = 0; i < hexRandom.length; i++) {
+    const byte = hexRandom[i]!;
+    hexText[2 * i] = HEX[byte >> 4]!;
+    hexText[2 * i + 1] = HEX[byte & 15]!;
+  }
+  hexRandom.fill(0);
+  hexNext = 0;
+}
+
+/** `chars` (at most 4096) random lowercase hex digits from the CSPRNG, as a flat string. */
+export function randomHex(chars: number): string {
+  if (hexNext + chars > HEX_CHARS) refillHex();
+  const at = hexNext;
+  hexNext += chars;
+  return hexText.latin1Slice(at, at + chars);
 }

@@ -657,3 +657,27 @@ t.test('a PDP chain decision puts every stage on the span, and which one decided
     'tollgate.decision.stage.local.reasons': ['refund of 300 exceeds the EU regional limit of 200'],
   });
 });
+
+t.test('trace and span ids come from the CSPRNG, not Math.random, and are valid W3C ids', async (t) => {
+  const { telemetry } = harness(t);
+  const random = Math.random;
+  // The SDK's own generator builds ids from Math.random: fixed, it would repeat one id.
+  Math.random = () => 0.5;
+  const traceIds = new Set<string>();
+  const spanIds = new Set<string>();
+  try {
+    for (let i = 0; i < 500; i++) {
+      const span = telemetry.tracer.startSpan('id');
+      const { traceId, spanId } = span.spanContext();
+      span.end();
+      t.ok(/^[0-9a-f]{32}$/.test(traceId) && !/^0+$/.test(traceId), `trace id ${traceId}`, { diagnostic: false });
+      t.ok(/^[0-9a-f]{16}$/.test(spanId) && !/^0+$/.test(spanId), `span id ${spanId}`, { diagnostic: false });
+      traceIds.add(traceId);
+      spanIds.add(spanId);
+    }
+  } finally {
+    Math.random = random;
+  }
+  t.equal(traceIds.size, 500);
+  t.equal(spanIds.size, 500);
+});
