@@ -14,7 +14,8 @@ const HEX = Buffer.from('0123456789abcdef', 'latin1');
 let next = BATCH;
 // Buffer's own latin1 slicer, which toString('latin1', …) calls after checking its arguments
 // (about half the cost of an id). Node.js has it on every Buffer; it is not in its typings.
-const latin1 = text as Buffer & { latin1Slice(start: number, end: number): string };
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+const latin1 = text as Latin1Buffer;
 
 function refill(): void {
   randomFillSync(random);
@@ -46,7 +47,7 @@ export function newUuid(): string {
 // Random hex digits for trace and span ids, written 4096 at a time.
 const HEX_CHARS = 4096;
 const hexRandom = Buffer.allocUnsafe(HEX_CHARS / 2);
-const hexText = Buffer.allocUnsafe(HEX_CHARS) as Buffer & { latin1Slice(start: number, end: number): string };
+const hexText = Buffer.allocUnsafe(HEX_CHARS) as Latin1Buffer;
 let hexNext = HEX_CHARS;
 
 function refillHex(): void {
