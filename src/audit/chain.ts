@@ -16,13 +16,15 @@ export function sha256Hex(text: string): string {
 }
 
 /**
- * Seals a record: returns its hash and the JSON line to write (canonical body with
- * `hash` appended as the last member, so the line is serialised exactly once).
+ * Seals a record: returns its hash and its JSON line (canonical body with `hash` appended as
+ * the last member), as a string: sealRecordInto into a buffer of its own.
  */
 export function sealRecord(record: Readonly<Record<string, unknown>>): { hash: string; line: string } {
-  const body = canonicalJson(record);
-  const hash = sha256Hex(body);
-  return { hash, line: body === '{}' ? `{"hash":"${hash}"}` : `${body.slice(0, -1)},"hash":"${hash}"}` };
+  const { hash, bytes, start, end } = sealRecordInto(record, (maxBytes) => ({
+    bytes: Buffer.allocUnsafe(maxBytes),
+    at: 0,
+  }));
+  return { hash, line: bytes.toString('utf8', start, end - 1) };
 }
 
 /** Where a sealed line is written: `bytes` with at least the asked-for room free from `at`. */

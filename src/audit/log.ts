@@ -237,7 +237,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
 
   function decisionRecord(event: DecisionEvent, at: Date): Record<string, unknown> {
     const { event: masked, erased } = maskEvent({ input: event.input, result: event.result }, mask);
-    // Built member by member rather than spread: one object per record, which seal() completes.
+    // Built member by member rather than spread: one object per record, which sealing completes.
     const record: Record<string, unknown> = {
       decision_id: event.decisionId,
       timestamp: (event.timestamp ?? at).toISOString(),
