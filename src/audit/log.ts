@@ -165,14 +165,17 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     };
   }
 
-  /** Seals a record onto the chain (setting its seq and prev_hash) and returns its line. */
-  function seal(record: Record<string, unknown>): string {
+  /** Moves the chain on by one record: sets its seq and prev_hash, seals it, keeps its hash. */
+  function onChain<T extends { readonly hash: string }>(
+    record: Record<string, unknown>,
+    sealWith: (record: Record<string, unknown>) => T,
+  ): T {
     const seq = chain.seq + 1;
     record.seq = seq;
     record.prev_hash = chain.hash;
-    const { hash, line } = sealRecord(record);
-    chain = { ...chain, seq, hash };
-    return line;
+    const sealed = sealWith(record);
+    chain = { ...chain, seq, hash: sealed.hash };
+    return sealed;
   }
 
   if (options.file !== undefined) {
@@ -195,7 +198,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     }
     file = await openFileSink(path, options.file.maxFiles ?? 10);
     if (continued !== undefined) chain = continued;
-    else await file.append(`${seal(genesisRecord(rotated))}\n`);
+    else await file.append(`${onChain(genesisRecord(rotated), sealRecord).line}\n`);
   }
   const maxBytes = options.file?.maxBytes ?? 100 * 1024 * 1024;
 
@@ -286,12 +289,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
 
   /** Seals a record onto the chain into `pending`; the line is kept by advancing pendingBytes. */
   function sealLine(record: Record<string, unknown>): { start: number; end: number } {
-    const seq = chain.seq + 1;
-    record.seq = seq;
-    record.prev_hash = chain.hash;
-    const { hash, start, end } = sealRecordInto(record, room);
-    chain = { ...chain, seq, hash };
-    return { start, end };
+    return onChain(record, (r) => sealRecordInto(r, room));
   }
 
   async function writePending(): Promise<void> {
