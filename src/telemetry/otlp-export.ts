@@ -20,12 +20,7 @@
 import { context, diag, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, suppressTracing, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
-import {
-  ProtobufTraceSerializer,
-  type IExportTraceServiceResponse,
-  type IExporterMetricsHelper,
-  type ISerializer,
-} from '@opentelemetry/otlp-transformer';
+import type { IExportTraceServiceResponse, IExporterMetricsHelper, ISerializer } from '@opentelemetry/otlp-transformer';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import {
   convertLegacyHttpOptions,
@@ -38,6 +33,7 @@ import {
   type OTLPGRPCExporterConfigNode,
 } from '@opentelemetry/otlp-grpc-exporter-base';
 import { SpanBatch } from './otlp-protobuf.ts';
+import { bytesFields, readFields, stringField, varintField } from '../proto/wire.ts';
 
 /** A whole ExportTraceServiceRequest, encoded, and how many spans it carries. */
 export interface EncodedSpans {
@@ -45,9 +41,30 @@ export interface EncodedSpans {
   readonly count: number;
 }
 
+/**
+ * An ExportTraceServiceResponse (opentelemetry/proto/collector/trace/v1/trace_service.proto:
+ * 1 partial_success { 1 rejected_spans int64, 2 error_message string }), which the exporters
+ * log when a collector rejected spans. Read here rather than through otlp-transformer, whose
+ * index loads every signal's serializers and the metrics SDK (~70 modules) at start.
+ */
+export function decodeExportResponse(data: Uint8Array): IExportTraceServiceResponse {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const partial = bytesFields(readFields(buf), 1).at(-1);
+  if (partial === undefined) return {};
+  const fields = readFields(partial);
+  const rejectedSpans = varintField(fields, 1);
+  const errorMessage = stringField(fields, 2);
+  return {
+    partialSuccess: {
+      ...(rejectedSpans !== undefined ? { rejectedSpans } : {}),
+      ...(errorMessage !== undefined ? { errorMessage } : {}),
+    },
+  };
+}
+
 const serializer: ISerializer<EncodedSpans, IExportTraceServiceResponse> = {
   serializeRequest: (batch) => batch.bytes,
-  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  deserializeResponse: decodeExportResponse,
 };
 
 const metricsHelper: IExporterMetricsHelper<EncodedSpans> = { name: 'span', countItems: (batch) => batch.count };

@@ -30,7 +30,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
+import { ExportResultCode, setGlobalErrorHandler, loggingErrorHandler } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -43,11 +43,12 @@ import {
   SamplingDecision,
   type IdGenerator,
   type Sampler,
+  type ReadableSpan,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import type { OTLPExporterNodeConfigBase } from '@opentelemetry/otlp-exporter-base/node-http';
 import { randomHex } from '../runtime/uuid.ts';
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import {
   createGrpcSpanExporter,
   createProtoSpanExporter,
@@ -262,12 +263,38 @@ function createExportProcessor(
       const url = base === undefined ? undefined : base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
       const config = { timeoutMillis, headers: { ...headers }, ...(url !== undefined ? { url } : {}) };
       return protocol === 'http/json'
-        ? new BatchSpanProcessor({ exporter: new JsonExporter(config), ...batch })
+        ? new BatchSpanProcessor({ exporter: jsonExporter(config), ...batch })
         : connected(new EncodingBatchSpanProcessor(createProtoSpanExporter(config), batch));
     }
     default:
       return protocol satisfies never;
   }
+}
+
+/**
+ * The upstream HTTP/JSON exporter, imported when this protocol is chosen: its package loads
+ * otlp-transformer, whose index brings every signal's serializers and the metrics SDK (~70
+ * modules), which the gRPC and HTTP/protobuf paths do without. Spans that end before the import
+ * finishes wait for it in the batch processor's queue.
+ */
+function jsonExporter(config: OTLPExporterNodeConfigBase): SpanExporter {
+  const ready = import('@opentelemetry/exporter-trace-otlp-http').then(
+    ({ OTLPTraceExporter }) => new OTLPTraceExporter(config),
+  );
+  // A failed import is reported by each export (FAILED, to the global error handler), not as
+  // an unhandled rejection that would end the process.
+  ready.catch(() => undefined);
+  return {
+    export(spans: ReadableSpan[], done) {
+      ready.then(
+        (exporter) => exporter.export(spans, done),
+        (error: unknown) =>
+          done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) }),
+      );
+    },
+    shutdown: () => ready.then((exporter) => exporter.shutdown()),
+    forceFlush: () => ready.then((exporter) => exporter.forceFlush()),
+  };
 }
 
 /** The processor, its exporter connecting now rather than at the first export. */

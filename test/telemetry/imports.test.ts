@@ -5,9 +5,12 @@
  * (spans.ts), uses @opentelemetry/api (and the semantic-conventions constants).
  */
 import t from 'tap';
-import { readdir, readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { ROOT } from '../helpers/processes.ts';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { ROOT, tempDir } from '../helpers/processes.ts';
 
 const ALLOWED_EVERYWHERE = new Set(['@opentelemetry/api', '@opentelemetry/semantic-conventions']);
 const SDK_SETUP = new Set([
@@ -39,3 +42,40 @@ t.test('only the SDK setup (setup.ts and its export pipeline) imports OpenTeleme
   }
   t.same(offenders, []);
 });
+
+t.test(
+  'tracing over gRPC or HTTP/protobuf loads neither otlp-transformer nor the metrics SDK; HTTP/JSON does',
+  async (t) => {
+    // A child process sets tracing up for one protocol and lists every module it loaded.
+    const dir = await tempDir();
+    const script = join(dir, 'setup-loads.mjs');
+    await writeFile(
+      script,
+      `import { registerHooks } from 'node:module';
+const urls = [];
+registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
+const { setupTelemetry } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/telemetry/setup.ts')).href)});
+const telemetry = setupTelemetry({ enabled: true, protocol: process.argv[2], endpoint: 'http://127.0.0.1:9', registerGlobal: false });
+const span = telemetry.tracer.startSpan('one');
+span.end();
+await telemetry.shutdown();
+process.stdout.write(urls.join('\\n'));
+`,
+    );
+    const loaded = async (protocol: string): Promise<string[]> =>
+      (await promisify(execFile)(process.execPath, [script, protocol], { cwd: ROOT })).stdout.split('\n');
+    const heavy = (urls: string[]): string[] =>
+      urls.filter((url) =>
+        /\/node_modules\/@opentelemetry\/(otlp-transformer|sdk-metrics|exporter-trace-otlp-http)\//.test(url),
+      );
+    for (const protocol of ['grpc', 'http/protobuf']) {
+      const urls = await loaded(protocol);
+      t.ok(
+        urls.some((url) => url.includes('/@opentelemetry/sdk-trace/')),
+        `${protocol}: the hook saw the SDK load`,
+      );
+      t.same(heavy(urls), [], `${protocol}: otlp-transformer, the metrics SDK and the JSON exporter are not loaded`);
+    }
+    t.ok(heavy(await loaded('http/json')).length > 10, 'http/json: they are (the check above can fail)');
+  },
+);

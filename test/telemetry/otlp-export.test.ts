@@ -13,7 +13,10 @@ import { ExportResultCode, loggingErrorHandler, setGlobalErrorHandler, type Expo
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import fc from 'fast-check';
+import { writeBytes, writeVarint } from '../../src/proto/wire.ts';
 import {
+  decodeExportResponse,
   EncodingBatchSpanProcessor,
   type BatchExporter,
   type EncodedSpans,
@@ -264,4 +267,35 @@ t.test('connect() sends one empty request first; spans ended meanwhile wait for 
   await shut;
   processor.connect();
   t.equal(rec.calls.length, 2, 'nothing after shutdown');
+});
+
+t.test('an export response reads as the upstream deserializer reads it: partial success, unknown fields', async (t) => {
+  // ExportTraceServiceResponse: 1 partial_success { 1 rejected_spans int64, 2 error_message string }.
+  const field = fc.oneof(
+    fc.nat().map((n) => writeVarint(1, n)),
+    fc.string({ unit: 'grapheme' }).map((text) => writeBytes(2, text)),
+    fc.integer({ min: 3, max: 40 }).chain((n) => fc.nat().map((v) => writeVarint(n, v))),
+    fc.integer({ min: 3, max: 40 }).chain((n) => fc.string().map((v) => writeBytes(n, v))),
+  );
+  const partial = fc.array(field, { maxLength: 5 }).map((fields) => writeBytes(1, Buffer.concat(fields)));
+  const response = fc.array(
+    fc.oneof(
+      partial,
+      fc.string().map((v) => writeBytes(7, v)),
+    ),
+    { maxLength: 3 },
+  );
+  fc.assert(
+    fc.property(response, (parts) => {
+      const bytes = Buffer.concat(parts);
+      t.same(decodeExportResponse(bytes), ProtobufTraceSerializer.deserializeResponse(bytes));
+      // A plain Uint8Array (the HTTP transport's) reads the same.
+      t.same(decodeExportResponse(new Uint8Array(bytes)), decodeExportResponse(bytes));
+    }),
+    { numRuns: 300 },
+  );
+  t.same(decodeExportResponse(Buffer.alloc(0)), {});
+  t.same(decodeExportResponse(writeBytes(1, Buffer.concat([writeVarint(1, 3), writeBytes(2, 'quota')]))), {
+    partialSuccess: { rejectedSpans: 3, errorMessage: 'quota' },
+  });
 });
