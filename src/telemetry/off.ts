@@ -2,7 +2,7 @@
  * Tracing off, without the OpenTelemetry SDK: whether the configuration and the OTEL_*
  * variables turn tracing on, and the no-op telemetry used when they do not (the API's
  * no-op tracer plus the configured propagators, so an agent's trace context still reaches
- * the upstream). The CLI imports setup.ts (the SDK and its exporters, ~+15 MB RSS) only
+ * the upstream). The CLI imports setup.ts (the SDK and its exporter, ~+4 MB RSS idle) only
  * when tracingEnabled() says so.
  */
 import { propagation, ProxyTracerProvider, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
