@@ -281,16 +281,16 @@ function jsonExporter(config: OTLPExporterNodeConfigBase): SpanExporter {
   const ready = import('@opentelemetry/exporter-trace-otlp-http').then(
     ({ OTLPTraceExporter }) => new OTLPTraceExporter(config),
   );
-  // A failed import is reported by each export (FAILED, to the global error handler), not as
-  // an unhandled rejection that would end the process.
+  // A failed import (or an exporter that throws) is reported by each export (FAILED, to the
+  // global error handler), never as an unhandled rejection that would end the process.
   ready.catch(() => undefined);
   return {
     export(spans: ReadableSpan[], done) {
-      ready.then(
-        (exporter) => exporter.export(spans, done),
-        (error: unknown) =>
+      ready
+        .then((exporter) => exporter.export(spans, done))
+        .catch((error: unknown) =>
           done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) }),
-      );
+        );
     },
     shutdown: () => ready.then((exporter) => exporter.shutdown()),
     forceFlush: () => ready.then((exporter) => exporter.forceFlush()),
