@@ -6,7 +6,6 @@
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +13,7 @@ import { checkMethod, type Message } from '../../src/proto/ext-authz.ts';
 import { signAgentToken } from '../../src/identity/hs256.ts';
 import { ROOT, startTollgate, tempDir } from '../helpers/processes.ts';
 import { checkClient, startTollgateExtAuthz, type CheckOutcome } from './peers.ts';
+import { moduleLoadRecorder } from '../helpers/module-loads.ts';
 
 const GRPCURL = join(ROOT, '.tools/bin/grpcurl');
 const run = promisify(execFile);
@@ -198,24 +198,14 @@ t.test('the ext_authz listener is off when extAuthz.enabled is false', async (t)
 t.test(
   'ext_authz only (proxy.enabled: false): Checks are decided, no proxy listens, its modules are never loaded',
   async (t) => {
-    // A module hook in the child records every module it loads (ESM and require) and writes them at exit.
+    // A module hook in the child records every module it loads (ESM and require).
     const dir = await tempDir();
-    const hook = join(dir, 'record-loads.mjs');
-    await writeFile(
-      hook,
-      `import { registerHooks } from 'node:module';
-import { writeFileSync } from 'node:fs';
-const urls = [];
-registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
-process.on('exit', () => writeFileSync(process.env.LOADED_FILE, urls.join('\\n')));
-`,
-    );
     const loadedBy = async (proxy: boolean): Promise<{ loaded: string[]; output: string }> => {
-      const file = join(dir, `loaded-${proxy}.txt`);
+      const recorder = await moduleLoadRecorder(dir, `loaded-${proxy}`);
       const { extAuthzPort, tollgate } = await startTollgateExtAuthz(
         t,
         { agent: { id: 'support-bot', role: 'support' }, proxy: { enabled: proxy } },
-        { NODE_OPTIONS: `--import=${hook}`, LOADED_FILE: file },
+        recorder.env,
       );
       const client = checkClient(extAuthzPort);
       try {
@@ -225,7 +215,7 @@ process.on('exit', () => writeFileSync(process.env.LOADED_FILE, urls.join('\\n')
         client.close();
       }
       t.equal(await tollgate.stop(), 0, 'stops cleanly on SIGTERM');
-      return { loaded: (await readFile(file, 'utf8')).split('\n'), output: tollgate.output() };
+      return { loaded: await recorder.loaded(), output: tollgate.output() };
     };
     // The listener registry (upstream/loop-guard) is shared: the ext_authz listener registers itself too.
     const outbound =

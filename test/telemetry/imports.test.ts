@@ -11,6 +11,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { ROOT, tempDir } from '../helpers/processes.ts';
+import { moduleLoadRecorder } from '../helpers/module-loads.ts';
 
 const ALLOWED_EVERYWHERE = new Set(['@opentelemetry/api', '@opentelemetry/semantic-conventions']);
 const SDK_SETUP = new Set([
@@ -46,24 +47,26 @@ t.test('only the SDK setup (setup.ts and its export pipeline) imports OpenTeleme
 t.test(
   'tracing over gRPC or HTTP/protobuf loads neither otlp-transformer nor the metrics SDK; HTTP/JSON does',
   async (t) => {
-    // A child process sets tracing up for one protocol and lists every module it loaded.
+    // A child process sets tracing up for one protocol; a module hook lists what it loaded.
     const dir = await tempDir();
-    const script = join(dir, 'setup-loads.mjs');
+    const script = join(dir, 'setup-tracing.mjs');
     await writeFile(
       script,
-      `import { registerHooks } from 'node:module';
-const urls = [];
-registerHooks({ load(url, context, next) { urls.push(url); return next(url, context); } });
-const { setupTelemetry } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/telemetry/setup.ts')).href)});
+      `const { setupTelemetry } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/telemetry/setup.ts')).href)});
 const telemetry = setupTelemetry({ enabled: true, protocol: process.argv[2], endpoint: 'http://127.0.0.1:9', registerGlobal: false });
 const span = telemetry.tracer.startSpan('one');
 span.end();
 await telemetry.shutdown();
-process.stdout.write(urls.join('\\n'));
 `,
     );
-    const loaded = async (protocol: string): Promise<string[]> =>
-      (await promisify(execFile)(process.execPath, [script, protocol], { cwd: ROOT })).stdout.split('\n');
+    const loaded = async (protocol: string): Promise<string[]> => {
+      const recorder = await moduleLoadRecorder(dir, protocol.replace('/', '-'));
+      await promisify(execFile)(process.execPath, [script, protocol], {
+        cwd: ROOT,
+        env: { ...process.env, ...recorder.env },
+      });
+      return recorder.loaded();
+    };
     const heavy = (urls: string[]): string[] =>
       urls.filter((url) =>
         /\/node_modules\/@opentelemetry\/(otlp-transformer|sdk-metrics|exporter-trace-otlp-http)\//.test(url),
