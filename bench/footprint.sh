@@ -36,8 +36,14 @@
 # EXTAUTHZ_RPS, default half of the slower server's closed-loop rate) for Tollgate's ext_authz
 # server vs opa-envoy-plugin and vs a bare node:http2 gRPC server (bench/extauthz/bare-grpc.mjs,
 # the runtime's limit), with RSS also read 25 s after the load (at rest).
+# FOOTPRINT_ROUNDS (1) repeats the targets that many times, every other round in reverse order
+# (a machine that slows down or speeds up during the run then weighs on every target alike); the
+# table holds each figure's median over the rounds, and the ratios are given per round and as
+# the median of the rounds' ratios: on a shared VM one run of one target moves ±25 %.
+# Per measured phase, the CPU time the hypervisor took from the target's CPU ("steal", from
+# /proc/stat) is reported: a figure measured while it was high is a figure of the machine.
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
-# Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
+# Env: FOOTPRINT_TARGETS ("bare tollgate") FOOTPRINT_ROUNDS FOOTPRINT_RATE FOOTPRINT_PACED_S FOOTPRINT_SAT_S
 #      FOOTPRINT_WARMUP_S FOOTPRINT_NODE_FLAGS (node flags for Tollgate; each replaces the matching V8 default of bin/tollgate.js) FOOTPRINT_EXTAUTHZ (1) BENCH_BUNDLE BENCH_PIN BENCH_KEEP TOLLGATE_EXTRA_YAML (e.g. tracing on)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -48,6 +54,7 @@ PACED_S=${FOOTPRINT_PACED_S:-10}
 SAT_S=${FOOTPRINT_SAT_S:-10}
 SEQ_S=${FOOTPRINT_SEQ_S:-10}
 WARMUP_S=${FOOTPRINT_WARMUP_S:-15}
+ROUNDS=${FOOTPRINT_ROUNDS:-1}
 URL_PATH=/v1/refunds/r-1
 TICK=$(getconf CLK_TCK)
 
@@ -137,76 +144,157 @@ saturate() { # saturate <seconds> <out>
 
 wrk_field() { sed -n "s/.*BENCH .*\b$2=\([0-9]*\).*/\1/p" "$1" | head -1; }
 
+# "steal total" jiffies of the target's CPU (all CPUs when nothing is pinned).
+cpu_steal() {
+  local row=cpu
+  [ "$PIN" != 1 ] || row=cpu$PROXY_CPU
+  awk -v row="$row" '$1 == row {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
+# steal_pct <"steal total" before> <after>: the share of the interval the hypervisor took, in %.
+steal_pct() {
+  local s0 t0 s1 t1
+  read -r s0 t0 <<<"$1"
+  read -r s1 t1 <<<"$2"
+  awk -v s="$((s1 - s0))" -v t="$((t1 - t0))" 'BEGIN {printf "%.1f", (t > 0 ? 100 * s / t : 0)}'
+}
+
 : >"$WORK/results.jsonl"
-for name in $TARGETS; do
-  start_target "$name"
-  sleep 2
-  rss_idle=$(rss_kb "$PID")
-  [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-idle.json"
-  wait_quiet
-  log "$name (pid $PID): paced $RATE req/s, ${WARMUP_S}s of warm-up then ${PACED_S}s measured"
-  paced "$WARMUP_S" "$WORK/$name-warmup.csv"
-  warmup=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-warmup.csv")
-  gc_from=$(stat -c %s "$WORK/$name.out")
-  p0=$(cpu_ticks "$PID")
-  paced "$PACED_S" "$WORK/$name-paced.csv"
-  p1=$(cpu_ticks "$PID")
-  tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-paced-gc.log"
-  latency=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-paced.csv")
-  paced_gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-paced-gc.log" "$(wc -l <"$WORK/$name-paced.csv")")
-  # One request at a time: what survives a scavenge is then garbage kept alive by long-lived
-  # objects, not requests in flight, so the figure holds even when the machine is busy.
-  log "$name: one request at a time for ${SEQ_S}s (GC survival)"
-  gc_from=$(stat -c %s "$WORK/$name.out")
-  BENCH_HOST=payments.internal loadgen wrk -t1 -c1 -d "${SEQ_S}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$PORT$URL_PATH" >"$WORK/$name-seq.txt" 2>&1
-  tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-seq-gc.log"
-  gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-seq-gc.log" "$(wrk_field "$WORK/$name-seq.txt" requests)")
-  wait_quiet
-  log "$name: saturation, wrk -t1 -c32 -d ${SAT_S}s"
-  t0=$(cpu_ticks "$PID")
-  saturate "$SAT_S" "$WORK/$name-wrk.txt"
-  t1=$(cpu_ticks "$PID")
-  requests=$(wrk_field "$WORK/$name-wrk.txt" requests)
-  duration=$(wrk_field "$WORK/$name-wrk.txt" duration_us)
-  [ -n "$requests" ] && [ "$requests" -gt 0 ] || die "wrk failed: $(cat "$WORK/$name-wrk.txt")"
-  rss_loaded=$(rss_kb "$PID")
-  sleep 5
-  rss_after=$(rss_kb "$PID")
-  [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-loaded.json"
-  # At rest: quiet for 25 s, past Tollgate's idle collection (memory.idleCollectSeconds 10).
-  sleep 20
-  rss_rest=$(rss_kb "$PID")
-  printf '{"target":"%s","rssIdleKb":%d,"rssLoadedKb":%d,"rssAfterKb":%d,"rssRestKb":%d,"hwmKb":%d,"rps":%d,"cpuUsPerReq":%d,"pacedCpuUsPerReq":%d,"paced":%s,"warmup":%s,"pacedGc":%s,"gc":%s}\n' \
-    "$name" "$rss_idle" "$rss_loaded" "$rss_after" "$rss_rest" "$(hwm_kb "$PID")" "$((requests * 1000000 / duration))" \
-    "$(((t1 - t0) * 1000000 / TICK / requests))" "$(((p1 - p0) * 1000000 / TICK / (RATE * PACED_S)))" \
-    "$latency" "$warmup" "$paced_gc" "$gc" | tee -a "$WORK/results.jsonl" >&2
-  if [ -n "$ADMIN" ]; then
-    log "$name memory idle:   $(cat "$WORK/$name-memory-idle.json")"
-    log "$name memory loaded: $(cat "$WORK/$name-memory-loaded.json")"
-  fi
-  stop_pid "$PID" TERM
+for round in $(seq 1 "$ROUNDS"); do
+  order=$TARGETS
+  [ $((round % 2)) = 1 ] || order=$(printf '%s\n' $TARGETS | tac | tr '\n' ' ')
+  [ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS: $order"
+  for name in $order; do
+    start_target "$name"
+    sleep 2
+    rss_idle=$(rss_kb "$PID")
+    [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-idle.json"
+    wait_quiet
+    log "$name (pid $PID): paced $RATE req/s, ${WARMUP_S}s of warm-up then ${PACED_S}s measured"
+    paced "$WARMUP_S" "$WORK/$name-warmup.csv"
+    warmup=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-warmup.csv")
+    gc_from=$(stat -c %s "$WORK/$name.out")
+    p0=$(cpu_ticks "$PID")
+    st0=$(cpu_steal)
+    paced "$PACED_S" "$WORK/$name-paced.csv"
+    p1=$(cpu_ticks "$PID")
+    paced_steal=$(steal_pct "$st0" "$(cpu_steal)")
+    tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-paced-gc.log"
+    latency=$("$NODE" "$BENCH/footprint-stats.mjs" latency "$WORK/$name-paced.csv")
+    paced_gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-paced-gc.log" "$(wc -l <"$WORK/$name-paced.csv")")
+    # One request at a time: what survives a scavenge is then garbage kept alive by long-lived
+    # objects, not requests in flight, so the figure holds even when the machine is busy.
+    log "$name: one request at a time for ${SEQ_S}s (GC survival)"
+    gc_from=$(stat -c %s "$WORK/$name.out")
+    BENCH_HOST=payments.internal loadgen wrk -t1 -c1 -d "${SEQ_S}s" -s "$BENCH/wrk-report.lua" "http://127.0.0.1:$PORT$URL_PATH" >"$WORK/$name-seq.txt" 2>&1
+    tail -c +"$((gc_from + 1))" "$WORK/$name.out" >"$WORK/$name-seq-gc.log"
+    gc=$("$NODE" "$BENCH/footprint-stats.mjs" gc "$WORK/$name-seq-gc.log" "$(wrk_field "$WORK/$name-seq.txt" requests)")
+    wait_quiet
+    log "$name: saturation, wrk -t1 -c32 -d ${SAT_S}s"
+    t0=$(cpu_ticks "$PID")
+    st0=$(cpu_steal)
+    saturate "$SAT_S" "$WORK/$name-wrk.txt"
+    t1=$(cpu_ticks "$PID")
+    sat_steal=$(steal_pct "$st0" "$(cpu_steal)")
+    requests=$(wrk_field "$WORK/$name-wrk.txt" requests)
+    duration=$(wrk_field "$WORK/$name-wrk.txt" duration_us)
+    [ -n "$requests" ] && [ "$requests" -gt 0 ] || die "wrk failed: $(cat "$WORK/$name-wrk.txt")"
+    rss_loaded=$(rss_kb "$PID")
+    sleep 5
+    rss_after=$(rss_kb "$PID")
+    [ -z "$ADMIN" ] || curl -s "$ADMIN/debug/memory" >"$WORK/$name-memory-loaded.json"
+    # At rest: quiet for 25 s, past Tollgate's idle collection (memory.idleCollectSeconds 10).
+    sleep 20
+    rss_rest=$(rss_kb "$PID")
+    printf '{"target":"%s","round":%d,"pacedStealPct":%s,"satStealPct":%s,"rssIdleKb":%d,"rssLoadedKb":%d,"rssAfterKb":%d,"rssRestKb":%d,"hwmKb":%d,"rps":%d,"cpuUsPerReq":%d,"pacedCpuUsPerReq":%d,"paced":%s,"warmup":%s,"pacedGc":%s,"gc":%s}\n' \
+      "$name" "$round" "$paced_steal" "$sat_steal" "$rss_idle" "$rss_loaded" "$rss_after" "$rss_rest" "$(hwm_kb "$PID")" "$((requests * 1000000 / duration))" \
+      "$(((t1 - t0) * 1000000 / TICK / requests))" "$(((p1 - p0) * 1000000 / TICK / (RATE * PACED_S)))" \
+      "$latency" "$warmup" "$paced_gc" "$gc" | tee -a "$WORK/results.jsonl" >&2
+    if [ -n "$ADMIN" ]; then
+      log "$name memory idle:   $(cat "$WORK/$name-memory-idle.json")"
+      log "$name memory loaded: $(cat "$WORK/$name-memory-loaded.json")"
+    fi
+    stop_pid "$PID" TERM
+  done
 done
 
 "$NODE" - "$WORK/results.jsonl" "$SAT_S" "$WARMUP_S" <<'JS'
 const [file, satS, warmupS] = process.argv.slice(2);
-const rows = Object.fromEntries(require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); return [r.target, r]; }));
+const runs = require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+// Each target's figures: the median of its rounds, field by field (one round: the round itself).
+const targets = [...new Set(runs.map((r) => r.target))];
+const ofTarget = (t) => runs.filter((r) => r.target === t);
+const fold = (rs) => {
+  const at = (path) => median(rs.map((r) => path.split('.').reduce((o, k) => o[k], r)));
+  const num = (path) => Math.round(at(path) * 1000) / 1000;
+  return {
+    target: rs[0].target,
+    n: rs.length,
+    rps: Math.round(at('rps')),
+    cpuUsPerReq: Math.round(at('cpuUsPerReq')),
+    pacedCpuUsPerReq: Math.round(at('pacedCpuUsPerReq')),
+    paced: { p50Ms: num('paced.p50Ms'), p99Ms: num('paced.p99Ms'), p999Ms: num('paced.p999Ms'), maxMs: num('paced.maxMs') },
+    warmup: { p99Ms: num('warmup.p99Ms') },
+    pacedGc: { scavenges: at('pacedGc.scavenges'), maxScavengeMs: num('pacedGc.maxScavengeMs') },
+    gc: { scavenges: at('gc.scavenges'), survivedBytesPerRequest: Math.round(at('gc.survivedBytesPerRequest')) },
+    rssIdleKb: at('rssIdleKb'),
+    rssAfterKb: at('rssAfterKb'),
+    rssRestKb: at('rssRestKb'),
+    steal: `${Math.max(...rs.map((r) => r.pacedStealPct))} / ${Math.max(...rs.map((r) => r.satStealPct))}`,
+  };
+};
+const rows = Object.fromEntries(targets.map((t) => [t, fold(ofTarget(t))]));
+const rounds = Math.max(...runs.map((r) => r.round));
 const mb = (kb) => (kb / 1024).toFixed(1);
-console.log(`\n## Footprint: proxy (origin-form, paced ${process.env.FOOTPRINT_RATE ?? 1000} req/s after ${warmupS} s of it; saturation wrk -t1 -c32 for ${satS} s)\n`);
-console.log('| target | req/s | CPU µs/req | paced: CPU µs/req | p50 ms | p99 ms | p99.9 ms | max ms | p99 from start ms | paced: scavenges | max scavenge ms | 1 at a time: scavenges | survived B/req | RSS idle MB | RSS after load MB | RSS at rest MB |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`\n## Footprint: proxy (origin-form, paced ${process.env.FOOTPRINT_RATE ?? 1000} req/s after ${warmupS} s of it; saturation wrk -t1 -c32 for ${satS} s${rounds > 1 ? `; medians of ${rounds} rounds` : ''})\n`);
+console.log('| target | req/s | CPU µs/req | paced: CPU µs/req | p50 ms | p99 ms | p99.9 ms | max ms | p99 from start ms | paced: scavenges | max scavenge ms | 1 at a time: scavenges | survived B/req | RSS idle MB | RSS after load MB | RSS at rest MB | steal % paced / saturated (max) |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of Object.values(rows))
-  console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.pacedCpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.warmup.p99Ms} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${mb(r.rssRestKb)} |`);
+  console.log(`| ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.pacedCpuUsPerReq} | ${r.paced.p50Ms} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.paced.maxMs} | ${r.warmup.p99Ms} | ${r.pacedGc.scavenges} | ${r.pacedGc.maxScavengeMs} | ${r.gc.scavenges} | ${r.gc.survivedBytesPerRequest} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${mb(r.rssRestKb)} | ${r.steal} |`);
 const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
-const compare = (r, b, peer) =>
-  `\n${r.target} vs ${peer}: req/s ${(r.rps / b.rps).toFixed(2)}× (target ≥ 0.85), CPU/req ${(r.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}× (≤ 1.2), p99 ${signed(r.paced.p99Ms - b.paced.p99Ms)} ms (≤ +0.5), p99.9 ${signed(r.paced.p999Ms - b.paced.p999Ms)} ms, p99 from start ${signed(r.warmup.p99Ms - b.warmup.p99Ms)} ms, RSS idle +${mb(r.rssIdleKb - b.rssIdleKb)} MB (≤ +20), RSS after load ${(r.rssAfterKb / b.rssAfterKb).toFixed(2)}× (≤ 1.3)`;
-const [b, bp] = [rows.bare, rows['bare-policy']];
-for (const r of Object.values(rows)) {
-  if (r !== b && b !== undefined) console.log(compare(r, b, 'bare forwarder'));
+// The ratios of one pair of rows (a round's, or the medians').
+const ratios = (r, b) => ({
+  rps: r.rps / b.rps,
+  cpu: r.cpuUsPerReq / b.cpuUsPerReq,
+  p99: r.paced.p99Ms - b.paced.p99Ms,
+  p999: r.paced.p999Ms - b.paced.p999Ms,
+  start: r.warmup.p99Ms - b.warmup.p99Ms,
+  idle: r.rssIdleKb - b.rssIdleKb,
+  after: r.rssAfterKb / b.rssAfterKb,
+});
+// With several rounds, each ratio is the median of the rounds' ratios (each round's two targets
+// ran minutes apart, not the whole run apart).
+const compared = (t, peer) => {
+  if (rounds === 1) return ratios(rows[t], rows[peer]);
+  const per = [];
+  for (let i = 1; i <= rounds; i++) {
+    const [r, b] = [runs.find((x) => x.target === t && x.round === i), runs.find((x) => x.target === peer && x.round === i)];
+    if (r !== undefined && b !== undefined) per.push(ratios(r, b));
+  }
+  return Object.fromEntries(Object.keys(per[0]).map((k) => [k, median(per.map((x) => x[k]))]));
+};
+const compare = (t, peer, label) => {
+  const c = compared(t, peer);
+  return `\n${t} vs ${label}: req/s ${c.rps.toFixed(2)}× (target ≥ 0.85), CPU/req ${c.cpu.toFixed(2)}× (≤ 1.2), p99 ${signed(c.p99)} ms (≤ +0.5), p99.9 ${signed(c.p999)} ms, p99 from start ${signed(c.start)} ms, RSS idle +${mb(c.idle)} MB (≤ +20), RSS after load ${c.after.toFixed(2)}× (≤ 1.3)`;
+};
+for (const t of targets) {
+  if (t !== 'bare' && rows.bare !== undefined) console.log(compare(t, 'bare', 'bare forwarder'));
   // The same ratios against the forwarder that also evaluates the policy: what Tollgate adds to any OPA PEP.
-  if (r.target.startsWith('tollgate') && bp !== undefined) console.log(compare(r, bp, 'bare forwarder + policy'));
+  if (t.startsWith('tollgate') && rows['bare-policy'] !== undefined) console.log(compare(t, 'bare-policy', 'bare forwarder + policy'));
   // And against the forwarder run with the V8 settings Tollgate ships: a runtime setting is measured on both sides.
-  if (r.target.startsWith('tollgate') && rows['bare-tuned'] !== undefined)
-    console.log(compare(r, rows['bare-tuned'], 'bare forwarder with the same V8 settings'));
+  if (t.startsWith('tollgate') && rows['bare-tuned'] !== undefined)
+    console.log(compare(t, 'bare-tuned', 'bare forwarder with the same V8 settings'));
+}
+if (rounds > 1) {
+  // Every round on its own, so the spread the medians hide stays visible.
+  console.log('\n| round | target | req/s | CPU µs/req | paced p99 ms | p99.9 ms | RSS idle MB | RSS after load MB | steal % paced / saturated |');
+  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of runs)
+    console.log(`| ${r.round} | ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${r.pacedStealPct} / ${r.satStealPct} |`);
 }
 JS
 
