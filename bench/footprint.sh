@@ -279,7 +279,7 @@ const compared = (t, peer) => {
 };
 const compare = (t, peer, label) => {
   const c = compared(t, peer);
-  return `\n${t} vs ${label}: req/s ${c.rps.toFixed(2)}× (target ≥ 0.85), CPU/req ${c.cpu.toFixed(2)}× (≤ 1.2), p99 ${signed(c.p99)} ms (≤ +0.5), p99.9 ${signed(c.p999)} ms, p99 from start ${signed(c.start)} ms, RSS idle +${mb(c.idle)} MB (≤ +20), RSS after load ${c.after.toFixed(2)}× (≤ 1.3)`;
+  return `\n${t} vs ${label}: req/s ${c.rps.toFixed(2)}× (target ≥ 0.85), CPU/req ${c.cpu.toFixed(2)}× (≤ 1.2), p99 ${signed(c.p99)} ms (≤ +0.5), p99.9 ${signed(c.p999)} ms, p99 from start ${signed(c.start)} ms, RSS idle ${c.idle >= 0 ? "+" : ""}${mb(c.idle)} MB (≤ +20), RSS after load ${c.after.toFixed(2)}× (≤ 1.3)`;
 };
 for (const t of targets) {
   if (t !== 'bare' && rows.bare !== undefined) console.log(compare(t, 'bare', 'bare forwarder'));
