@@ -38,8 +38,8 @@
 # the runtime's limit), with RSS also read 25 s after the load (at rest).
 # FOOTPRINT_ROUNDS (1) repeats the targets that many times, every other round in reverse order
 # (a machine that slows down or speeds up during the run then weighs on every target alike); the
-# table holds each figure's median over the rounds, and the ratios are given per round and as
-# the median of the rounds' ratios: on a shared VM one run of one target moves ±25 %.
+# table holds each figure's median over the rounds, each ratio is the median of the rounds'
+# ratios, and every round's figures are listed too: on a shared VM one run of one target moves ±25 %.
 # Per measured phase, the CPU time the hypervisor took from the target's CPU ("steal", from
 # /proc/stat) is reported: a figure measured while it was high is a figure of the machine.
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
