@@ -39,7 +39,9 @@
 # FOOTPRINT_ROUNDS (1) repeats the targets that many times, every other round in reverse order
 # (a machine that slows down or speeds up during the run then weighs on every target alike); the
 # table holds each figure's median over the rounds, each ratio is the median of the rounds'
-# ratios, and every round's figures are listed too: on a shared VM one run of one target moves ±25 %.
+# ratios (and again over only the rounds in which the hypervisor took under 1 % of the target's
+# CPU on both sides), and every round's figures are listed too: on a shared VM one run of one
+# target moves ±25 %.
 # Per measured phase, the CPU time the hypervisor took from the target's CPU ("steal", from
 # /proc/stat) is reported: a figure measured while it was high is a figure of the machine.
 # Ratios are printed at the end. Results: bench/RESULTS.md ("Footprint").
@@ -268,18 +270,27 @@ const ratios = (r, b) => ({
 });
 // With several rounds, each ratio is the median of the rounds' ratios (each round's two targets
 // ran minutes apart, not the whole run apart).
-const compared = (t, peer) => {
-  if (rounds === 1) return ratios(rows[t], rows[peer]);
+// With several rounds, each ratio is the median of the rounds' ratios (each round's two targets
+// ran minutes apart, not the whole run apart); `quiet` keeps only the rounds in which the
+// hypervisor took under 1 % of the target CPU in both targets' measured phases.
+const stealOf = (r) => Math.max(r.pacedStealPct, r.satStealPct);
+const compared = (t, peer, quiet = false) => {
+  if (rounds === 1) return quiet ? undefined : { n: 1, ...ratios(rows[t], rows[peer]) };
   const per = [];
   for (let i = 1; i <= rounds; i++) {
     const [r, b] = [runs.find((x) => x.target === t && x.round === i), runs.find((x) => x.target === peer && x.round === i)];
-    if (r !== undefined && b !== undefined) per.push(ratios(r, b));
+    if (r !== undefined && b !== undefined && (!quiet || Math.max(stealOf(r), stealOf(b)) < 1)) per.push(ratios(r, b));
   }
-  return Object.fromEntries(Object.keys(per[0]).map((k) => [k, median(per.map((x) => x[k]))]));
+  if (per.length === 0) return undefined;
+  return { n: per.length, ...Object.fromEntries(Object.keys(per[0]).map((k) => [k, median(per.map((x) => x[k]))])) };
 };
+const describe = (c) =>
+  `req/s ${c.rps.toFixed(2)}× (target ≥ 0.85), CPU/req ${c.cpu.toFixed(2)}× (≤ 1.2), p99 ${signed(c.p99)} ms (≤ +0.5), p99.9 ${signed(c.p999)} ms, p99 from start ${signed(c.start)} ms, RSS idle ${c.idle >= 0 ? '+' : ''}${mb(c.idle)} MB (≤ +20), RSS after load ${c.after.toFixed(2)}× (≤ 1.3)`;
 const compare = (t, peer, label) => {
-  const c = compared(t, peer);
-  return `\n${t} vs ${label}: req/s ${c.rps.toFixed(2)}× (target ≥ 0.85), CPU/req ${c.cpu.toFixed(2)}× (≤ 1.2), p99 ${signed(c.p99)} ms (≤ +0.5), p99.9 ${signed(c.p999)} ms, p99 from start ${signed(c.start)} ms, RSS idle ${c.idle >= 0 ? "+" : ""}${mb(c.idle)} MB (≤ +20), RSS after load ${c.after.toFixed(2)}× (≤ 1.3)`;
+  let out = `\n${t} vs ${label}: ${describe(compared(t, peer))}`;
+  const quiet = compared(t, peer, true);
+  if (quiet !== undefined) out += `\n  in the ${quiet.n} of ${rounds} rounds with steal < 1 % on both: ${describe(quiet)}`;
+  return out;
 };
 for (const t of targets) {
   if (t !== 'bare' && rows.bare !== undefined) console.log(compare(t, 'bare', 'bare forwarder'));
