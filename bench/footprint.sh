@@ -235,7 +235,6 @@ const fold = (rs) => {
   const num = (path) => Math.round(at(path) * 1000) / 1000;
   return {
     target: rs[0].target,
-    n: rs.length,
     rps: Math.round(at('rps')),
     cpuUsPerReq: Math.round(at('cpuUsPerReq')),
     pacedCpuUsPerReq: Math.round(at('pacedCpuUsPerReq')),
@@ -268,8 +267,6 @@ const ratios = (r, b) => ({
   idle: r.rssIdleKb - b.rssIdleKb,
   after: r.rssAfterKb / b.rssAfterKb,
 });
-// With several rounds, each ratio is the median of the rounds' ratios (each round's two targets
-// ran minutes apart, not the whole run apart).
 // With several rounds, each ratio is the median of the rounds' ratios (each round's two targets
 // ran minutes apart, not the whole run apart); `quiet` keeps only the rounds in which the
 // hypervisor took under 1 % of the target CPU in both targets' measured phases.
