@@ -3,7 +3,9 @@
  * (decision_id, timestamp, path, input (masked), result, bundles, metrics, labels,
  * erased, trace_id, span_id, requested_by), hash-chained (seq, prev_hash, hash; see
  * chain.ts) from a genesis record written when a file is created. A rotated file's
- * genesis links to the previous file's last hash, so a rotated set is one chain.
+ * genesis links to the previous file's last hash, so a rotated set is one chain. An
+ * existing file is continued when it ends intact and its genesis names the scheme the
+ * writer seals with; otherwise it is kept as it is and the chain goes on in a new file.
  *
  * The request path only calls write(), which pushes the event onto a bounded queue
  * and returns: masking, serialising and hashing happen later, off the request, in the
@@ -15,11 +17,11 @@
  * a `gap` record in the chain itself says how many decisions are missing there, so
  * an auditor reading only the file sees the hole.
  *
- * Record types: genesis `{type:"genesis", chain_id, created, seq, prev_hash, prev_file?}`,
+ * Record types: genesis `{type:"genesis", chain_id, created, hash_scheme, prev_file?, seq, prev_hash}`,
  * decision (OPA's fields, no `type`), gap `{type:"gap", dropped, timestamp, seq, prev_hash}`.
  */
 import { randomUUID } from 'node:crypto';
-import { ZERO_HASH, sealRecord, sealRecordInto, type LineSpace } from './chain.ts';
+import { LINE_HASH_SCHEME, ZERO_HASH, sealRecord, sealRecordInto, type LineSpace } from './chain.ts';
 import { DEFAULT_MASK, maskEvent } from './mask.ts';
 import { readFile } from 'node:fs/promises';
 import { nonEmptyFile, openFileSink, readFirstLine, readLastLine, type FileSink } from './file-sink.ts';
@@ -102,7 +104,7 @@ interface ChainState {
   hash: string;
 }
 
-type ChainRecord = { seq?: unknown; hash?: unknown; chain_id?: unknown };
+type ChainRecord = { seq?: unknown; hash?: unknown; chain_id?: unknown; hash_scheme?: unknown };
 
 function chainState(last: ChainRecord, genesis: ChainRecord | undefined): ChainState | undefined {
   if (typeof last.seq !== 'number' || typeof last.hash !== 'string') return undefined;
@@ -121,12 +123,18 @@ function parseRecord(line: string | undefined): ChainRecord | undefined {
   }
 }
 
-/** Where an existing file's chain ends, or undefined when its last line is damaged. */
-async function existingChain(path: string): Promise<ChainState | undefined> {
+/**
+ * Where an existing file's chain ends (undefined when its last line is damaged), and whether
+ * the file is sealed as the writer seals (else the chain goes on in a new file).
+ */
+async function existingChain(path: string): Promise<{ state: ChainState; sameScheme: boolean } | undefined> {
   const { line, torn } = await readLastLine(path);
   if (line === undefined || torn) return undefined;
   const last = parseRecord(line);
-  return last === undefined ? undefined : chainState(last, parseRecord(await readFirstLine(path)));
+  if (last === undefined) return undefined;
+  const genesis = parseRecord(await readFirstLine(path));
+  const state = chainState(last, genesis);
+  return state === undefined ? undefined : { state, sameScheme: genesis?.hash_scheme === LINE_HASH_SCHEME };
 }
 
 /** The last intact record of a damaged file (a rare recovery path: reads the whole file). */
@@ -161,6 +169,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
       type: 'genesis',
       chain_id: chain.chainId,
       created: now().toISOString(),
+      hash_scheme: LINE_HASH_SCHEME,
       ...(prevFile !== undefined ? { prev_file: prevFile } : {}),
     };
   }
@@ -181,24 +190,30 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   if (options.file !== undefined) {
     const { path } = options.file;
     const exists = await nonEmptyFile(path);
-    const continued = exists ? await existingChain(path) : undefined;
+    const existing = exists ? await existingChain(path) : undefined;
     let rotated: string | undefined;
-    if (exists && continued === undefined) {
-      // Damaged tail (e.g. a crash mid-write): leave the file as it is for the auditor and
-      // continue the chain in a fresh file from its last intact record.
-      const recovered = await lastIntactRecord(path);
-      if (recovered !== undefined) chain = recovered;
+    if (existing !== undefined) chain = existing.state;
+    if (exists && existing?.sameScheme !== true) {
+      // Damaged tail (e.g. a crash mid-write), or records hashed the earlier way: leave the
+      // file as it is for the auditor and continue the chain in a fresh file (from the last
+      // intact record).
+      if (existing === undefined) {
+        const recovered = await lastIntactRecord(path);
+        if (recovered !== undefined) chain = recovered;
+      }
       const aside = await openFileSink(path, 0);
       rotated = await aside.rotate();
       await aside.close();
       warn(
         { component: 'decision-log', file: path, rotated },
-        'decision log file ends in a damaged record; kept it as is and continued the chain in a new file',
+        existing === undefined
+          ? 'decision log file ends in a damaged record; kept it as is and continued the chain in a new file'
+          : `decision log file hashes its records the earlier way (sha256-jcs); kept it as is and continued the chain in a new file (${LINE_HASH_SCHEME})`,
       );
     }
     file = await openFileSink(path, options.file.maxFiles ?? 10);
-    if (continued !== undefined) chain = continued;
-    else await file.append(`${onChain(genesisRecord(rotated), sealRecord).line}\n`);
+    if (existing === undefined || rotated !== undefined)
+      await file.append(`${onChain(genesisRecord(rotated), sealRecord).line}\n`);
   }
   const maxBytes = options.file?.maxBytes ?? 100 * 1024 * 1024;
 

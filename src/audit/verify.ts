@@ -14,7 +14,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { ZERO_HASH, recomputeHash } from './chain.ts';
+import { LINE_HASH_SCHEME, ZERO_HASH, lineHashMatches, recomputeHash } from './chain.ts';
 import { rotatedFiles } from './file-sink.ts';
 import { parseJson } from '../input/exact-json.ts';
 
@@ -61,8 +61,23 @@ interface Entry {
   readonly dropped?: number;
 }
 
+/**
+ * Whether a record's hash is right, in the scheme its file's genesis names (chain.ts);
+ * in a file that lost its genesis, in either scheme.
+ */
+function hashMatches(
+  text: string,
+  record: Readonly<Record<string, unknown>>,
+  hash: string,
+  scheme: 'line' | 'jcs' | undefined,
+): boolean {
+  if (scheme !== 'jcs' && lineHashMatches(text, hash)) return true;
+  return scheme !== 'line' && recomputeHash(record) === hash;
+}
+
 async function readEntries(file: string, fileIndex: number): Promise<Entry[]> {
   const entries: Entry[] = [];
+  let scheme: 'line' | 'jcs' | undefined;
   const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   for await (const text of rl) {
@@ -81,6 +96,7 @@ async function readEntries(file: string, fileIndex: number): Promise<Entry[]> {
       continue;
     }
     const { seq, prev_hash: prevHash, hash, type, dropped } = record;
+    if (line === 1 && type === 'genesis') scheme = record.hash_scheme === LINE_HASH_SCHEME ? 'line' : 'jcs';
     if (typeof seq !== 'number' || typeof prevHash !== 'string' || typeof hash !== 'string') {
       entries.push({ file, fileIndex, line, malformed: 'missing seq, prev_hash or hash' });
       continue;
@@ -92,7 +108,7 @@ async function readEntries(file: string, fileIndex: number): Promise<Entry[]> {
       seq,
       prevHash,
       hash,
-      hashOk: recomputeHash(record) === hash,
+      hashOk: hashMatches(text, record, hash, scheme),
       ...(typeof type === 'string' ? { type } : {}),
       ...(typeof dropped === 'number' ? { dropped } : {}),
     });

@@ -1,8 +1,9 @@
 /**
  * Canonical JSON, RFC 8785 (JCS) for JSON data: object keys sorted by UTF-16 code units, no
  * whitespace, numbers and strings as ECMAScript's JSON.stringify writes them, so a reader in
- * any language that implements JCS recomputes the same bytes. What the decision log's hash
- * chain seals, what an approval's call digest and a pinned tool's fingerprint are taken over.
+ * any language that implements JCS recomputes the same bytes. What an approval's call digest
+ * and a pinned tool's fingerprint are taken over, and what decision-log files of the earlier
+ * `sha256-jcs` scheme are verified against (their records of any depth too).
  */
 
 /** A JSON scalar as canonical JSON (undefined, functions and symbols as null, as in an array). */

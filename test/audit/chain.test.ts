@@ -1,8 +1,9 @@
-// Canonical JSON (RFC 8785) of decision-log records: the shape the hash chain seals, and
-// records as deeply nested as a request body may be (a stack overflow there would leave a
-// decision unrecorded).
+// The decision log's seal: a record's line hashes to its `hash` (sha256-line) for any JSON
+// content, at any depth a request body may have (a stack overflow there would leave a decision
+// unrecorded), and any change to the line breaks it. Canonical JSON (RFC 8785): what files
+// of the earlier scheme (sha256-jcs), approvals' call digests and tool pins are hashed over.
 import t from 'tap';
-import { recomputeHash, sealRecord } from '../../src/audit/chain.ts';
+import { lineHashMatches, sealRecord } from '../../src/audit/chain.ts';
 import { canonicalJson } from '../../src/json/canonical.ts';
 // Read back without JSON.parse's object names, which this runtime can misread (exact-json.ts).
 import { buildJson } from '../../src/input/exact-json.ts';
@@ -27,8 +28,36 @@ t.test('a record nested 20,000 deep is sealed and its hash recomputes', async (t
   t.equal(text.length, 10_000 * 2 + 10_000 * 6 + 2, 'every level written');
   t.ok(text.startsWith('{"k":[{"k":['));
   const { hash, line } = sealRecord({ seq: 1, input: { parsed_body: nested } });
-  const record = JSON.parse(line) as Record<string, unknown>;
-  t.equal(recomputeHash(record), hash);
+  t.ok(lineHashMatches(line, hash));
+  t.equal(
+    canonicalJson((buildJson(line) as { input: unknown }).input),
+    canonicalJson({ parsed_body: nested }),
+    'every level in the line',
+  );
+});
+
+t.test('a sealed line holds the record and its hash; any change to the line breaks the seal', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const record = fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), fc.jsonValue({ maxDepth: 4 }), {
+    minKeys: 1,
+    maxKeys: 8,
+  });
+  let runs = 0;
+  fc.assert(
+    fc.property(record, fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 2 }), (r, at, text) => {
+      runs++;
+      const { hash, line } = sealRecord(r);
+      const { hash: member, ...rest } = buildJson(line) as Record<string, unknown>;
+      if (member !== hash || JSON.stringify(rest) !== JSON.stringify(buildJson(JSON.stringify(r)))) return false;
+      if (!lineHashMatches(line, hash)) return false;
+      // Replace one or two code units anywhere in the line (hash member included).
+      const i = at % line.length;
+      const changed = line.slice(0, i) + text + line.slice(i + text.length);
+      return changed === line || !lineHashMatches(changed, hash);
+    }),
+    { numRuns: 500 },
+  );
+  t.equal(runs, 500);
 });
 
 // The reference, written plainly: keys sorted by UTF-16 code units (RFC 8785 §3.2.3; a JS

@@ -6,11 +6,11 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { readFile, appendFile, readdir } from 'node:fs/promises';
+import { readFile, appendFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createDecisionLog, type DecisionEvent } from '../../src/audit/log.ts';
-import { recomputeHash, ZERO_HASH } from '../../src/audit/chain.ts';
+import { LINE_HASH_SCHEME, lineHashMatches, recomputeHash, sealRecord, ZERO_HASH } from '../../src/audit/chain.ts';
 import { verifyDecisionLog } from '../../src/audit/verify.ts';
 import { tempDir } from '../helpers/processes.ts';
 import { until } from '../helpers/jaeger.ts';
@@ -64,6 +64,7 @@ t.test('writes a genesis then one OPA-shaped, masked, chained JSON line per deci
     prev_hash: ZERO_HASH,
     chain_id: /^[0-9a-f-]{36}$/,
     created: /^\d{4}-\d\d-\d\dT/,
+    hash_scheme: LINE_HASH_SCHEME,
   });
   t.match(first, {
     decision_id: 'd-1',
@@ -83,7 +84,8 @@ t.test('writes a genesis then one OPA-shaped, masked, chained JSON line per deci
   t.notMatch(JSON.stringify(records), /s3cret/, 'the authorization header never reaches the file');
   t.match(second, { seq: 2, prev_hash: first.hash, error: { code: 'TG_ERR_PDP_TIMEOUT', failure_mode: 'deny' } });
   t.notOk('result' in second);
-  for (const r of records) t.equal(recomputeHash(r), r.hash, `record ${String(r.seq)} hash covers its content`);
+  for (const [i, line] of (await readFile(path, 'utf8')).trim().split('\n').entries())
+    t.ok(lineHashMatches(line, records[i]!.hash as string), `record ${i} hash covers its line`);
   t.ok((await verifyDecisionLog(path)).ok);
 });
 
@@ -102,6 +104,63 @@ t.test('a restarted log continues the chain of the existing file', async (t) => 
   );
   t.equal(records.filter((r) => r.type === 'genesis').length, 1);
   t.ok((await verifyDecisionLog(path)).ok);
+});
+
+/** A file as earlier versions wrote it: records hashed over their canonical JSON (sha256-jcs). */
+function earlierSchemeLines(): { text: string; lastHash: string } {
+  let prev = ZERO_HASH;
+  const out: string[] = [];
+  const records: Record<string, unknown>[] = [
+    { type: 'genesis', chain_id: 'c-earlier', created: '2026-11-01T00:00:00.000Z' },
+    { decision_id: 'd-1', path: 'tollgate/authz/decision', input: { b: 1, a: 2 }, result: { allowed: true } },
+  ];
+  records.forEach((record, seq) => {
+    const sealed = { ...record, seq, prev_hash: prev };
+    prev = recomputeHash(sealed);
+    out.push(JSON.stringify({ ...sealed, hash: prev }));
+  });
+  return { text: `${out.join('\n')}\n`, lastHash: prev };
+}
+
+t.test('a file hashed the earlier way is kept as it is and the chain continues in a new file', async (t) => {
+  const dir = await tempDir();
+  const path = join(dir, 'decisions.log');
+  const earlier = earlierSchemeLines();
+  await appendFile(path, earlier.text);
+  t.ok((await verifyDecisionLog(path)).ok, 'the earlier scheme verifies');
+  const warnings: string[] = [];
+  const log = await createDecisionLog({ file: { path }, logger: { warn: (_o, m) => warnings.push(m) } });
+  log.write(event(2));
+  await log.close();
+  t.same((await readdir(dir)).sort(), ['decisions.log', 'decisions.log.1']);
+  t.equal(await readFile(`${path}.1`, 'utf8'), earlier.text, 'the earlier file is untouched');
+  t.match(warnings, [/sha256-jcs/]);
+  const fresh = await lines(path);
+  t.match(fresh[0], {
+    type: 'genesis',
+    hash_scheme: LINE_HASH_SCHEME,
+    chain_id: 'c-earlier',
+    prev_file: 'decisions.log.1',
+    seq: 2,
+    prev_hash: earlier.lastHash,
+  });
+  t.match(fresh[1], { decision_id: 'd-2', seq: 3, prev_hash: fresh[0]!.hash });
+  const report = await verifyDecisionLog(path);
+  t.ok(report.ok, JSON.stringify(report.problems));
+  t.equal(report.decisions, 2, 'one chain over both files');
+
+  // Each file is held to its own scheme: an edit in the earlier one is still found.
+  await writeFile(`${path}.1`, earlier.text.replace('"allowed":true', '"allowed":false'));
+  t.match((await verifyDecisionLog(path)).problems, [{ file: `${path}.1`, line: 2, kind: 'edited' }]);
+});
+
+t.test('a line sealed in one scheme does not pass for the other', async (t) => {
+  const record = { type: 'genesis', chain_id: 'c', seq: 0, prev_hash: ZERO_HASH };
+  const line = sealRecord(record);
+  t.ok(lineHashMatches(line.line, line.hash));
+  t.not(recomputeHash(JSON.parse(line.line) as Record<string, unknown>), line.hash);
+  const jcs = recomputeHash(record);
+  t.notOk(lineHashMatches(JSON.stringify({ ...record, hash: jcs }), jcs));
 });
 
 t.test(
@@ -299,7 +358,7 @@ t.test(
     );
     for (const line of fileLines) {
       const record = JSON.parse(line) as Record<string, unknown>;
-      t.equal(recomputeHash(record), record.hash, `seq ${String(record.seq)} hash recomputes`);
+      t.ok(lineHashMatches(line, record.hash as string), `seq ${String(record.seq)} hash recomputes`);
     }
     const report = await verifyDecisionLog(path);
     t.ok(report.ok, JSON.stringify(report.problems));

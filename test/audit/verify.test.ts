@@ -10,7 +10,9 @@ import { createDecisionLog } from '../../src/audit/log.ts';
 import { sealRecord } from '../../src/audit/chain.ts';
 import { verifyDecisionLog } from '../../src/audit/verify.ts';
 import { auditVerify } from '../../src/cli/audit.ts';
-import { tempDir } from '../helpers/processes.ts';
+import { ROOT, tempDir } from '../helpers/processes.ts';
+import { rotatedFiles } from '../../src/audit/file-sink.ts';
+import { spawnSync } from 'node:child_process';
 
 /** A log of `n` decisions; line 1 is the genesis, line k+1 is decision d-k. */
 async function makeLog(n: number, file: { maxBytes?: number } = {}): Promise<string> {
@@ -154,6 +156,38 @@ t.test('across rotated files: a removed middle file is reported', async (t) => {
   await rm(`${path}.2`);
   const report = await verifyDecisionLog(path);
   t.match(report.problems, [{ file: `${path}.3`, line: 1, kind: 'file-link' }]);
+});
+
+t.test('a rotated log verifies with the standard library alone (scripts/verify-decision-log.py)', async (t) => {
+  const path = join(await tempDir('tollgate-audit-'), 'decisions.log');
+  const log = await createDecisionLog({ file: { path, maxBytes: 1500, maxFiles: 0 } });
+  for (let i = 1; i <= 12; i++) {
+    log.write({
+      decisionId: `d-${i}`,
+      path: 'tollgate/authz/decision',
+      // Member names and text JSON.stringify writes as they are: non-ASCII, escapes, a lone surrogate.
+      input: { 'café €': `😀 ${i}`, z: [1.5e300, -0, '\u0007"\\'], lone: '\ud800', n: i },
+      result: { allowed: i % 3 !== 0 },
+      revision: 'rev-1',
+      evalNanos: i,
+    });
+  }
+  await log.close();
+  const files = [...(await rotatedFiles(path)).map((r) => r.path), path];
+  t.ok(files.length >= 3, `rotated into ${files.length} files`);
+  const python = (args: string[]) =>
+    spawnSync('python3', [join(ROOT, 'scripts/verify-decision-log.py'), ...args], { encoding: 'utf8' });
+  const intact = python(files);
+  t.equal(intact.status, 0, intact.stderr);
+  t.equal(intact.stdout.trim(), `ok: chain intact; head ${(await verifyDecisionLog(path)).head}`);
+
+  const lines = await readLines(files[1]!);
+  lines[2] = lines[2]!.replace('\\ud800', '\\ud801');
+  await writeLines(files[1]!, lines);
+  const edited = python(files);
+  t.equal(edited.status, 1);
+  t.equal(edited.stderr.trim(), `${files[1]}:3: the record does not match its hash: it was edited`);
+  t.match((await verifyDecisionLog(path)).problems, [{ file: files[1], line: 3, kind: 'edited' }]);
 });
 
 t.test('audit verify prints ok and exits 0 for an intact log', async (t) => {
