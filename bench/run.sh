@@ -13,6 +13,7 @@
 #   import-cost RSS and V8 heap each dependency adds to a bare Node process at start, see import-cost.mjs
 #   state    added latency of a budget with the in-memory vs the Redis store vs a direct Redis round trip, see state.sh
 #   chain    PDP chain vs its local stage alone, paced with vegeta: added p50/p99, see chain.sh
+#   decision-log CPU per decision-log record vs plain JSON lines; the seal in both hash schemes, see decision-log.ts
 # Settings come from BENCH_* environment variables documented in each script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +32,7 @@ case $scenario in
   chain) exec bash "$here/chain.sh" ;;
   footprint) exec bash "$here/footprint.sh" ;;
   import-cost) exec "$here/../node_modules/.bin/node" "$here/import-cost.mjs" ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain, footprint, import-cost)" >&2; exit 2 ;;
+  decision-log) exec "$here/../node_modules/.bin/node" "$here/decision-log.ts" ;;
+  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown scenario \"$scenario\" (http, profile, https, extauthz, tracing, lifecycle, soak, gate, mcp, state, chain, footprint, import-cost, decision-log)" >&2; exit 2 ;;
 esac

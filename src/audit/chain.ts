@@ -26,18 +26,33 @@ export function sha256Hex(text: string): string {
 }
 
 /**
- * A record's JSON text as it is written: JSON.stringify's, its members in the record's
- * order. A value nested deeper than JSON.stringify's stack allows (a request body may be)
- * is written by the canonical writer, which has no depth limit: the line is what is
- * hashed, so any faithful JSON text will do.
+ * The value of a record's `input` member when sealRecordInto is given the input's JSON text:
+ * the text is written in its place.
  */
-function recordJson(record: Readonly<Record<string, unknown>>): string {
+export const INPUT_FROM_TEXT = '\u0000input from text\u0000';
+// The member as JSON.stringify writes it. Its first occurrence is the member itself: inside a
+// JSON string every quote is escaped, so no string value can contain this text.
+const INPUT_VALUE = JSON.stringify(INPUT_FROM_TEXT);
+const INPUT_MEMBER = `"input":${INPUT_VALUE}`;
+
+/**
+ * A record's JSON text as it is written: JSON.stringify's, its members in the record's
+ * order, with `inputJson` (JSON text) in place of an `input` of INPUT_FROM_TEXT. A value
+ * nested deeper than JSON.stringify's stack allows (a request body may be) is written by
+ * the canonical writer, which has no depth limit: the line is what is hashed, so any
+ * faithful JSON text will do.
+ */
+function recordJson(record: Readonly<Record<string, unknown>>, inputJson: string | undefined): string {
+  let text: string;
   try {
-    return JSON.stringify(record);
+    text = JSON.stringify(record);
   } catch (err) {
-    if (err instanceof RangeError) return canonicalJson(record);
-    throw err;
+    if (!(err instanceof RangeError)) throw err;
+    text = canonicalJson(record);
   }
+  if (inputJson === undefined || record.input !== INPUT_FROM_TEXT) return text;
+  const at = text.indexOf(INPUT_MEMBER) + INPUT_MEMBER.length - INPUT_VALUE.length;
+  return text.slice(0, at) + inputJson + text.slice(at + INPUT_VALUE.length);
 }
 
 /**
@@ -64,7 +79,8 @@ const HASH_TAIL_CHARS = 75;
 const HASH_TAIL_BYTES = HASH_TAIL_CHARS + 1;
 
 /**
- * sealRecord for a file (scheme `sha256-line`): the record's text is UTF-8 encoded once,
+ * sealRecord for a file (scheme `sha256-line`): the record's text (with `inputJson` as its
+ * input, when given: see INPUT_FROM_TEXT) is UTF-8 encoded once,
  * straight into the space `room(maxBytes)` gives, hashed there, and completed in place
  * into the line `…,"hash":"<hex>"}\n`. Returns the hash and the line's end (after its
  * newline).
@@ -72,8 +88,9 @@ const HASH_TAIL_BYTES = HASH_TAIL_CHARS + 1;
 export function sealRecordInto(
   record: Readonly<Record<string, unknown>>,
   room: (maxBytes: number) => LineSpace,
+  inputJson?: string,
 ): { hash: string; bytes: Buffer; start: number; end: number } {
-  const body = recordJson(record);
+  const body = recordJson(record, inputJson);
   // A UTF-16 code unit is at most 3 UTF-8 bytes.
   const { bytes, at } = room(body.length * 3 + HASH_TAIL_BYTES);
   const length = bytes.write(body, at, 'utf8');

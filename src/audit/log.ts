@@ -21,7 +21,7 @@
  * decision (OPA's fields, no `type`), gap `{type:"gap", dropped, timestamp, seq, prev_hash}`.
  */
 import { randomUUID } from 'node:crypto';
-import { LINE_HASH_SCHEME, ZERO_HASH, sealRecord, sealRecordInto, type LineSpace } from './chain.ts';
+import { INPUT_FROM_TEXT, LINE_HASH_SCHEME, ZERO_HASH, sealRecord, sealRecordInto, type LineSpace } from './chain.ts';
 import { DEFAULT_MASK, maskEvent } from './mask.ts';
 import { readFile } from 'node:fs/promises';
 import { nonEmptyFile, openFileSink, readFirstLine, readLastLine, type FileSink } from './file-sink.ts';
@@ -41,6 +41,8 @@ export interface DecisionEvent {
   /** The decision path, e.g. "tollgate/authz/decision". */
   readonly path: string;
   readonly input: unknown;
+  /** `input` as JSON text (what the policy evaluated): written as is when the mask erases nothing in it. */
+  readonly inputJson?: string;
   /** The decision path's value (Decision.result); absent when no decision was made. */
   readonly result?: unknown;
   /** Bundle revision (Decision.revision). */
@@ -253,14 +255,22 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   let draining: Promise<void> | undefined;
   let closed = false;
 
-  function decisionRecord(event: DecisionEvent, at: Date): Record<string, unknown> {
+  /** A record to seal, and the JSON text its `input` member is written from (see sealRecordInto). */
+  interface Unsealed {
+    readonly record: Record<string, unknown>;
+    readonly inputJson?: string;
+  }
+
+  function decisionRecord(event: DecisionEvent, at: Date): Unsealed {
     const { event: masked, erased } = maskEvent({ input: event.input, result: event.result }, mask);
+    // The input's own text when nothing in it was erased (copy-on-write: the same object).
+    const inputJson = masked.input === event.input ? event.inputJson : undefined;
     // Built member by member rather than spread: one object per record, which sealing completes.
     const record: Record<string, unknown> = {
       decision_id: event.decisionId,
       timestamp: (event.timestamp ?? at).toISOString(),
       path: event.path,
-      input: masked.input,
+      input: inputJson === undefined ? masked.input : INPUT_FROM_TEXT,
       result: masked.result,
       bundles: { [bundleName]: { revision: event.revision } },
       metrics: event.evalNanos !== undefined ? { timer_rego_query_eval_ns: event.evalNanos } : {},
@@ -273,13 +283,13 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     if (event.spanId !== undefined) record.span_id = event.spanId;
     if (event.requestedBy !== undefined) record.requested_by = event.requestedBy;
     if (event.custom !== undefined) record.custom = event.custom;
-    return record;
+    return inputJson === undefined ? { record } : { record, inputJson };
   }
 
   /** The record an item becomes (before sealing). */
-  function recordOf(item: Item): Record<string, unknown> {
+  function recordOf(item: Item): Unsealed {
     return item.kind === 'gap'
-      ? { type: 'gap', dropped: item.dropped, timestamp: item.at.toISOString() }
+      ? { record: { type: 'gap', dropped: item.dropped, timestamp: item.at.toISOString() } }
       : decisionRecord(item.event, item.at);
   }
 
@@ -303,8 +313,8 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
   }
 
   /** Seals a record onto the chain into `pending`; the line is kept by advancing pendingBytes. */
-  function sealLine(record: Record<string, unknown>): { start: number; end: number } {
-    return onChain(record, (r) => sealRecordInto(r, room));
+  function sealLine({ record, inputJson }: Unsealed): { start: number; end: number } {
+    return onChain(record, (r) => sealRecordInto(r, room, inputJson));
   }
 
   async function writePending(): Promise<void> {
@@ -336,7 +346,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     const batch = queue.splice(0, SEAL_BATCH);
     const decisionLines: string[] = [];
     for (const item of batch) {
-      let record: Record<string, unknown>;
+      let record: Unsealed;
       const before = chain;
       let line: { start: number; end: number };
       try {
@@ -358,7 +368,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
         await writePending();
         try {
           const rotated = await file.rotate();
-          pendingBytes = sealLine(genesisRecord(rotated)).end;
+          pendingBytes = sealLine({ record: genesisRecord(rotated) }).end;
         } catch (err) {
           warn(
             { component: 'decision-log', err: err instanceof Error ? err.message : String(err) },

@@ -8,7 +8,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { TollgateError } from '../errors.ts';
-import type { Decision, HeaderPair } from './types.ts';
+import type { Decision, EvaluatedInput, HeaderPair } from './types.ts';
 
 function invalid(message: string): TollgateError {
   return new TollgateError('TG_ERR_POLICY_RESULT', message);
@@ -68,6 +68,7 @@ export interface DecisionMeta {
   readonly decisionId: string;
   readonly revision: string;
   readonly evalNanos: number;
+  readonly inputJson?: EvaluatedInput;
 }
 
 /** Maps the decision path's value to a Decision, or throws TG_ERR_POLICY_RESULT. */

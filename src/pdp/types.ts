@@ -29,6 +29,11 @@ export interface Decision {
   readonly evalNanos: number;
   /** The decision path's value as the policy returned it (for logs and `tollgate check`). */
   readonly result: unknown;
+  /**
+   * The input as the JSON text the policy evaluated (a WASM PDP's): the decision log writes
+   * that text, when its mask erases nothing in it, instead of serialising the input again.
+   */
+  readonly inputJson?: EvaluatedInput;
   /** Extra members of a deny's JSON body / JSON-RPC error data (e.g. the approval id, retry_after_seconds). */
   readonly replyData?: Readonly<Record<string, unknown>>;
   /** What a step after the PDP added (src/state): span attributes and the decision log's `custom`. */
@@ -45,6 +50,12 @@ export interface Decision {
   readonly stages?: readonly StageResult[];
   /** In a PDP chain: the name of the stage whose decision the chain took. */
   readonly decidedBy?: string;
+}
+
+/** An input and the JSON text a PDP serialised it to (the text is only used for that same object). */
+export interface EvaluatedInput {
+  readonly input: unknown;
+  readonly text: string;
 }
 
 /** Facts a step after the PDP recorded about a decision (budgets, rates, approvals). */

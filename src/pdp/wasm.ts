@@ -217,8 +217,9 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     // answer already computed would only turn CPU starvation into denials.
     const cpuStarted = process.threadCpuUsage();
     let resultSet: unknown;
+    let json: string;
     try {
-      const json = JSON.stringify(input);
+      json = JSON.stringify(input);
       resultSet = direct === undefined ? policy.evaluate(encoder.encode(json).buffer, id) : direct(json, id);
     } catch (cause) {
       throw wrapError('TG_ERR_POLICY_EVAL', `evaluating ${decisionPath}`, cause);
@@ -240,7 +241,12 @@ export async function createWasmEvaluator(options: WasmPdpOptions): Promise<Wasm
     if (resultSet.length > 1)
       throw new TollgateError('TG_ERR_POLICY_RESULT', `${decisionPath} produced multiple results`);
     const result = (resultSet[0] as { result?: unknown }).result;
-    return decisionFromResult(result, { decisionId, revision: info.revision, evalNanos: Number(elapsed) });
+    return decisionFromResult(result, {
+      decisionId,
+      revision: info.revision,
+      evalNanos: Number(elapsed),
+      inputJson: { input, text: json },
+    });
   }
 
   return {

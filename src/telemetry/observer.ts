@@ -126,6 +126,8 @@ function recordFacts(facts: DecisionFacts) {
 function logDecision(observer: Observer, facts: DecisionFacts, decision: Decision): void {
   observer.decisionLog?.write({
     ...recordFacts(facts),
+    // The text the policy evaluated, when it is this input's (a PDP chain's or response's may not be).
+    ...(decision.inputJson?.input === facts.input ? { inputJson: decision.inputJson.text } : {}),
     result: decision.result,
     revision: decision.revision,
     evalNanos: decision.evalNanos,

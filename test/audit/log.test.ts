@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { createDecisionLog, type DecisionEvent } from '../../src/audit/log.ts';
 import { LINE_HASH_SCHEME, lineHashMatches, recomputeHash, sealRecord, ZERO_HASH } from '../../src/audit/chain.ts';
 import { verifyDecisionLog } from '../../src/audit/verify.ts';
+import { DEFAULT_MASK } from '../../src/audit/mask.ts';
 import { tempDir } from '../helpers/processes.ts';
 import { until } from '../helpers/jaeger.ts';
 
@@ -86,6 +87,32 @@ t.test('writes a genesis then one OPA-shaped, masked, chained JSON line per deci
   t.notOk('result' in second);
   for (const [i, line] of (await readFile(path, 'utf8')).trim().split('\n').entries())
     t.ok(lineHashMatches(line, records[i]!.hash as string), `record ${i} hash covers its line`);
+  t.ok((await verifyDecisionLog(path)).ok);
+});
+
+t.test('the input is written as the text the policy evaluated, unless the mask erases something in it', async (t) => {
+  const path = join(await tempDir(), 'decisions.log');
+  const log = await createDecisionLog({ file: { path }, mask: [...DEFAULT_MASK, '/result/token'] });
+  // The same value as the text, written differently (1.0, a space): only a verbatim copy is `1.0`.
+  const plain = { attributes: { request: { http: { headers: { host: 'a.test' } } } }, n: 1 };
+  const plainText = '{"attributes":{"request":{"http":{"headers":{"host":"a.test"}}}},"n":1.0 }';
+  log.write(event(1, { input: plain, inputJson: plainText }));
+  // With a credential header the mask erases it: the text (which holds it) is not used.
+  const secret = event(2).input;
+  log.write(event(2, { inputJson: JSON.stringify(secret) }));
+  // A result the mask erases leaves the input's text usable.
+  log.write(event(3, { input: plain, inputJson: plainText, result: { allowed: true, token: 'r-s3cret' } }));
+  await log.close();
+  const fileLines = (await readFile(path, 'utf8')).trim().split('\n');
+  t.ok(fileLines[1]!.includes(`"path":"tollgate/authz/decision","input":${plainText},"result":`), fileLines[1]!);
+  t.notMatch(fileLines[2]!, /s3cret/, 'the credential never reaches the file');
+  t.same((JSON.parse(fileLines[2]!) as { erased: string[] }).erased, [
+    '/input/attributes/request/http/headers/authorization',
+  ]);
+  t.equal(JSON.parse(fileLines[2]!).input.attributes.request.http.headers.host, 'payments.internal');
+  t.ok(fileLines[3]!.includes(`"input":${plainText},`), fileLines[3]!);
+  t.notMatch(fileLines[3]!, /r-s3cret/);
+  for (const line of fileLines) t.ok(lineHashMatches(line, (JSON.parse(line) as { hash: string }).hash));
   t.ok((await verifyDecisionLog(path)).ok);
 });
 

@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { loadBundle } from '../../src/bundle/load.ts';
-import { directEvaluation, instantiate } from '../../src/pdp/wasm.ts';
+import { createWasmEvaluator, directEvaluation, instantiate } from '../../src/pdp/wasm.ts';
 
 const BUNDLE = fileURLToPath(new URL('../../policies/dist/bundle.tar.gz', import.meta.url));
 const PATH = 'tollgate/authz/decision';
@@ -88,4 +88,16 @@ t.test('follows setData: the data document and the heap pointer move', async (t)
   const after = direct(JSON.stringify(input), id);
   t.same(after, policy.evaluate(input, id));
   t.notSame(after, before, 'the answer follows the new data');
+});
+
+t.test('a decision carries the JSON text the policy evaluated, tied to its input object', async (t) => {
+  const evaluator = await createWasmEvaluator({
+    bundle: await loadBundle(BUNDLE),
+    decisionPath: PATH,
+    timeoutMs: 1000,
+  });
+  const input = request({ amount: 20, currency: 'EUR', note: 'café 😀' }, '/v1/refunds', 'POST');
+  const decision = evaluator.decideSync(input as never, 'd-1');
+  t.equal(decision.inputJson?.input, input, 'the same object, so a log can tell it is this input');
+  t.equal(decision.inputJson?.text, JSON.stringify(input));
 });
