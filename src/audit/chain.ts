@@ -80,10 +80,9 @@ const HASH_TAIL_BYTES = HASH_TAIL_CHARS + 1;
 
 /**
  * sealRecord for a file (scheme `sha256-line`): the record's text (with `inputJson` as its
- * input, when given: see INPUT_FROM_TEXT) is UTF-8 encoded once,
- * straight into the space `room(maxBytes)` gives, hashed there, and completed in place
- * into the line `…,"hash":"<hex>"}\n`. Returns the hash and the line's end (after its
- * newline).
+ * input, when given: see INPUT_FROM_TEXT) is UTF-8 encoded once, straight into the space
+ * `room(maxBytes)` gives, hashed there, and completed in place into the line
+ * `…,"hash":"<hex>"}\n`. Returns the hash and the line's end (after its newline).
  */
 export function sealRecordInto(
   record: Readonly<Record<string, unknown>>,
