@@ -3,7 +3,7 @@
 // unrecorded), and any change to the line breaks it. Canonical JSON (RFC 8785): what files
 // of the earlier scheme (sha256-jcs), approvals' call digests and tool pins are hashed over.
 import t from 'tap';
-import { lineHashMatches, sealRecord } from '../../src/audit/chain.ts';
+import { ZERO_HASH, lineHashMatches, recomputeHash, sealRecord } from '../../src/audit/chain.ts';
 import { canonicalJson } from '../../src/json/canonical.ts';
 // Read back without JSON.parse's object names, which this runtime can misread (exact-json.ts).
 import { buildJson } from '../../src/input/exact-json.ts';
@@ -34,6 +34,15 @@ t.test('a record nested 20,000 deep is sealed and its hash recomputes', async (t
     canonicalJson({ parsed_body: nested }),
     'every level in the line',
   );
+});
+
+t.test('a line sealed in one scheme does not pass for the other', async (t) => {
+  const record = { type: 'genesis', chain_id: 'c', seq: 0, prev_hash: ZERO_HASH };
+  const line = sealRecord(record);
+  t.ok(lineHashMatches(line.line, line.hash));
+  t.not(recomputeHash(JSON.parse(line.line) as Record<string, unknown>), line.hash);
+  const jcs = recomputeHash(record);
+  t.notOk(lineHashMatches(JSON.stringify({ ...record, hash: jcs }), jcs));
 });
 
 t.test('a sealed line holds the record and its hash; any change to the line breaks the seal', async (t) => {
