@@ -346,12 +346,12 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
     const batch = queue.splice(0, SEAL_BATCH);
     const decisionLines: string[] = [];
     for (const item of batch) {
-      let record: Unsealed;
+      let unsealed: Unsealed;
       const before = chain;
       let line: { start: number; end: number };
       try {
-        record = recordOf(item);
-        line = sealLine(record);
+        unsealed = recordOf(item);
+        line = sealLine(unsealed);
       } catch (err) {
         // An event that cannot be serialised is dropped and counted, not thrown (seal moved no chain).
         warn(
@@ -375,7 +375,7 @@ export async function createDecisionLog(options: DecisionLogOptions): Promise<De
             'decision log file rotation failed',
           );
         }
-        line = sealLine(record);
+        line = sealLine(unsealed);
       }
       if (item.kind === 'event') {
         if (http !== undefined) decisionLines.push(pending.toString('utf8', line.start, line.end - 1));
