@@ -33,7 +33,8 @@ start_upstream "$URL_PATH"
 
 if [ "${BENCH_PROFILE_TRACING:-0}" = 1 ]; then
   start_jaeger
-  TOLLGATE_EXTRA_YAML=$(printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  protocol: grpc' "$OTLP")
+  # Added to TOLLGATE_EXTRA_YAML (e.g. a decision log), not in its place.
+  TOLLGATE_EXTRA_YAML=$(printf '%s\ntracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  protocol: grpc' "${TOLLGATE_EXTRA_YAML:-}" "$OTLP")
 fi
 mkdir -p "$WORK/prof"
 TARGET=${BENCH_PROFILE_TARGET:-tollgate}
