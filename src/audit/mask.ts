@@ -76,34 +76,85 @@ function erase(root: unknown, tokens: readonly string[], at = 0): unknown | unde
   return { ...root, [head]: child };
 }
 
-// A mask list is parsed once (it is fixed at start), not once per event.
-const parsedMasks = new WeakMap<readonly string[], ReadonlyArray<{ pointer: string; tokens: string[] }>>();
+/** A parsed pointer; `group` numbers the pointers that share its parent path. */
+interface ParsedPointer {
+  readonly pointer: string;
+  readonly tokens: readonly string[];
+  readonly group: number;
+}
 
-function parsedMask(mask: readonly string[]): ReadonlyArray<{ pointer: string; tokens: string[] }> {
+interface ParsedMask {
+  readonly pointers: readonly ParsedPointer[];
+  readonly groups: number;
+}
+
+// A mask list is parsed once (it is fixed at start), not once per event.
+const parsedMasks = new WeakMap<readonly string[], ParsedMask>();
+
+function parsedMask(mask: readonly string[]): ParsedMask {
   let parsed = parsedMasks.get(mask);
   if (parsed === undefined) {
-    parsed = mask.flatMap((pointer) => {
+    const groups = new Map<string, number>();
+    const pointers = mask.flatMap((pointer) => {
       try {
         const tokens = parsePointer(pointer);
-        return tokens[0] === 'input' || tokens[0] === 'result' ? [{ pointer, tokens }] : [];
+        if (tokens[0] !== 'input' && tokens[0] !== 'result') return [];
+        const parent = JSON.stringify(tokens.slice(0, -1));
+        let group = groups.get(parent);
+        if (group === undefined) groups.set(parent, (group = groups.size));
+        return [{ pointer, tokens, group }];
       } catch {
         return [];
       }
     });
+    parsed = { pointers, groups: groups.size };
     parsedMasks.set(mask, parsed);
   }
   return parsed;
 }
 
-/** Applies a mask list to an event; `erased` lists the pointers that matched, in mask order. */
+/** Whether `container` has the member or element `token` (as erase reads it). */
+function holds(container: unknown, token: string): boolean {
+  if (!isContainer(container)) return false;
+  if (Array.isArray(container)) return ARRAY_INDEX.test(token) && Number(token) < container.length;
+  return Object.hasOwn(container, token);
+}
+
+/** The container at `tokens[0..end)` from `root`, or undefined when the path is absent. */
+function walk(root: unknown, tokens: readonly string[], end: number): unknown {
+  let at = root;
+  for (let i = 0; i < end; i++) {
+    const token = tokens[i]!;
+    if (!holds(at, token)) return undefined;
+    at = (at as Record<string, unknown>)[Array.isArray(at) ? Number(token) : token];
+  }
+  return at;
+}
+
+/**
+ * Applies a mask list to an event; `erased` lists the pointers that matched, in mask order.
+ * Pointers sharing a parent path (the default list: five headers) walk it once per event, and
+ * nothing is copied for a pointer that is absent (the common case: no credential header).
+ */
 export function maskEvent<T extends Maskable>(event: T, mask: readonly string[]): { event: T; erased: string[] } {
+  const { pointers, groups } = parsedMask(mask);
   let current = event as Record<string, unknown>;
   const erased: string[] = [];
-  for (const { pointer, tokens } of parsedMask(mask)) {
+  // Each group's parent container in `current` (null: absent), found when first needed.
+  let parents: unknown[] = new Array(groups);
+  for (const { pointer, tokens, group } of pointers) {
+    let parent = parents[group];
+    if (parent === undefined) {
+      parent = walk(current, tokens, tokens.length - 1) ?? null;
+      parents[group] = parent;
+    }
+    if (parent === null || !holds(parent, tokens[tokens.length - 1]!)) continue;
     const next = erase(current, tokens);
     if (next !== undefined) {
       current = next as Record<string, unknown>;
       erased.push(pointer);
+      // The containers along the path were copied: look the parents up again.
+      parents = new Array(groups);
     }
   }
   return { event: current as T, erased };
