@@ -13,7 +13,8 @@
 # A window is either saturation (INTERLEAVED_LOAD=saturate, the default: wrk -t1 -c32) or a
 # paced rate (INTERLEAVED_LOAD=paced: vegeta at INTERLEAVED_RATE, 2000, req/s); its figures
 # are the target process's own CPU (utime + stime, all threads) per request, its requests/s,
-# and the hypervisor's steal on the target CPU during it.
+# and the hypervisor's steal on the target CPU during it. What a target does while idle (its
+# timers, its idle collection) falls outside its windows and is not counted.
 # Each ratio between two targets is taken within a cycle (windows seconds apart), then the
 # median over cycles is printed with the cycles' spread, and again over only the cycles in
 # which both windows had steal under 1 %.
