@@ -7,7 +7,7 @@
  *   2. the seal alone (serialise, UTF-8 encode, SHA-256) in the scheme written now
  *      (`sha256-line`: JSON.stringify) and in the earlier one (`sha256-jcs`: RFC 8785
  *      canonical JSON), on the same record.
- * Inputs are built by Tollgate's own normaliser and input builder: a GET as the footprint
+ * Inputs are built by Tollgate's own normaliser and input builder (./inputs.ts): a GET as the footprint
  * bench sends it, and an MCP tools/call POST with its JSON body. Events are handed over 32
  * per turn of the event loop, as requests arrive, and CPU time (user + system) is counted
  * from the first write until everything is in the file. Rounds alternate the variants;
@@ -26,8 +26,7 @@ import { createDecisionLog, type DecisionEvent } from '../src/audit/log.ts';
 import { sealRecordInto } from '../src/audit/chain.ts';
 import { openFileSink } from '../src/audit/file-sink.ts';
 import { canonicalJson } from '../src/json/canonical.ts';
-import { normalizeRequest } from '../src/http/normalize.ts';
-import { buildInput } from '../src/input/build.ts';
+import { benchInput as input } from './inputs.ts';
 
 const { values } = parseArgs({
   options: { records: { type: 'string', default: '40000' }, rounds: { type: 'string', default: '5' } },
@@ -35,34 +34,6 @@ const { values } = parseArgs({
 const RECORDS = Number(values.records);
 const ROUNDS = Number(values.rounds);
 const PER_TURN = 32;
-
-function input(method: string, target: string, extra: string[], body: string): unknown {
-  const request = normalizeRequest({
-    id: randomUUID(),
-    method,
-    target,
-    rawHeaders: [
-      'Host',
-      new URL(target).host,
-      'User-Agent',
-      'agent-sdk/1.4 (python 3.12)',
-      'Accept',
-      'application/json',
-      'traceparent',
-      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
-      ...extra,
-    ],
-    httpVersion: '1.1',
-    scheme: 'http',
-    source: { address: '10.0.3.17', port: 40312 },
-    destination: { address: '10.0.9.4', port: 8080 },
-  });
-  return buildInput(
-    request,
-    { bytes: Buffer.from(body), truncated: false },
-    { id: 'support-bot', role: 'support', labels: {} },
-  );
-}
 
 const mcpBody = JSON.stringify({
   jsonrpc: '2.0',

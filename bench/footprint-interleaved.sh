@@ -36,15 +36,8 @@ URL_PATH=/v1/refunds/r-1
 TICK=$(getconf CLK_TCK)
 case $LOAD in saturate | paced) ;; *) die "INTERLEAVED_LOAD must be saturate or paced, not \"$LOAD\"" ;; esac
 
-require_tools
 [ "$LOAD" != paced ] || [ -x "$VEGETA" ] || die "missing $VEGETA (bash scripts/install-tools.sh vegeta)"
-make_workdir
-log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-start_upstream "$URL_PATH"
-select_bundle "${BENCH_BUNDLE:-allow-list}"
-log "bundle: $BUNDLE_DESC"
-if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
-prepare_targets
+begin_footprint
 
 declare -A PIDS PORTS
 KEEP_COLLECTORS=1

@@ -2,6 +2,19 @@
 # footprint-interleaved.sh): the bare forwarders, Tollgate and its recording variants, each
 # started the same way by both; the hypervisor's steal on the target's CPU.
 
+# begin_footprint: the tools checked, the work dir, the upstream on URL_PATH, the bundle
+# (BENCH_BUNDLE, default allow-list), the machine and the build logged, the targets prepared.
+begin_footprint() {
+  require_tools
+  make_workdir
+  log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  start_upstream "$URL_PATH"
+  select_bundle "${BENCH_BUNDLE:-allow-list}"
+  log "bundle: $BUNDLE_DESC"
+  if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
+  prepare_targets
+}
+
 # prepare_targets: Tollgate's benchmark config ($WORK/tollgate.yaml, BUNDLE and UPSTREAM_PORT set)
 # and the bare-policy peer's policy (the same bundle's).
 prepare_targets() {

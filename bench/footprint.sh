@@ -61,16 +61,8 @@ ROUNDS=${FOOTPRINT_ROUNDS:-1}
 URL_PATH=/v1/refunds/r-1
 TICK=$(getconf CLK_TCK)
 
-require_tools
 [ -x "$VEGETA" ] || die "missing $VEGETA (bash scripts/install-tools.sh vegeta)"
-make_workdir
-log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-
-start_upstream "$URL_PATH"
-select_bundle "${BENCH_BUNDLE:-allow-list}"
-log "bundle: $BUNDLE_DESC"
-if [ -f "$ROOT/dist/BUILT" ]; then log "tollgate runs the compiled dist/ (built $(cat "$ROOT/dist/BUILT")) unless newer sources"; else log "tollgate runs the TypeScript sources (no dist/: npm run build)"; fi
-prepare_targets
+begin_footprint
 
 paced() { # paced <seconds> <csv out>
   printf 'GET http://127.0.0.1:%s%s\nHost: payments.internal\n' "$PORT" "$URL_PATH" >"$WORK/targets.txt"

@@ -17,20 +17,17 @@
  *
  * Prints a Markdown section for bench/RESULTS.md.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { INVALID_TRACEID } from '@opentelemetry/api';
 import { setupTelemetry, type Telemetry } from '../src/telemetry/setup.ts';
 import { createTracing, type Tracing } from '../src/telemetry/spans.ts';
 import { decisionMeta } from '../src/telemetry/observer.ts';
-import { normalizeRequest } from '../src/http/normalize.ts';
-import { buildInput, type PolicyInput } from '../src/input/build.ts';
+import type { PolicyInput } from '../src/input/build.ts';
+import { JAEGER, startJaeger } from '../test/helpers/jaeger.ts';
+import { benchInput } from './inputs.ts';
 
 const { values } = parseArgs({
   options: { calls: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' } },
@@ -38,55 +35,6 @@ const { values } = parseArgs({
 const CALLS = Number(values.calls);
 const ROUNDS = Number(values.rounds);
 const PER_TURN = 32;
-const ROOT = new URL('..', import.meta.url).pathname;
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-
-/** Jaeger v2 all-in-one, in-memory, every port on loopback; resolves once its query API answers. */
-async function startJaeger(dir: string): Promise<{ otlp: string; stop: () => void }> {
-  const binary = join(ROOT, '.tools/bin/jaeger');
-  if (!existsSync(binary)) throw new Error(`no ${binary} (bash scripts/install-tools.sh jaeger)`);
-  const [otlp, otlpHttp, query, queryGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const config = join(dir, 'jaeger.yaml');
-  await writeFile(
-    config,
-    `service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces: { receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter] }
-  telemetry: { metrics: { level: none }, logs: { level: warn } }
-extensions:
-  jaeger_query: { storage: { traces: memstore }, http: { endpoint: "127.0.0.1:${query}" }, grpc: { endpoint: "127.0.0.1:${queryGrpc}" } }
-  jaeger_storage: { backends: { memstore: { memory: { max_traces: 100000 } } } }
-receivers:
-  otlp: { protocols: { grpc: { endpoint: "127.0.0.1:${otlp}" }, http: { endpoint: "127.0.0.1:${otlpHttp}" } } }
-processors: { batch: {} }
-exporters: { jaeger_storage_exporter: { trace_storage: memstore } }
-`,
-  );
-  const child = spawn(binary, ['--config', config], { stdio: 'ignore' });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${query}/api/services`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`jaeger exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('jaeger did not answer within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { otlp: `http://127.0.0.1:${otlp}`, stop: () => child.kill('SIGTERM') };
-}
 
 const HEADERS = {
   host: 'tool.internal:8080',
@@ -94,25 +42,6 @@ const HEADERS = {
   accept: 'application/json',
 };
 const SAMPLED_PARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-
-function policyInput(headers: Record<string, string>): PolicyInput {
-  const rawHeaders = Object.entries(headers).flat();
-  const request = normalizeRequest({
-    id: randomUUID(),
-    method: 'GET',
-    target: '/v1/refunds/r-1',
-    rawHeaders,
-    httpVersion: '1.1',
-    scheme: 'http',
-    source: { address: '10.0.3.17', port: 40312 },
-    destination: { address: '10.0.9.4', port: 8080 },
-  });
-  return buildInput(
-    request,
-    { bytes: Buffer.alloc(0), truncated: false },
-    { id: 'support-bot', role: 'support', labels: {} },
-  );
-}
 
 const DECISION = { allowed: true, reasons: [] as string[], revision: 'bench-1', evalNanos: 21_000 };
 
@@ -166,17 +95,20 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-const dir = await mkdtemp(join(tmpdir(), 'tollgate-bench-tracing-'));
-const jaeger = await startJaeger(dir);
+if (!existsSync(JAEGER)) throw new Error(`no ${JAEGER} (bash scripts/install-tools.sh jaeger)`);
+// The tests' Jaeger (test/helpers/jaeger.ts), stopped by the teardowns it registers.
+const teardowns: (() => unknown)[] = [];
+const jaeger = await startJaeger({ teardown: (fn) => teardowns.push(fn) });
 const us: Record<'off' | 'default' | 'sampled', number[]> = { off: [], default: [], sampled: [] };
 try {
   const off = setupTelemetry({ enabled: false, registerGlobal: false });
-  const on = setupTelemetry({ enabled: true, endpoint: jaeger.otlp, registerGlobal: false });
+  const on = setupTelemetry({ enabled: true, endpoint: `http://127.0.0.1:${jaeger.grpc}`, registerGlobal: false });
+  const input = benchInput('GET', 'http://tool.internal:8080/v1/refunds/r-1');
   const sampledHeaders = { ...HEADERS, traceparent: SAMPLED_PARENT };
   const variants = {
-    off: () => measure(off, HEADERS, policyInput(HEADERS)),
-    default: () => measure(on, HEADERS, policyInput(HEADERS)),
-    sampled: () => measure(on, sampledHeaders, policyInput(sampledHeaders)),
+    off: () => measure(off, HEADERS, input),
+    default: () => measure(on, HEADERS, input),
+    sampled: () => measure(on, sampledHeaders, input),
   };
   // Warm-up: every path compiled before it is measured.
   for (const run of Object.values(variants)) await run();
@@ -190,8 +122,7 @@ try {
   }
   await on.shutdown();
 } finally {
-  jaeger.stop();
-  await rm(dir, { recursive: true, force: true });
+  for (const fn of teardowns.reverse()) await fn();
 }
 
 const m = { off: median(us.off), default: median(us.default), sampled: median(us.sampled) };
