@@ -7,10 +7,10 @@
  *   2. the seal alone (serialise, UTF-8 encode, SHA-256) in the scheme written now
  *      (`sha256-line`: JSON.stringify) and in the earlier one (`sha256-jcs`: RFC 8785
  *      canonical JSON), on the same record.
- * Inputs are built by Tollgate's own normaliser and input builder (./inputs.ts): a GET as the footprint
- * bench sends it, and an MCP tools/call POST with its JSON body. Events are handed over 32
- * per turn of the event loop, as requests arrive, and CPU time (user + system) is counted
- * from the first write until everything is in the file. Rounds alternate the variants;
+ * Inputs are built by Tollgate's own normaliser and input builder (./inputs.ts): a GET as
+ * the footprint bench sends it, and an MCP tools/call POST with its JSON body. Events are
+ * handed over 32 per turn of the event loop, as requests arrive, and CPU time (user +
+ * system) is counted from the first write until everything is in the file. Rounds alternate the variants;
  * figures are medians over rounds.
  *
  *   node bench/decision-log.ts [--records 40000] [--rounds 5]
