@@ -8,11 +8,18 @@
 // path and query, version, the agent of BARE_AGENT_ROLE), evaluates BARE_ENTRYPOINT with
 // opa-wasm's own evaluate() and answers 403 unless the result allows; still no
 // normalisation, identity, telemetry or logging.
+// With BARE_RECORD_LOG (a file; needs BARE_POLICY_WASM) it also records every decision the
+// plain way, with stock libraries: one OpenTelemetry SDK CLIENT span per request (parent-based,
+// 10 % of new traces, as Tollgate's default; the W3C traceparent injected upstream; batches
+// exported over OTLP/HTTP to BARE_OTLP_URL) and one OPA decision-log line per decision written
+// by pino (asynchronous, 64 KiB writes), with no mask and no hash chain: the limit for a
+// forwarder that asks an OPA policy and records it.
 // With BARE_WORKER_NICE (and the node flags of bin/node-defaults.js given by the caller) it
 // runs with the V8 settings Tollgate ships: V8's worker threads that much nicer.
 // Prints "listening <port>" once ready. Usage: node bench/bare-forwarder.mjs
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import './worker-nice.mjs';
@@ -25,8 +32,73 @@ if (process.env.BARE_POLICY_DATA) policy?.setData(JSON.parse(readFileSync(proces
 const entrypoint = process.env.BARE_ENTRYPOINT ?? 'tollgate/authz/decision';
 const agent = { id: 'bench', role: process.env.BARE_AGENT_ROLE ?? 'support', labels: {} };
 let requests = 0;
+const recorder = process.env.BARE_RECORD_LOG ? await startRecorder(process.env.BARE_RECORD_LOG) : undefined;
 
-function allowed(req, url, headers) {
+// The stock recording: the OpenTelemetry SDK's tracer and W3C propagator, pino's logger.
+async function startRecorder(file) {
+  const api = await import('@opentelemetry/api');
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  const sdk = await import('@opentelemetry/sdk-trace');
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+  const { pino } = await import('pino');
+  const exporter = new OTLPTraceExporter({ url: process.env.BARE_OTLP_URL ?? 'http://127.0.0.1:4318/v1/traces' });
+  const provider = new sdk.TracerProvider({
+    sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(0.1) }),
+    spanProcessors: [new sdk.BatchSpanProcessor({ exporter })],
+  });
+  const log = pino(
+    { base: undefined, timestamp: false },
+    pino.destination({ dest: file, minLength: 65536, maxWrite: 131072, sync: false }),
+  );
+  return { api, tracer: provider.getTracer('bare-forwarder'), propagator: new W3CTraceContextPropagator(), log };
+}
+
+const labels = { id: randomUUID(), version: 'bare-forwarder' };
+const policyRevision = process.env.BARE_POLICY_REVISION ?? '';
+
+const getter = { keys: (carrier) => Object.keys(carrier), get: (carrier, key) => carrier[key] };
+const setter = { set: (carrier, key, value) => (carrier[key] = value) };
+
+// The agent's trace context; undefined when nothing is recorded.
+function parentOf(req) {
+  return recorder?.propagator.extract(recorder.api.ROOT_CONTEXT, req.headers, getter);
+}
+
+// A CLIENT span for the call, a child of the agent's trace context (its attributes only when sampled).
+function startSpan(parent, req, url, headers) {
+  const span = recorder.tracer.startSpan(req.method, { kind: recorder.api.SpanKind.CLIENT }, parent);
+  if (span.isRecording()) {
+    span.setAttribute('http.request.method', req.method);
+    span.setAttribute('server.address', headers.host);
+    span.setAttribute('url.full', `http://${headers.host}${url}`);
+  }
+  return span;
+}
+
+// The span's context into the upstream request's headers.
+function inject(parent, span, headers) {
+  recorder.propagator.inject(recorder.api.trace.setSpan(parent, span), headers, setter);
+}
+
+// One OPA decision-log event (https://www.openpolicyagent.org/docs/management-decision-logs).
+function logDecision(req, decision, span) {
+  const context = span.spanContext();
+  recorder.log.info({
+    decision_id: randomUUID(),
+    path: entrypoint,
+    input: decision.input,
+    result: decision.result,
+    bundles: { tollgate: { revision: policyRevision } },
+    metrics: { timer_rego_query_eval_ns: decision.evalNanos },
+    labels,
+    requested_by: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+    timestamp: new Date().toISOString(),
+    trace_id: context.traceId,
+    span_id: context.spanId,
+  });
+}
+
+function decide(req, url, headers) {
   const [path, query = ''] = url.split('?', 2);
   const parsedQuery = {};
   for (const [name, value] of new URLSearchParams(query)) (parsedQuery[name] ??= []).push(value);
@@ -57,17 +129,31 @@ function allowed(req, url, headers) {
     version: { ext_authz: 'v3', encoding: 'protojson' },
     agent,
   };
+  const start = recorder === undefined ? 0n : process.hrtime.bigint();
   const result = policy.evaluate(input, entrypoint)[0]?.result;
-  return result === true || result?.allowed === true;
+  const evalNanos = recorder === undefined ? 0 : Number(process.hrtime.bigint() - start);
+  return { input, result, evalNanos, allowed: result === true || result?.allowed === true };
 }
 
 const server = createServer((req, res) => {
   const url = req.url.startsWith('/') ? req.url : new URL(req.url).pathname;
   const headers = {};
   for (const [name, value] of Object.entries(req.headers)) if (!HOP.has(name)) headers[name] = value;
-  if (policy !== undefined && !allowed(req, url, headers)) {
-    res.writeHead(403, { 'content-type': 'application/json' }).end('{"allowed":false}');
-    return;
+  const parent = parentOf(req);
+  const span = parent === undefined ? undefined : startSpan(parent, req, url, headers);
+  if (policy !== undefined) {
+    const decision = decide(req, url, headers);
+    if (span !== undefined) {
+      if (span.isRecording()) span.setAttribute('tollgate.decision.outcome', decision.allowed ? 'allow' : 'deny');
+      logDecision(req, decision, span);
+      inject(parent, span, headers);
+    }
+    if (!decision.allowed) {
+      span?.setStatus({ code: recorder.api.SpanStatusCode.ERROR });
+      span?.end();
+      res.writeHead(403, { 'content-type': 'application/json' }).end('{"allowed":false}');
+      return;
+    }
   }
   pool
     .stream(
@@ -76,10 +162,13 @@ const server = createServer((req, res) => {
         const out = {};
         for (const [name, value] of Object.entries(data.headers)) if (!HOP.has(name)) out[name] = value;
         data.opaque.writeHead(data.statusCode, out);
+        if (span?.isRecording()) span.setAttribute('http.response.status_code', data.statusCode);
         return data.opaque;
       },
     )
+    .then(() => span?.end())
     .catch(() => {
+      span?.end();
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
     });

@@ -18,7 +18,9 @@
 # Each ratio between two targets is taken within a cycle (windows seconds apart), then the
 # median over cycles is printed with the cycles' spread, and again over only the cycles in
 # which both windows had steal under 1 %.
-# Env: INTERLEAVED_TARGETS ("bare-policy tollgate tollgate-log tollgate-tracing tollgate-recording")
+# With bare-recording among the targets (the policy forwarder recording every decision with
+# stock libraries, footprint.sh) Tollgate's recording is also compared with it.
+# Env: INTERLEAVED_TARGETS ("bare-policy bare-recording tollgate tollgate-log tollgate-tracing tollgate-recording")
 #      INTERLEAVED_LOAD INTERLEAVED_RATE INTERLEAVED_WINDOW_S INTERLEAVED_CYCLES INTERLEAVED_WARMUP_S
 #      BENCH_BUNDLE (allow-list) and footprint.sh's FOOTPRINT_NODE_FLAGS FOOTPRINT_TOLLGATE_ROOT TOLLGATE_EXTRA_YAML.
 # Results: bench/RESULTS.md ("Footprint").
@@ -26,7 +28,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/footprint-targets.sh"
 VEGETA=$ROOT/.tools/bin/vegeta
-TARGETS=${INTERLEAVED_TARGETS:-bare-policy tollgate tollgate-log tollgate-tracing tollgate-recording}
+TARGETS=${INTERLEAVED_TARGETS:-bare-policy bare-recording tollgate tollgate-log tollgate-tracing tollgate-recording}
 LOAD=${INTERLEAVED_LOAD:-saturate}
 RATE=${INTERLEAVED_RATE:-2000}
 WINDOW_S=${INTERLEAVED_WINDOW_S:-5}
@@ -130,11 +132,14 @@ const ratio = (t, ref, quiet) => {
 };
 const describe = (per) =>
   `CPU/req ${median(per.map((p) => p.cpu)).toFixed(2)}× (cycles ${Math.min(...per.map((p) => p.cpu)).toFixed(2)}–${Math.max(...per.map((p) => p.cpu)).toFixed(2)}), req/s ${median(per.map((p) => p.rps)).toFixed(2)}×`;
-for (const ref of ['bare-policy', 'tollgate']) {
+// Against bare-policy: every target; against Tollgate: its recording variants; against
+// bare-recording (the policy forwarder recording with stock libraries): Tollgate recording.
+const compared = { 'bare-policy': () => true, tollgate: (t) => t.startsWith('tollgate-'), 'bare-recording': (t) => t === 'tollgate-recording' };
+for (const [ref, wanted] of Object.entries(compared)) {
   if (!targets.includes(ref)) continue;
   console.log('');
   for (const t of targets) {
-    if (t === ref || (ref === 'tollgate' && !t.startsWith('tollgate-'))) continue;
+    if (t === ref || !wanted(t)) continue;
     const all = ratio(t, ref, false);
     const quiet = ratio(t, ref, true);
     console.log(`${t} vs ${ref}: ${describe(all)}${quiet.length > 0 ? `; in the ${quiet.length} cycles with steal < 1 % on both: ${describe(quiet)}` : '; no cycle with steal < 1 % on both'}`);

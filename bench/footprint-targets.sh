@@ -55,6 +55,18 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       wait_until 30 "bare forwarder with the policy" grep -q '^listening ' "$out"
       PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
       ;;
+    bare-recording)
+      # The policy forwarder recording every decision with stock libraries (OpenTelemetry SDK,
+      # pino): its own collector, as each traced Tollgate target has.
+      [ -z "${JAEGER_PID:-}" ] || [ "${KEEP_COLLECTORS:-0}" = 1 ] || stop_pid "$JAEGER_PID" TERM
+      start_jaeger
+      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
+        BARE_RECORD_LOG=$WORK/bare-recording-decisions.jsonl BARE_OTLP_URL=http://127.0.0.1:$OTLP_HTTP/v1/traces \
+        start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
+      PID=$LAST_PID
+      wait_until 30 "bare forwarder recording" grep -q '^listening ' "$out"
+      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      ;;
     tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording | tollgate-tracing | tollgate-log)
       local defaults=1 dist=1 config=$WORK/tollgate.yaml
       [ "$name" != tollgate-nodefaults ] || defaults=0
@@ -80,7 +92,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
       PORT=$(sed -n 's|.*listening: proxy http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ADMIN=http://127.0.0.1:$(sed -n 's|.*  admin http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out" | head -1)
       ;;
-    *) die "unknown target $name (bare, bare-tuned, bare-policy, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
+    *) die "unknown target $name (bare, bare-tuned, bare-policy, bare-recording, tollgate, tollgate-nodefaults, tollgate-ts, tollgate-recording, tollgate-tracing, tollgate-log)" ;;
   esac
   wait_until 10 "$name answering 200" http_ok "http://127.0.0.1:$PORT$URL_PATH"
 }

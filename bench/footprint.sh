@@ -7,6 +7,10 @@
 #   bare-policy the same forwarder evaluating the same policy.wasm on the opa-envoy-plugin input
 #             document per request with opa-wasm's evaluate() (and nothing else Tollgate does):
 #             the limit for a forwarder that asks an OPA policy,
+#   bare-recording (only when asked) bare-policy also recording every decision with stock
+#             libraries: an OpenTelemetry SDK span per request at Tollgate's default sampling,
+#             exported to a live Jaeger, and an OPA decision-log line per decision by pino
+#             (no mask, no hash chain): the limit for tollgate-recording,
 #   tollgate  Tollgate as an agent's sidecar: the benchmark config (bench/tollgate.yaml.in,
 #             origin-form requests) with its ext_authz listener off (the ext_authz server is
 #             measured on its own below), under the 4-condition allow-list policy
@@ -209,6 +213,9 @@ for (const t of targets) {
   if (t !== 'bare' && rows.bare !== undefined) console.log(compare(t, 'bare', 'bare forwarder'));
   // The same ratios against the forwarder that also evaluates the policy: what Tollgate adds to any OPA PEP.
   if (t.startsWith('tollgate') && rows['bare-policy'] !== undefined) console.log(compare(t, 'bare-policy', 'bare forwarder + policy'));
+  // With recording on, against the policy forwarder that records every decision with stock libraries.
+  if (t === 'tollgate-recording' && rows['bare-recording'] !== undefined)
+    console.log(compare(t, 'bare-recording', 'bare forwarder + policy + stock recording'));
   // And against the forwarder run with the V8 settings Tollgate ships: a runtime setting is measured on both sides.
   if (t.startsWith('tollgate') && rows['bare-tuned'] !== undefined)
     console.log(compare(t, 'bare-tuned', 'bare forwarder with the same V8 settings'));
