@@ -29,43 +29,46 @@ prepare_targets() {
   extract_policy "$WORK/bare-policy"
 }
 
+# start_bare <label> [node flags...]: bench/bare-forwarder.mjs on the target CPU (its BARE_* settings
+# from the caller's environment); sets PID and PORT.
+start_bare() {
+  local label=$1 out=$WORK/$name.out
+  shift
+  BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$@" "$BENCH/bare-forwarder.mjs"
+  PID=$LAST_PID
+  wait_until 30 "$label" grep -q '^listening ' "$out"
+  PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+}
+
+# fresh_collector: a Jaeger for the next traced target (sets OTLP, OTLP_HTTP). One that already holds
+# an earlier target's spans works harder beside the load generators (CPU 0), and the later target
+# measured ~20 % fewer requests/s for it. KEEP_COLLECTORS=1 (targets alive at once): the earlier
+# collector stays for its target.
+fresh_collector() {
+  [ -z "${JAEGER_PID:-}" ] || [ "${KEEP_COLLECTORS:-0}" = 1 ] || stop_pid "$JAEGER_PID" TERM
+  start_jaeger
+}
+
 start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMIN (or "")
   local name=$1 out=$WORK/$1.out
   : >"$out"
   ADMIN=''
   case $name in
-    bare)
-      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
-      PID=$LAST_PID
-      wait_until 30 "bare forwarder" grep -q '^listening ' "$out"
-      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
-      ;;
+    bare) start_bare "bare forwarder" ;;
     bare-tuned)
       # shellcheck disable=SC2046 # a list of flags
-      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_WORKER_NICE=10 start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp \
-        $("$NODE" "$ROOT/bin/node-defaults.js") "$BENCH/bare-forwarder.mjs"
-      PID=$LAST_PID
-      wait_until 30 "bare forwarder (tuned)" grep -q '^listening ' "$out"
-      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      BARE_WORKER_NICE=10 start_bare "bare forwarder (tuned)" $("$NODE" "$ROOT/bin/node-defaults.js")
       ;;
     bare-policy)
-      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
-        start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
-      PID=$LAST_PID
-      wait_until 30 "bare forwarder with the policy" grep -q '^listening ' "$out"
-      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+      BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
+        start_bare "bare forwarder with the policy"
       ;;
     bare-recording)
-      # The policy forwarder recording every decision with stock libraries (OpenTelemetry SDK,
-      # pino): its own collector, as each traced Tollgate target has.
-      [ -z "${JAEGER_PID:-}" ] || [ "${KEEP_COLLECTORS:-0}" = 1 ] || stop_pid "$JAEGER_PID" TERM
-      start_jaeger
-      BARE_UPSTREAM=127.0.0.1:$UPSTREAM_PORT BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
+      # The policy forwarder recording every decision with stock libraries (OpenTelemetry SDK, pino).
+      fresh_collector
+      BARE_POLICY_WASM=$WORK/bare-policy/policy.wasm BARE_POLICY_DATA=$WORK/bare-policy/data.json \
         BARE_RECORD_LOG=$WORK/bare-recording-decisions.jsonl BARE_OTLP_URL=http://127.0.0.1:$OTLP_HTTP/v1/traces \
-        start_bg "$PROXY_CPU" "$out" "$NODE" --trace-gc-nvp "$BENCH/bare-forwarder.mjs"
-      PID=$LAST_PID
-      wait_until 30 "bare forwarder recording" grep -q '^listening ' "$out"
-      PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$out" | head -1)
+        start_bare "bare forwarder recording"
       ;;
     tollgate | tollgate-nodefaults | tollgate-ts | tollgate-recording | tollgate-tracing | tollgate-log)
       local defaults=1 dist=1 config=$WORK/tollgate.yaml
@@ -75,12 +78,7 @@ start_target() { # start_target <name>: sets PID, PORT (origin-form entry), ADMI
         config=$WORK/$name.yaml
         cp "$WORK/tollgate.yaml" "$config"
         if [ "$name" != tollgate-log ]; then
-          # A fresh collector for each traced target: one that already holds an earlier target's
-          # spans works harder beside the load generators (CPU 0), and the later target measured
-          # ~20 % fewer requests/s for it.
-          # KEEP_COLLECTORS=1 (targets alive at once): the earlier collector stays for its target.
-          [ -z "${JAEGER_PID:-}" ] || [ "${KEEP_COLLECTORS:-0}" = 1 ] || stop_pid "$JAEGER_PID" TERM
-          start_jaeger
+          fresh_collector
           printf 'tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:%s\n  serviceName: tollgate-bench\n' "$OTLP" >>"$config"
         fi
         [ "$name" = tollgate-tracing ] || printf 'decisionLog:\n  file: %s\n' "$WORK/$name-decisions.jsonl" >>"$config"
