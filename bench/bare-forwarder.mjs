@@ -54,7 +54,6 @@ async function startRecorder(file) {
 }
 
 const labels = { id: randomUUID(), version: 'bare-forwarder' };
-const policyRevision = process.env.BARE_POLICY_REVISION ?? '';
 
 const getter = { keys: (carrier) => Object.keys(carrier), get: (carrier, key) => carrier[key] };
 const setter = { set: (carrier, key, value) => (carrier[key] = value) };
@@ -88,7 +87,7 @@ function logDecision(req, decision, span) {
     path: entrypoint,
     input: decision.input,
     result: decision.result,
-    bundles: { tollgate: { revision: policyRevision } },
+    bundles: { tollgate: { revision: '' } },
     metrics: { timer_rego_query_eval_ns: decision.evalNanos },
     labels,
     requested_by: `${req.socket.remoteAddress}:${req.socket.remotePort}`,

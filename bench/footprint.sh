@@ -13,7 +13,7 @@
 #             (no mask, no hash chain): the limit for tollgate-recording,
 #   tollgate  Tollgate as an agent's sidecar: the benchmark config (bench/tollgate.yaml.in,
 #             origin-form requests) with its ext_authz listener off (the ext_authz server is
-#             measured on its own below), under the issue's 4-condition allow-list policy
+#             measured on its own below), under the 4-condition allow-list policy
 #             (bench/allow-list.rego; BENCH_BUNDLE=default for the seed policies), started like
 #             a deployment (bin/tollgate.js: its V8 defaults),
 #             It runs the compiled dist/ when `npm run build` made one (the log says which);
@@ -32,7 +32,7 @@
 # the process's CPU per request at that pace (what a pod below saturation pays per call) and,
 # from --trace-gc-nvp, scavenges and their pauses; one request at a time (wrk -c1) for
 # FOOTPRINT_SEQ_S (10) s: the bytes surviving scavenges per request (robust on a busy machine);
-# then wrk -t1 -c32 for FOOTPRINT_SAT_S (10; 60 for the issue's figure) s: req/s and CPU µs per
+# then wrk -t1 -c32 for FOOTPRINT_SAT_S (10; 60 for the RSS-after-load figure) s: req/s and CPU µs per
 # request (utime+stime of the process from /proc); RSS after that, after 5 s idle ("after
 # load") and after 25 s idle ("at rest").
 # Tollgate's /debug/memory (heap by space, external, code) is printed idle and after load.
@@ -237,7 +237,7 @@ elif [ "${FOOTPRINT_EXTAUTHZ:-1}" = 1 ]; then
   export EXTAUTHZ_REST_S=${EXTAUTHZ_REST_S:-25}
   EXTAUTHZ_RESULTS=$WORK/extauthz.jsonl EXTAUTHZ_RPS='' bash "$BENCH/extauthz.sh" >&2
   # The fixed rate: EXTAUTHZ_RPS, else half of the slower server's closed-loop rate in this run,
-  # so both answer below capacity and the latency compared is not a queue's (the issue's
+  # so both answer below capacity and the latency compared is not a queue's (a fixed
   # 1,500/s is past opa-envoy-plugin's capacity on a slow machine).
   paced_rps=${EXTAUTHZ_RPS:-$("$NODE" -e '
     const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
