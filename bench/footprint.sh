@@ -222,10 +222,14 @@ for (const t of targets) {
 }
 if (rounds > 1) {
   // Every round on its own, so the spread the medians hide stays visible.
-  console.log('\n| round | target | req/s | CPU µs/req | paced p99 ms | p99.9 ms | RSS idle MB | RSS after load MB | steal % paced / saturated |');
-  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of runs)
-    console.log(`| ${r.round} | ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${r.pacedStealPct} / ${r.satStealPct} |`);
+  // The warm-up's slowest second (offset from its start: p99 / max of the requests sent in it) shows a stall.
+  console.log('\n| round | target | req/s | CPU µs/req | paced p99 ms | p99.9 ms | warm-up p99 ms | its slowest second: at s, p99 / max ms | RSS idle MB | RSS after load MB | steal % paced / saturated |');
+  console.log('|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|');
+  for (const r of runs) {
+    const w = r.warmup.worstSecond;
+    const worst = w ? `${w.atS}, ${w.p99Ms} / ${w.maxMs}` : '';
+    console.log(`| ${r.round} | ${r.target} | ${r.rps} | ${r.cpuUsPerReq} | ${r.paced.p99Ms} | ${r.paced.p999Ms} | ${r.warmup.p99Ms} | ${worst} | ${mb(r.rssIdleKb)} | ${mb(r.rssAfterKb)} | ${r.pacedStealPct} / ${r.satStealPct} |`);
+  }
 }
 JS
 
